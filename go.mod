@@ -1,0 +1,3 @@
+module github.com/chatd/chatd
+
+go 1.26

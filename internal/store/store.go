@@ -1,0 +1,220 @@
+// Package store defines chatd's persistence contract: one interface, organised
+// by operation rather than by table, that every backend (SQLite, PostgreSQL)
+// implements and that internal/store/storetest verifies.
+//
+// The store is the source of truth. A message exists once Send returns; its
+// seq is gapless from 1 within its conversation.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Shared sentinel errors. Backends wrap them with %w; callers test with errors.Is.
+var (
+	ErrNotFound  = errors.New("not found")
+	ErrExists    = errors.New("already exists")
+	ErrNotMember = errors.New("not a member of the conversation")
+	ErrInvalid   = errors.New("invalid argument")
+)
+
+// Conversation types, as on node-chat's wire.
+const (
+	Private = 1
+	Group   = 2
+)
+
+// App is a tenant: an application registered with chatd.
+type App struct {
+	ID          string // 24 lowercase hex characters
+	Name        string
+	Description string
+	Secret      string
+	Status      int // 0 active, 1 locked
+	CreatedAt   time.Time
+}
+
+// User is an application's end user. Users are keyed by (AppID, UserID);
+// UserID is chosen by the application.
+type User struct {
+	AppID        string
+	UserID       string
+	Name         string
+	AvatarURI    string
+	TokenVersion int64
+	CreatedAt    time.Time
+}
+
+// Conversation is one private pair or one group.
+type Conversation struct {
+	ID        string // internal id, 24 lowercase hex
+	AppID     string
+	Type      int    // Private or Group
+	Key       string // sorted "a\x00b" user pair for Private (see PrivateKey), groupId for Group
+	Name      string // group name; empty for Private
+	AvatarURI string // group avatar; empty for Private
+	LastSeq   int64
+	LastMsgAt time.Time // zero when there is no message yet
+	CreatedAt time.Time
+}
+
+// Member is a user's place in a conversation: their session.
+type Member struct {
+	ConversationID string
+	AppID          string
+	UserID         string
+	SID            string // session id handed to clients, 24 lowercase hex, unique
+	ReadSeq        int64
+	JoinedSeq      int64
+	CreatedAt      time.Time
+}
+
+// Message is one stored message.
+type Message struct {
+	ID             string // msgId, 24 lowercase hex
+	ConversationID string
+	Seq            int64
+	SenderID       string
+	Type           int
+	Content        json.RawMessage // stored exactly as given
+	ClientMsgID    string          // empty when the sender gave none
+	CreatedAt      time.Time
+
+	// Filled by read operations (History, After, MessageByID) from the
+	// users table; empty when the sender never called getToken.
+	SenderName   string
+	SenderAvatar string
+}
+
+// Session is one row of a user's session list: their membership joined with
+// the conversation, the peer (private) and the last message.
+type Session struct {
+	SID            string
+	ConversationID string
+	Type           int
+	TargetID       string // peer userId for Private, groupId for Group
+	Title          string // peer name (Private) or group name (Group)
+	Avatar         string // peer avatar (Private) or group avatar (Group)
+	LastSeq        int64
+	ReadSeq        int64
+	LastMsgAt      time.Time
+	LastMsg        *Message // nil when the conversation has no message
+}
+
+// Unread is the number of messages the member has not read.
+func (s Session) Unread() int64 {
+	if n := s.LastSeq - s.ReadSeq; n > 0 {
+		return n
+	}
+	return 0
+}
+
+// NewMessage is the input of Send.
+type NewMessage struct {
+	ConversationID string
+	SenderID       string
+	Type           int
+	Content        json.RawMessage
+	ClientMsgID    string    // optional; makes a retry return the original message
+	At             time.Time // creation time; the backend uses time.Now when zero
+}
+
+// File records an uploaded blob.
+type File struct {
+	ID          string // fid, 24 lowercase hex
+	AppID       string
+	UserID      string
+	Key         string // blob key
+	Name        string // original file name
+	Size        int64
+	ContentType string
+	CreatedAt   time.Time
+}
+
+// PrivateKey is the conversation key of the private conversation between a
+// and b: the sorted pair, so both directions find the same conversation.
+// A conversation with oneself has the key "a\x00a".
+func PrivateKey(a, b string) string {
+	if b < a {
+		a, b = b, a
+	}
+	return a + "\x00" + b
+}
+
+// Store is implemented by every backend. All methods are safe for concurrent use.
+type Store interface {
+	// Apps.
+	CreateApp(ctx context.Context, app App) error // ErrExists on a duplicate ID
+	App(ctx context.Context, id string) (App, error)
+
+	// Users. UpsertUser creates the user or updates name and avatar, keeping
+	// TokenVersion; it returns the stored row.
+	UpsertUser(ctx context.Context, u User) (User, error)
+	User(ctx context.Context, appID, userID string) (User, error)
+	// BumpTokenVersion increments the user's token version (revoking every
+	// token issued before) and returns the new version. ErrNotFound if no user.
+	BumpTokenVersion(ctx context.Context, appID, userID string) (int64, error)
+
+	// OpenPrivate returns the private conversation between a and b, creating
+	// it and both memberships when absent. Concurrent calls for the same pair
+	// (in either order) return the same conversation.
+	OpenPrivate(ctx context.Context, appID, a, b string) (Conversation, error)
+
+	// UpsertGroup creates the group conversation groupID, or updates its name
+	// and avatar when it exists, and adds userIDs as members (existing members
+	// are left as they are). Users need not exist in the users table.
+	UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI string, userIDs []string) (Conversation, error)
+	// ConversationByKey finds a conversation by type and key (PrivateKey(a, b)
+	// or the groupId) without creating it; ErrNotFound if absent.
+	ConversationByKey(ctx context.Context, appID string, typ int, key string) (Conversation, error)
+	// AddMembers adds users to an existing group; ErrNotFound if no group.
+	AddMembers(ctx context.Context, appID, groupID string, userIDs []string) error
+	// RemoveMembers deletes the memberships (and so the sessions) of userIDs;
+	// ErrNotFound if no group. Users that are not members are ignored.
+	RemoveMembers(ctx context.Context, appID, groupID string, userIDs []string) error
+
+	// Member returns userID's membership of the conversation; ErrNotMember if none.
+	Member(ctx context.Context, conversationID, userID string) (Member, error)
+	// MemberBySID returns the membership with that sid, only if it belongs to
+	// (appID, userID); otherwise ErrNotFound.
+	MemberBySID(ctx context.Context, appID, userID, sid string) (Member, error)
+	// Members lists the user ids of the conversation's members.
+	Members(ctx context.Context, conversationID string) ([]string, error)
+	// Conversation returns a conversation by internal id.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+
+	// Send stores a message in one transaction: it checks that the sender is
+	// a member (ErrNotMember), allocates the next seq, inserts the message and
+	// advances the sender's read_seq. When (conversation, sender, ClientMsgID)
+	// already exists it stores nothing and returns the original with dup=true.
+	Send(ctx context.Context, m NewMessage) (msg Message, dup bool, err error)
+
+	// Sessions lists the user's sessions, most recent first, in one query.
+	Sessions(ctx context.Context, appID, userID string) ([]Session, error)
+	// Session returns one of the user's sessions by conversation id;
+	// ErrNotMember if the user is not a member.
+	Session(ctx context.Context, conversationID, userID string) (Session, error)
+
+	// History returns up to limit messages with seq < beforeSeq, newest
+	// first (beforeSeq <= 0 means from the newest).
+	History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]Message, error)
+	// After returns up to limit messages with seq > afterSeq, oldest first.
+	After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Message, error)
+	// MessageByID returns a message of the conversation by msgId; ErrNotFound if absent.
+	MessageByID(ctx context.Context, conversationID, msgID string) (Message, error)
+
+	// MarkRead sets the member's read_seq to max(read_seq, min(seq, last_seq));
+	// seq < 0 means "everything so far". It returns the resulting read_seq.
+	MarkRead(ctx context.Context, conversationID, userID string, seq int64) (int64, error)
+
+	// Files.
+	CreateFile(ctx context.Context, f File) error
+	File(ctx context.Context, appID, id string) (File, error)
+
+	// Ping reports whether the backend is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
