@@ -181,8 +181,8 @@ type Store interface {
 	// MemberBySID returns the membership with that sid, only if it belongs to
 	// (appID, userID); otherwise ErrNotFound.
 	MemberBySID(ctx context.Context, appID, userID, sid string) (Member, error)
-	// Members lists the user ids of the conversation's members.
-	Members(ctx context.Context, conversationID string) ([]string, error)
+	// Members lists the conversation's members (user ids and sids), for fan-out.
+	Members(ctx context.Context, conversationID string) ([]Member, error)
 	// Conversation returns a conversation by internal id.
 	Conversation(ctx context.Context, id string) (Conversation, error)
 
