@@ -1,0 +1,57 @@
+// Package broker carries opaque payloads between chatd nodes (cross-node fan-out).
+//
+// The store is the truth and the broker is best effort: delivery is at-most-once and
+// nothing is persisted. Every pushed chat message carries its conversation seq, so a
+// client that misses one recovers it with a sync call. Backends must never crash the
+// process, must reconnect on their own and must report their health through Ping.
+//
+// The in-process Memory broker is the default; broker/redis and broker/nats connect
+// several nodes.
+package broker
+
+import (
+	"context"
+	"errors"
+)
+
+// Broker carries opaque payloads between chatd nodes. Publish reaches every subscriber
+// of the topic on every node (including the publishing node), at most once, in publish
+// order per publisher.
+//
+// Payloads are shared, not copied, where that is safe: a caller must not modify a
+// payload after passing it to Publish, and handlers must not modify the payload they
+// receive.
+type Broker interface {
+	Publish(ctx context.Context, topic string, payload []byte) error
+	// Subscribe calls handler for each payload published on topic from now on. Handlers
+	// of one subscription run one at a time, in order; a slow handler must not block
+	// other subscriptions forever (bounded buffer; when it overflows, drop and count,
+	// never block Publish or the connection).
+	Subscribe(topic string, handler func(payload []byte)) (unsubscribe func(), err error)
+	// Ping returns nil when the broker is connected (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// ErrClosed is returned by Publish, Subscribe and Ping after Close.
+var ErrClosed = errors.New("broker: closed")
+
+// ErrUnavailable is returned (wrapped) when the broker's server cannot be reached.
+var ErrUnavailable = errors.New("broker: unavailable")
+
+// Stats are a node's cumulative counters, for /metrics.
+type Stats struct {
+	Published     uint64 // Publish calls that succeeded
+	PublishErrors uint64 // Publish calls that failed
+	Received      uint64 // payloads that arrived for a local subscription
+	Delivered     uint64 // handler calls
+	Dropped       uint64 // payloads dropped because a subscription's buffer was full
+	HandlerPanics uint64 // handler calls that panicked (recovered)
+	Reconnects    uint64 // times the connection to the server was restored
+	Subscriptions int64  // live subscriptions (gauge)
+}
+
+// StatsReporter is implemented by every broker in this module.
+type StatsReporter interface {
+	Stats() Stats
+}
