@@ -1,0 +1,318 @@
+// Package redis is the chatd broker on Redis pub/sub.
+//
+// A node uses one pooled client for PUBLISH and one pub/sub connection for all of its
+// subscriptions: the first local subscriber of a topic sends SUBSCRIBE, the last one to
+// leave sends UNSUBSCRIBE. When the connection drops, the receive loop reconnects with
+// backoff and go-redis subscribes again to every channel.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/chatd/chatd/internal/broker"
+)
+
+// DefaultPrefix is put before every topic to form the Redis channel name.
+const DefaultPrefix = "chatd:"
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	prefix     string
+	logger     *slog.Logger
+	queueLen   int
+	health     time.Duration
+	subTimeout time.Duration
+}
+
+// WithPrefix sets the channel prefix (DefaultPrefix by default).
+func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
+
+// WithLogger sets where connection losses and reconnects are logged (default: nowhere).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithQueueLen sets how many payloads each subscription buffers (broker.DefaultQueueLen).
+func WithQueueLen(n int) Option { return func(o *options) { o.queueLen = n } }
+
+// WithHealthCheck sets how long the pub/sub connection may be silent before it is
+// pinged (default 5s); a ping unanswered for another period marks the broker down.
+func WithHealthCheck(d time.Duration) Option { return func(o *options) { o.health = d } }
+
+// Broker is a broker.Broker on Redis pub/sub.
+type Broker struct {
+	opt    options
+	client *goredis.Client
+	ps     *goredis.PubSub
+	fan    *broker.Fanout
+	log    *slog.Logger
+
+	// subMu orders the table change and the (UN)SUBSCRIBE that goes with it, so that
+	// a topic's last unsubscribe and a new first subscribe cannot cross.
+	subMu sync.Mutex
+
+	up      atomic.Bool // the pub/sub connection is healthy
+	closed  atomic.Bool
+	stop    context.CancelFunc
+	stopped chan struct{}
+
+	wakeMu sync.Mutex
+	wake   chan struct{} // closed and replaced when a confirmation arrives or the connection drops
+
+	published, publishErrors, reconnects atomic.Uint64
+}
+
+var _ broker.Broker = (*Broker)(nil)
+
+// Open connects to Redis at url (redis://host:port/db) and starts the node's pub/sub
+// receive loop. It fails if Redis does not answer a PING within ctx.
+func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
+	o := options{prefix: DefaultPrefix, queueLen: broker.DefaultQueueLen, health: 5 * time.Second, subTimeout: 5 * time.Second}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if o.logger == nil {
+		o.logger = slog.New(slog.DiscardHandler)
+	}
+	ro, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("redis broker: %w", err)
+	}
+	// Fail fast during an outage: the store is the truth and clients resync, so a
+	// Publish that cannot be sent soon is better reported than retried for long.
+	if ro.DialTimeout == 0 || ro.DialTimeout > 2*time.Second {
+		ro.DialTimeout = 2 * time.Second
+	}
+	ro.MaxRetries = 1
+	client := goredis.NewClient(ro)
+	if err := client.Ping(ctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redis broker: ping %s: %w", ro.Addr, err)
+	}
+	loopCtx, stop := context.WithCancel(context.Background())
+	b := &Broker{
+		opt:     o,
+		client:  client,
+		ps:      client.Subscribe(ctx),
+		fan:     broker.NewFanout(o.queueLen),
+		log:     o.logger.With("broker", "redis", "addr", ro.Addr),
+		stop:    stop,
+		stopped: make(chan struct{}),
+		wake:    make(chan struct{}),
+	}
+	b.up.Store(true)
+	go b.receive(loopCtx)
+	return b, nil
+}
+
+func (b *Broker) channel(topic string) string { return b.opt.prefix + topic }
+
+// Publish implements broker.Broker. During an outage it returns an error wrapping
+// broker.ErrUnavailable after at most a dial timeout (or ctx, if sooner).
+func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
+	if b.closed.Load() {
+		b.publishErrors.Add(1)
+		return broker.ErrClosed
+	}
+	if err := b.client.Publish(ctx, b.channel(topic), payload).Err(); err != nil {
+		b.publishErrors.Add(1)
+		if b.closed.Load() {
+			return broker.ErrClosed
+		}
+		return fmt.Errorf("redis broker: publish %q: %w: %w", topic, broker.ErrUnavailable, err)
+	}
+	b.published.Add(1)
+	return nil
+}
+
+// Subscribe implements broker.Broker. While Redis is reachable it returns once Redis
+// has confirmed the subscription, so a payload published anywhere afterwards arrives.
+// During an outage it returns at once; the subscription starts when Redis is back.
+func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
+	if b.closed.Load() {
+		return nil, broker.ErrClosed
+	}
+	b.subMu.Lock()
+	s, _, ok := b.fan.Add(topic, handler, false)
+	if !ok {
+		b.subMu.Unlock()
+		return nil, broker.ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
+	defer cancel()
+	// SUBSCRIBE even when the topic is already subscribed: the confirmation that comes
+	// back marks the point after which payloads are this subscription's.
+	err := b.ps.Subscribe(ctx, b.channel(topic))
+	b.subMu.Unlock()
+	if err != nil {
+		// go-redis keeps the channel and subscribes again when it reconnects.
+		b.log.Warn("subscribe failed; will retry on reconnect", "topic", topic, "err", err)
+	} else {
+		b.waitActive(ctx, s)
+	}
+	var once sync.Once
+	return func() { once.Do(func() { b.unsubscribe(s) }) }, nil
+}
+
+// waitActive waits for the confirmation of s's SUBSCRIBE, unless the connection is
+// down (the resubscription after reconnect will confirm it).
+func (b *Broker) waitActive(ctx context.Context, s *broker.Sub) {
+	for !s.Active() && b.up.Load() && !b.closed.Load() {
+		b.wakeMu.Lock()
+		wake := b.wake
+		b.wakeMu.Unlock()
+		if s.Active() {
+			return
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (b *Broker) signal() {
+	b.wakeMu.Lock()
+	close(b.wake)
+	b.wake = make(chan struct{})
+	b.wakeMu.Unlock()
+}
+
+func (b *Broker) unsubscribe(s *broker.Sub) {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	if !b.fan.Remove(s) || b.closed.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
+	defer cancel()
+	// On error go-redis has already forgotten the channel, so it is not resubscribed
+	// after reconnect; stray payloads meanwhile find no local subscriber.
+	if err := b.ps.Unsubscribe(ctx, b.channel(s.Topic())); err != nil {
+		b.log.Warn("unsubscribe failed", "topic", s.Topic(), "err", err)
+	}
+}
+
+// receive reads the pub/sub connection until Close, reconnecting with backoff.
+func (b *Broker) receive(ctx context.Context) {
+	defer close(b.stopped)
+	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
+	backoff := minBackoff
+	pinged := false
+	for ctx.Err() == nil {
+		msg, err := b.ps.ReceiveTimeout(ctx, b.opt.health)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// A quiet connection: ping it, and call it down if the previous ping
+				// went unanswered too.
+				if pinged {
+					b.down(errors.New("health-check ping unanswered"))
+				}
+				pinged = true
+				if err := b.ps.Ping(ctx); err != nil {
+					b.down(err)
+				}
+				continue
+			}
+			b.down(err)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		backoff, pinged = minBackoff, false
+		if !b.up.Swap(true) {
+			b.reconnects.Add(1)
+			b.log.Info("redis pub/sub connection restored", "topics", len(b.fan.Topics()))
+		}
+		switch m := msg.(type) {
+		case *goredis.Message:
+			topic, ok := strings.CutPrefix(m.Channel, b.opt.prefix)
+			if !ok {
+				continue
+			}
+			b.fan.Deliver(topic, []byte(m.Payload))
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" {
+				if topic, ok := strings.CutPrefix(m.Channel, b.opt.prefix); ok {
+					b.fan.Activate(topic)
+					b.signal()
+				}
+			}
+		case *goredis.Pong:
+		}
+	}
+}
+
+func (b *Broker) down(err error) {
+	if b.closed.Load() {
+		return
+	}
+	if b.up.Swap(false) {
+		lvl := slog.LevelWarn
+		if errors.Is(err, io.EOF) {
+			lvl = slog.LevelInfo
+		}
+		b.log.Log(context.Background(), lvl, "redis pub/sub connection lost; reconnecting", "err", err)
+		b.signal() // waiting Subscribes stop waiting
+	}
+}
+
+// Ping implements broker.Broker: nil when both the publishing client and the pub/sub
+// connection are healthy.
+func (b *Broker) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return broker.ErrClosed
+	}
+	if !b.up.Load() {
+		return fmt.Errorf("redis broker: pub/sub connection down: %w", broker.ErrUnavailable)
+	}
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis broker: ping: %w: %w", broker.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Close stops the receive loop and closes both connections. It is idempotent.
+func (b *Broker) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.fan.Close()
+	b.stop()
+	errPS := b.ps.Close()
+	<-b.stopped
+	errC := b.client.Close()
+	if err := errors.Join(errPS, errC); err != nil {
+		return fmt.Errorf("redis broker: close: %w", err)
+	}
+	return nil
+}
+
+// Stats implements broker.StatsReporter.
+func (b *Broker) Stats() broker.Stats {
+	s := b.fan.Stats()
+	s.Published = b.published.Load()
+	s.PublishErrors = b.publishErrors.Load()
+	s.Reconnects = b.reconnects.Load()
+	return s
+}
