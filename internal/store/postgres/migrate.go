@@ -1,0 +1,145 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// migrations are applied in order; migrations[i] is version i+1. Never edit
+// one that has shipped: append a new one.
+//
+// Times are bigint Unix milliseconds (0 means "never"), the same resolution
+// node-chat clients see. Conversation keys are bytea because a private key
+// holds a NUL byte, which PostgreSQL text rejects. Content is text, not jsonb,
+// so it comes back byte for byte.
+var migrations = []string{
+	// 1: the schema of DESIGN §4.
+	`
+CREATE TABLE apps (
+	id          text PRIMARY KEY,
+	name        text NOT NULL DEFAULT '',
+	description text NOT NULL DEFAULT '',
+	secret      text NOT NULL DEFAULT '',
+	status      integer NOT NULL DEFAULT 0,
+	created_at  bigint NOT NULL
+);
+
+CREATE TABLE users (
+	app_id        text NOT NULL,
+	user_id       text NOT NULL,
+	name          text NOT NULL DEFAULT '',
+	avatar_uri    text NOT NULL DEFAULT '',
+	token_version bigint NOT NULL DEFAULT 0,
+	created_at    bigint NOT NULL,
+	PRIMARY KEY (app_id, user_id)
+);
+
+CREATE TABLE conversations (
+	id          text PRIMARY KEY,
+	app_id      text NOT NULL,
+	type        integer NOT NULL,
+	key         bytea NOT NULL,
+	name        text NOT NULL DEFAULT '',
+	avatar_uri  text NOT NULL DEFAULT '',
+	last_seq    bigint NOT NULL DEFAULT 0,
+	last_msg_at bigint NOT NULL DEFAULT 0,
+	created_at  bigint NOT NULL,
+	UNIQUE (app_id, type, key)
+);
+
+-- peer_id is the other user of a private conversation (the user itself for a
+-- conversation with oneself), so the session list joins the peer's profile
+-- without parsing keys; empty for groups.
+CREATE TABLE members (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	app_id          text NOT NULL,
+	user_id         text NOT NULL,
+	sid             text NOT NULL UNIQUE,
+	peer_id         text NOT NULL DEFAULT '',
+	read_seq        bigint NOT NULL DEFAULT 0,
+	joined_seq      bigint NOT NULL DEFAULT 0,
+	role            integer NOT NULL DEFAULT 0,
+	hidden          boolean NOT NULL DEFAULT false,
+	created_at      bigint NOT NULL,
+	PRIMARY KEY (conversation_id, user_id)
+);
+CREATE INDEX members_by_user ON members (app_id, user_id);
+
+-- client_msg_id is NULL when the sender gave none, so only real ids collide.
+CREATE TABLE messages (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             bigint NOT NULL,
+	msg_id          text NOT NULL UNIQUE,
+	sender_id       text NOT NULL,
+	type            integer NOT NULL,
+	content         text NOT NULL,
+	client_msg_id   text,
+	created_at      bigint NOT NULL,
+	PRIMARY KEY (conversation_id, seq),
+	UNIQUE (conversation_id, sender_id, client_msg_id)
+);
+
+CREATE TABLE files (
+	id           text PRIMARY KEY,
+	app_id       text NOT NULL,
+	user_id      text NOT NULL,
+	key          text NOT NULL,
+	name         text NOT NULL DEFAULT '',
+	size         bigint NOT NULL DEFAULT 0,
+	content_type text NOT NULL DEFAULT '',
+	created_at   bigint NOT NULL
+);
+`,
+}
+
+// migrate brings the schema up to date. Several nodes may start at once, so
+// the whole run holds a transaction-scoped advisory lock keyed by the target
+// schema: the first node migrates, the others wait and then find nothing to do.
+// DDL is transactional in PostgreSQL, so a failed migration leaves no trace.
+func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+
+	h := fnv.New64a()
+	h.Write([]byte("chatd schema migration\x00" + schema))
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(h.Sum64())); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if schema != "" {
+		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{schema}.Sanitize()); err != nil {
+			return fmt.Errorf("migrate: create schema %q: %w", schema, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    integer PRIMARY KEY,
+		applied_at timestamptz NOT NULL DEFAULT now()
+	)`); err != nil {
+		return fmt.Errorf("migrate: create schema_migrations: %w", err)
+	}
+	var current int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("migrate: read version: %w", err)
+	}
+	if current > len(migrations) {
+		return fmt.Errorf("migrate: database schema version %d is newer than this chatd (%d)", current, len(migrations))
+	}
+	for v := current + 1; v <= len(migrations); v++ {
+		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+			return fmt.Errorf("migrate: version %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version) VALUES ($1)`, v); err != nil {
+			return fmt.Errorf("migrate: record version %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,580 @@
+// Package postgres is chatd's PostgreSQL store, for several chatd nodes
+// sharing one database.
+//
+// Open migrates the schema (under an advisory lock, so nodes may start
+// together). Sends are group-committed: concurrent Send calls are collected
+// and stored in one transaction, with one seq allocation per conversation.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+var _ store.Store = (*Store)(nil)
+
+// Store is a store.Store on a PostgreSQL connection pool. The pool
+// reconnects by itself, so an outage makes methods fail rather than the
+// process.
+type Store struct {
+	pool *pgxpool.Pool
+
+	sends   chan *sendReq
+	mu      sync.RWMutex // guards closed against sends to a closed channel
+	closed  bool
+	workers sync.WaitGroup
+}
+
+// defaultMaxConns is used when the URL sets no pool_max_conns: the send
+// workers hold some connections while reads need others.
+const defaultMaxConns = 16
+
+// Open connects to url (postgres://… or a libpq key/value string), migrates
+// the schema and starts the send workers. A search_path parameter in the URL
+// (…?search_path=tenant1) selects the schema; Open creates it if needed.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	if err := migrate(ctx, pool, schemaOf(cfg.ConnConfig.RuntimeParams["search_path"])); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	s := &Store{pool: pool, sends: make(chan *sendReq, sendQueue)}
+	for range sendWorkers {
+		s.workers.Add(1)
+		go s.sendWorker()
+	}
+	return s, nil
+}
+
+// schemaOf returns the first explicit schema of a search_path, the one new
+// tables go to, or "" when that is $user or absent.
+func schemaOf(searchPath string) string {
+	first, _, _ := strings.Cut(searchPath, ",")
+	first = strings.TrimSpace(first)
+	if len(first) >= 2 && first[0] == '"' && first[len(first)-1] == '"' {
+		first = strings.ReplaceAll(first[1:len(first)-1], `""`, `"`)
+	}
+	if first == "$user" {
+		return ""
+	}
+	return first
+}
+
+// Close finishes the sends already queued, then closes the pool.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.sends)
+	s.mu.Unlock()
+	s.workers.Wait()
+	s.pool.Close()
+	return nil
+}
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres: ping: %w", err)
+	}
+	return nil
+}
+
+// ms and fromMS convert between time.Time and the stored Unix milliseconds;
+// 0 stands for the zero time.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+// nowOr returns t, or the current time when t is zero, at stored resolution.
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		t = time.Now()
+	}
+	return fromMS(t.UnixMilli())
+}
+
+// wrap adds the operation to err and maps PostgreSQL errors onto the store's
+// sentinels: a missing row becomes notFound (nil: leave it), bad text (NUL
+// bytes, invalid UTF-8) becomes store.ErrInvalid.
+func wrap(op string, err error, notFound error) error {
+	if err == nil {
+		return nil
+	}
+	if notFound != nil && errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("postgres: %s: %w", op, notFound)
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+		return fmt.Errorf("postgres: %s: %w: %w", op, store.ErrInvalid, err)
+	}
+	return fmt.Errorf("postgres: %s: %w", op, err)
+}
+
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// validText rejects what PostgreSQL text cannot hold, before it costs a
+// round trip (or, in a send batch, the other sends).
+func validText(ss ...string) error {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 || !utf8.ValidString(s) {
+			return fmt.Errorf("postgres: %w: text with a NUL byte or invalid UTF-8", store.ErrInvalid)
+		}
+	}
+	return nil
+}
+
+// ---- apps
+
+func (s *Store) CreateApp(ctx context.Context, a store.App) error {
+	if err := validText(a.ID, a.Name, a.Description, a.Secret); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: create app %s: %w", a.ID, store.ErrExists)
+	}
+	return wrap("create app", err, nil)
+}
+
+func (s *Store) App(ctx context.Context, id string) (store.App, error) {
+	var a store.App
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT id, name, description, secret, status, created_at
+		FROM apps WHERE id = $1`, id).
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+	if err != nil {
+		return store.App{}, wrap("app", err, store.ErrNotFound)
+	}
+	a.CreatedAt = fromMS(created)
+	return a, nil
+}
+
+// ---- users
+
+const userCols = `app_id, user_id, name, avatar_uri, token_version, created_at`
+
+func scanUser(row pgx.Row) (store.User, error) {
+	var u store.User
+	var created int64
+	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = fromMS(created)
+	return u, nil
+}
+
+func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
+	if err := validText(u.AppID, u.UserID, u.Name, u.AvatarURI); err != nil {
+		return store.User{}, err
+	}
+	got, err := scanUser(s.pool.QueryRow(ctx, `INSERT INTO users (app_id, user_id, name, avatar_uri, token_version, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+		RETURNING `+userCols,
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt))))
+	return got, wrap("upsert user", err, nil)
+}
+
+func (s *Store) User(ctx context.Context, appID, userID string) (store.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = $1 AND user_id = $2`, appID, userID))
+	return u, wrap("user", err, store.ErrNotFound)
+}
+
+func (s *Store) BumpTokenVersion(ctx context.Context, appID, userID string) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `UPDATE users SET token_version = token_version + 1
+		WHERE app_id = $1 AND user_id = $2 RETURNING token_version`, appID, userID).Scan(&v)
+	return v, wrap("bump token version", err, store.ErrNotFound)
+}
+
+// ---- conversations and members
+
+const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at`
+
+func scanConv(row pgx.Row) (store.Conversation, error) {
+	var c store.Conversation
+	var key []byte
+	var lastAt, created int64
+	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
+		return store.Conversation{}, err
+	}
+	c.Key = string(key)
+	c.LastMsgAt = fromMS(lastAt)
+	c.CreatedAt = fromMS(created)
+	return c, nil
+}
+
+func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conversation, error) {
+	key := store.PrivateKey(a, b)
+	// Most calls find an existing conversation: one indexed read.
+	c, err := scanConv(s.pool.QueryRow(ctx, `SELECT `+convCols+` FROM conversations
+		WHERE app_id = $1 AND type = $2 AND key = $3`, appID, store.Private, []byte(key)))
+	if err == nil {
+		return c, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return store.Conversation{}, wrap("open private", err, nil)
+	}
+	if err := validText(appID, a, b); err != nil {
+		return store.Conversation{}, err
+	}
+
+	// Create it. Two callers racing on the same pair meet at the unique key:
+	// the loser's INSERT waits for the winner's commit, does nothing, and its
+	// next statement sees the winner's row.
+	var out store.Conversation
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		now := ms(time.Now())
+		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
+			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, type, key) DO NOTHING`,
+			store.NewID(), appID, store.Private, []byte(key), now); err != nil {
+			return err
+		}
+		c, err := scanConv(tx.QueryRow(ctx, `SELECT `+convCols+` FROM conversations
+			WHERE app_id = $1 AND type = $2 AND key = $3`, appID, store.Private, []byte(key)))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, peer_id, created_at)
+			VALUES ($1, $2, $3, $4, $5, $7), ($1, $2, $5, $6, $3, $7)
+			ON CONFLICT (conversation_id, user_id) DO NOTHING`,
+			c.ID, appID, a, store.NewID(), b, store.NewID(), now); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	return out, wrap("open private", err, nil)
+}
+
+func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI string, userIDs []string) (store.Conversation, error) {
+	if err := validText(append([]string{appID, groupID, name, avatarURI}, userIDs...)...); err != nil {
+		return store.Conversation{}, err
+	}
+	var out store.Conversation
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := scanConv(tx.QueryRow(ctx, `INSERT INTO conversations (id, app_id, type, key, name, avatar_uri, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)
+			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+			RETURNING `+convCols,
+			store.NewID(), appID, store.Group, []byte(groupID), name, avatarURI, ms(time.Now())))
+		if err != nil {
+			return err
+		}
+		if err := addMembers(ctx, tx, c, userIDs); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	return out, wrap("upsert group", err, nil)
+}
+
+// addMembers inserts memberships that do not exist yet. A new member starts
+// at the conversation's current seq: earlier messages are history, not unread.
+func addMembers(ctx context.Context, q interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, c store.Conversation, userIDs []string) error {
+	users := make([]string, 0, len(userIDs))
+	seen := make(map[string]bool, len(userIDs))
+	for _, u := range userIDs {
+		if !seen[u] {
+			seen[u] = true
+			users = append(users, u)
+		}
+	}
+	if len(users) == 0 {
+		return nil
+	}
+	sids := make([]string, len(users))
+	for i := range sids {
+		sids[i] = store.NewID()
+	}
+	_, err := q.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at)
+		SELECT c.id, c.app_id, v.user_id, v.sid, c.last_seq, c.last_seq, $4
+		FROM conversations c, unnest($2::text[], $3::text[]) AS v(user_id, sid)
+		WHERE c.id = $1
+		ON CONFLICT (conversation_id, user_id) DO NOTHING`,
+		c.ID, users, sids, ms(time.Now()))
+	return err
+}
+
+func (s *Store) ConversationByKey(ctx context.Context, appID string, typ int, key string) (store.Conversation, error) {
+	c, err := scanConv(s.pool.QueryRow(ctx, `SELECT `+convCols+` FROM conversations
+		WHERE app_id = $1 AND type = $2 AND key = $3`, appID, typ, []byte(key)))
+	return c, wrap("conversation by key", err, store.ErrNotFound)
+}
+
+func (s *Store) Conversation(ctx context.Context, id string) (store.Conversation, error) {
+	c, err := scanConv(s.pool.QueryRow(ctx, `SELECT `+convCols+` FROM conversations WHERE id = $1`, id))
+	return c, wrap("conversation", err, store.ErrNotFound)
+}
+
+func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
+	if err := validText(userIDs...); err != nil {
+		return err
+	}
+	c, err := s.ConversationByKey(ctx, appID, store.Group, groupID)
+	if err != nil {
+		return fmt.Errorf("postgres: add members: %w", err)
+	}
+	return wrap("add members", addMembers(ctx, s.pool, c, userIDs), nil)
+}
+
+func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
+	c, err := s.ConversationByKey(ctx, appID, store.Group, groupID)
+	if err != nil {
+		return fmt.Errorf("postgres: remove members: %w", err)
+	}
+	if len(userIDs) == 0 {
+		return nil
+	}
+	_, err = s.pool.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = ANY($2::text[])`, c.ID, userIDs)
+	return wrap("remove members", err, nil)
+}
+
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+
+func scanMember(row pgx.Row) (store.Member, error) {
+	var m store.Member
+	var created int64
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+		return store.Member{}, err
+	}
+	m.CreatedAt = fromMS(created)
+	return m, nil
+}
+
+func (s *Store) Member(ctx context.Context, conversationID, userID string) (store.Member, error) {
+	m, err := scanMember(s.pool.QueryRow(ctx, `SELECT `+memberCols+` FROM members
+		WHERE conversation_id = $1 AND user_id = $2`, conversationID, userID))
+	return m, wrap("member", err, store.ErrNotMember)
+}
+
+func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (store.Member, error) {
+	m, err := scanMember(s.pool.QueryRow(ctx, `SELECT `+memberCols+` FROM members
+		WHERE sid = $1 AND app_id = $2 AND user_id = $3`, sid, appID, userID))
+	return m, wrap("member by sid", err, store.ErrNotFound)
+}
+
+func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+memberCols+` FROM members
+		WHERE conversation_id = $1 ORDER BY user_id`, conversationID)
+	if err != nil {
+		return nil, wrap("members", err, nil)
+	}
+	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Member, error) { return scanMember(r) })
+	return ms, wrap("members", err, nil)
+}
+
+// ---- messages
+
+// msgSelect reads messages with their sender's profile; callers add WHERE.
+const msgSelect = `SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content,
+	coalesce(m.client_msg_id, ''), m.created_at, coalesce(u.name, ''), coalesce(u.avatar_uri, '')
+	FROM messages m
+	JOIN conversations c ON c.id = m.conversation_id
+	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id `
+
+func scanMessage(row pgx.Row) (store.Message, error) {
+	var m store.Message
+	var content string
+	var created int64
+	if err := row.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content,
+		&m.ClientMsgID, &created, &m.SenderName, &m.SenderAvatar); err != nil {
+		return store.Message{}, err
+	}
+	m.Content = []byte(content)
+	m.CreatedAt = fromMS(created)
+	return m, nil
+}
+
+func (s *Store) queryMessages(ctx context.Context, op, sql string, args ...any) ([]store.Message, error) {
+	rows, err := s.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, wrap(op, err, nil)
+	}
+	msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Message, error) { return scanMessage(r) })
+	return msgs, wrap(op, err, nil)
+}
+
+func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = 1<<63 - 1
+	}
+	return s.queryMessages(ctx, "history", msgSelect+`WHERE m.conversation_id = $1 AND m.seq < $2
+		ORDER BY m.seq DESC LIMIT $3`, conversationID, beforeSeq, limit)
+}
+
+func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return s.queryMessages(ctx, "after", msgSelect+`WHERE m.conversation_id = $1 AND m.seq > $2
+		ORDER BY m.seq LIMIT $3`, conversationID, afterSeq, limit)
+}
+
+func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
+	m, err := scanMessage(s.pool.QueryRow(ctx, msgSelect+`WHERE m.msg_id = $1 AND m.conversation_id = $2`, msgID, conversationID))
+	return m, wrap("message by id", err, store.ErrNotFound)
+}
+
+func (s *Store) MarkRead(ctx context.Context, conversationID, userID string, seq int64) (int64, error) {
+	var read int64
+	err := s.pool.QueryRow(ctx, `UPDATE members m
+		SET read_seq = greatest(m.read_seq, CASE WHEN $3 < 0 THEN c.last_seq ELSE least($3, c.last_seq) END)
+		FROM conversations c
+		WHERE c.id = m.conversation_id AND m.conversation_id = $1 AND m.user_id = $2
+		RETURNING m.read_seq`, conversationID, userID, seq).Scan(&read)
+	return read, wrap("mark read", err, store.ErrNotMember)
+}
+
+// ---- sessions
+
+// sessionSelect is the session list in one query: the user's memberships
+// (members_by_user, or the primary key for one session), each joined by
+// primary keys to its conversation, the private peer's profile, the last
+// message (conversation_id, last_seq) and that message's sender.
+const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.avatar_uri,
+	coalesce(pu.name, ''), coalesce(pu.avatar_uri, ''), c.last_seq, m.read_seq, c.last_msg_at,
+	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
+	su.name, su.avatar_uri
+	FROM members m
+	JOIN conversations c ON c.id = m.conversation_id
+	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
+	LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+	LEFT JOIN users su ON su.app_id = c.app_id AND su.user_id = lm.sender_id `
+
+func scanSession(row pgx.Row) (store.Session, error) {
+	var (
+		s                       store.Session
+		key                     []byte
+		peer, gName, gAvatar    string
+		pName, pAvatar          string
+		lastAt                  int64
+		msgID, sender, cmid     *string
+		content, sName, sAvatar *string
+		seq, created            *int64
+		typ                     *int
+	)
+	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
+		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
+		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar); err != nil {
+		return store.Session{}, err
+	}
+	s.LastMsgAt = fromMS(lastAt)
+	if s.Type == store.Private {
+		s.TargetID, s.Title, s.Avatar = peer, pName, pAvatar
+	} else {
+		s.TargetID, s.Title, s.Avatar = string(key), gName, gAvatar
+	}
+	if msgID != nil {
+		s.LastMsg = &store.Message{
+			ID:             *msgID,
+			ConversationID: s.ConversationID,
+			Seq:            *seq,
+			SenderID:       *sender,
+			Type:           *typ,
+			Content:        []byte(*content),
+			ClientMsgID:    deref(cmid),
+			CreatedAt:      fromMS(*created),
+			SenderName:     deref(sName),
+			SenderAvatar:   deref(sAvatar),
+		}
+	}
+	return s, nil
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+	rows, err := s.pool.Query(ctx, sessionSelect+`WHERE m.app_id = $1 AND m.user_id = $2
+		ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`, appID, userID)
+	if err != nil {
+		return nil, wrap("sessions", err, nil)
+	}
+	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Session, error) { return scanSession(r) })
+	return ss, wrap("sessions", err, nil)
+}
+
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+	ss, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+`WHERE m.conversation_id = $1 AND m.user_id = $2`,
+		conversationID, userID))
+	return ss, wrap("session", err, store.ErrNotMember)
+}
+
+// ---- files
+
+func (s *Store) CreateFile(ctx context.Context, f store.File) error {
+	if err := validText(f.ID, f.AppID, f.UserID, f.Key, f.Name, f.ContentType); err != nil {
+		return err
+	}
+	_, err := s.pool.Exec(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+	if isUniqueViolation(err) {
+		return fmt.Errorf("postgres: create file %s: %w", f.ID, store.ErrExists)
+	}
+	return wrap("create file", err, nil)
+}
+
+func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) {
+	var f store.File
+	var created int64
+	err := s.pool.QueryRow(ctx, `SELECT id, app_id, user_id, key, name, size, content_type, created_at
+		FROM files WHERE id = $1 AND app_id = $2`, id, appID).
+		Scan(&f.ID, &f.AppID, &f.UserID, &f.Key, &f.Name, &f.Size, &f.ContentType, &created)
+	if err != nil {
+		return store.File{}, wrap("file", err, store.ErrNotFound)
+	}
+	f.CreatedAt = fromMS(created)
+	return f, nil
+}

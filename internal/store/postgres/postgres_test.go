@@ -1,0 +1,504 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
+)
+
+// testURL returns CHATD_TEST_POSTGRES, skipping the test when it is unset
+// (failing instead under CI, where the database must be there).
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("CHATD_TEST_POSTGRES")
+	if u == "" {
+		if os.Getenv("CI") == "true" {
+			tb.Fatal("CHATD_TEST_POSTGRES is not set (required when CI=true)")
+		}
+		tb.Skip("CHATD_TEST_POSTGRES is not set")
+	}
+	return u
+}
+
+// newSchema creates a uniquely named, empty schema, dropped when the test
+// ends, and returns a URL whose search_path selects it.
+func newSchema(tb testing.TB) (schemaURL, schema string) {
+	tb.Helper()
+	base := testURL(tb)
+	var b [6]byte
+	rand.Read(b[:])
+	schema = "chatd_t_" + hex.EncodeToString(b[:])
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatalf("create schema: %v", err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("connect for cleanup: %v", err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema: %v", err)
+		}
+	})
+	return withParam(tb, base, "search_path", schema), schema
+}
+
+func withParam(tb testing.TB, raw, key, value string) string {
+	tb.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		tb.Fatalf("CHATD_TEST_POSTGRES must be a postgres:// URL: %v", err)
+	}
+	q := u.Query()
+	q.Set(key, value)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openTest(tb testing.TB) *Store {
+	tb.Helper()
+	u, _ := newSchema(tb)
+	s, err := Open(context.Background(), u)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { s.Close() }) // runs before the schema is dropped
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+func TestConcurrentMigration(t *testing.T) {
+	u, schema := newSchema(t)
+	const nodes = 6
+	stores := make([]*Store, nodes)
+	errs := make([]error, nodes)
+	var wg sync.WaitGroup
+	for i := range nodes {
+		wg.Go(func() { stores[i], errs[i] = Open(context.Background(), u) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node %d: Open: %v", i, err)
+		}
+		defer stores[i].Close()
+	}
+	ctx := context.Background()
+	var versions []int
+	rows, err := stores[0].pool.Query(ctx, `SELECT version FROM schema_migrations ORDER BY version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, err = pgx.CollectRows(rows, pgx.RowTo[int])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := seqTo(len(migrations)); !slices.Equal(versions, want) {
+		t.Fatalf("schema_migrations = %v, want %v", versions, want)
+	}
+	// The tables went to the schema named in the URL.
+	var n int
+	if err := stores[0].pool.QueryRow(ctx, `SELECT count(*) FROM information_schema.tables
+		WHERE table_schema = $1 AND table_name = ANY($2)`, schema,
+		[]string{"apps", "users", "conversations", "members", "messages", "files", "schema_migrations"}).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 7 {
+		t.Fatalf("%d chatd tables in schema %s, want 7", n, schema)
+	}
+	// Every node works on the one schema.
+	app := store.NewID()
+	if err := stores[1].CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stores[nodes-1].App(ctx, app); err != nil {
+		t.Fatalf("App from another node: %v", err)
+	}
+}
+
+func seqTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
+}
+
+func TestOpenCreatesSchema(t *testing.T) {
+	u, schema := newSchema(t)
+	// A schema that does not exist yet is created; drop the test's own
+	// first to prove it.
+	conn, err := pgx.Connect(context.Background(), testURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), "DROP SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(context.Background(), u)
+	if err != nil {
+		t.Fatalf("Open on a missing schema: %v", err)
+	}
+	defer s.Close()
+	if err := s.CreateApp(context.Background(), store.App{ID: store.NewID()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	u, _ := newSchema(t)
+	s, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Name: "kept", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OpenPrivate(ctx, app, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1,
+		Content: json.RawMessage(`{"text":"still here"}`), ClientMsgID: "k1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice"}); !errors.Is(err, errClosed) {
+		t.Fatalf("Send after Close: %v, want errClosed", err)
+	}
+
+	s2, err := Open(ctx, u)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	if a, err := s2.App(ctx, app); err != nil || a.Name != "kept" {
+		t.Fatalf("App after reopen = %+v, %v", a, err)
+	}
+	got, dup, err := s2.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1,
+		Content: json.RawMessage(`"retry"`), ClientMsgID: "k1"})
+	if err != nil || !dup || got.ID != sent.ID || string(got.Content) != `{"text":"still here"}` {
+		t.Fatalf("retry after reopen = %+v, %v, %v", got, dup, err)
+	}
+	next, _, err := s2.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "bob", Type: 1, Content: json.RawMessage(`2`)})
+	if err != nil || next.Seq != 2 {
+		t.Fatalf("send after reopen = %+v, %v; want seq 2", next, err)
+	}
+}
+
+// TestBatchedSend drives 32 senders at one conversation (so batches form)
+// with a few strangers and client-id retries mixed in: every good message
+// gets its own seq, gapless, and the bad ones fail alone.
+func TestBatchedSend(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	const senders, each = 32, 40
+	users := make([]string, senders)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%02d", i)
+	}
+	c, err := s.UpsertGroup(ctx, app, "hot", "hot", "", users)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	bySeq := map[int64]string{}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*senders)
+	for g := range senders {
+		wg.Go(func() {
+			for i := range each {
+				cid := fmt.Sprintf("%d-%d", g, i)
+				for try := range 2 { // every message is retried once
+					m, dup, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: users[g], Type: 1,
+						Content: json.RawMessage(fmt.Sprintf(`{"g":%d,"i":%d}`, g, i)), ClientMsgID: cid})
+					if err != nil || dup != (try == 1) {
+						errs <- fmt.Errorf("sender %d message %d try %d: dup %v, %v", g, i, try, dup, err)
+						return
+					}
+					mu.Lock()
+					if prev, ok := bySeq[m.Seq]; ok && prev != m.ID {
+						mu.Unlock()
+						errs <- fmt.Errorf("seq %d given to %s and %s", m.Seq, prev, m.ID)
+						return
+					}
+					bySeq[m.Seq] = m.ID
+					mu.Unlock()
+				}
+			}
+		})
+		// A stranger sending into the same batches.
+		wg.Go(func() {
+			for range 5 {
+				_, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "stranger", Type: 1, Content: json.RawMessage(`0`)})
+				if !errors.Is(err, store.ErrNotMember) {
+					errs <- fmt.Errorf("stranger: %v, want ErrNotMember", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const n = senders * each
+	if len(bySeq) != n {
+		t.Fatalf("%d distinct seqs, want %d", len(bySeq), n)
+	}
+	all, err := s.After(ctx, c.ID, 0, 2*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range all {
+		if m.Seq != int64(i+1) || bySeq[m.Seq] != m.ID {
+			t.Fatalf("stored message %d has seq %d id %s; want gapless seqs matching Send results", i, m.Seq, m.ID)
+		}
+	}
+	if len(all) != n {
+		t.Fatalf("%d stored messages, want %d", len(all), n)
+	}
+	if got, err := s.Conversation(ctx, c.ID); err != nil || got.LastSeq != n {
+		t.Fatalf("LastSeq = %d, %v; want %d", got.LastSeq, err, n)
+	}
+}
+
+// TestBatchIsolation stores one batch holding good messages, a stranger's,
+// an in-batch duplicate and a message the server rejects: each caller gets
+// its own answer.
+func TestBatchIsolation(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.OpenPrivate(ctx, app, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := s.OpenPrivate(ctx, app, "alice", "carol")
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(conv, sender, cid, content string) *sendReq {
+		return &sendReq{ctx: ctx, m: store.NewMessage{ConversationID: conv, SenderID: sender, Type: 1,
+			Content: json.RawMessage(content), ClientMsgID: cid}, at: nowOr(ms0), done: make(chan sendRes, 1)}
+	}
+	batch := []*sendReq{
+		req(p.ID, "alice", "a1", `1`),
+		req(p.ID, "carol", "", `2`), // not a member
+		req(q.ID, "carol", "", `3`),
+		req(p.ID, "alice", "a1", `4`), // duplicate of the first, same batch
+		req(p.ID, "bob", "", `5`),
+		req(store.NewID(), "alice", "", `6`), // no such conversation
+		req(q.ID, "alice", "", `7`),
+	}
+	s.sendBatch(batch)
+	type want struct {
+		seq int64
+		dup bool
+		err error
+	}
+	wants := []want{{1, false, nil}, {0, false, store.ErrNotMember}, {1, false, nil}, {1, true, nil},
+		{2, false, nil}, {0, false, store.ErrNotMember}, {2, false, nil}}
+	var first string
+	for i, r := range batch {
+		got := <-r.done
+		w := wants[i]
+		if w.err != nil {
+			if !errors.Is(got.err, w.err) {
+				t.Fatalf("request %d: err %v, want %v", i, got.err, w.err)
+			}
+			continue
+		}
+		if got.err != nil || got.msg.Seq != w.seq || got.dup != w.dup {
+			t.Fatalf("request %d: seq %d dup %v err %v; want seq %d dup %v", i, got.msg.Seq, got.dup, got.err, w.seq, w.dup)
+		}
+		if i == 0 {
+			first = got.msg.ID
+		}
+		if i == 3 && (got.msg.ID != first || string(got.msg.Content) != `1`) {
+			t.Fatalf("in-batch duplicate returned %+v, want the first message", got.msg)
+		}
+	}
+	if m, err := s.Member(ctx, p.ID, "alice"); err != nil || m.ReadSeq != 1 {
+		t.Fatalf("alice read_seq %d, %v; want 1", m.ReadSeq, err)
+	}
+	if m, err := s.Member(ctx, q.ID, "alice"); err != nil || m.ReadSeq != 2 {
+		t.Fatalf("alice read_seq in q %d, %v; want 2", m.ReadSeq, err)
+	}
+
+	// A batch the server rejects as a whole is retried message by message:
+	// a content the text column refuses, smuggled past Send's validation,
+	// fails alone.
+	bad := req(p.ID, "alice", "", "\"\x00\"")
+	good := req(p.ID, "bob", "", `8`)
+	s.sendBatch([]*sendReq{good, bad})
+	if r := <-good.done; r.err != nil || r.msg.Seq != 3 {
+		t.Fatalf("good message next to a bad one: %+v", r)
+	}
+	if r := <-bad.done; !errors.Is(r.err, store.ErrInvalid) {
+		t.Fatalf("bad message: %v, want ErrInvalid", r.err)
+	}
+}
+
+var ms0 = fromMS(0)
+
+func TestInvalidText(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OpenPrivate(ctx, app, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		err  error
+	}{
+		{"user with NUL", func() error { _, err := s.UpsertUser(ctx, store.User{AppID: app, UserID: "a\x00b"}); return err }()},
+		{"content with NUL", func() error {
+			_, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Content: json.RawMessage("\"\x00\"")})
+			return err
+		}()},
+		{"content not UTF-8", func() error {
+			_, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Content: json.RawMessage("\"\xff\"")})
+			return err
+		}()},
+	} {
+		if !errors.Is(tc.err, store.ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", tc.name, tc.err)
+		}
+	}
+	// A group id may hold any byte a private key does.
+	if _, err := s.UpsertGroup(ctx, app, "g\x00x", "", "", nil); !errors.Is(err, store.ErrInvalid) {
+		t.Errorf("group id with NUL: %v, want ErrInvalid", err)
+	}
+}
+
+// TestOutage checks that a store whose database is gone returns errors
+// rather than hanging or panicking, and works again once it is back.
+func TestOutage(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OpenPrivate(ctx, app, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill every server connection of this store's pool (our schema tells
+	// them apart from other tests and engineers).
+	kill := func() {
+		conn, err := pgx.Connect(ctx, testURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		var pids []int32
+		for _, c := range s.pool.AcquireAllIdle(ctx) {
+			pids = append(pids, int32(c.Conn().PgConn().PID()))
+			c.Release()
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kill()
+	// The first calls on dead connections may fail; none may panic, and the
+	// pool must recover without help.
+	var lastErr error
+	for range 20 {
+		if _, _, lastErr = s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`)}); lastErr == nil {
+			break
+		}
+	}
+	if lastErr != nil {
+		t.Fatalf("Send never recovered after the connections died: %v", lastErr)
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping after recovery: %v", err)
+	}
+
+	// An unreachable server: errors, promptly.
+	u := strings.Replace(withParam(t, testURL(t), "connect_timeout", "1"), "5432", "1", 1)
+	if _, err := Open(ctx, u); err == nil {
+		t.Fatal("Open on a closed port succeeded")
+	}
+}
+
+// TestSessionsPlan checks that the session list uses the members_by_user
+// index, not a scan, once the table is big enough for the planner to care.
+func TestSessionsPlan(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		if _, err := s.OpenPrivate(ctx, app, fmt.Sprintf("x%03d", i), fmt.Sprintf("y%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.pool.Exec(ctx, "ANALYZE"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := s.pool.Query(ctx, "EXPLAIN "+sessionSelect+`WHERE m.app_id = $1 AND m.user_id = $2
+		ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`, app, "x001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := strings.Join(lines, "\n")
+	if !strings.Contains(plan, "members_by_user") || strings.Contains(plan, "Seq Scan on members") {
+		t.Fatalf("session list plan does not use members_by_user:\n%s", plan)
+	}
+	t.Logf("session list plan:\n%s", plan)
+}
