@@ -1,0 +1,380 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// sendReq is one Send waiting for the writer loop.
+type sendReq struct {
+	ctx context.Context
+	m   store.NewMessage
+	res chan sendRes // buffered: the loop never blocks on a caller that left
+}
+
+type sendRes struct {
+	msg store.Message
+	dup bool
+	err error
+}
+
+// Send queues the message for the writer loop, which commits every send
+// waiting at that moment in one transaction (group commit): SQLite's cost is
+// per commit, not per row, so many concurrent senders share one fsync.
+func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bool, error) {
+	if len(m.Content) == 0 {
+		return store.Message{}, false, fmt.Errorf("sqlite: send: empty content: %w", store.ErrInvalid)
+	}
+	if m.At.IsZero() {
+		m.At = time.Now()
+	}
+	r := &sendReq{ctx: ctx, m: m, res: make(chan sendRes, 1)}
+	select {
+	case s.sends <- r:
+	case <-s.exited:
+		return store.Message{}, false, errClosed
+	case <-ctx.Done():
+		return store.Message{}, false, fmt.Errorf("sqlite: send: %w", ctx.Err())
+	}
+	select {
+	case res := <-r.res:
+		return res.msg, res.dup, res.err
+	case <-ctx.Done():
+		// The message may still be committed; a retry with the same
+		// ClientMsgID finds it.
+		return store.Message{}, false, fmt.Errorf("sqlite: send: %w", ctx.Err())
+	case <-s.exited:
+		select {
+		case res := <-r.res:
+			return res.msg, res.dup, res.err
+		default:
+			return store.Message{}, false, errClosed
+		}
+	}
+}
+
+// writeLoop is the only goroutine that writes messages. It takes whatever
+// sends are queued (up to maxBatch) and commits them together.
+func (s *Store) writeLoop() {
+	defer close(s.exited)
+	batch := make([]*sendReq, 0, s.maxBatch)
+	for {
+		select {
+		case <-s.done:
+			s.failQueued()
+			return
+		case r := <-s.sends:
+			batch = append(batch[:0], r)
+		}
+	fill:
+		for len(batch) < s.maxBatch {
+			select {
+			case r := <-s.sends:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		s.commitBatch(batch)
+		clear(batch) // drop references to finished requests
+	}
+}
+
+func (s *Store) failQueued() {
+	for {
+		select {
+		case r := <-s.sends:
+			r.res <- sendRes{err: errClosed}
+		default:
+			return
+		}
+	}
+}
+
+// commitBatch stores each request inside its own SAVEPOINT, so one failing
+// send is rolled back alone, and commits them all at once.
+func (s *Store) commitBatch(batch []*sendReq) {
+	// The batch outlives any single caller's context: one caller giving up
+	// must not abort everyone else's messages.
+	ctx := context.Background()
+	res := make([]sendRes, len(batch))
+	fail := func(err error) {
+		for i := range batch {
+			if res[i].err == nil {
+				res[i] = sendRes{err: err}
+			}
+			batch[i].res <- res[i]
+		}
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		fail(fmt.Errorf("sqlite: send: begin: %w", err))
+		return
+	}
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			res[i].err = fmt.Errorf("sqlite: send: %w", err)
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT send`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
+			return
+		}
+		msg, dup, err := sendTx(ctx, tx, r.m)
+		if err != nil {
+			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
+			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO send`); rerr != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("sqlite: send: rollback to savepoint: %w", rerr))
+				return
+			}
+		} else {
+			res[i] = sendRes{msg: msg, dup: dup}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE send`); err != nil {
+			tx.Rollback()
+			fail(fmt.Errorf("sqlite: send: release savepoint: %w", err))
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		for i := range res {
+			res[i] = sendRes{err: fmt.Errorf("sqlite: send: commit: %w", err)}
+		}
+	}
+	for i, r := range batch {
+		r.res <- res[i]
+	}
+}
+
+const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at`
+
+// scanMsg reads msgCols, followed by the sender's name and avatar when withNames.
+func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message, error) {
+	var m store.Message
+	var content string
+	var client, name, avatar sql.NullString
+	var created int64
+	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created}
+	if withNames {
+		dst = append(dst, &name, &avatar)
+	}
+	if err := row.Scan(dst...); err != nil {
+		return store.Message{}, err
+	}
+	m.Content = json.RawMessage(content)
+	m.ClientMsgID = client.String
+	m.CreatedAt = fromMS(created)
+	m.SenderName = name.String
+	m.SenderAvatar = avatar.String
+	return m, nil
+}
+
+// sendTx is one send inside the batch transaction. Everything that can reject
+// the message is checked before the first write.
+func sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message, bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`,
+		n.ConversationID, n.SenderID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Message{}, false, store.ErrNotMember
+	} else if err != nil {
+		return store.Message{}, false, fmt.Errorf("check member: %w", err)
+	}
+	var client any // NULL when absent, so messages without a client id never collide
+	if n.ClientMsgID != "" {
+		client = n.ClientMsgID
+		orig, err := scanMsg(tx.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages m
+			WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`,
+			n.ConversationID, n.SenderID, n.ClientMsgID), false)
+		if err == nil {
+			return orig, true, nil
+		} else if !errors.Is(err, sql.ErrNoRows) {
+			return store.Message{}, false, fmt.Errorf("check client msg id: %w", err)
+		}
+	}
+	at := n.At.UnixMilli()
+	var seq int64
+	if err := tx.QueryRowContext(ctx, `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = ?
+		WHERE id = ? RETURNING last_seq`, at, n.ConversationID).Scan(&seq); err != nil {
+		return store.Message{}, false, fmt.Errorf("allocate seq: %w", err)
+	}
+	msg := store.Message{
+		ID:             store.NewID(),
+		ConversationID: n.ConversationID,
+		Seq:            seq,
+		SenderID:       n.SenderID,
+		Type:           n.Type,
+		Content:        n.Content,
+		ClientMsgID:    n.ClientMsgID,
+		CreatedAt:      time.UnixMilli(at),
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO messages
+		(conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		msg.ConversationID, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
+		return store.Message{}, false, fmt.Errorf("insert message: %w", err)
+	}
+	// One's own messages are never unread.
+	if _, err := tx.ExecContext(ctx, `UPDATE members SET read_seq = ?
+		WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`,
+		seq, n.ConversationID, n.SenderID, seq); err != nil {
+		return store.Message{}, false, fmt.Errorf("advance read_seq: %w", err)
+	}
+	return msg, false, nil
+}
+
+const msgFrom = ` FROM messages m
+	JOIN conversations c ON c.id = m.conversation_id
+	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id`
+
+func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]store.Message, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	out := []store.Message{}
+	for rows.Next() {
+		m, err := scanMsg(rows, true)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
+}
+
+func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: history: limit %d: %w", limit, store.ErrInvalid)
+	}
+	if beforeSeq <= 0 {
+		beforeSeq = 1<<63 - 1
+	}
+	return s.queryMsgs(ctx, "history of "+conversationID,
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
+		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+		conversationID, beforeSeq, limit)
+}
+
+func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("sqlite: after: limit %d: %w", limit, store.ErrInvalid)
+	}
+	return s.queryMsgs(ctx, "messages after of "+conversationID,
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
+		WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
+		conversationID, afterSeq, limit)
+}
+
+func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
+	m, err := scanMsg(s.r.QueryRowContext(ctx, `SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
+		WHERE m.msg_id = ? AND m.conversation_id = ?`, msgID, conversationID), true)
+	if err != nil {
+		return store.Message{}, notFound(err, store.ErrNotFound, "message %s in %s", msgID, conversationID)
+	}
+	return m, nil
+}
+
+func (s *Store) MarkRead(ctx context.Context, conversationID, userID string, seq int64) (int64, error) {
+	var read int64
+	// One statement: capped at last_seq, never backwards, seq < 0 = all.
+	err := s.w.QueryRowContext(ctx, `UPDATE members SET read_seq = MAX(read_seq,
+			(SELECT CASE WHEN ?1 < 0 OR ?1 > c.last_seq THEN c.last_seq ELSE ?1 END
+			 FROM conversations c WHERE c.id = members.conversation_id))
+		WHERE conversation_id = ?2 AND user_id = ?3 RETURNING read_seq`,
+		seq, conversationID, userID).Scan(&read)
+	if err != nil {
+		return 0, notFound(err, store.ErrNotMember, "mark read %s in %s", userID, conversationID)
+	}
+	return read, nil
+}
+
+// sessionSelect is the whole session list in one query: the user's
+// memberships (members_by_user) → conversation (PK) → last message (messages
+// PK at last_seq) → for private conversations the peer's membership and user
+// row. A conversation with oneself has no other member: the peer is oneself.
+const sessionSelect = `SELECT m.sid, c.id, c.type,
+	CASE WHEN c.type = 1 THEN COALESCE(pm.user_id, m.user_id) ELSE c.key END,
+	CASE WHEN c.type = 1 THEN COALESCE(pu.name, '') ELSE c.name END,
+	CASE WHEN c.type = 1 THEN COALESCE(pu.avatar_uri, '') ELSE c.avatar_uri END,
+	c.last_seq, m.read_seq, c.last_msg_at,
+	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at
+FROM members m
+JOIN conversations c ON c.id = m.conversation_id
+LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+LEFT JOIN members pm ON c.type = 1 AND pm.conversation_id = m.conversation_id AND pm.user_id <> m.user_id
+LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = COALESCE(pm.user_id, m.user_id)
+`
+
+const sessionsQuery = sessionSelect + `WHERE m.app_id = ? AND m.user_id = ?
+ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
+
+const sessionQuery = sessionSelect + `WHERE m.conversation_id = ? AND m.user_id = ?`
+
+func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
+	var ss store.Session
+	var lastAt int64
+	var (
+		msgID, sender, content, client sql.NullString
+		seq, typ, created              sql.NullInt64
+	)
+	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
+		&ss.LastSeq, &ss.ReadSeq, &lastAt,
+		&msgID, &seq, &sender, &typ, &content, &client, &created); err != nil {
+		return store.Session{}, err
+	}
+	ss.LastMsgAt = fromMS(lastAt)
+	if msgID.Valid {
+		ss.LastMsg = &store.Message{
+			ID:             msgID.String,
+			ConversationID: ss.ConversationID,
+			Seq:            seq.Int64,
+			SenderID:       sender.String,
+			Type:           int(typ.Int64),
+			Content:        json.RawMessage(content.String),
+			ClientMsgID:    client.String,
+			CreatedAt:      fromMS(created.Int64),
+		}
+	}
+	return ss, nil
+}
+
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+	rows, err := s.r.QueryContext(ctx, sessionsQuery, appID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
+	}
+	defer rows.Close()
+	out := []store.Session{}
+	for rows.Next() {
+		ss, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
+		}
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
+	}
+	return out, nil
+}
+
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+	ss, err := scanSession(s.r.QueryRowContext(ctx, sessionQuery, conversationID, userID))
+	if err != nil {
+		return store.Session{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
+	}
+	return ss, nil
+}

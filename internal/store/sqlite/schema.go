@@ -1,0 +1,123 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// migrations are applied in order; PRAGMA user_version records how many ran.
+// Append new steps, never edit old ones: files in the field are at any version.
+var migrations = []string{
+	// 1: the schema of DESIGN §4.
+	`
+CREATE TABLE apps (
+	id          TEXT PRIMARY KEY,
+	name        TEXT NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	secret      TEXT NOT NULL,
+	status      INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL
+);
+
+CREATE TABLE users (
+	app_id        TEXT NOT NULL,
+	user_id       TEXT NOT NULL,
+	name          TEXT NOT NULL DEFAULT '',
+	avatar_uri    TEXT NOT NULL DEFAULT '',
+	token_version INTEGER NOT NULL DEFAULT 0,
+	created_at    INTEGER NOT NULL,
+	PRIMARY KEY (app_id, user_id)
+) WITHOUT ROWID;
+
+CREATE TABLE conversations (
+	id          TEXT PRIMARY KEY,
+	app_id      TEXT NOT NULL,
+	type        INTEGER NOT NULL,
+	key         TEXT NOT NULL,
+	name        TEXT NOT NULL DEFAULT '',
+	avatar_uri  TEXT NOT NULL DEFAULT '',
+	last_seq    INTEGER NOT NULL DEFAULT 0,
+	last_msg_at INTEGER NOT NULL DEFAULT 0,
+	created_at  INTEGER NOT NULL,
+	UNIQUE (app_id, type, key)
+);
+
+CREATE TABLE members (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	app_id          TEXT NOT NULL,
+	user_id         TEXT NOT NULL,
+	sid             TEXT NOT NULL UNIQUE,
+	read_seq        INTEGER NOT NULL DEFAULT 0,
+	joined_seq      INTEGER NOT NULL DEFAULT 0,
+	role            INTEGER NOT NULL DEFAULT 0,
+	hidden          INTEGER NOT NULL DEFAULT 0,
+	created_at      INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, user_id)
+) WITHOUT ROWID;
+
+-- The session list starts here.
+CREATE INDEX members_by_user ON members (app_id, user_id);
+
+CREATE TABLE messages (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             INTEGER NOT NULL,
+	msg_id          TEXT NOT NULL UNIQUE,
+	sender_id       TEXT NOT NULL,
+	type            INTEGER NOT NULL,
+	content         TEXT NOT NULL,
+	client_msg_id   TEXT, -- NULL when the sender gave none, so it never collides
+	created_at      INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+
+CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_id, client_msg_id);
+
+CREATE TABLE files (
+	id           TEXT PRIMARY KEY,
+	app_id       TEXT NOT NULL,
+	user_id      TEXT NOT NULL,
+	key          TEXT NOT NULL,
+	name         TEXT NOT NULL DEFAULT '',
+	size         INTEGER NOT NULL DEFAULT 0,
+	content_type TEXT NOT NULL DEFAULT '',
+	created_at   INTEGER NOT NULL
+);
+`,
+}
+
+// migrate brings the database up to len(migrations) in one transaction, so a
+// crash mid-way leaves the previous version intact.
+func migrate(ctx context.Context, db *sql.DB) (err error) {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: migrate: begin: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			tx.Rollback()
+		}
+	}()
+	var version int
+	if err := tx.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return fmt.Errorf("sqlite: migrate: read user_version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("sqlite: database schema version %d is newer than this chatd (%d)", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			return fmt.Errorf("sqlite: migration %d: %w", i+1, err)
+		}
+	}
+	if version < len(migrations) {
+		// PRAGMA takes no bind parameters; the value is an int we control.
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations))); err != nil {
+			return fmt.Errorf("sqlite: migrate: set user_version: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: migrate: commit: %w", err)
+	}
+	return nil
+}

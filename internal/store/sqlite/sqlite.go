@@ -1,0 +1,497 @@
+// Package sqlite is chatd's embedded store: one SQLite file in WAL mode, one
+// writer connection (every write transaction is BEGIN IMMEDIATE) plus a pool
+// of read-only connections, and group commit of concurrent sends.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/internal/store"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+var _ store.Store = (*Store)(nil)
+
+// errClosed is returned by Send once the store is closing.
+var errClosed = errors.New("sqlite: store closed")
+
+const (
+	busyTimeoutMS = 10000
+	// defaultMaxBatch bounds how many sends share one commit, so one batch
+	// cannot hold the writer for long.
+	defaultMaxBatch = 256
+)
+
+// Store is the SQLite backend. Create it with Open.
+type Store struct {
+	w *sql.DB // exactly one connection; all writes go through it
+	r *sql.DB // read-only pool
+
+	maxBatch int
+	sends    chan *sendReq
+	done     chan struct{} // closed by Close: the writer loop should stop
+	exited   chan struct{} // closed by the writer loop when it has stopped
+	once     sync.Once
+}
+
+// Open opens (creating when absent) the database at path, creating its parent
+// directory, and migrates the schema to the current version.
+func Open(ctx context.Context, path string) (*Store, error) {
+	return open(ctx, path, defaultMaxBatch)
+}
+
+func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sqlite: create data dir: %w", err)
+		}
+	}
+	common := url.Values{}
+	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
+	common.Add("_pragma", "foreign_keys(1)")
+	common.Add("_pragma", "synchronous(NORMAL)")
+
+	wq := cloneValues(common)
+	wq.Add("_pragma", "journal_mode(WAL)")
+	// A deferred transaction that reads then writes fails with SQLITE_BUSY
+	// when another writer got in between; IMMEDIATE takes the lock up front.
+	wq.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open writer: %w", err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	if err := migrate(ctx, w); err != nil {
+		w.Close()
+		return nil, err
+	}
+
+	rq := cloneValues(common)
+	rq.Add("_pragma", "query_only(1)")
+	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("sqlite: open readers: %w", err)
+	}
+	n := max(4, runtime.GOMAXPROCS(0))
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	if err := r.PingContext(ctx); err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: ping readers: %w", err)
+	}
+
+	if maxBatch < 1 {
+		maxBatch = 1
+	}
+	s := &Store{
+		w:        w,
+		r:        r,
+		maxBatch: maxBatch,
+		sends:    make(chan *sendReq, 4*maxBatch),
+		done:     make(chan struct{}),
+		exited:   make(chan struct{}),
+	}
+	go s.writeLoop()
+	return s, nil
+}
+
+func cloneValues(v url.Values) url.Values {
+	c := make(url.Values, len(v))
+	for k, vs := range v {
+		c[k] = append([]string(nil), vs...)
+	}
+	return c
+}
+
+// Ping checks both the writer and the reader pool.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping writer: %w", err)
+	}
+	if err := s.r.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite: ping readers: %w", err)
+	}
+	return nil
+}
+
+// Close finishes the send batch in flight, fails queued sends and closes the
+// database.
+func (s *Store) Close() error {
+	s.once.Do(func() { close(s.done) })
+	<-s.exited
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// ms converts to the stored representation: unix milliseconds, 0 for zero.
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v)
+}
+
+func nowOr(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Now()
+	}
+	return t
+}
+
+// withTx runs fn in a write transaction (BEGIN IMMEDIATE on the writer).
+func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// ---- apps ----
+
+func (s *Store) CreateApp(ctx context.Context, a store.App) error {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	if err != nil {
+		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: create app %s: %w", a.ID, store.ErrExists)
+	}
+	return nil
+}
+
+func (s *Store) App(ctx context.Context, id string) (store.App, error) {
+	var a store.App
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+	if err != nil {
+		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
+	}
+	a.CreatedAt = fromMS(created)
+	return a, nil
+}
+
+// notFound maps sql.ErrNoRows to sentinel and wraps everything with context.
+func notFound(err, sentinel error, format string, args ...any) error {
+	what := fmt.Sprintf(format, args...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: %s: %w", what, sentinel)
+	}
+	return fmt.Errorf("sqlite: %s: %w", what, err)
+}
+
+// ---- users ----
+
+const userCols = `app_id, user_id, name, avatar_uri, token_version, created_at`
+
+func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
+	var u store.User
+	var created int64
+	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
+		return store.User{}, err
+	}
+	u.CreatedAt = fromMS(created)
+	return u, nil
+}
+
+func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
+	row := s.w.QueryRowContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+		RETURNING `+userCols,
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt)))
+	got, err := scanUser(row)
+	if err != nil {
+		return store.User{}, fmt.Errorf("sqlite: upsert user %s/%s: %w", u.AppID, u.UserID, err)
+	}
+	return got, nil
+}
+
+func (s *Store) User(ctx context.Context, appID, userID string) (store.User, error) {
+	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE app_id = ? AND user_id = ?`, appID, userID))
+	if err != nil {
+		return store.User{}, notFound(err, store.ErrNotFound, "user %s/%s", appID, userID)
+	}
+	return u, nil
+}
+
+func (s *Store) BumpTokenVersion(ctx context.Context, appID, userID string) (int64, error) {
+	var v int64
+	err := s.w.QueryRowContext(ctx, `UPDATE users SET token_version = token_version + 1
+		WHERE app_id = ? AND user_id = ? RETURNING token_version`, appID, userID).Scan(&v)
+	if err != nil {
+		return 0, notFound(err, store.ErrNotFound, "bump token version %s/%s", appID, userID)
+	}
+	return v, nil
+}
+
+// ---- conversations and members ----
+
+const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at`
+
+func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
+	var c store.Conversation
+	var lastAt, created int64
+	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &c.Key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
+		return store.Conversation{}, err
+	}
+	c.LastMsgAt = fromMS(lastAt)
+	c.CreatedAt = fromMS(created)
+	return c, nil
+}
+
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+
+func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
+	var m store.Member
+	var created int64
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+		return store.Member{}, err
+	}
+	m.CreatedAt = fromMS(created)
+	return m, nil
+}
+
+func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conversation, error) {
+	if a == "" || b == "" {
+		return store.Conversation{}, fmt.Errorf("sqlite: open private: empty user id: %w", store.ErrInvalid)
+	}
+	key := store.PrivateKey(a, b)
+	// Fast path on a reader: the pair usually exists already.
+	if c, err := s.ConversationByKey(ctx, appID, store.Private, key); err == nil {
+		return c, nil
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return store.Conversation{}, err
+	}
+	var c store.Conversation
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		// BEGIN IMMEDIATE serialises this with every other writer, so two
+		// concurrent opens of the same pair see each other's row.
+		now := ms(time.Now())
+		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
+			VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, type, key) DO NOTHING`,
+			store.NewID(), appID, store.Private, key, now); err != nil {
+			return err
+		}
+		var err error
+		c, err = scanConv(tx.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations
+			WHERE app_id = ? AND type = ? AND key = ?`, appID, store.Private, key))
+		if err != nil {
+			return err
+		}
+		users := []string{a}
+		if b != a { // a conversation with oneself has one member
+			users = append(users, b)
+		}
+		return insertMembers(ctx, tx, c, users, 0)
+	})
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("sqlite: open private %s %q: %w", appID, key, err)
+	}
+	return c, nil
+}
+
+// insertMembers adds users as members of c with new sids; existing members
+// are left untouched.
+func insertMembers(ctx context.Context, tx *sql.Tx, c store.Conversation, users []string, seq int64) error {
+	stmt, err := tx.PrepareContext(ctx, `INSERT INTO members
+		(conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, user_id) DO NOTHING`)
+	if err != nil {
+		return err
+	}
+	defer stmt.Close()
+	now := ms(time.Now())
+	for _, u := range users {
+		if u == "" {
+			return fmt.Errorf("empty user id: %w", store.ErrInvalid)
+		}
+		if _, err := stmt.ExecContext(ctx, c.ID, c.AppID, u, store.NewID(), seq, seq, now); err != nil {
+			return fmt.Errorf("add member %s: %w", u, err)
+		}
+	}
+	return nil
+}
+
+func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI string, userIDs []string) (store.Conversation, error) {
+	if groupID == "" {
+		return store.Conversation{}, fmt.Errorf("sqlite: upsert group: empty group id: %w", store.ErrInvalid)
+	}
+	var c store.Conversation
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		c, err = scanConv(tx.QueryRowContext(ctx, `INSERT INTO conversations (id, app_id, type, key, name, avatar_uri, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+			RETURNING `+convCols,
+			store.NewID(), appID, store.Group, groupID, name, avatarURI, ms(time.Now())))
+		if err != nil {
+			return err
+		}
+		// New members start with nothing unread: they join at the current seq.
+		return insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+	})
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("sqlite: upsert group %s/%s: %w", appID, groupID, err)
+	}
+	return c, nil
+}
+
+func (s *Store) ConversationByKey(ctx context.Context, appID string, typ int, key string) (store.Conversation, error) {
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations
+		WHERE app_id = ? AND type = ? AND key = ?`, appID, typ, key))
+	if err != nil {
+		return store.Conversation{}, notFound(err, store.ErrNotFound, "conversation %s/%d/%q", appID, typ, key)
+	}
+	return c, nil
+}
+
+func (s *Store) Conversation(ctx context.Context, id string) (store.Conversation, error) {
+	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE id = ?`, id))
+	if err != nil {
+		return store.Conversation{}, notFound(err, store.ErrNotFound, "conversation %s", id)
+	}
+	return c, nil
+}
+
+func groupInTx(ctx context.Context, tx *sql.Tx, appID, groupID string) (store.Conversation, error) {
+	c, err := scanConv(tx.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations
+		WHERE app_id = ? AND type = ? AND key = ?`, appID, store.Group, groupID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, fmt.Errorf("group: %w", store.ErrNotFound)
+	}
+	return c, err
+}
+
+func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		c, err := groupInTx(ctx, tx, appID, groupID)
+		if err != nil {
+			return err
+		}
+		return insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: add members to %s/%s: %w", appID, groupID, err)
+	}
+	return nil
+}
+
+func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		c, err := groupInTx(ctx, tx, appID, groupID)
+		if err != nil {
+			return err
+		}
+		for _, u := range userIDs {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND user_id = ?`, c.ID, u); err != nil {
+				return fmt.Errorf("remove member %s: %w", u, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: remove members from %s/%s: %w", appID, groupID, err)
+	}
+	return nil
+}
+
+func (s *Store) Member(ctx context.Context, conversationID, userID string) (store.Member, error) {
+	m, err := scanMember(s.r.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members
+		WHERE conversation_id = ? AND user_id = ?`, conversationID, userID))
+	if err != nil {
+		return store.Member{}, notFound(err, store.ErrNotMember, "member %s of %s", userID, conversationID)
+	}
+	return m, nil
+}
+
+func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (store.Member, error) {
+	m, err := scanMember(s.r.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members
+		WHERE sid = ? AND app_id = ? AND user_id = ?`, sid, appID, userID))
+	if err != nil {
+		return store.Member{}, notFound(err, store.ErrNotFound, "session %s of %s/%s", sid, appID, userID)
+	}
+	return m, nil
+}
+
+func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+memberCols+` FROM members WHERE conversation_id = ? ORDER BY user_id`, conversationID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+	}
+	defer rows.Close()
+	out := []store.Member{}
+	for rows.Next() {
+		m, err := scanMember(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+	}
+	return out, nil
+}
+
+// ---- files ----
+
+func (s *Store) CreateFile(ctx context.Context, f store.File) error {
+	res, err := s.w.ExecContext(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+	if err != nil {
+		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: create file %s: %w", f.ID, store.ErrExists)
+	}
+	return nil
+}
+
+func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) {
+	var f store.File
+	var created int64
+	err := s.r.QueryRowContext(ctx, `SELECT id, app_id, user_id, key, name, size, content_type, created_at
+		FROM files WHERE id = ? AND app_id = ?`, id, appID).
+		Scan(&f.ID, &f.AppID, &f.UserID, &f.Key, &f.Name, &f.Size, &f.ContentType, &created)
+	if err != nil {
+		return store.File{}, notFound(err, store.ErrNotFound, "file %s/%s", appID, id)
+	}
+	f.CreatedAt = fromMS(created)
+	return f, nil
+}
