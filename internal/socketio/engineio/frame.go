@@ -1,0 +1,95 @@
+package engineio
+
+import (
+	"bytes"
+	"encoding/base64"
+	"strconv"
+	"sync"
+
+	"github.com/gobwas/ws"
+)
+
+// Frame is an encoded outgoing packet. A Frame is immutable once built and
+// may be queued to many sessions at once: its websocket bytes (header and
+// payload; server frames are unmasked) are computed once and shared.
+type Frame struct {
+	typ    PacketType
+	binary bool
+	data   []byte // packet data without the type byte
+
+	ws     []byte // websocket frame for text packets and EIO4 binary
+	v3Once sync.Once
+	wsV3   []byte // EIO3 binary frame (type byte prefixed)
+}
+
+// NewFrame builds a text packet of the given type.
+func NewFrame(typ PacketType, data []byte) *Frame {
+	f := &Frame{typ: typ, data: data}
+	f.ws = wsFrame(ws.OpText, []byte{'0' + byte(typ)}, data)
+	return f
+}
+
+// MessageFrame builds a text message packet ("4"+data).
+func MessageFrame(data []byte) *Frame { return NewFrame(Message, data) }
+
+// BinaryFrame builds a binary message packet.
+func BinaryFrame(data []byte) *Frame {
+	return &Frame{typ: Message, binary: true, data: data, ws: wsFrame(ws.OpBinary, nil, data)}
+}
+
+// Binary reports whether f is a binary message.
+func (f *Frame) Binary() bool { return f.binary }
+
+// Data returns the packet data without the type byte.
+func (f *Frame) Data() []byte { return f.data }
+
+func (f *Frame) wsBytes(proto int) []byte {
+	if !f.binary || proto == 4 {
+		return f.ws
+	}
+	f.v3Once.Do(func() { f.wsV3 = wsFrame(ws.OpBinary, []byte{byte(f.typ)}, f.data) })
+	return f.wsV3
+}
+
+func wsFrame(op ws.OpCode, prefix, data []byte) []byte {
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(prefix) + len(data))}
+	var buf bytes.Buffer
+	buf.Grow(ws.HeaderSize(h) + int(h.Length))
+	_ = ws.WriteHeader(&buf, h) // bytes.Buffer writes do not fail
+	buf.Write(prefix)
+	buf.Write(data)
+	return buf.Bytes()
+}
+
+// appendPolling appends f to a polling payload in the given protocol.
+func (f *Frame) appendPolling(dst []byte, proto int, first bool) []byte {
+	if proto == 4 {
+		if !first {
+			dst = append(dst, recordSep)
+		}
+		if f.binary {
+			dst = append(dst, 'b')
+			return base64.StdEncoding.AppendEncode(dst, f.data)
+		}
+		dst = append(dst, '0'+byte(f.typ))
+		return append(dst, f.data...)
+	}
+	if f.binary {
+		n := 2 + base64.StdEncoding.EncodedLen(len(f.data))
+		dst = strconv.AppendInt(dst, int64(n), 10)
+		dst = append(dst, ':', 'b', '0'+byte(f.typ))
+		return base64.StdEncoding.AppendEncode(dst, f.data)
+	}
+	dst = strconv.AppendInt(dst, int64(1+utf16Len(f.data)), 10)
+	dst = append(dst, ':', '0'+byte(f.typ))
+	return append(dst, f.data...)
+}
+
+// Shared control frames.
+var (
+	framePing  = NewFrame(Ping, nil)
+	framePong  = NewFrame(Pong, nil)
+	frameNoop  = NewFrame(Noop, nil)
+	frameClose = NewFrame(Close, nil)
+	frameProbe = NewFrame(Pong, []byte("probe"))
+)

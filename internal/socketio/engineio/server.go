@@ -1,0 +1,300 @@
+package engineio
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"hash/maphash"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Options configures a Server. Zero values take the Engine.IO defaults.
+type Options struct {
+	PingInterval   time.Duration // default 25s
+	PingTimeout    time.Duration // default 20s
+	MaxPayload     int64         // default 1,000,000 bytes
+	AllowedOrigins []string      // empty: any origin
+	SendQueue      int           // frames queued per session before it is dropped; default 1024
+	WriteTimeout   time.Duration // per websocket write; default 10s
+	Logger         *slog.Logger
+
+	// OnSession is called for every new session before any of its packets
+	// are read; it must call Session.SetHandler.
+	OnSession func(s *Session)
+}
+
+// Server is an Engine.IO server; it implements http.Handler.
+type Server struct {
+	opts     Options
+	openV3   []byte
+	seed     maphash.Seed
+	shards   [64]shard
+	count    atomic.Int64
+	closed   atomic.Bool
+	upgrader ws.HTTPUpgrader
+	log      *slog.Logger
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]*Session
+}
+
+// NewServer returns a Server with opts, defaults filled in.
+func NewServer(opts Options) *Server {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 25 * time.Second
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = 20 * time.Second
+	}
+	if opts.MaxPayload <= 0 {
+		opts.MaxPayload = 1_000_000
+	}
+	if opts.SendQueue <= 0 {
+		opts.SendQueue = 1024
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	srv := &Server{opts: opts, seed: maphash.MakeSeed(), log: opts.Logger}
+	for i := range srv.shards {
+		srv.shards[i].m = make(map[string]*Session)
+	}
+	return srv
+}
+
+// Options returns the effective options.
+func (srv *Server) Options() Options { return srv.opts }
+
+// Count returns the number of open sessions.
+func (srv *Server) Count() int { return int(srv.count.Load()) }
+
+// Close closes every session and refuses new ones.
+func (srv *Server) Close() {
+	srv.closed.Store(true)
+	var all []*Session
+	for i := range srv.shards {
+		sh := &srv.shards[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			all = append(all, s)
+		}
+		sh.mu.RUnlock()
+	}
+	for _, s := range all {
+		s.closeWith("server shutting down", closeGraceful)
+	}
+}
+
+func (srv *Server) shard(id string) *shard {
+	return &srv.shards[maphash.String(srv.seed, id)%uint64(len(srv.shards))]
+}
+
+func (srv *Server) lookup(id string) *Session {
+	sh := srv.shard(id)
+	sh.mu.RLock()
+	s := sh.m[id]
+	sh.mu.RUnlock()
+	return s
+}
+
+func (srv *Server) add(s *Session) {
+	sh := srv.shard(s.id)
+	sh.mu.Lock()
+	sh.m[s.id] = s
+	sh.mu.Unlock()
+	srv.count.Add(1)
+}
+
+func (srv *Server) remove(s *Session) {
+	sh := srv.shard(s.id)
+	sh.mu.Lock()
+	if sh.m[s.id] == s {
+		delete(sh.m, s.id)
+		srv.count.Add(-1)
+	}
+	sh.mu.Unlock()
+}
+
+// Engine.IO HTTP error codes.
+const (
+	errTransportUnknown = 0
+	errUnknownSID       = 1
+	errBadHandshake     = 2
+	errBadRequest       = 3
+	errForbidden        = 4
+	errUnsupported      = 5
+)
+
+var errMessages = [...]string{
+	"Transport unknown",
+	"Session ID unknown",
+	"Bad handshake method",
+	"Bad request",
+	"Forbidden",
+	"Unsupported protocol version",
+}
+
+func httpError(w http.ResponseWriter, status, code int) {
+	body, _ := json.Marshal(struct {
+		Code    int    `json:"code"`
+		Message string `json:"message"`
+	}{code, errMessages[code]})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+func (srv *Server) originAllowed(origin string) bool {
+	return origin == "" || len(srv.opts.AllowedOrigins) == 0 || slices.Contains(srv.opts.AllowedOrigins, origin)
+}
+
+// ServeHTTP serves the Engine.IO endpoint.
+func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	origin := r.Header.Get("Origin")
+	if !srv.originAllowed(origin) {
+		httpError(w, http.StatusForbidden, errForbidden)
+		return
+	}
+	if origin != "" {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Add("Vary", "Origin")
+	}
+	if r.Method == http.MethodOptions {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if rh := r.Header.Get("Access-Control-Request-Headers"); rh != "" {
+			h.Set("Access-Control-Allow-Headers", rh)
+		}
+		h.Set("Access-Control-Max-Age", "86400")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	q := r.URL.Query()
+	var proto int
+	switch q.Get("EIO") {
+	case "4":
+		proto = 4
+	case "3":
+		proto = 3
+	default:
+		httpError(w, http.StatusBadRequest, errUnsupported)
+		return
+	}
+	transport := q.Get("transport")
+	if transport != "polling" && transport != "websocket" {
+		httpError(w, http.StatusBadRequest, errTransportUnknown)
+		return
+	}
+	sid := q.Get("sid")
+	if sid == "" {
+		if srv.closed.Load() {
+			httpError(w, http.StatusServiceUnavailable, errBadRequest)
+			return
+		}
+		if transport == "websocket" {
+			srv.handshakeWS(w, r, proto)
+			return
+		}
+		if r.Method != http.MethodGet {
+			httpError(w, http.StatusBadRequest, errBadHandshake)
+			return
+		}
+		srv.handshakePolling(w, r, proto)
+		return
+	}
+	s := srv.lookup(sid)
+	if s == nil || s.proto != proto {
+		httpError(w, http.StatusBadRequest, errUnknownSID)
+		return
+	}
+	switch {
+	case transport == "websocket":
+		s.upgradeWS(w, r)
+	case r.Method == http.MethodGet:
+		s.handleGet(w, r)
+	case r.Method == http.MethodPost:
+		s.handlePost(w, r)
+	default:
+		httpError(w, http.StatusBadRequest, errBadRequest)
+	}
+}
+
+func newSID() string {
+	var b [15]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Session {
+	s := &Session{
+		srv:        srv,
+		id:         newSID(),
+		proto:      proto,
+		query:      r.URL.Query(),
+		header:     r.Header.Clone(),
+		remoteAddr: r.RemoteAddr,
+		wake:       make(chan struct{}, 1),
+	}
+	// The open packet is the first frame of every session.
+	var b strings.Builder
+	b.WriteString(`{"sid":"`)
+	b.WriteString(s.id)
+	if upgrades {
+		b.WriteString(`","upgrades":["websocket"],"pingInterval":`)
+	} else {
+		b.WriteString(`","upgrades":[],"pingInterval":`)
+	}
+	b.WriteString(strconv.FormatInt(srv.opts.PingInterval.Milliseconds(), 10))
+	b.WriteString(`,"pingTimeout":`)
+	b.WriteString(strconv.FormatInt(srv.opts.PingTimeout.Milliseconds(), 10))
+	if proto == 4 {
+		b.WriteString(`,"maxPayload":`)
+		b.WriteString(strconv.FormatInt(srv.opts.MaxPayload, 10))
+	}
+	b.WriteString("}")
+	s.queue = append(s.queue, NewFrame(Open, []byte(b.String())))
+	return s
+}
+
+// start registers s, lets the application attach to it and arms its heartbeat.
+func (srv *Server) start(s *Session) {
+	srv.add(s)
+	if srv.opts.OnSession != nil {
+		func() {
+			defer s.recoverPanic("session start")
+			srv.opts.OnSession(s)
+		}()
+	}
+	s.mu.Lock()
+	if s.state != stateClosed {
+		if s.proto == 4 {
+			s.timer = time.AfterFunc(srv.opts.PingInterval, s.onTimer)
+		} else {
+			s.timer = time.AfterFunc(srv.opts.PingInterval+srv.opts.PingTimeout, s.onTimer)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, proto int) {
+	s := srv.newSession(r, proto, true)
+	s.state = statePolling
+	srv.start(s)
+	s.handleGet(w, r)
+}

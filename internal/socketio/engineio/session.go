@@ -1,0 +1,680 @@
+package engineio
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+)
+
+// Handler receives a session's messages and its end.
+type Handler interface {
+	// HandleMessage is called for each message packet, one at a time, in
+	// arrival order. data is owned by the handler.
+	HandleMessage(s *Session, data []byte, binary bool)
+	// HandleClose is called once when the session ends.
+	HandleClose(s *Session, reason string)
+}
+
+// Errors returned by Session.Send.
+var (
+	ErrClosed    = errors.New("engineio: session closed")
+	ErrQueueFull = errors.New("engineio: send queue full")
+)
+
+var errTooLarge = errors.New("engineio: payload too large")
+
+type state int
+
+const (
+	statePolling state = iota
+	stateUpgrading
+	stateWebsocket
+	stateClosed
+)
+
+type closeMode int
+
+const (
+	closeError    closeMode = iota // drop queued frames; a pending poll gets "1"
+	closeGraceful                  // flush queued frames, then close
+	closeByClient                  // the client sent "1"; a pending poll gets "6"
+)
+
+// Session is one Engine.IO connection, whatever its transport.
+type Session struct {
+	srv        *Server
+	id         string
+	proto      int
+	query      url.Values
+	header     http.Header
+	remoteAddr string
+	handler    Handler
+
+	mu           sync.Mutex
+	state        state
+	mode         closeMode
+	queue        []*Frame
+	spare        []*Frame
+	getActive    bool
+	postActive   bool
+	wake         chan struct{} // a pending GET waits here
+	conn         net.Conn
+	probeConn    net.Conn // a websocket being probed for upgrade
+	writing      bool     // a websocket writer goroutine is running
+	timer        *time.Timer
+	awaitingPong bool
+	pongDeadline time.Time
+
+	dispatchMu sync.Mutex
+}
+
+// ID returns the session id.
+func (s *Session) ID() string { return s.id }
+
+// Protocol returns the Engine.IO protocol revision: 3 or 4.
+func (s *Session) Protocol() int { return s.proto }
+
+// Query returns the handshake request's query.
+func (s *Session) Query() url.Values { return s.query }
+
+// Header returns the handshake request's header.
+func (s *Session) Header() http.Header { return s.header }
+
+// RemoteAddr returns the handshake request's remote address.
+func (s *Session) RemoteAddr() string { return s.remoteAddr }
+
+// SetHandler sets the session's handler; call it from Options.OnSession.
+func (s *Session) SetHandler(h Handler) { s.handler = h }
+
+// Close closes the session after flushing what is queued.
+func (s *Session) Close() { s.closeWith("server close", closeGraceful) }
+
+// Send queues frames to be written together, in order. It never blocks: when
+// the queue is full the session is closed as a slow consumer.
+func (s *Session) Send(frames ...*Frame) error {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if len(s.queue)+len(frames) > s.srv.opts.SendQueue {
+		s.mu.Unlock()
+		// Closing runs the close handlers, which may take locks the caller holds.
+		go s.closeWith("slow consumer", closeError)
+		return ErrQueueFull
+	}
+	s.queue = append(s.queue, frames...)
+	s.kickLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// kickLocked gets queued frames moving on the current transport.
+func (s *Session) kickLocked() {
+	if s.state == stateWebsocket {
+		if !s.writing {
+			s.writing = true
+			go s.writeLoop()
+		}
+		return
+	}
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Session) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		s.srv.log.Error("engineio: panic recovered", "sid", s.id, "where", where, "panic", r, "stack", string(debug.Stack()))
+		go s.closeWith("panic", closeError)
+	}
+}
+
+// writeLoop writes everything queued to the websocket, one writev per batch,
+// and exits when the queue is empty.
+func (s *Session) writeLoop() {
+	defer s.recoverPanic("writer")
+	var bufs net.Buffers
+	for {
+		s.mu.Lock()
+		batch := s.queue
+		conn := s.conn
+		if len(batch) == 0 {
+			s.writing = false
+			closing := s.state == stateClosed
+			s.mu.Unlock()
+			if closing {
+				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = conn.Write(closeFrameBytes)
+				_ = conn.Close()
+			}
+			return
+		}
+		s.queue, s.spare = s.spare[:0], nil
+		s.mu.Unlock()
+
+		bufs = bufs[:0]
+		for _, f := range batch {
+			bufs = append(bufs, f.wsBytes(s.proto))
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		b := bufs
+		_, err := b.WriteTo(conn)
+		clear(batch)
+		s.mu.Lock()
+		if cap(batch) <= 64 {
+			s.spare = batch[:0]
+		}
+		s.mu.Unlock()
+		if err != nil {
+			s.closeWith("transport error", closeError)
+			_ = conn.Close()
+			return
+		}
+	}
+}
+
+var closeFrameBytes = ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
+
+func (s *Session) closeWith(reason string, mode closeMode) {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	prev := s.state
+	s.state = stateClosed
+	s.mode = mode
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	conn := s.conn
+	if mode != closeGraceful {
+		s.queue = nil
+	}
+	if prev == stateWebsocket && mode == closeGraceful {
+		// The writer flushes the queue, then sends a close frame.
+		if !s.writing {
+			s.writing = true
+			go s.writeLoop()
+		}
+		conn = nil
+	}
+	probe := s.probeConn
+	// A client that posts "1" while no GET is pending still gets its next GET
+	// answered (with a noop), as the reference server does.
+	deferRemove := prev == statePolling && mode == closeByClient && !s.getActive
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	s.mu.Unlock()
+	if conn != nil {
+		_ = conn.Close()
+	}
+	if probe != nil {
+		_ = probe.Close()
+	}
+	if deferRemove {
+		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.srv.remove(s) })
+	} else {
+		s.srv.remove(s)
+	}
+	if s.handler != nil {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					s.srv.log.Error("engineio: panic in close handler", "sid", s.id, "panic", r, "stack", string(debug.Stack()))
+				}
+			}()
+			s.handler.HandleClose(s, reason)
+		}()
+	}
+}
+
+func (s *Session) onTimer() {
+	s.mu.Lock()
+	if s.state == stateClosed {
+		s.mu.Unlock()
+		return
+	}
+	if s.proto == 3 || s.awaitingPong {
+		s.mu.Unlock()
+		s.closeWith("ping timeout", closeError)
+		return
+	}
+	s.awaitingPong = true
+	s.pongDeadline = time.Now().Add(s.srv.opts.PingTimeout)
+	s.timer.Reset(s.srv.opts.PingTimeout)
+	s.mu.Unlock()
+	_ = s.Send(framePing)
+}
+
+// onPacket handles one packet from the client; it reports false once the
+// session is closed.
+func (s *Session) onPacket(p Packet) bool {
+	switch p.Type {
+	case Message:
+		s.dispatch(p.Data, p.Binary)
+	case Ping:
+		if s.proto == 3 {
+			s.mu.Lock()
+			if s.timer != nil && s.state != stateClosed {
+				s.timer.Reset(s.srv.opts.PingInterval + s.srv.opts.PingTimeout)
+			}
+			s.mu.Unlock()
+			if len(p.Data) == 0 {
+				_ = s.Send(framePong)
+			} else {
+				_ = s.Send(NewFrame(Pong, p.Data))
+			}
+		}
+	case Pong:
+		s.mu.Lock()
+		if s.awaitingPong && s.state != stateClosed {
+			s.awaitingPong = false
+			s.timer.Reset(s.srv.opts.PingInterval)
+		}
+		s.mu.Unlock()
+	case Close:
+		s.closeWith("client close", closeByClient)
+		return false
+	}
+	s.mu.Lock()
+	open := s.state != stateClosed
+	s.mu.Unlock()
+	return open
+}
+
+func (s *Session) dispatch(data []byte, binary bool) {
+	if s.handler == nil {
+		return
+	}
+	s.dispatchMu.Lock()
+	defer s.dispatchMu.Unlock()
+	defer s.recoverPanic("message handler")
+	s.handler.HandleMessage(s, data, binary)
+}
+
+// ---- long-polling ----
+
+func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.awaitingPong && s.state != stateClosed && time.Now().After(s.pongDeadline) {
+		// The timer is late on a busy machine; the session is already dead.
+		s.mu.Unlock()
+		s.closeWith("ping timeout", closeError)
+		s.mu.Lock()
+	}
+	switch s.state {
+	case stateUpgrading:
+		s.mu.Unlock()
+		s.writePayload(w, []*Frame{frameNoop})
+		return
+	case statePolling:
+	case stateClosed:
+		if s.mode == closeByClient && !s.getActive {
+			s.mu.Unlock()
+			s.srv.remove(s)
+			s.writePayload(w, []*Frame{frameNoop})
+			return
+		}
+		fallthrough
+	default:
+		s.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if s.getActive {
+		s.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		s.closeWith("duplicate poll", closeError)
+		return
+	}
+	s.getActive = true
+	var out []*Frame
+	for {
+		if len(s.queue) > 0 {
+			out, s.queue = s.queue, nil
+			if s.state == stateClosed && s.mode == closeGraceful {
+				out = append(out, frameClose)
+			}
+			break
+		}
+		if s.state == stateClosed {
+			if s.mode == closeByClient {
+				out = []*Frame{frameNoop}
+			} else {
+				out = []*Frame{frameClose}
+			}
+			break
+		}
+		if s.state != statePolling {
+			out = []*Frame{frameNoop}
+			break
+		}
+		s.mu.Unlock()
+		select {
+		case <-s.wake:
+		case <-r.Context().Done():
+			s.mu.Lock()
+			s.getActive = false
+			s.mu.Unlock()
+			s.closeWith("transport close", closeError)
+			return
+		}
+		s.mu.Lock()
+	}
+	s.getActive = false
+	s.mu.Unlock()
+	s.writePayload(w, out)
+}
+
+func (s *Session) writePayload(w http.ResponseWriter, frames []*Frame) {
+	var buf []byte
+	for i, f := range frames {
+		buf = f.appendPolling(buf, s.proto, i == 0)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Length", fmt.Sprint(len(buf)))
+	h.Set("Cache-Control", "no-store")
+	_, _ = w.Write(buf)
+}
+
+func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	if s.state != statePolling && s.state != stateUpgrading {
+		s.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if s.postActive {
+		s.mu.Unlock()
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		s.closeWith("duplicate post", closeError)
+		return
+	}
+	s.postActive = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.postActive = false
+		s.mu.Unlock()
+	}()
+
+	max := s.srv.opts.MaxPayload
+	if r.ContentLength > max {
+		s.closeWith("payload too large", closeError)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	if err != nil {
+		s.closeWith("transport error", closeError)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	if int64(len(body)) > max {
+		s.closeWith("payload too large", closeError)
+		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
+		return
+	}
+	var packets []Packet
+	if s.proto == 4 {
+		packets, err = DecodePayloadV4(body)
+	} else {
+		packets, err = DecodePayloadV3(body)
+	}
+	if err != nil {
+		s.closeWith("parse error", closeError)
+		httpError(w, http.StatusBadRequest, errBadRequest)
+		return
+	}
+	for _, p := range packets {
+		if !s.onPacket(p) {
+			break
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=UTF-8")
+	_, _ = io.WriteString(w, "ok")
+}
+
+// ---- websocket ----
+
+// hijack upgrades r to a websocket and returns the connection and a reader
+// that includes anything the client sent early.
+func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, io.Reader, error) {
+	conn, rw, _, err := srv.upgrader.Upgrade(r, w)
+	if err != nil {
+		return nil, nil, fmt.Errorf("websocket upgrade: %w", err)
+	}
+	// Keep a small reader of our own so net/http's buffers are released.
+	var src io.Reader = conn
+	if n := rw.Reader.Buffered(); n > 0 {
+		early, _ := rw.Reader.Peek(n)
+		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+	}
+	return conn, bufio.NewReaderSize(src, 512), nil
+}
+
+func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int) {
+	conn, rd, err := srv.hijack(w, r)
+	if err != nil {
+		srv.log.Debug("engineio: websocket handshake failed", "err", err)
+		return
+	}
+	s := srv.newSession(r, proto, false)
+	s.state = stateWebsocket
+	s.conn = conn
+	srv.start(s)
+	s.mu.Lock()
+	if s.state == stateWebsocket && !s.writing {
+		s.writing = true
+		go s.writeLoop()
+	}
+	s.mu.Unlock()
+	go s.readLoop(conn, rd, false)
+}
+
+func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
+	conn, rd, err := s.srv.hijack(w, r)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	ok := s.state == statePolling
+	s.mu.Unlock()
+	if !ok {
+		// Already upgraded (or closing): accept, then close this extra socket.
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(closeFrameBytes)
+		_ = conn.Close()
+		return
+	}
+	go s.readLoop(conn, rd, true)
+}
+
+// readLoop reads websocket messages until the connection ends. When probing
+// it first runs the upgrade handshake (2probe/3probe/5).
+func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
+	defer s.recoverPanic("reader")
+	var buf []byte
+	for {
+		msg, op, err := s.readMessage(conn, rd, buf[:0])
+		if err != nil {
+			if probing {
+				s.mu.Lock()
+				if s.state == stateUpgrading && s.probeConn == conn {
+					s.state = statePolling
+					s.probeConn = nil
+				}
+				s.mu.Unlock()
+				_ = conn.Close()
+				return
+			}
+			if errors.Is(err, errTooLarge) {
+				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = conn.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))))
+				s.closeWith("payload too large", closeError)
+				return
+			}
+			s.closeWith("transport close", closeError)
+			return
+		}
+		if probing {
+			if !s.probe(conn, msg, op) {
+				_ = conn.Close()
+				return
+			}
+			s.mu.Lock()
+			probing = s.state != stateWebsocket || s.conn != conn
+			s.mu.Unlock()
+			continue
+		}
+		var p Packet
+		if op == ws.OpBinary {
+			if s.proto == 3 {
+				p, err = DecodeBinaryV3(msg)
+			} else {
+				p = Packet{Type: Message, Data: msg, Binary: true}
+			}
+		} else {
+			p, err = DecodePacket(msg)
+		}
+		if err != nil {
+			s.closeWith("parse error", closeError)
+			return
+		}
+		if !s.onPacket(p) {
+			return
+		}
+		// Messages are handed to the handler; only reuse the buffer when
+		// the packet was not a message.
+		if p.Type != Message {
+			buf = msg
+		} else {
+			buf = nil
+		}
+	}
+}
+
+// probe handles one message of the upgrade handshake; it reports false when
+// the probing socket must be dropped.
+func (s *Session) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
+	if op != ws.OpText {
+		return true
+	}
+	switch string(msg) {
+	case "2probe":
+		s.mu.Lock()
+		if s.state != statePolling {
+			s.mu.Unlock()
+			return false
+		}
+		s.state = stateUpgrading
+		s.probeConn = conn
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		s.mu.Unlock()
+		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		if _, err := conn.Write(frameProbe.wsBytes(s.proto)); err != nil {
+			return false
+		}
+	case "5":
+		s.mu.Lock()
+		if s.state != stateUpgrading {
+			s.mu.Unlock()
+			return false
+		}
+		s.state = stateWebsocket
+		s.conn = conn
+		s.probeConn = nil
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+		if len(s.queue) > 0 && !s.writing {
+			s.writing = true
+			go s.writeLoop()
+		}
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// readMessage reads one complete data message into buf, answering control
+// frames on the way.
+func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, ws.OpCode, error) {
+	var op ws.OpCode
+	started := false
+	for {
+		h, err := ws.ReadHeader(rd)
+		if err != nil {
+			return nil, 0, err
+		}
+		if !h.Masked || h.Rsv != 0 {
+			return nil, 0, ws.ErrProtocolMaskRequired
+		}
+		if h.OpCode.IsControl() {
+			if h.Length > 125 || !h.Fin {
+				return nil, 0, ws.ErrProtocolControlPayloadOverflow
+			}
+			payload := make([]byte, h.Length)
+			if _, err := io.ReadFull(rd, payload); err != nil {
+				return nil, 0, err
+			}
+			ws.Cipher(payload, h.Mask, 0)
+			switch h.OpCode {
+			case ws.OpClose:
+				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+				_, _ = conn.Write(closeFrameBytes)
+				return nil, 0, io.EOF
+			case ws.OpPing:
+				_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+				_, _ = conn.Write(ws.MustCompileFrame(ws.NewPongFrame(payload)))
+			}
+			continue
+		}
+		if h.OpCode == ws.OpContinuation {
+			if !started {
+				return nil, 0, ws.ErrProtocolContinuationUnexpected
+			}
+		} else {
+			if started {
+				return nil, 0, ws.ErrProtocolContinuationExpected
+			}
+			started, op = true, h.OpCode
+		}
+		if int64(len(buf))+h.Length > s.srv.opts.MaxPayload {
+			return nil, 0, errTooLarge
+		}
+		start := len(buf)
+		if cap(buf)-start < int(h.Length) {
+			nb := make([]byte, start, start+int(h.Length))
+			copy(nb, buf)
+			buf = nb
+		}
+		buf = buf[:start+int(h.Length)]
+		if _, err := io.ReadFull(rd, buf[start:]); err != nil {
+			return nil, 0, err
+		}
+		ws.Cipher(buf[start:], h.Mask, 0)
+		if h.Fin {
+			return buf, op, nil
+		}
+	}
+}

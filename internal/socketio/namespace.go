@@ -1,0 +1,214 @@
+package socketio
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// Middleware authorizes a namespace connection. The data it returns is
+// available as Socket.Data; an error refuses the connection with
+// CONNECT_ERROR carrying err.Error().
+type Middleware func(h *Handshake) (data any, err error)
+
+// Namespace is a Socket.IO namespace.
+type Namespace struct {
+	srv  *Server
+	name string
+
+	mu     sync.RWMutex
+	mws    []Middleware
+	onConn []func(*Socket)
+
+	count  atomic.Int64
+	seed   maphash.Seed
+	shards [32]roomShard
+}
+
+type roomShard struct {
+	mu    sync.RWMutex
+	rooms map[string]map[*Socket]struct{}
+}
+
+func newNamespace(srv *Server, name string) *Namespace {
+	ns := &Namespace{srv: srv, name: name, seed: maphash.MakeSeed()}
+	for i := range ns.shards {
+		ns.shards[i].rooms = make(map[string]map[*Socket]struct{})
+	}
+	return ns
+}
+
+// Name returns the namespace's name, e.g. "/".
+func (ns *Namespace) Name() string { return ns.name }
+
+// Use adds an auth middleware; middlewares run in order and the data of the
+// last one that returned non-nil data is kept.
+func (ns *Namespace) Use(mw Middleware) {
+	ns.mu.Lock()
+	ns.mws = append(ns.mws, mw)
+	ns.mu.Unlock()
+}
+
+// OnConnection registers fn, called for each accepted socket before the
+// CONNECT ack is written.
+func (ns *Namespace) OnConnection(fn func(s *Socket)) {
+	ns.mu.Lock()
+	ns.onConn = append(ns.onConn, fn)
+	ns.mu.Unlock()
+}
+
+// Count returns the number of sockets connected to the namespace.
+func (ns *Namespace) Count() int { return int(ns.count.Load()) }
+
+func (ns *Namespace) authorize(h *Handshake) (any, error) {
+	ns.mu.RLock()
+	mws := ns.mws
+	ns.mu.RUnlock()
+	var data any
+	for _, mw := range mws {
+		d, err := mw(h)
+		if err != nil {
+			return nil, err
+		}
+		if d != nil {
+			data = d
+		}
+	}
+	return data, nil
+}
+
+func (ns *Namespace) add(*Socket) { ns.count.Add(1) }
+
+func (ns *Namespace) connected(s *Socket) {
+	ns.mu.RLock()
+	fns := ns.onConn
+	ns.mu.RUnlock()
+	for _, fn := range fns {
+		fn(s)
+	}
+}
+
+func (ns *Namespace) shard(room string) *roomShard {
+	return &ns.shards[maphash.String(ns.seed, room)%uint64(len(ns.shards))]
+}
+
+func (ns *Namespace) join(room string, s *Socket) {
+	sh := ns.shard(room)
+	sh.mu.Lock()
+	m := sh.rooms[room]
+	if m == nil {
+		m = make(map[*Socket]struct{})
+		sh.rooms[room] = m
+	}
+	m[s] = struct{}{}
+	sh.mu.Unlock()
+}
+
+func (ns *Namespace) leave(room string, s *Socket) {
+	sh := ns.shard(room)
+	sh.mu.Lock()
+	if m := sh.rooms[room]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(sh.rooms, room)
+		}
+	}
+	sh.mu.Unlock()
+}
+
+// RoomSize returns the number of sockets in room.
+func (ns *Namespace) RoomSize(room string) int {
+	sh := ns.shard(room)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.rooms[room])
+}
+
+// To starts a broadcast to the members of room.
+func (ns *Namespace) To(room string) *Broadcast {
+	return &Broadcast{ns: ns, rooms: []string{room}}
+}
+
+// Emit sends an event to every socket of the namespace.
+func (ns *Namespace) Emit(event string, args ...any) error {
+	p, err := Prepare(ns.name, event, args...)
+	if err != nil {
+		return err
+	}
+	for i := range ns.shards {
+		sh := &ns.shards[i]
+		sh.mu.RLock()
+		for room, m := range sh.rooms {
+			for s := range m {
+				if s.id == room { // every socket is alone in its own-id room
+					_ = s.EmitRaw(p)
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return nil
+}
+
+// Broadcast is a pending emit to the members of one or more rooms.
+type Broadcast struct {
+	ns     *Namespace
+	rooms  []string
+	except []string
+}
+
+// To adds another room; a socket in several rooms gets the event once.
+func (b *Broadcast) To(room string) *Broadcast {
+	b.rooms = append(b.rooms, room)
+	return b
+}
+
+// Except leaves out the members of room.
+func (b *Broadcast) Except(room string) *Broadcast {
+	b.except = append(b.except, room)
+	return b
+}
+
+// Emit encodes the event once and queues it to every member.
+func (b *Broadcast) Emit(event string, args ...any) error {
+	p, err := Prepare(b.ns.name, event, args...)
+	if err != nil {
+		return err
+	}
+	return b.EmitRaw(p)
+}
+
+// EmitRaw queues a prepared packet to every member. Members whose queue is
+// full are disconnected; that is not an error of the broadcast.
+func (b *Broadcast) EmitRaw(p *Prepared) error {
+	if len(b.rooms) == 1 && len(b.except) == 0 {
+		sh := b.ns.shard(b.rooms[0])
+		sh.mu.RLock()
+		for s := range sh.rooms[b.rooms[0]] {
+			_ = s.EmitRaw(p)
+		}
+		sh.mu.RUnlock()
+		return nil
+	}
+	skip := make(map[*Socket]struct{})
+	for _, room := range b.except {
+		sh := b.ns.shard(room)
+		sh.mu.RLock()
+		for s := range sh.rooms[room] {
+			skip[s] = struct{}{}
+		}
+		sh.mu.RUnlock()
+	}
+	for _, room := range b.rooms {
+		sh := b.ns.shard(room)
+		sh.mu.RLock()
+		for s := range sh.rooms[room] {
+			if _, done := skip[s]; !done {
+				skip[s] = struct{}{}
+				_ = s.EmitRaw(p)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	return nil
+}
