@@ -1,0 +1,232 @@
+package signature
+
+import (
+	"container/heap"
+	"crypto/subtle"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/chatd/chatd/internal/params"
+)
+
+// Error codes, node-chat's.
+const (
+	CodeBadParam     = 1002 // missing parameter, bad or expired time_stamp
+	CodeBadSignature = 1004 // signature mismatch or nonce replayed
+	CodeOther        = 1000 // nonce cache full for the app
+)
+
+// DefaultWindow is how far time_stamp may be from the server clock.
+const DefaultWindow = 5 * time.Minute
+
+// DefaultMaxNonces is the default number of nonces remembered per app.
+const DefaultMaxNonces = 100_000
+
+// maxNonceLen bounds what one remembered nonce may cost.
+const maxNonceLen = 128
+
+// Error is a refused signed request. Message is safe to show to the caller:
+// it never holds the secret or the expected signature.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Verifier checks signed requests. It is safe for concurrent use.
+//
+// Nonces are remembered per app until the request's time_stamp leaves the
+// window, so a replay is refused for as long as the original would still be
+// accepted. Memory is bounded: at most MaxNonces live nonces per app. When an
+// app is at the cap, further requests are refused (code 1000, "retry later")
+// rather than evicting live nonces, because eviction would reopen replays.
+// Nonces are only recorded for requests whose signature is valid, so only a
+// holder of the app secret can fill its cache.
+type Verifier struct {
+	// Window is the accepted distance between time_stamp and Now, and how
+	// long nonces are remembered.
+	Window time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// MaxNonces is the per-app cap on remembered nonces.
+	MaxNonces int
+
+	mu        sync.Mutex
+	apps      map[string]*appNonces
+	lastSweep time.Time
+}
+
+// NewVerifier returns a Verifier with the given window (DefaultWindow if
+// window <= 0) and DefaultMaxNonces.
+func NewVerifier(window time.Duration) *Verifier {
+	if window <= 0 {
+		window = DefaultWindow
+	}
+	return &Verifier{Window: window, MaxNonces: DefaultMaxNonces}
+}
+
+func (v *Verifier) now() time.Time {
+	if v.Now != nil {
+		return v.Now()
+	}
+	return time.Now()
+}
+
+func (v *Verifier) window() time.Duration {
+	if v.Window <= 0 {
+		return DefaultWindow
+	}
+	return v.Window
+}
+
+// Verify checks p's app_id, time_stamp, nonce_str and sign against secret
+// and records the nonce. It returns nil or an *Error.
+func (v *Verifier) Verify(p *params.Params, secret string) error {
+	fields := map[string]string{}
+	for _, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
+		s, ok := p.String(k)
+		if !ok || s == "" {
+			return &Error{CodeBadParam, "missing parameter " + k}
+		}
+		fields[k] = s
+	}
+	if len(fields["nonce_str"]) > maxNonceLen {
+		return &Error{CodeBadParam, fmt.Sprintf("nonce_str is longer than %d characters", maxNonceLen)}
+	}
+	ts, ok, err := p.Int("time_stamp")
+	if err != nil || !ok || ts <= 0 {
+		return &Error{CodeBadParam, "time_stamp must be an integer: milliseconds (or seconds) since the Unix epoch"}
+	}
+	if ts < 1e12 { // seconds; any millisecond time since 2001 is larger
+		ts *= 1000
+	}
+	window := v.window()
+	now := v.now().UnixMilli()
+	if d := now - ts; d > window.Milliseconds() || d < -window.Milliseconds() {
+		return &Error{CodeBadParam, "time_stamp is more than " + humanDuration(window) + " away from server time"}
+	}
+	if !Match(p, secret, fields["sign"]) {
+		return &Error{CodeBadSignature, "signature mismatch"}
+	}
+	return v.useNonce(fields["app_id"], fields["nonce_str"], ts+window.Milliseconds(), now)
+}
+
+// Match reports whether sign (hex, either case) is a valid signature of p
+// with secret in any of the accepted forms: empty values kept or left out,
+// nested keys in received or sorted order, numbers as JavaScript prints them
+// or as received. It checks no timestamp or nonce.
+func Match(p *params.Params, secret, sign string) bool {
+	got := []byte(strings.ToLower(sign))
+	seen := map[string]bool{}
+	match := 0
+	for _, omit := range []bool{false, true} {
+		for _, sorted := range []bool{false, true} {
+			for _, literal := range []bool{false, true} {
+				c := Canonical(p, CanonicalOptions{OmitEmpty: omit, SortNested: sorted, LiteralNumbers: literal})
+				if seen[c] {
+					continue
+				}
+				seen[c] = true
+				match |= subtle.ConstantTimeCompare(got, []byte(digest(c, secret)))
+			}
+		}
+	}
+	return match == 1
+}
+
+func humanDuration(d time.Duration) string {
+	if d%time.Minute == 0 {
+		if m := d / time.Minute; m == 1 {
+			return "1 minute"
+		} else {
+			return fmt.Sprintf("%d minutes", m)
+		}
+	}
+	return d.String()
+}
+
+// useNonce records nonce for app until expiry (ms), refusing a nonce that is
+// still remembered.
+func (v *Verifier) useNonce(app, nonce string, expiry, now int64) error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.apps == nil {
+		v.apps = map[string]*appNonces{}
+	}
+	// Apps that stop sending would keep their nonces forever: sweep all apps
+	// once per window.
+	if t := time.UnixMilli(now); t.Sub(v.lastSweep) > v.window() || t.Before(v.lastSweep) {
+		v.lastSweep = t
+		for id, a := range v.apps {
+			a.expire(now)
+			if len(a.seen) == 0 {
+				delete(v.apps, id)
+			}
+		}
+	}
+	a := v.apps[app]
+	if a == nil {
+		a = &appNonces{seen: map[string]int64{}}
+		v.apps[app] = a
+	}
+	a.expire(now)
+	if _, dup := a.seen[nonce]; dup {
+		return &Error{CodeBadSignature, "nonce_str already used"}
+	}
+	limit := v.MaxNonces
+	if limit <= 0 {
+		limit = DefaultMaxNonces
+	}
+	if len(a.seen) >= limit {
+		return &Error{CodeOther, fmt.Sprintf("too many signed requests for this app within %s; retry later", humanDuration(v.window()))}
+	}
+	a.seen[nonce] = expiry
+	heap.Push(&a.queue, nonceEntry{nonce: nonce, expiry: expiry})
+	return nil
+}
+
+// nonceCount is the number of remembered nonces for app (for tests).
+func (v *Verifier) nonceCount(app string) int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if a := v.apps[app]; a != nil {
+		return len(a.seen)
+	}
+	return 0
+}
+
+type appNonces struct {
+	seen  map[string]int64 // nonce → expiry, ms since epoch
+	queue nonceHeap
+}
+
+func (a *appNonces) expire(now int64) {
+	for len(a.queue) > 0 && a.queue[0].expiry < now {
+		e := heap.Pop(&a.queue).(nonceEntry)
+		if a.seen[e.nonce] == e.expiry {
+			delete(a.seen, e.nonce)
+		}
+	}
+}
+
+type nonceEntry struct {
+	nonce  string
+	expiry int64
+}
+
+// nonceHeap is a min-heap by expiry.
+type nonceHeap []nonceEntry
+
+func (h nonceHeap) Len() int           { return len(h) }
+func (h nonceHeap) Less(i, j int) bool { return h[i].expiry < h[j].expiry }
+func (h nonceHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *nonceHeap) Push(x any)        { *h = append(*h, x.(nonceEntry)) }
+func (h *nonceHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}
