@@ -128,6 +128,13 @@ func testNothingBeforeSubscribe(t *testing.T, node func() broker.Broker) {
 		publish(t, a, "early", fmt.Appendf(nil, "before %d", i))
 		publish(t, b, "early", fmt.Appendf(nil, "before %d", i))
 	}
+	// Ping is the barrier for backends whose Publish buffers (NATS): afterwards the
+	// server has seen every earlier publish of that node.
+	for _, n := range []broker.Broker{a, b} {
+		if err := n.Ping(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	chA, _ := collect(t, a, "early", 16)
 	chB, _ := collect(t, b, "early", 16)
 	publish(t, a, "early", []byte("after"))

@@ -1,0 +1,222 @@
+package nats_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/broker"
+	"github.com/chatd/chatd/internal/broker/brokertest"
+	"github.com/chatd/chatd/internal/broker/nats"
+)
+
+var seq atomic.Int64
+
+// uniquePrefix keeps parallel runs on the shared server apart.
+func uniquePrefix() string {
+	return fmt.Sprintf("chatdtest.%d-%d.", time.Now().UnixNano(), seq.Add(1))
+}
+
+func open(t testing.TB, url string, opts ...nats.Option) *nats.Broker {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b, err := nats.Open(ctx, url, opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+func TestConformance(t *testing.T) {
+	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	brokertest.Run(t, func(t *testing.T) func() broker.Broker {
+		prefix := uniquePrefix()
+		return func() broker.Broker { return open(t, url, nats.WithPrefix(prefix)) }
+	})
+}
+
+func TestTopicsWithSubjectCharacters(t *testing.T) {
+	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	prefix := uniquePrefix()
+	a, b := open(t, url, nats.WithPrefix(prefix)), open(t, url, nats.WithPrefix(prefix))
+	topics := []string{"", "a.b", "a.*", ">", "a b", "u:app:alice", "é", "a_2Eb"}
+	got := make([]chan string, len(topics))
+	for i, topic := range topics {
+		got[i] = make(chan string, len(topics))
+		if _, err := b.Subscribe(topic, func(p []byte) { got[i] <- string(p) }); err != nil {
+			t.Fatalf("Subscribe(%q): %v", topic, err)
+		}
+	}
+	for _, topic := range topics {
+		if err := a.Publish(t.Context(), topic, []byte(topic)); err != nil {
+			t.Fatalf("Publish(%q): %v", topic, err)
+		}
+	}
+	// Wildcard-looking topics must not catch other topics: each channel gets exactly
+	// its own payload, checked after a marker on the last topic arrives.
+	for i, topic := range topics {
+		select {
+		case p := <-got[i]:
+			if p != topic {
+				t.Errorf("topic %q got %q", topic, p)
+			}
+		case <-time.After(brokertest.Wait):
+			t.Fatalf("topic %q: nothing arrived", topic)
+		}
+	}
+	if err := a.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for i, topic := range topics {
+		select {
+		case p := <-got[i]:
+			t.Errorf("topic %q also got %q", topic, p)
+		default:
+		}
+	}
+}
+
+func TestOpenUnreachable(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if b, err := nats.Open(ctx, "nats://127.0.0.1:1"); err == nil {
+		b.Close()
+		t.Fatal("Open of an unreachable server: nil error")
+	}
+}
+
+// server is a private nats-server, so that an outage does not disturb anyone else.
+type server struct {
+	t    *testing.T
+	bin  string
+	port int
+	cmd  *exec.Cmd
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func (s *server) start() {
+	s.t.Helper()
+	s.cmd = exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port))
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatalf("start nats-server: %v", err)
+	}
+	deadline := time.Now().Add(brokertest.Wait)
+	for {
+		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("nats-server on port %d did not come up: %v", s.port, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) stop() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+		s.cmd = nil
+	}
+}
+
+func (s *server) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestOutage(t *testing.T) {
+	srv := &server{t: t, bin: brokertest.Binary(t, "/usr/sbin/nats-server"), port: freePort(t)}
+	srv.start()
+	t.Cleanup(srv.stop)
+
+	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
+	opts := []nats.Option{nats.WithLogger(log), nats.WithMaxBackoff(500 * time.Millisecond)}
+	a, b := open(t, srv.url(), opts...), open(t, srv.url(), opts...)
+
+	got := make(chan string, 1024)
+	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := a.Publish(ctx, "room", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "room:before" {
+		t.Fatalf("got %q", m)
+	}
+
+	srv.stop()
+	waitFor(t, "Ping to fail on both nodes", func() bool {
+		return a.Ping(ctx) != nil && b.Ping(ctx) != nil
+	})
+	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	err := a.Publish(pctx, "room", []byte("lost"))
+	if err == nil || !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("Publish during outage: %v, want ErrUnavailable", err)
+	}
+	if pctx.Err() != nil {
+		t.Fatalf("Publish during outage returned only when its context expired: %v", err)
+	}
+	cancel()
+	if _, err := b.Subscribe("late", func(p []byte) { got <- "late:" + string(p) }); err != nil {
+		t.Fatalf("Subscribe during outage: %v", err)
+	}
+
+	srv.start()
+	seen := map[string]bool{}
+	waitFor(t, "delivery to resume on both subscriptions", func() bool {
+		_ = a.Publish(ctx, "room", []byte("after"))
+		_ = a.Publish(ctx, "late", []byte("after"))
+		for {
+			select {
+			case m := <-got:
+				seen[m] = true
+				continue
+			default:
+			}
+			break
+		}
+		return seen["room:after"] && seen["late:after"]
+	})
+	waitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	if st := b.Stats(); st.Reconnects == 0 {
+		t.Errorf("Reconnects = 0 after an outage")
+	}
+}
+
+func BenchmarkNATS(bm *testing.B) {
+	url := brokertest.URL(bm, "CHATD_TEST_NATS")
+	prefix := uniquePrefix()
+	brokertest.Benchmark(bm, open(bm, url, nats.WithPrefix(prefix)), open(bm, url, nats.WithPrefix(prefix)))
+}
