@@ -103,6 +103,7 @@ func (s *Store) commitBatch(batch []*sendReq) {
 	// The batch outlives any single caller's context: one caller giving up
 	// must not abort everyone else's messages.
 	ctx := context.Background()
+	st := s.stmts
 	res := make([]sendRes, len(batch))
 	fail := func(err error) {
 		for i := range batch {
@@ -122,15 +123,15 @@ func (s *Store) commitBatch(batch []*sendReq) {
 			res[i].err = fmt.Errorf("sqlite: send: %w", err)
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT send`); err != nil {
+		if _, err := tx.StmtContext(ctx, st.save).ExecContext(ctx); err != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
 			return
 		}
-		msg, dup, err := sendTx(ctx, tx, r.m)
+		msg, dup, err := st.sendTx(ctx, tx, r.m)
 		if err != nil {
 			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
-			if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO send`); rerr != nil {
+			if _, rerr := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); rerr != nil {
 				tx.Rollback()
 				fail(fmt.Errorf("sqlite: send: rollback to savepoint: %w", rerr))
 				return
@@ -138,12 +139,13 @@ func (s *Store) commitBatch(batch []*sendReq) {
 		} else {
 			res[i] = sendRes{msg: msg, dup: dup}
 		}
-		if _, err := tx.ExecContext(ctx, `RELEASE send`); err != nil {
+		if _, err := tx.StmtContext(ctx, st.release).ExecContext(ctx); err != nil {
 			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: release savepoint: %w", err))
 			return
 		}
 	}
+	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
 		for i := range res {
 			res[i] = sendRes{err: fmt.Errorf("sqlite: send: commit: %w", err)}
@@ -177,12 +179,55 @@ func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message
 	return m, nil
 }
 
+// Statements of the send path, prepared once on the writer connection:
+// parsing them costs more than running them.
+const (
+	qMember   = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
+	qDup      = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
+	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = ? WHERE id = ? RETURNING last_seq`
+	qInsert   = `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
+	qOwnRead  = `UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`
+	qSave     = `SAVEPOINT send`
+	qRollback = `ROLLBACK TO send`
+	qRelease  = `RELEASE send`
+)
+
+type sendStmts struct {
+	member, dup, nextSeq, insert, ownRead, save, rollback, release *sql.Stmt
+}
+
+func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
+	var st sendStmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		q   string
+	}{
+		{&st.member, qMember}, {&st.dup, qDup}, {&st.nextSeq, qNextSeq}, {&st.insert, qInsert},
+		{&st.ownRead, qOwnRead}, {&st.save, qSave}, {&st.rollback, qRollback}, {&st.release, qRelease},
+	} {
+		stmt, err := db.PrepareContext(ctx, p.q)
+		if err != nil {
+			st.close()
+			return nil, fmt.Errorf("sqlite: prepare %q: %w", p.q, err)
+		}
+		*p.dst = stmt
+	}
+	return &st, nil
+}
+
+func (st *sendStmts) close() {
+	for _, s := range []*sql.Stmt{st.member, st.dup, st.nextSeq, st.insert, st.ownRead, st.save, st.rollback, st.release} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
 // sendTx is one send inside the batch transaction. Everything that can reject
 // the message is checked before the first write.
-func sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message, bool, error) {
+func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message, bool, error) {
 	var one int
-	err := tx.QueryRowContext(ctx, `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`,
-		n.ConversationID, n.SenderID).Scan(&one)
+	err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, n.ConversationID, n.SenderID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Message{}, false, store.ErrNotMember
 	} else if err != nil {
@@ -191,9 +236,7 @@ func sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message,
 	var client any // NULL when absent, so messages without a client id never collide
 	if n.ClientMsgID != "" {
 		client = n.ClientMsgID
-		orig, err := scanMsg(tx.QueryRowContext(ctx, `SELECT `+msgCols+` FROM messages m
-			WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`,
-			n.ConversationID, n.SenderID, n.ClientMsgID), false)
+		orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, n.ConversationID, n.SenderID, n.ClientMsgID), false)
 		if err == nil {
 			return orig, true, nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -202,8 +245,7 @@ func sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message,
 	}
 	at := n.At.UnixMilli()
 	var seq int64
-	if err := tx.QueryRowContext(ctx, `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = ?
-		WHERE id = ? RETURNING last_seq`, at, n.ConversationID).Scan(&seq); err != nil {
+	if err := tx.StmtContext(ctx, st.nextSeq).QueryRowContext(ctx, at, n.ConversationID).Scan(&seq); err != nil {
 		return store.Message{}, false, fmt.Errorf("allocate seq: %w", err)
 	}
 	msg := store.Message{
@@ -216,16 +258,12 @@ func sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message,
 		ClientMsgID:    n.ClientMsgID,
 		CreatedAt:      time.UnixMilli(at),
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO messages
-		(conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx,
 		msg.ConversationID, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
 		return store.Message{}, false, fmt.Errorf("insert message: %w", err)
 	}
 	// One's own messages are never unread.
-	if _, err := tx.ExecContext(ctx, `UPDATE members SET read_seq = ?
-		WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`,
-		seq, n.ConversationID, n.SenderID, seq); err != nil {
+	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {
 		return store.Message{}, false, fmt.Errorf("advance read_seq: %w", err)
 	}
 	return msg, false, nil

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -37,6 +38,8 @@ type Store struct {
 	w *sql.DB // exactly one connection; all writes go through it
 	r *sql.DB // read-only pool
 
+	stmts    *sendStmts
+	batches  atomic.Int64 // send transactions committed, to measure batching
 	maxBatch int
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
@@ -95,12 +98,19 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: ping readers: %w", err)
 	}
 
+	stmts, err := prepareSend(ctx, w)
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, err
+	}
 	if maxBatch < 1 {
 		maxBatch = 1
 	}
 	s := &Store{
 		w:        w,
 		r:        r,
+		stmts:    stmts,
 		maxBatch: maxBatch,
 		sends:    make(chan *sendReq, 4*maxBatch),
 		done:     make(chan struct{}),
@@ -134,6 +144,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.done) })
 	<-s.exited
+	s.stmts.close()
 	return errors.Join(s.r.Close(), s.w.Close())
 }
 

@@ -2,8 +2,14 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 	"github.com/chatd/chatd/internal/store/storetest"
@@ -37,4 +43,224 @@ func TestConformanceNoBatching(t *testing.T) {
 		t.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+func TestReopenKeepsData(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "nested", "dir", "chatd.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Name: "a", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.OpenPrivate(ctx, app, "alice", "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`{"t":"é"}`), ClientMsgID: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`)}); err == nil {
+		t.Fatal("Send after Close succeeded")
+	}
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s.Close()
+	if _, err := s.App(ctx, app); err != nil {
+		t.Fatalf("app lost: %v", err)
+	}
+	got, err := s.MessageByID(ctx, c.ID, m.ID)
+	if err != nil || string(got.Content) != `{"t":"é"}` || got.Seq != 1 {
+		t.Fatalf("message after reopen = %+v, %v", got, err)
+	}
+	again, dup, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`2`), ClientMsgID: "x"})
+	if err != nil || !dup || again.ID != m.ID {
+		t.Fatalf("client id forgotten after reopen: %+v, %v, %v", again, dup, err)
+	}
+	next, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "bob", Type: 1, Content: json.RawMessage(`3`)})
+	if err != nil || next.Seq != 2 {
+		t.Fatalf("seq after reopen = %d, %v; want 2", next.Seq, err)
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	version := func() int {
+		var v int
+		if err := s.r.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if v := version(); v != len(migrations) {
+		t.Fatalf("user_version = %d, want %d", v, len(migrations))
+	}
+	for range 2 {
+		if err := migrate(ctx, s.w); err != nil {
+			t.Fatalf("migrate again: %v", err)
+		}
+	}
+	if v := version(); v != len(migrations) {
+		t.Fatalf("user_version = %d after re-running, want %d", v, len(migrations))
+	}
+	// A file from a newer chatd is refused rather than misread.
+	if _, err := s.w.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations)+1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrate(ctx, s.w); err == nil || !strings.Contains(err.Error(), "newer") {
+		t.Fatalf("migrate on a newer schema: %v", err)
+	}
+}
+
+func TestPragmas(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	for _, db := range []struct {
+		name      string
+		queryOnly int
+	}{{"writer", 0}, {"reader", 1}} {
+		h := s.w
+		if db.name == "reader" {
+			h = s.r
+		}
+		var mode string
+		var sync, fk, busy, qo int
+		if err := h.QueryRowContext(ctx, `SELECT * FROM pragma_journal_mode, pragma_synchronous, pragma_foreign_keys, pragma_busy_timeout, pragma_query_only`).
+			Scan(&mode, &sync, &fk, &busy, &qo); err != nil {
+			t.Fatalf("%s: %v", db.name, err)
+		}
+		if mode != "wal" || sync != 1 || fk != 1 || busy != busyTimeoutMS || qo != db.queryOnly {
+			t.Fatalf("%s: journal_mode=%s synchronous=%d foreign_keys=%d busy_timeout=%d query_only=%d",
+				db.name, mode, sync, fk, busy, qo)
+		}
+	}
+	if _, err := s.r.ExecContext(ctx, `DELETE FROM apps`); err == nil {
+		t.Fatal("a reader connection could write")
+	}
+	if got := s.w.Stats().MaxOpenConnections; got != 1 {
+		t.Fatalf("writer MaxOpenConnections = %d, want 1", got)
+	}
+}
+
+// The hot reads must stay index lookups as the tables grow.
+func TestQueryPlans(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	for _, tc := range []struct {
+		name  string
+		query string
+		args  []any
+		want  []string
+	}{
+		{"sessions", sessionsQuery, []any{"a", "u"}, []string{
+			"SEARCH m USING INDEX members_by_user (app_id=? AND user_id=?)",
+			"SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)",
+			"SEARCH lm USING PRIMARY KEY (conversation_id=? AND seq=?)",
+			"SEARCH pm USING PRIMARY KEY (conversation_id=?)",
+			"SEARCH pu USING PRIMARY KEY (app_id=? AND user_id=?)",
+		}},
+		{"history", `SELECT ` + msgCols + `, u.name, u.avatar_uri` + msgFrom + `
+			WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`, []any{"c", 10, 50}, []string{
+			"SEARCH m USING PRIMARY KEY (conversation_id=? AND seq<?)",
+		}},
+		{"member by sid", `SELECT ` + memberCols + ` FROM members WHERE sid = ? AND app_id = ? AND user_id = ?`, []any{"s", "a", "u"}, []string{
+			"(sid=?)",
+		}},
+	} {
+		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		joined := strings.Join(plan, "\n")
+		for _, w := range tc.want {
+			if !strings.Contains(joined, w) {
+				t.Errorf("%s plan lacks %q:\n%s", tc.name, w, joined)
+			}
+		}
+		if strings.Contains(joined, "SCAN ") {
+			t.Errorf("%s plan has a full scan:\n%s", tc.name, joined)
+		}
+	}
+}
+
+// One failing send must not fail the others committed in the same batch.
+func TestBatchIsolatesFailures(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Name: "a", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.UpsertGroup(ctx, app, "g", "g", "", []string{"in"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Build one batch by hand so the mix is committed together.
+	type result struct {
+		sender string
+		seq    int64
+		err    error
+	}
+	var batch []*sendReq
+	for i := range 20 {
+		sender := "in"
+		if i%2 == 1 {
+			sender = "out"
+		}
+		batch = append(batch, &sendReq{ctx: ctx, res: make(chan sendRes, 1),
+			m: store.NewMessage{ConversationID: c.ID, SenderID: sender, Type: 1, Content: json.RawMessage(`1`), At: time.Now()}})
+	}
+	s.commitBatch(batch)
+	results := make(chan result, len(batch))
+	for _, r := range batch {
+		res := <-r.res
+		results <- result{r.m.SenderID, res.msg.Seq, res.err}
+	}
+	close(results)
+	var got []int64
+	for r := range results {
+		switch {
+		case r.sender == "in" && r.err != nil:
+			t.Fatalf("member's send failed: %v", r.err)
+		case r.sender == "out" && !errors.Is(r.err, store.ErrNotMember):
+			t.Fatalf("non-member's send: %v, want ErrNotMember", r.err)
+		case r.sender == "in":
+			got = append(got, r.seq)
+		}
+	}
+	slices.Sort(got)
+	if want := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(got, want) {
+		t.Fatalf("seqs %v, want %v", got, want)
+	}
+}
+
+func TestSendCanceledContext(t *testing.T) {
+	s := openTemp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := s.Send(ctx, store.NewMessage{ConversationID: store.NewID(), SenderID: "a", Type: 1, Content: json.RawMessage(`1`)})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Send with a canceled context: %v", err)
+	}
 }
