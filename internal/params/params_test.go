@@ -2,6 +2,7 @@ package params
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -68,6 +69,23 @@ func TestFormArrayLimit(t *testing.T) {
 	}
 	if got, ok := p.Strings("userIds"); !ok || strings.Join(got, ",") != "a,b" {
 		t.Errorf("form userIds = %v %v", got, ok)
+	}
+	// Above 100 the limit follows the number of pairs.
+	var b strings.Builder
+	for i := range 150 {
+		fmt.Fprintf(&b, "userIds[%d]=u%d&", 149-i, 149-i)
+	}
+	p, err = FromForm([]byte(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := p.Strings("userIds"); !ok || len(got) != 150 || got[0] != "u0" || got[149] != "u149" {
+		t.Errorf("150 userIds: %d %v", len(got), ok)
+	}
+	// Query strings keep qs's default of 20.
+	p, _ = FromQuery("userIds[25]=a")
+	if _, ok := p.Strings("userIds"); ok {
+		t.Error("query index 25 should be an object key")
 	}
 }
 

@@ -26,7 +26,9 @@ const (
 	// QueryArrayLimit: a bracketed index below it makes an array element, a
 	// larger one an object key (qs's arrayLimit default).
 	QueryArrayLimit = 20
-	// FormArrayLimit is body-parser's array limit for urlencoded bodies.
+	// FormArrayLimit is body-parser's array limit for urlencoded bodies; a
+	// body with more pairs than that raises it to the number of pairs, as
+	// body-parser does, so userIds[150]=x stays an array element.
 	FormArrayLimit = 100
 	// MaxJSONDepth bounds the nesting of objects and arrays in a JSON body.
 	MaxJSONDepth = 32
@@ -45,7 +47,8 @@ func FromQuery(raw string) (*Params, error) {
 
 // FromForm parses an application/x-www-form-urlencoded body like FromQuery.
 func FromForm(body []byte) (*Params, error) {
-	return parseQS(string(body), FormArrayLimit)
+	raw := string(body)
+	return parseQS(raw, max(FormArrayLimit, strings.Count(raw, "&")+1))
 }
 
 type segKind uint8
