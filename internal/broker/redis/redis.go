@@ -95,6 +95,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		ro.DialTimeout = 2 * time.Second
 	}
 	ro.MaxRetries = 1
+	ro.DialerRetries = 1
+	ro.DialerRetryTimeout = 50 * time.Millisecond
 	client := goredis.NewClient(ro)
 	if err := client.Ping(ctx).Err(); err != nil {
 		_ = client.Close()
@@ -151,15 +153,20 @@ func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
 	defer cancel()
-	// SUBSCRIBE even when the topic is already subscribed: the confirmation that comes
-	// back marks the point after which payloads are this subscription's.
-	err := b.ps.Subscribe(ctx, b.channel(topic))
-	b.subMu.Unlock()
-	if err != nil {
-		// go-redis keeps the channel and subscribes again when it reconnects.
-		b.log.Warn("subscribe failed; will retry on reconnect", "topic", topic, "err", err)
+	if b.up.Load() {
+		// SUBSCRIBE even when the topic is already subscribed: the confirmation that
+		// comes back marks the point after which payloads are this subscription's.
+		err := b.ps.Subscribe(ctx, b.channel(topic))
+		b.subMu.Unlock()
+		if err != nil {
+			// go-redis keeps the channel and subscribes again when it reconnects.
+			b.log.Warn("subscribe failed; will retry on reconnect", "topic", topic, "err", err)
+		} else {
+			b.waitActive(ctx, s)
+		}
 	} else {
-		b.waitActive(ctx, s)
+		// Down: do not wait for a dial; resync subscribes every topic on reconnect.
+		b.subMu.Unlock()
 	}
 	var once sync.Once
 	return func() { once.Do(func() { b.unsubscribe(s) }) }, nil
@@ -198,9 +205,14 @@ func (b *Broker) unsubscribe(s *broker.Sub) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
 	defer cancel()
+	if !b.up.Load() {
+		// Down: a cancelled context makes go-redis forget the channel (so that the
+		// reconnect does not restore it) without waiting for a dial.
+		cancel()
+	}
 	// On error go-redis has already forgotten the channel, so it is not resubscribed
 	// after reconnect; stray payloads meanwhile find no local subscriber.
-	if err := b.ps.Unsubscribe(ctx, b.channel(s.Topic())); err != nil {
+	if err := b.ps.Unsubscribe(ctx, b.channel(s.Topic())); err != nil && ctx.Err() == nil {
 		b.log.Warn("unsubscribe failed", "topic", s.Topic(), "err", err)
 	}
 }
@@ -243,6 +255,7 @@ func (b *Broker) receive(ctx context.Context) {
 		if !b.up.Swap(true) {
 			b.reconnects.Add(1)
 			b.log.Info("redis pub/sub connection restored", "topics", len(b.fan.Topics()))
+			b.resync(ctx)
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
@@ -260,6 +273,26 @@ func (b *Broker) receive(ctx context.Context) {
 			}
 		case *goredis.Pong:
 		}
+	}
+}
+
+// resync subscribes every local topic after a reconnect: go-redis restores the
+// channels it knows, but Subscribe skips Redis while the connection is down.
+func (b *Broker) resync(ctx context.Context) {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	topics := b.fan.Topics()
+	if len(topics) == 0 {
+		return
+	}
+	chans := make([]string, len(topics))
+	for i, t := range topics {
+		chans[i] = b.channel(t)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.opt.subTimeout)
+	defer cancel()
+	if err := b.ps.Subscribe(ctx, chans...); err != nil {
+		b.log.Warn("resubscribe failed; will retry on reconnect", "topics", len(chans), "err", err)
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/chatd/chatd/internal/broker"
 	"github.com/chatd/chatd/internal/broker/brokertest"
 	"github.com/chatd/chatd/internal/broker/redis"
@@ -128,6 +130,10 @@ func TestOutage(t *testing.T) {
 	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
 		t.Fatal(err)
 	}
+	leave, err := b.Subscribe("gone", func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := t.Context()
 	if err := a.Publish(ctx, "room", []byte("before")); err != nil {
 		t.Fatal(err)
@@ -141,7 +147,7 @@ func TestOutage(t *testing.T) {
 		return a.Ping(ctx) != nil && b.Ping(ctx) != nil
 	})
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	err := a.Publish(pctx, "room", []byte("lost"))
+	err = a.Publish(pctx, "room", []byte("lost"))
 	if err == nil || !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("Publish during outage: %v, want ErrUnavailable", err)
 	}
@@ -153,6 +159,7 @@ func TestOutage(t *testing.T) {
 	if _, err := b.Subscribe("late", func(p []byte) { got <- "late:" + string(p) }); err != nil {
 		t.Fatalf("Subscribe during outage: %v", err)
 	}
+	leave() // during the outage: must not come back with the reconnect
 
 	srv.start()
 	seen := map[string]bool{}
@@ -171,6 +178,19 @@ func TestOutage(t *testing.T) {
 		return seen["room:after"] && seen["late:after"]
 	})
 	waitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	// Redis itself agrees: the node listens to exactly its live topics.
+	raw := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.port)})
+	defer raw.Close()
+	numsub, err := raw.PubSubNumSub(ctx, "chatd:room", "chatd:late", "chatd:gone").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"chatd:room": 1, "chatd:late": 1, "chatd:gone": 0}
+	for ch, n := range want {
+		if numsub[ch] != n {
+			t.Errorf("PUBSUB NUMSUB %s = %d, want %d", ch, numsub[ch], n)
+		}
+	}
 	if st := b.Stats(); st.Reconnects == 0 {
 		t.Errorf("Reconnects = 0 after an outage")
 	}
