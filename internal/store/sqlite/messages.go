@@ -274,7 +274,7 @@ const msgFrom = ` FROM messages m
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id`
 
 func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]store.Message, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
@@ -317,7 +317,7 @@ func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
-	m, err := scanMsg(s.r.QueryRowContext(ctx, `SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
+	m, err := scanMsg(s.queryRow(ctx, `SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
 		WHERE m.msg_id = ? AND m.conversation_id = ?`, msgID, conversationID), true)
 	if err != nil {
 		return store.Message{}, notFound(err, store.ErrNotFound, "message %s in %s", msgID, conversationID)
@@ -390,7 +390,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 }
 
 func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
-	rows, err := s.r.QueryContext(ctx, sessionsQuery, appID, userID)
+	rows, err := s.query(ctx, sessionsQuery, appID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
 	}
@@ -410,7 +410,7 @@ func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Ses
 }
 
 func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
-	ss, err := scanSession(s.r.QueryRowContext(ctx, sessionQuery, conversationID, userID))
+	ss, err := scanSession(s.queryRow(ctx, sessionQuery, conversationID, userID))
 	if err != nil {
 		return store.Session{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
 	}

@@ -40,6 +40,7 @@ type Store struct {
 
 	stmts    *sendStmts
 	batches  atomic.Int64 // send transactions committed, to measure batching
+	rstmts   sync.Map     // query text → *sql.Stmt on the reader pool
 	maxBatch int
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
@@ -145,7 +146,53 @@ func (s *Store) Close() error {
 	s.once.Do(func() { close(s.done) })
 	<-s.exited
 	s.stmts.close()
+	s.rstmts.Range(func(_, v any) bool {
+		v.(*sql.Stmt).Close()
+		return true
+	})
 	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// rstmt returns the reader statement for q, preparing it on first use:
+// parsing the session and history queries costs as much as running them.
+func (s *Store) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.rstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.r.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.rstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// errRow carries a prepare error to the caller's Scan, like *sql.Row does.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+type scanner interface{ Scan(...any) error }
+
+// queryRow runs a single-row read on the reader pool.
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) scanner {
+	st, err := s.rstmt(ctx, q)
+	if err != nil {
+		return errRow{fmt.Errorf("prepare: %w", err)}
+	}
+	return st.QueryRowContext(ctx, args...)
+}
+
+// query runs a multi-row read on the reader pool.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := s.rstmt(ctx, q)
+	if err != nil {
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	return st.QueryContext(ctx, args...)
 }
 
 // ms converts to the stored representation: unix milliseconds, 0 for zero.
@@ -206,7 +253,7 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
+	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
 		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
 	if err != nil {
 		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
@@ -251,7 +298,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 }
 
 func (s *Store) User(ctx context.Context, appID, userID string) (store.User, error) {
-	u, err := scanUser(s.r.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE app_id = ? AND user_id = ?`, appID, userID))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = ? AND user_id = ?`, appID, userID))
 	if err != nil {
 		return store.User{}, notFound(err, store.ErrNotFound, "user %s/%s", appID, userID)
 	}
@@ -381,7 +428,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 }
 
 func (s *Store) ConversationByKey(ctx context.Context, appID string, typ int, key string) (store.Conversation, error) {
-	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations
+	c, err := scanConv(s.queryRow(ctx, `SELECT `+convCols+` FROM conversations
 		WHERE app_id = ? AND type = ? AND key = ?`, appID, typ, key))
 	if err != nil {
 		return store.Conversation{}, notFound(err, store.ErrNotFound, "conversation %s/%d/%q", appID, typ, key)
@@ -390,7 +437,7 @@ func (s *Store) ConversationByKey(ctx context.Context, appID string, typ int, ke
 }
 
 func (s *Store) Conversation(ctx context.Context, id string) (store.Conversation, error) {
-	c, err := scanConv(s.r.QueryRowContext(ctx, `SELECT `+convCols+` FROM conversations WHERE id = ?`, id))
+	c, err := scanConv(s.queryRow(ctx, `SELECT `+convCols+` FROM conversations WHERE id = ?`, id))
 	if err != nil {
 		return store.Conversation{}, notFound(err, store.ErrNotFound, "conversation %s", id)
 	}
@@ -440,7 +487,7 @@ func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userID
 }
 
 func (s *Store) Member(ctx context.Context, conversationID, userID string) (store.Member, error) {
-	m, err := scanMember(s.r.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members
+	m, err := scanMember(s.queryRow(ctx, `SELECT `+memberCols+` FROM members
 		WHERE conversation_id = ? AND user_id = ?`, conversationID, userID))
 	if err != nil {
 		return store.Member{}, notFound(err, store.ErrNotMember, "member %s of %s", userID, conversationID)
@@ -449,7 +496,7 @@ func (s *Store) Member(ctx context.Context, conversationID, userID string) (stor
 }
 
 func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (store.Member, error) {
-	m, err := scanMember(s.r.QueryRowContext(ctx, `SELECT `+memberCols+` FROM members
+	m, err := scanMember(s.queryRow(ctx, `SELECT `+memberCols+` FROM members
 		WHERE sid = ? AND app_id = ? AND user_id = ?`, sid, appID, userID))
 	if err != nil {
 		return store.Member{}, notFound(err, store.ErrNotFound, "session %s of %s/%s", sid, appID, userID)
@@ -458,7 +505,7 @@ func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (sto
 }
 
 func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+memberCols+` FROM members WHERE conversation_id = ? ORDER BY user_id`, conversationID)
+	rows, err := s.query(ctx, `SELECT `+memberCols+` FROM members WHERE conversation_id = ? ORDER BY user_id`, conversationID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 	}
@@ -497,7 +544,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) error {
 func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) {
 	var f store.File
 	var created int64
-	err := s.r.QueryRowContext(ctx, `SELECT id, app_id, user_id, key, name, size, content_type, created_at
+	err := s.queryRow(ctx, `SELECT id, app_id, user_id, key, name, size, content_type, created_at
 		FROM files WHERE id = ? AND app_id = ?`, id, appID).
 		Scan(&f.ID, &f.AppID, &f.UserID, &f.Key, &f.Name, &f.Size, &f.ContentType, &created)
 	if err != nil {
