@@ -43,7 +43,7 @@ var ErrUnavailable = errors.New("broker: unavailable")
 type Stats struct {
 	Published     uint64 // Publish calls that succeeded
 	PublishErrors uint64 // Publish calls that failed
-	Received      uint64 // payloads that arrived for a local subscription
+	Received      uint64 // payloads offered to local subscriptions (one per subscription)
 	Delivered     uint64 // handler calls
 	Dropped       uint64 // payloads dropped because a subscription's buffer was full
 	HandlerPanics uint64 // handler calls that panicked (recovered)

@@ -1,0 +1,46 @@
+// Package brokers opens the broker named by chatd's CHATD_BROKER setting. It lives
+// apart from package broker so that only binaries that want every backend link them.
+package brokers
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	"github.com/chatd/chatd/internal/broker"
+	"github.com/chatd/chatd/internal/broker/nats"
+	"github.com/chatd/chatd/internal/broker/redis"
+)
+
+// Open returns the broker for spec: "" or "memory" (in-process, one node),
+// "redis://…" or "rediss://…" (Redis pub/sub), "nats://…" or "tls://…" (core NATS).
+// logger may be nil.
+func Open(ctx context.Context, spec string, logger *slog.Logger) (broker.Broker, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	scheme, _, _ := strings.Cut(spec, "://")
+	switch {
+	case spec == "" || spec == "memory":
+		return broker.NewMemory(), nil
+	case scheme == "redis" || scheme == "rediss" || scheme == "unix":
+		return redis.Open(ctx, spec, redis.WithLogger(logger))
+	case scheme == "nats" || scheme == "tls":
+		return nats.Open(ctx, spec, nats.WithLogger(logger))
+	default:
+		return nil, fmt.Errorf("broker: unknown broker %q (want memory, redis://… or nats://…)", redactURL(spec))
+	}
+}
+
+// redactURL drops credentials from a URL-ish string before it is shown.
+func redactURL(s string) string {
+	scheme, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		return s
+	}
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		rest = "…@" + rest[at+1:]
+	}
+	return scheme + "://" + rest
+}
