@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -41,6 +42,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SendConcurrent", testSendConcurrent},
 		{"SendConcurrentDuplicates", testSendConcurrentDuplicates},
 		{"SendConcurrentConversations", testSendConcurrentConversations},
+		{"SendConcurrentMixed", testSendConcurrentMixed},
+		{"MarkReadConcurrent", testMarkReadConcurrent},
+		{"GroupDuplicateUsers", testGroupDuplicateUsers},
 		{"Sessions", testSessions},
 		{"SessionsEmpty", testSessionsEmpty},
 		{"Session", testSession},
@@ -650,6 +654,7 @@ func testSendContentExact(t *testing.T, s store.Store) {
 		`[1,2,3]`,
 		`12345678901234567890`,
 		`{"html":"<script>alert(1)</script>&amp;"}`,
+		`{"big":"` + strings.Repeat("0123456789abcdef", 4096) + `"}`, // 64 KiB
 	}
 	var ids []string
 	for i, c := range contents {
@@ -951,6 +956,12 @@ func testSessions(t *testing.T, s store.Store) {
 	if x := session(t, s, pBob.ID, "alice"); x.Title != "Robert" || x.Avatar != "r.png" {
 		t.Fatalf("after rename: %+v", x)
 	}
+	// A new message moves its conversation to the top.
+	send(t, s, pBob.ID, "bob", 6)
+	ss, err = s.Sessions(ctx, app, "alice")
+	if err != nil || len(ss) != 4 || ss[0].ConversationID != pBob.ID || ss[1].ConversationID != g.ID {
+		t.Fatalf("after a new message in the private chat: %+v, %v", ss, err)
+	}
 	// Reading moves the session's unread to zero.
 	if _, err := s.MarkRead(ctx, g.ID, "alice", -1); err != nil {
 		t.Fatal(err)
@@ -1245,5 +1256,131 @@ func testFiles(t *testing.T, s store.Store) {
 func testPing(t *testing.T, s store.Store) {
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping: %v", err)
+	}
+}
+
+// Members and non-members sending at once: every rejection stays its own,
+// every accepted message gets the next seq.
+func testSendConcurrentMixed(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "m0", "m1", "m2", "m3")
+	const goroutines, each = 8, 20
+	var accepted sync.Map
+	errs := make(chan error, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		sender := fmt.Sprintf("m%d", g/2)
+		if g%2 == 1 {
+			sender = fmt.Sprintf("x%d", g) // not a member
+		}
+		wg.Go(func() {
+			for i := range each {
+				m, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: sender, Type: 1,
+					Content: json.RawMessage(fmt.Sprint(i)), ClientMsgID: fmt.Sprintf("%s-%d", sender, i)})
+				switch {
+				case sender[0] == 'x' && !errors.Is(err, store.ErrNotMember):
+					errs <- fmt.Errorf("non-member %s: err = %v, want ErrNotMember", sender, err)
+					return
+				case sender[0] == 'm' && err != nil:
+					errs <- fmt.Errorf("member %s: %w", sender, err)
+					return
+				case sender[0] == 'm':
+					if _, loaded := accepted.LoadOrStore(m.Seq, m.ID); loaded {
+						errs <- fmt.Errorf("seq %d given twice", m.Seq)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	const n = goroutines / 2 * each
+	all, err := s.After(ctx, c.ID, 0, 10*n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(seqs(all), seqRange(1, n)) {
+		t.Fatalf("stored seqs %v, want 1..%d", seqs(all), n)
+	}
+	for _, m := range all {
+		if m.SenderID[0] != 'm' {
+			t.Fatalf("a non-member's message was stored: %+v", m)
+		}
+	}
+}
+
+// Read marks racing with sends never pass last_seq and never go back.
+func testMarkReadConcurrent(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	p := openPrivate(t, s, app, "alice", "bob")
+	const n = 60
+	var wg sync.WaitGroup
+	sendErr := make(chan error, 1)
+	wg.Go(func() {
+		for i := range n {
+			if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: p.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(fmt.Sprint(i))}); err != nil {
+				sendErr <- err
+				return
+			}
+		}
+	})
+	var marks []int64
+	markErr := make(chan error, 1)
+	wg.Go(func() {
+		for i := range n {
+			seq := int64(-1)
+			if i%3 == 0 {
+				seq = int64(i / 2) // sometimes behind
+			}
+			r, err := s.MarkRead(ctx, p.ID, "bob", seq)
+			if err != nil {
+				markErr <- err
+				return
+			}
+			marks = append(marks, r)
+		}
+	})
+	wg.Wait()
+	close(sendErr)
+	close(markErr)
+	for err := range sendErr {
+		t.Fatal(err)
+	}
+	for err := range markErr {
+		t.Fatal(err)
+	}
+	if !slices.IsSorted(marks) {
+		t.Fatalf("read_seq went backwards: %v", marks)
+	}
+	if last := marks[len(marks)-1]; last > n {
+		t.Fatalf("read_seq %d beyond last_seq %d", last, n)
+	}
+	if r, err := s.MarkRead(ctx, p.ID, "bob", -1); err != nil || r != n {
+		t.Fatalf("final MarkRead = %d, %v; want %d", r, err, n)
+	}
+	if x := session(t, s, p.ID, "bob"); x.Unread() != 0 || x.ReadSeq != n {
+		t.Fatalf("session %+v", x)
+	}
+}
+
+func testGroupDuplicateUsers(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "a", "b", "a", "b", "a")
+	if err := s.AddMembers(ctx, app, "g", []string{"c", "c", "a"}); err != nil {
+		t.Fatalf("AddMembers: %v", err)
+	}
+	ms, err := s.Members(ctx, c.ID)
+	if err != nil || len(ms) != 3 {
+		t.Fatalf("Members = %+v, %v; want a, b and c once each", ms, err)
+	}
+	if err := s.RemoveMembers(ctx, app, "g", []string{"a", "a"}); err != nil {
+		t.Fatalf("RemoveMembers: %v", err)
+	}
+	if ms, err := s.Members(ctx, c.ID); err != nil || len(ms) != 2 {
+		t.Fatalf("Members after removal = %+v, %v", ms, err)
 	}
 }
