@@ -1,0 +1,30 @@
+# `make test` runs every test chatd has: Go (with the race detector) and the
+# Node end-to-end suites that drive a real chatd binary with real clients.
+GO ?= go
+BIN := $(CURDIR)/bin
+
+.PHONY: all build test go-test node-test vet fmt-check clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/chatd ./cmd/chatd
+
+test: fmt-check vet go-test node-test
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+go-test:
+	$(GO) test -race -timeout 20m ./...
+
+node-test: build
+	cd test && npm ci --no-audit --no-fund --loglevel=error
+	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 test/
+
+clean:
+	rm -rf $(BIN) test/node_modules

@@ -1,0 +1,410 @@
+// Package api serves node-chat's HTTP API: the signed server routes, the
+// admin app route, uploads and downloads, and health checks. Every response
+// is node-chat's {status, message, data} envelope.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/chatd/chatd/internal/blob"
+	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/params"
+	"github.com/chatd/chatd/internal/signature"
+	"github.com/chatd/chatd/internal/store"
+)
+
+// Options configure the API.
+type Options struct {
+	AdminKey       string // Bearer key for /app/create; empty: the route answers 403
+	PublicURL      string // base of upload URLs; empty: from the request
+	MaxBodyBytes   int64  // request bodies other than uploads
+	MaxUploadBytes int64  // one uploaded file
+	Logger         *slog.Logger
+	// Ready reports whether the node can serve (store and broker reachable).
+	Ready func(ctx context.Context) error
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	chat     *chat.Service
+	verifier *signature.Verifier
+	blobs    blob.Store
+	opts     Options
+	log      *slog.Logger
+}
+
+// New returns the API over a chat service, a signature verifier and blob storage.
+func New(svc *chat.Service, verifier *signature.Verifier, blobs blob.Store, opts Options) *Server {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	if opts.MaxUploadBytes <= 0 {
+		opts.MaxUploadBytes = 20 << 20
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Server{chat: svc, verifier: verifier, blobs: blobs, opts: opts, log: log}
+}
+
+// Register adds the API's routes to mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	route := func(path string, h http.HandlerFunc, methods ...string) {
+		mux.Handle(path, s.recoverer(allow(h, methods...)))
+	}
+	route("/app/create", s.createApp, http.MethodPost)
+	route("/user/getToken", s.signed(s.getToken), http.MethodPost)
+	route("/user/sessions", s.signed(s.sessions), http.MethodGet, http.MethodPost)
+	route("/group/create", s.signed(s.groupCreate), http.MethodPost)
+	route("/group/join", s.signed(s.groupJoin), http.MethodPost)
+	route("/group/remove", s.signed(s.groupRemove), http.MethodPost)
+	route("/private/send/message", s.signed(s.sendPrivate), http.MethodPost)
+	route("/group/send/message", s.signed(s.sendGroup), http.MethodPost)
+	route("/session/messages", s.signed(s.messages), http.MethodGet, http.MethodPost)
+	route("/file/upload", s.upload, http.MethodPost)
+	route("/files/{app}/{name}", s.download, http.MethodGet, http.MethodHead)
+	route("/healthz", s.healthz, http.MethodGet, http.MethodHead)
+	route("/readyz", s.readyz, http.MethodGet, http.MethodHead)
+}
+
+// NotFound answers unknown paths with the envelope.
+func NotFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, envelope{Status: chat.CodeOther, Message: "no such route: " + r.Method + " " + r.URL.Path})
+}
+
+type envelope struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code, b = http.StatusInternalServerError, []byte(`{"status":1000,"message":"internal error"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	w.Write(b)
+}
+
+func ok(w http.ResponseWriter, message string, data any) {
+	writeJSON(w, http.StatusOK, envelope{Status: chat.CodeOK, Message: message, Data: data})
+}
+
+// fail writes err as a client error; the mapping lives in chat.Describe.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	code, status, msg := chat.Describe(err)
+	if status >= 500 {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	writeJSON(w, status, envelope{Status: code, Message: msg})
+}
+
+func allow(h http.HandlerFunc, methods ...string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		for _, m := range methods {
+			if r.Method == m {
+				h(w, r)
+				return
+			}
+		}
+		w.Header().Set("Allow", strings.Join(methods, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, envelope{Status: chat.CodeOther, Message: "method " + r.Method + " not allowed; use " + strings.Join(methods, " or ")})
+	}
+}
+
+// recoverer turns a panic into a 500 envelope and a log line; the process lives on.
+func (s *Server) recoverer(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("panic in handler", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+				writeJSON(w, http.StatusInternalServerError, envelope{Status: chat.CodeOther, Message: "internal error"})
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// readParams merges query and body parameters (body wins), from a JSON or
+// form-encoded body.
+func (s *Server) readParams(w http.ResponseWriter, r *http.Request) (*params.Params, error) {
+	q, err := params.FromQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("%w: query: %v", chat.ErrInvalid, err)
+	}
+	if r.Body == nil || r.ContentLength == 0 {
+		return q, nil
+	}
+	body, err := readBody(w, r, s.opts.MaxBodyBytes)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return q, nil
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var b *params.Params
+	switch ct {
+	case "application/json":
+		b, err = params.FromJSON(body)
+	case "application/x-www-form-urlencoded", "":
+		b, err = params.FromForm(body)
+	default:
+		return nil, fmt.Errorf("%w: Content-Type %q: send application/json or application/x-www-form-urlencoded", chat.ErrInvalid, ct)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: body: %v", chat.ErrInvalid, err)
+	}
+	return params.Merge(q, b), nil
+}
+
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, fmt.Errorf("%w: request body is larger than %d bytes", chat.ErrTooLarge, max)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading body: %v", chat.ErrInvalid, err)
+	}
+	return b, nil
+}
+
+type signedHandler func(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params)
+
+// signed verifies node-chat's request signature before calling h.
+func (s *Server) signed(h signedHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.readParams(w, r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		appID, _ := p.String("app_id")
+		if appID == "" {
+			s.fail(w, r, fmt.Errorf("%w: missing parameter app_id", chat.ErrInvalid))
+			return
+		}
+		app, err := s.chat.App(r.Context(), appID)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := s.verifier.Verify(p, app.Secret); err != nil {
+			var se *signature.Error
+			if errors.As(err, &se) && se.Code == chat.CodeBadParam {
+				err = fmt.Errorf("%w: %s", chat.ErrInvalid, se.Message)
+			} else if errors.As(err, &se) {
+				err = fmt.Errorf("%w: %s", chat.ErrBadSignature, se.Message)
+			} else {
+				err = fmt.Errorf("%w: %v", chat.ErrBadSignature, err)
+			}
+			s.fail(w, r, err)
+			return
+		}
+		h(w, r, app, p)
+	}
+}
+
+func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
+	if s.opts.AdminKey == "" {
+		s.fail(w, r, fmt.Errorf("%w: app creation over HTTP is disabled: set CHATD_ADMIN_KEY, or run `chatd app create`", chat.ErrForbidden))
+		return
+	}
+	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminKey)) != 1 {
+		s.fail(w, r, fmt.Errorf("%w: Authorization: Bearer <admin key> required", chat.ErrForbidden))
+		return
+	}
+	p, err := s.readParams(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	name, _ := p.String("appName")
+	desc, _ := p.String("description")
+	app, err := s.chat.CreateApp(r.Context(), name, desc)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "创建成功", map[string]string{"appName": app.Name, "appId": app.ID, "appSecret": app.Secret})
+}
+
+func (s *Server) getToken(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	userID, _ := p.String("userId")
+	name, _ := p.String("name")
+	avatar, _ := p.String("avatarUri")
+	token, err := s.chat.GetToken(r.Context(), app, userID, name, avatar)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "获取成功", map[string]string{"token": token})
+}
+
+func (s *Server) sessions(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	userID, _ := p.String("userId")
+	list, err := s.chat.Sessions(r.Context(), app.ID, userID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "获取成功", list)
+}
+
+func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	groupID, _ := p.String("groupId")
+	name, _ := p.String("name")
+	avatar, _ := p.String("avatarUri")
+	err := s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "创建成功", nil)
+}
+
+func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	groupID, _ := p.String("groupId")
+	if err := s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "加入成功", nil)
+}
+
+func (s *Server) groupRemove(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	groupID, _ := p.String("groupId")
+	if err := s.chat.RemoveFromGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "移除成功", nil)
+}
+
+// userIDs reads userIds as an array (userIds[0]=…, userIds[]=…, JSON array),
+// a JSON array inside a string, or one scalar.
+func userIDs(p *params.Params) []string {
+	if v, isScalar := p.String("userIds"); isScalar && strings.HasPrefix(strings.TrimSpace(v), "[") {
+		var ids []string
+		if json.Unmarshal([]byte(v), &ids) == nil {
+			return ids
+		}
+	}
+	ids, _ := p.Strings("userIds")
+	return ids
+}
+
+func (s *Server) sendPrivate(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	s.send(w, r, app, p, s.chat.SendPrivate)
+}
+
+func (s *Server) sendGroup(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	s.send(w, r, app, p, s.chat.SendGroup)
+}
+
+func (s *Server) send(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params,
+	do func(context.Context, chat.SendInput) (chat.SendResult, error)) {
+	in := chat.SendInput{AppID: app.ID}
+	in.SenderID, _ = p.String("senderUserId")
+	in.TargetID, _ = p.String("targetId")
+	in.ClientMsgID, _ = p.String("clientMsgId")
+	typ, present, err := p.Int("messageType")
+	switch {
+	case err != nil:
+		s.fail(w, r, fmt.Errorf("%w: messageType must be an integer from 1 to 6", chat.ErrInvalid))
+		return
+	case !present:
+		s.fail(w, r, fmt.Errorf("%w: missing messageType", chat.ErrInvalid))
+		return
+	}
+	in.Type = int(min(max(typ, -1), 1000))
+	content, err := contentParam(p)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in.Content = content
+	res, err := do(r.Context(), in)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "发送成功", res)
+}
+
+// contentParam reads the message content: an object, or a string holding a
+// JSON object (what some form-posting clients send).
+func contentParam(p *params.Params) (json.RawMessage, error) {
+	if v, isScalar := p.String("content"); isScalar {
+		if strings.HasPrefix(strings.TrimSpace(v), "{") && json.Valid([]byte(v)) {
+			return json.RawMessage(v), nil
+		}
+		return nil, fmt.Errorf("%w: content must be an object", chat.ErrInvalid)
+	}
+	raw, present := p.JSON("content")
+	if !present {
+		return nil, fmt.Errorf("%w: missing content", chat.ErrInvalid)
+	}
+	return raw, nil
+}
+
+func (s *Server) messages(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	userID, _ := p.String("userId")
+	targetID, _ := p.String("targetId")
+	ct, present, err := p.Int("conversationType")
+	if err != nil || !present {
+		s.fail(w, r, fmt.Errorf("%w: conversationType must be 1 (private) or 2 (group)", chat.ErrInvalid))
+		return
+	}
+	var page chat.Page
+	if n, present, err := p.Int("limit"); err != nil {
+		s.fail(w, r, fmt.Errorf("%w: limit must be an integer", chat.ErrInvalid))
+		return
+	} else if present {
+		if n <= 0 {
+			s.fail(w, r, fmt.Errorf("%w: limit must be positive", chat.ErrInvalid))
+			return
+		}
+		page.Limit = int(min(n, 1<<20))
+	}
+	page.LastMsgID, _ = p.String("lastmsgId")
+	msgs, err := s.chat.HistoryWith(r.Context(), app.ID, userID, targetID, int(min(max(ct, -1), 1000)), page)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "获取成功", msgs)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ok(w, "ok", nil)
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Ready != nil {
+		if err := s.opts.Ready(r.Context()); err != nil {
+			s.log.Warn("not ready", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, envelope{Status: chat.CodeOther, Message: "not ready"})
+			return
+		}
+	}
+	ok(w, "ready", nil)
+}

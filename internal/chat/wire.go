@@ -1,0 +1,142 @@
+package chat
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// Wire shapes, identical to node-chat's (DESIGN §3.1) plus chatd's additions
+// (seq, timestamp, clientMsgId, lastSeq, readSeq). Both the HTTP API and the
+// socket gateway send exactly these.
+
+// UserRef is the sendUser of a message.
+type UserRef struct {
+	Name      string `json:"name"`
+	AvatarURI string `json:"avatarUri"`
+}
+
+// Message is one message as clients see it.
+type Message struct {
+	MsgID            string          `json:"msgId"`
+	Content          json.RawMessage `json:"content"`
+	ConversationType int             `json:"conversationType"`
+	SenderUserID     string          `json:"senderUserId"`
+	TargetID         string          `json:"targetId"`
+	MessageType      int             `json:"messageType"`
+	Date             string          `json:"date"`
+	SendUser         UserRef         `json:"sendUser"`
+	Seq              int64           `json:"seq"`
+	Timestamp        int64           `json:"timestamp"`
+	ClientMsgID      string          `json:"clientMsgId,omitempty"`
+}
+
+// SessionRef is the sendSession of a SendResult: the session of whoever
+// receives the object.
+type SessionRef struct {
+	SID    string `json:"sid"`
+	Title  string `json:"title"`
+	Avatar string `json:"avatar"`
+}
+
+// SendResult is a sent message with the receiver's own session.
+type SendResult struct {
+	Message
+	SendSession SessionRef `json:"sendSession"`
+}
+
+// LastMsg summarises a session's last message.
+type LastMsg struct {
+	Content     json.RawMessage `json:"content"`
+	MessageType int             `json:"messageType"`
+	Date        string          `json:"date"`
+	MsgID       string          `json:"msgId"`
+	Timestamp   int64           `json:"timestamp"`
+}
+
+// Session is one entry of a user's session list.
+type Session struct {
+	SID              string   `json:"sid"`
+	ConversationType int      `json:"conversationType"`
+	TargetID         string   `json:"targetId"`
+	Unread           int64    `json:"unread"`
+	Title            string   `json:"title"`
+	Avatar           string   `json:"avatar"`
+	LastMsg          *LastMsg `json:"lastMsg,omitempty"`
+	LastSeq          int64    `json:"lastSeq"`
+	ReadSeq          int64    `json:"readSeq"`
+}
+
+// displayDate is node-chat's date string: HH:mm for a message from today,
+// otherwise YY/MM/DD, in the server's time zone.
+func displayDate(t, now time.Time) string {
+	t = t.In(now.Location())
+	y1, m1, d1 := t.Date()
+	y2, m2, d2 := now.Date()
+	if y1 == y2 && m1 == m2 && d1 == d2 {
+		return t.Format("15:04")
+	}
+	return t.Format("06/01/02")
+}
+
+// targetOf is the targetId of a message: the group for a group message, the
+// other party of the pair for a private one.
+func targetOf(c store.Conversation, senderID string) string {
+	if c.Type == store.Group {
+		return c.Key
+	}
+	a, b := splitPrivateKey(c.Key)
+	if a == senderID {
+		return b
+	}
+	return a
+}
+
+func splitPrivateKey(key string) (string, string) {
+	for i := 0; i < len(key); i++ {
+		if key[i] == 0 {
+			return key[:i], key[i+1:]
+		}
+	}
+	return key, key
+}
+
+func (s *Service) wireMessage(c store.Conversation, m store.Message, now time.Time) Message {
+	return Message{
+		MsgID:            m.ID,
+		Content:          m.Content,
+		ConversationType: c.Type,
+		SenderUserID:     m.SenderID,
+		TargetID:         targetOf(c, m.SenderID),
+		MessageType:      m.Type,
+		Date:             displayDate(m.CreatedAt, now),
+		SendUser:         UserRef{Name: m.SenderName, AvatarURI: m.SenderAvatar},
+		Seq:              m.Seq,
+		Timestamp:        m.CreatedAt.UnixMilli(),
+		ClientMsgID:      m.ClientMsgID,
+	}
+}
+
+func wireSession(s store.Session, now time.Time) Session {
+	out := Session{
+		SID:              s.SID,
+		ConversationType: s.Type,
+		TargetID:         s.TargetID,
+		Unread:           s.Unread(),
+		Title:            s.Title,
+		Avatar:           s.Avatar,
+		LastSeq:          s.LastSeq,
+		ReadSeq:          s.ReadSeq,
+	}
+	if m := s.LastMsg; m != nil {
+		out.LastMsg = &LastMsg{
+			Content:     m.Content,
+			MessageType: m.Type,
+			Date:        displayDate(m.CreatedAt, now),
+			MsgID:       m.ID,
+			Timestamp:   m.CreatedAt.UnixMilli(),
+		}
+	}
+	return out
+}

@@ -1,0 +1,232 @@
+// Package config holds chatd's settings: documented defaults, overridden by
+// CHATD_* environment variables, overridden in turn by command-line flags.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of a chatd node. The zero value is not useful; start
+// from Default.
+type Config struct {
+	Addr      string // listen address
+	Store     string // sqlite:PATH or postgres://...
+	Broker    string // memory, redis://..., nats://...
+	Blobs     string // file:DIR
+	AdminKey  string // guards /app/create; empty disables it
+	PublicURL string // base URL used in upload fullUrl; empty: derived from the request
+	Demo      bool   // create a demo app and serve the demo chat
+	Origins   string // comma-separated Origin allow-list for sockets; empty: any
+	LogLevel  string // debug, info, warn, error
+
+	MaxBodyBytes    int64         // any HTTP request body except uploads
+	MaxUploadBytes  int64         // /file/upload file size
+	MaxContentBytes int           // a message's content, as JSON
+	HistoryLimit    int           // cap on history page size
+	MaxGroupSize    int           // members per group
+	MaxUserSockets  int           // sockets one user may hold on one node; 0: unlimited
+	SignatureWindow time.Duration // accepted clock skew of signed requests
+	ShutdownTimeout time.Duration // graceful shutdown budget
+}
+
+// Default returns the settings that work with zero set-up: one process, a
+// SQLite file and uploads under ./data.
+func Default() Config {
+	return Config{
+		Addr:            ":3000",
+		Store:           "sqlite:./data/chatd.db",
+		Broker:          "memory",
+		Blobs:           "file:./data/files",
+		LogLevel:        "info",
+		MaxBodyBytes:    1 << 20,
+		MaxUploadBytes:  20 << 20,
+		MaxContentBytes: 64 << 10,
+		HistoryLimit:    100,
+		MaxGroupSize:    10000,
+		MaxUserSockets:  100,
+		SignatureWindow: 5 * time.Minute,
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// setting ties one field to its environment variable and flag.
+type setting struct {
+	name  string // flag name; env is CHATD_ + upper(name) with - → _
+	usage string
+	ptr   any
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"addr", "listen address", &c.Addr},
+		{"store", "store: sqlite:PATH or postgres://USER@HOST/DB", &c.Store},
+		{"broker", "cross-node broker: memory, redis://HOST:PORT or nats://HOST:PORT", &c.Broker},
+		{"blobs", "upload storage: file:DIR", &c.Blobs},
+		{"admin-key", "bearer key that guards POST /app/create (empty: disabled)", &c.AdminKey},
+		{"public-url", "external base URL for upload links (empty: from the request)", &c.PublicURL},
+		{"demo", "create a demo app and serve the demo chat at /", &c.Demo},
+		{"allowed-origins", "comma-separated browser origins allowed to open sockets (empty: any)", &c.Origins},
+		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"max-body-bytes", "largest HTTP request body (uploads excepted)", &c.MaxBodyBytes},
+		{"max-upload-bytes", "largest uploaded file", &c.MaxUploadBytes},
+		{"max-content-bytes", "largest message content (JSON bytes)", &c.MaxContentBytes},
+		{"history-limit", "largest history page", &c.HistoryLimit},
+		{"max-group-size", "most members in a group", &c.MaxGroupSize},
+		{"max-user-sockets", "most sockets one user may hold on one node (0: unlimited)", &c.MaxUserSockets},
+		{"signature-window", "accepted clock skew of signed requests", &c.SignatureWindow},
+		{"shutdown-timeout", "time allowed for in-flight work at shutdown", &c.ShutdownTimeout},
+	}
+}
+
+// EnvName is the environment variable of a flag name.
+func EnvName(flagName string) string {
+	return "CHATD_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// Load builds the configuration: defaults, then the environment (getenv,
+// normally os.Getenv), then args parsed as flags.
+func Load(args []string, getenv func(string) string) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet("chatd serve", flag.ContinueOnError)
+	for _, s := range c.settings() {
+		if v := getenv(EnvName(s.name)); v != "" {
+			if err := setValue(s.ptr, v); err != nil {
+				return c, fmt.Errorf("%s: %w", EnvName(s.name), err)
+			}
+		}
+		switch p := s.ptr.(type) {
+		case *string:
+			fs.StringVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		case *bool:
+			fs.BoolVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		case *int:
+			fs.IntVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		case *int64:
+			fs.Int64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		case *time.Duration:
+			fs.DurationVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, c.Validate()
+}
+
+func setValue(ptr any, v string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, got %q", v)
+		}
+		*p = b
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", v)
+		}
+		*p = n
+	case *int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want an integer, got %q", v)
+		}
+		*p = n
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("want a duration such as 5m, got %q", v)
+		}
+		*p = d
+	}
+	return nil
+}
+
+// Validate reports every setting that cannot work, together.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr is empty"))
+	}
+	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
+		errs = append(errs, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", c.Store))
+	}
+	if c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "nats://") {
+		errs = append(errs, fmt.Errorf("broker %q: want memory, redis://... or nats://...", c.Broker))
+	}
+	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
+		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("max-body-bytes must be at least 1024"))
+	}
+	if c.MaxUploadBytes < 1 {
+		errs = append(errs, errors.New("max-upload-bytes must be positive"))
+	}
+	if c.MaxContentBytes < 16 {
+		errs = append(errs, errors.New("max-content-bytes must be at least 16"))
+	}
+	if c.HistoryLimit < 1 {
+		errs = append(errs, errors.New("history-limit must be positive"))
+	}
+	if c.MaxGroupSize < 2 {
+		errs = append(errs, errors.New("max-group-size must be at least 2"))
+	}
+	if c.SignatureWindow < time.Second {
+		errs = append(errs, errors.New("signature-window must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+// AllowedOrigins is the Origin allow-list as a slice.
+func (c Config) AllowedOrigins() []string {
+	var out []string
+	for _, o := range strings.Split(c.Origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Usage writes the flag list with defaults and environment names.
+func Usage() string {
+	c := Default()
+	var b strings.Builder
+	for _, s := range c.settings() {
+		fmt.Fprintf(&b, "  -%s (env %s)\n    \t%s (default %v)\n", s.name, EnvName(s.name), s.usage, deref(s.ptr))
+	}
+	return b.String()
+}
+
+func deref(p any) any {
+	switch p := p.(type) {
+	case *string:
+		return strconv.Quote(*p)
+	case *bool:
+		return *p
+	case *int:
+		return *p
+	case *int64:
+		return *p
+	case *time.Duration:
+		return *p
+	}
+	return nil
+}

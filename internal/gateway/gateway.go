@@ -1,0 +1,392 @@
+// Package gateway binds Socket.IO connections to chatd users: it
+// authenticates sockets, serves node-chat's socket events with error-first
+// acks, and pushes committed messages and read marks to every device of
+// every recipient, on every node, through the broker.
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/chatd/chatd/internal/broker"
+	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/socketio"
+)
+
+// Broker topics. Every node subscribes to both and delivers to its own sockets.
+const (
+	topicMessages = "messages"
+	topicReads    = "reads"
+)
+
+// Socket event names (node-chat's, plus chatd's sync and session-read).
+const (
+	evSessionList     = "session-list"
+	evSessionMessages = "session-message-list"
+	evSendPrivate     = "send-private-message"
+	evSendGroup       = "send-group-message"
+	evSetRead         = "set-session-read"
+	evSync            = "sync"
+	evMessage         = "message"      // push: a new message
+	evSessionRead     = "session-read" // push: a session was read on another device
+)
+
+// Options configure a Gateway.
+type Options struct {
+	Logger        *slog.Logger
+	OpTimeout     time.Duration // budget of one event's store work; default 10s
+	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
+}
+
+// Gateway serves chat over a socketio.Server.
+type Gateway struct {
+	chat   *chat.Service
+	broker broker.Broker
+	reg    *registry
+	opts   Options
+	log    *slog.Logger
+	unsub  []func()
+}
+
+// identity is what an authenticated socket carries.
+type identity struct {
+	AppID  string
+	UserID string
+}
+
+// New attaches the gateway to srv's default namespace, subscribes to the
+// broker and installs itself as the chat service's notifier.
+func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options) (*Gateway, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.OpTimeout <= 0 {
+		opts.OpTimeout = 10 * time.Second
+	}
+	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
+	for topic, h := range map[string]func([]byte){topicMessages: g.deliverMessage, topicReads: g.deliverRead} {
+		unsub, err := br.Subscribe(topic, h)
+		if err != nil {
+			g.Close()
+			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
+		}
+		g.unsub = append(g.unsub, unsub)
+	}
+	nsp := srv.Of("/")
+	nsp.Use(g.authenticate)
+	nsp.OnConnection(g.connected)
+	svc.SetNotifier(g)
+	return g, nil
+}
+
+// Close stops receiving from the broker.
+func (g *Gateway) Close() {
+	for _, u := range g.unsub {
+		u()
+	}
+	g.unsub = nil
+}
+
+// Sockets is the number of authenticated sockets on this node.
+func (g *Gateway) Sockets() int { return g.reg.count() }
+
+// authenticate accepts node-chat's handshake query (token, appId) or a v4
+// CONNECT auth payload {token, appId}.
+func (g *Gateway) authenticate(h *socketio.Handshake) (any, error) {
+	token, appID := h.Query.Get("token"), h.Query.Get("appId")
+	if len(h.Auth) > 0 {
+		var a struct {
+			Token string `json:"token"`
+			AppID string `json:"appId"`
+		}
+		if json.Unmarshal(h.Auth, &a) == nil {
+			if a.Token != "" {
+				token = a.Token
+			}
+			if a.AppID != "" {
+				appID = a.AppID
+			}
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
+	defer cancel()
+	u, err := g.chat.Authenticate(ctx, appID, token)
+	if err != nil {
+		_, _, msg := chat.Describe(err)
+		return nil, errors.New("authentication failed: " + msg)
+	}
+	return identity{AppID: u.AppID, UserID: u.UserID}, nil
+}
+
+// connected registers the socket and its handlers. The socketio server calls
+// it before acknowledging the connection, so no early event is dropped.
+func (g *Gateway) connected(s *socketio.Socket) {
+	id, ok := s.Data().(identity)
+	if !ok {
+		s.Disconnect()
+		return
+	}
+	key := userKey(id.AppID, id.UserID)
+	if n := g.reg.add(key, s); g.opts.MaxUserSocket > 0 && n > g.opts.MaxUserSocket {
+		g.reg.remove(key, s)
+		g.log.Warn("too many sockets for user", "app", id.AppID, "user", id.UserID)
+		s.Disconnect()
+		return
+	}
+	s.OnDisconnect(func(s *socketio.Socket, reason string) { g.reg.remove(key, s) })
+	g.handle(s, evSessionList, func(ctx context.Context, _ json.RawMessage) (any, error) {
+		return g.chat.Sessions(ctx, id.AppID, id.UserID)
+	})
+	g.handle(s, evSessionMessages, func(ctx context.Context, arg json.RawMessage) (any, error) {
+		var in struct {
+			SID       string  `json:"sid"`
+			Limit     flexInt `json:"limit"`
+			LastMsgID string  `json:"lastmsgId"`
+		}
+		if err := decodeArg(arg, &in); err != nil {
+			return nil, err
+		}
+		return g.chat.HistoryBySID(ctx, id.AppID, id.UserID, in.SID, chat.Page{Limit: in.Limit.int(), LastMsgID: in.LastMsgID})
+	})
+	send := func(do func(context.Context, chat.SendInput) (chat.SendResult, error)) func(context.Context, json.RawMessage) (any, error) {
+		return func(ctx context.Context, arg json.RawMessage) (any, error) {
+			var in struct {
+				TargetID    flexString      `json:"targetId"`
+				MessageType flexInt         `json:"messageType"`
+				Content     json.RawMessage `json:"content"`
+				ClientMsgID string          `json:"clientMsgId"`
+			}
+			if err := decodeArg(arg, &in); err != nil {
+				return nil, err
+			}
+			content, err := contentArg(in.Content)
+			if err != nil {
+				return nil, err
+			}
+			// The sender is always the token's user, whatever senderUserId says.
+			return do(ctx, chat.SendInput{
+				AppID: id.AppID, SenderID: id.UserID, TargetID: string(in.TargetID),
+				Type: in.MessageType.int(), Content: content, ClientMsgID: in.ClientMsgID, Origin: s.ID(),
+			})
+		}
+	}
+	g.handle(s, evSendPrivate, send(g.chat.SendPrivate))
+	g.handle(s, evSendGroup, send(g.chat.SendGroup))
+	g.handle(s, evSetRead, func(ctx context.Context, arg json.RawMessage) (any, error) {
+		sid, err := sidArg(arg)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := g.chat.MarkRead(ctx, id.AppID, id.UserID, sid, s.ID()); err != nil {
+			return nil, err
+		}
+		return []any{}, nil
+	})
+	g.handle(s, evSync, func(ctx context.Context, arg json.RawMessage) (any, error) {
+		var in struct {
+			SID      string  `json:"sid"`
+			AfterSeq flexInt `json:"afterSeq"`
+			Limit    flexInt `json:"limit"`
+		}
+		if err := decodeArg(arg, &in); err != nil {
+			return nil, err
+		}
+		return g.chat.Sync(ctx, id.AppID, id.UserID, in.SID, int64(in.AfterSeq), in.Limit.int())
+	})
+}
+
+// errorAck is the error of an error-first ack.
+type errorAck struct {
+	Status  int    `json:"status"`
+	Message string `json:"message"`
+}
+
+// handle registers an event whose result goes back through the ack, error
+// first: [null, data] or [{status, message}].
+func (g *Gateway) handle(s *socketio.Socket, event string, fn func(ctx context.Context, arg json.RawMessage) (any, error)) {
+	s.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
+		ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
+		defer cancel()
+		var arg json.RawMessage
+		if len(args) > 0 {
+			arg = args[0]
+		}
+		data, err := fn(ctx, arg)
+		if err != nil {
+			code, status, msg := chat.Describe(err)
+			if status >= 500 {
+				g.log.Error("socket event failed", "event", event, "sid", s.ID(), "err", err)
+			}
+			if ack != nil {
+				ack(errorAck{Status: code, Message: msg})
+			}
+			return
+		}
+		if ack != nil {
+			ack(nil, data)
+		}
+	})
+}
+
+// MessageSent publishes a committed message to every node.
+func (g *Gateway) MessageSent(ctx context.Context, d chat.Delivery) {
+	g.publish(ctx, topicMessages, d)
+}
+
+// SessionRead publishes a read mark to every node.
+func (g *Gateway) SessionRead(ctx context.Context, r chat.ReadMark) {
+	g.publish(ctx, topicReads, r)
+}
+
+func (g *Gateway) publish(ctx context.Context, topic string, v any) {
+	b, err := json.Marshal(v)
+	if err == nil {
+		err = g.broker.Publish(ctx, topic, b)
+	}
+	// The message is committed: a client that misses this push recovers it with sync.
+	if err != nil {
+		g.log.Warn("publish failed", "topic", topic, "err", err)
+	}
+}
+
+// pushEnvelope is node-chat's push: {"message":"","status":1,"data":…,"type":"user"}.
+type pushEnvelope struct {
+	Message string          `json:"message"`
+	Status  int             `json:"status"`
+	Data    chat.SendResult `json:"data"`
+	Type    string          `json:"type"`
+}
+
+// deliverMessage pushes a delivery to the recipients connected to this node,
+// each with their own session, skipping the socket that sent it.
+func (g *Gateway) deliverMessage(payload []byte) {
+	var d chat.Delivery
+	if err := json.Unmarshal(payload, &d); err != nil {
+		g.log.Warn("bad delivery payload", "err", err)
+		return
+	}
+	var socks []*socketio.Socket
+	for _, r := range d.Recipients {
+		socks = g.reg.sockets(socks[:0], userKey(d.AppID, r.UserID))
+		if len(socks) == 0 {
+			continue
+		}
+		p, err := socketio.Prepare("/", evMessage, pushEnvelope{
+			Status: chat.CodeOK,
+			Data:   chat.SendResult{Message: d.Message, SendSession: r.Session},
+			Type:   "user",
+		})
+		if err != nil {
+			g.log.Error("encode push", "err", err)
+			return
+		}
+		for _, s := range socks {
+			if s.ID() != d.Origin {
+				s.EmitRaw(p)
+			}
+		}
+	}
+}
+
+// deliverRead tells the user's other devices about a read mark.
+func (g *Gateway) deliverRead(payload []byte) {
+	var r chat.ReadMark
+	if err := json.Unmarshal(payload, &r); err != nil {
+		g.log.Warn("bad read payload", "err", err)
+		return
+	}
+	socks := g.reg.sockets(nil, userKey(r.AppID, r.UserID))
+	if len(socks) == 0 {
+		return
+	}
+	p, err := socketio.Prepare("/", evSessionRead, map[string]any{"sid": r.SID, "readSeq": r.ReadSeq, "unread": 0})
+	if err != nil {
+		return
+	}
+	for _, s := range socks {
+		if s.ID() != r.Origin {
+			s.EmitRaw(p)
+		}
+	}
+}
+
+func decodeArg(arg json.RawMessage, v any) error {
+	if len(arg) == 0 || string(arg) == "null" {
+		return fmt.Errorf("%w: missing event payload", chat.ErrInvalid)
+	}
+	if err := json.Unmarshal(arg, v); err != nil {
+		return fmt.Errorf("%w: event payload: %v", chat.ErrInvalid, err)
+	}
+	return nil
+}
+
+// sidArg reads set-session-read's argument: a sid string, or {sid}.
+func sidArg(arg json.RawMessage) (string, error) {
+	var sid string
+	if json.Unmarshal(arg, &sid) == nil {
+		return sid, nil
+	}
+	var in struct {
+		SID string `json:"sid"`
+	}
+	if err := decodeArg(arg, &in); err != nil {
+		return "", err
+	}
+	return in.SID, nil
+}
+
+// contentArg accepts an object, or a string holding a JSON object.
+func contentArg(raw json.RawMessage) (json.RawMessage, error) {
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		if strings.HasPrefix(strings.TrimSpace(s), "{") && json.Valid([]byte(s)) {
+			return json.RawMessage(s), nil
+		}
+		return nil, fmt.Errorf("%w: content must be an object", chat.ErrInvalid)
+	}
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: missing content", chat.ErrInvalid)
+	}
+	return raw, nil
+}
+
+// flexInt accepts 5 or "5", as node-chat's clients send either.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("want an integer, got %s", b)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+func (f flexInt) int() int { return int(max(min(int64(f), 1<<30), -1)) }
+
+// flexString accepts "u1" or 1: apps often use numeric user ids.
+type flexString string
+
+func (f *flexString) UnmarshalJSON(b []byte) error {
+	var s string
+	if json.Unmarshal(b, &s) == nil {
+		*f = flexString(s)
+		return nil
+	}
+	if _, err := strconv.ParseFloat(string(b), 64); err == nil {
+		*f = flexString(b)
+		return nil
+	}
+	return fmt.Errorf("want a string, got %s", b)
+}

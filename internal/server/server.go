@@ -1,0 +1,182 @@
+// Package server assembles a chatd node from its configuration: the store,
+// the broker, blob storage, the chat service, the HTTP API and the realtime
+// gateway, behind one http.Handler. cmd/chatd and the end-to-end tests both
+// start chatd through it.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/chatd/chatd/internal/api"
+	"github.com/chatd/chatd/internal/blob"
+	"github.com/chatd/chatd/internal/broker"
+	brokernats "github.com/chatd/chatd/internal/broker/nats"
+	brokerredis "github.com/chatd/chatd/internal/broker/redis"
+	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/config"
+	"github.com/chatd/chatd/internal/gateway"
+	"github.com/chatd/chatd/internal/signature"
+	"github.com/chatd/chatd/internal/socketio"
+	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/postgres"
+	"github.com/chatd/chatd/internal/store/sqlite"
+)
+
+// Server is one chatd node.
+type Server struct {
+	Config  config.Config
+	Store   store.Store
+	Broker  broker.Broker
+	Chat    *chat.Service
+	Gateway *gateway.Gateway
+	Sockets *socketio.Server
+	Handler http.Handler
+	log     *slog.Logger
+	closers []func() error
+}
+
+// OpenStore opens the store named by a CHATD_STORE value.
+func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite:"):
+		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite:"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return postgres.Open(ctx, dsn)
+	}
+	return nil, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", dsn)
+}
+
+// OpenBroker opens the broker named by a CHATD_BROKER value.
+func OpenBroker(ctx context.Context, url string, log *slog.Logger) (broker.Broker, error) {
+	switch {
+	case url == "memory":
+		return broker.NewMemory(), nil
+	case strings.HasPrefix(url, "redis://"):
+		return brokerredis.Open(ctx, url, brokerredis.WithLogger(log))
+	case strings.HasPrefix(url, "nats://"):
+		return brokernats.Open(ctx, url, brokernats.WithLogger(log))
+	}
+	return nil, fmt.Errorf("broker %q: want memory, redis://... or nats://...", url)
+}
+
+// New builds a node. Close releases what it opened.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{Config: cfg, log: log}
+	st, err := OpenStore(ctx, cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	s.Store = st
+	s.closers = append(s.closers, st.Close)
+
+	blobs, err := blob.NewDisk(strings.TrimPrefix(cfg.Blobs, "file:"))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open blobs: %w", err)
+	}
+
+	br, err := OpenBroker(ctx, cfg.Broker, log)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open broker: %w", err)
+	}
+	s.Broker = br
+	s.closers = append(s.closers, br.Close)
+
+	s.Chat = chat.New(st, chat.Options{Limits: chat.Limits{
+		MaxContentBytes: cfg.MaxContentBytes,
+		HistoryMax:      cfg.HistoryLimit,
+		MaxGroupSize:    cfg.MaxGroupSize,
+	}})
+
+	s.Sockets = socketio.NewServer(socketio.Options{
+		AllowedOrigins: cfg.AllowedOrigins(),
+		Logger:         log,
+	})
+	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
+	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s.closers = append(s.closers, func() error { s.Gateway.Close(); return nil })
+
+	a := api.New(s.Chat, signature.NewVerifier(cfg.SignatureWindow), blobs, api.Options{
+		AdminKey:       cfg.AdminKey,
+		PublicURL:      cfg.PublicURL,
+		MaxBodyBytes:   cfg.MaxBodyBytes,
+		MaxUploadBytes: cfg.MaxUploadBytes,
+		Logger:         log,
+		Ready:          s.ready,
+	})
+	mux := http.NewServeMux()
+	a.Register(mux)
+	mux.Handle("/socket.io/", s.Sockets)
+	mux.HandleFunc("/", api.NotFound)
+	s.Handler = mux
+	return s, nil
+}
+
+func (s *Server) ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	if err := s.Broker.Ping(ctx); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	return nil
+}
+
+// Close releases the node's resources, last opened first.
+func (s *Server) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	s.closers = nil
+	return errors.Join(errs...)
+}
+
+// Serve answers HTTP on ln until ctx is done, then shuts down gracefully:
+// new connections are refused and in-flight requests get ShutdownTimeout to
+// finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
+	defer cancel()
+	err := hs.Shutdown(sctx)
+	// Hijacked websocket connections are not tracked by http.Server: close them
+	// now that no new request can start; clients reconnect to another node or
+	// to this one after restart.
+	s.Sockets.Close()
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	return err
+}
