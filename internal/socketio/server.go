@@ -128,8 +128,9 @@ type client struct {
 	timer   *time.Timer        // connect timeout
 
 	// A binary packet waiting for its attachments; only the reader touches it.
-	pending *Packet
-	bins    [][]byte
+	pending  *Packet
+	bins     [][]byte
+	binBytes int64
 }
 
 func (srv *Server) onSession(sess *engineio.Session) {
@@ -161,10 +162,16 @@ func (c *client) HandleMessage(sess *engineio.Session, data []byte, binary bool)
 			c.fail("unexpected binary attachment")
 			return
 		}
+		// All attachments of one packet together stay within maxPayload.
+		c.binBytes += int64(len(data))
+		if c.binBytes > sess.MaxPayload() {
+			c.fail("attachments exceed maxPayload")
+			return
+		}
 		c.bins = append(c.bins, data)
 		if len(c.bins) == c.pending.Attachments {
 			p, bins := c.pending, c.bins
-			c.pending, c.bins = nil, nil
+			c.pending, c.bins, c.binBytes = nil, nil, 0
 			c.dispatch(p, bins)
 		}
 		return

@@ -190,3 +190,45 @@ func frameOf(p Packet) *Frame {
 	}
 	return NewFrame(p.Type, p.Data)
 }
+
+func BenchmarkDecodePayloadV4(b *testing.B) {
+	body := []byte("42[\"message\",{\"content\":\"hello world\"}]\x1e3\x1ebAQIDBAUGBwg=\x1e42[\"typing\"]")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodePayloadV4(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodePayloadV3(b *testing.B) {
+	body := []byte("40:42[\"message\",{\"content\":\"hello world\"}]1:214:b4AQIDBAUGBwg=")
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodePayloadV3(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodePolling(b *testing.B) {
+	frames := []*Frame{MessageFrame([]byte(`2["message",{"content":"hello world"}]`)), framePing, BinaryFrame([]byte{1, 2, 3, 4, 5, 6, 7, 8})}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, proto := range []int{3, 4} {
+			buf = buf[:0]
+			for i, f := range frames {
+				buf = f.appendPolling(buf, proto, i == 0)
+			}
+		}
+	}
+}
+
+func BenchmarkMessageFrame(b *testing.B) {
+	data := []byte(`2["message",{"message":"","status":1,"data":{"content":"hello world"},"type":"user"}]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = MessageFrame(data)
+	}
+}

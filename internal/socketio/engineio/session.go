@@ -93,6 +93,9 @@ func (s *Session) Header() http.Header { return s.header }
 // RemoteAddr returns the handshake request's remote address.
 func (s *Session) RemoteAddr() string { return s.remoteAddr }
 
+// MaxPayload returns the largest message the session accepts.
+func (s *Session) MaxPayload() int64 { return s.srv.opts.MaxPayload }
+
 // SetHandler sets the session's handler; call it from Options.OnSession.
 func (s *Session) SetHandler(h Handler) { s.handler = h }
 
