@@ -69,7 +69,8 @@ CREATE TABLE members (
 );
 CREATE INDEX members_by_user ON members (app_id, user_id);
 
--- client_msg_id is NULL when the sender gave none, so only real ids collide.
+-- client_msg_id is NULL when the sender gave none; only real ids are
+-- indexed, and only they can collide.
 CREATE TABLE messages (
 	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
 	seq             bigint NOT NULL,
@@ -79,9 +80,10 @@ CREATE TABLE messages (
 	content         text NOT NULL,
 	client_msg_id   text,
 	created_at      bigint NOT NULL,
-	PRIMARY KEY (conversation_id, seq),
-	UNIQUE (conversation_id, sender_id, client_msg_id)
+	PRIMARY KEY (conversation_id, seq)
 );
+CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_id, client_msg_id)
+	WHERE client_msg_id IS NOT NULL;
 
 CREATE TABLE files (
 	id           text PRIMARY KEY,

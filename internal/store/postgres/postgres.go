@@ -30,10 +30,11 @@ var _ store.Store = (*Store)(nil)
 type Store struct {
 	pool *pgxpool.Pool
 
-	sends   chan *sendReq
-	mu      sync.RWMutex // guards closed against sends to a closed channel
-	closed  bool
-	workers sync.WaitGroup
+	batching bool            // false: every Send is its own transaction (for comparison)
+	sends    []chan *sendReq // one per send worker; a conversation always uses the same one
+	mu       sync.RWMutex    // guards closed against sends to a closed channel
+	closed   bool
+	workers  sync.WaitGroup
 }
 
 // defaultMaxConns is used when the URL sets no pool_max_conns: the send
@@ -44,6 +45,10 @@ const defaultMaxConns = 16
 // the schema and starts the send workers. A search_path parameter in the URL
 // (…?search_path=tenant1) selects the schema; Open creates it if needed.
 func Open(ctx context.Context, url string) (*Store, error) {
+	return open(ctx, url, true)
+}
+
+func open(ctx context.Context, url string, batching bool) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: parse url: %w", err)
@@ -59,10 +64,11 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: %w", err)
 	}
-	s := &Store{pool: pool, sends: make(chan *sendReq, sendQueue)}
-	for range sendWorkers {
+	s := &Store{pool: pool, batching: batching, sends: make([]chan *sendReq, sendWorkers)}
+	for i := range s.sends {
+		s.sends[i] = make(chan *sendReq, sendQueue)
 		s.workers.Add(1)
-		go s.sendWorker()
+		go s.sendWorker(s.sends[i])
 	}
 	return s, nil
 }
@@ -89,7 +95,9 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.sends)
+	for _, ch := range s.sends {
+		close(ch)
+	}
 	s.mu.Unlock()
 	s.workers.Wait()
 	s.pool.Close()
@@ -488,6 +496,11 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 	LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
 	LEFT JOIN users su ON su.app_id = c.app_id AND su.user_id = lm.sender_id `
 
+// sessionOrder selects one user's sessions, most recent message first and
+// silent conversations last, newest first.
+const sessionOrder = `WHERE m.app_id = $1 AND m.user_id = $2
+	ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
+
 func scanSession(row pgx.Row) (store.Session, error) {
 	var (
 		s                       store.Session
@@ -536,8 +549,7 @@ func deref(p *string) string {
 }
 
 func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
-	rows, err := s.pool.Query(ctx, sessionSelect+`WHERE m.app_id = $1 AND m.user_id = $2
-		ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`, appID, userID)
+	rows, err := s.pool.Query(ctx, sessionSelect+sessionOrder, appID, userID)
 	if err != nil {
 		return nil, wrap("sessions", err, nil)
 	}

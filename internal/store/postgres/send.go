@@ -16,14 +16,17 @@ import (
 
 // Group commit. A transaction per message costs a commit (an fsync) per
 // message, and senders to one conversation queue on its row lock anyway. So
-// Send hands its message to a few workers; each takes whatever is queued
-// (up to maxBatch), stores it in one transaction and answers every caller
-// separately. An idle store sends a lone message at once: nothing waits for
-// a batch to fill.
+// Send hands its message to a worker chosen by conversation; the worker takes
+// whatever is queued (up to maxBatch), stores it in one transaction and
+// answers every caller separately. Routing by conversation puts all
+// concurrent sends to a hot conversation into one batch instead of several
+// batches queueing on its row lock, while other conversations proceed on
+// other workers. An idle store sends a lone message at once: nothing waits
+// for a batch to fill.
 const (
 	sendWorkers = 4
 	maxBatch    = 512
-	sendQueue   = 4 * maxBatch
+	sendQueue   = maxBatch
 	// batchTimeout bounds one batch transaction; callers' contexts cannot,
 	// since one batch serves many callers.
 	batchTimeout = 30 * time.Second
@@ -58,6 +61,13 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 		}
 	}
 	req := &sendReq{ctx: ctx, m: m, at: nowOr(m.At), done: make(chan sendRes, 1)}
+	if !s.batching {
+		res, err := s.storeBatch(ctx, []*sendReq{req})
+		if err != nil {
+			return store.Message{}, false, wrap("send", err, nil)
+		}
+		return res[0].msg, res[0].dup, res[0].err
+	}
 
 	s.mu.RLock()
 	if s.closed {
@@ -65,7 +75,7 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 		return store.Message{}, false, errClosed
 	}
 	select {
-	case s.sends <- req:
+	case s.sends[shard(m.ConversationID)] <- req:
 		s.mu.RUnlock()
 	case <-ctx.Done():
 		s.mu.RUnlock()
@@ -82,15 +92,24 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 	}
 }
 
-func (s *Store) sendWorker() {
+// shard picks the send worker of a conversation (FNV-1a).
+func shard(conversationID string) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(conversationID); i++ {
+		h = (h ^ uint32(conversationID[i])) * 16777619
+	}
+	return int(h % sendWorkers)
+}
+
+func (s *Store) sendWorker(sends <-chan *sendReq) {
 	defer s.workers.Done()
 	batch := make([]*sendReq, 0, maxBatch)
-	for req := range s.sends {
+	for req := range sends {
 		batch = append(batch[:0], req)
 	fill:
 		for len(batch) < maxBatch {
 			select {
-			case r, ok := <-s.sends:
+			case r, ok := <-sends:
 				if !ok {
 					break fill
 				}
@@ -150,8 +169,8 @@ type clientKey struct{ conv, sender, clientID string }
 // storeBatch runs one transaction for reqs and returns one result per request.
 // A returned error means nothing was stored.
 //
-// Round trips: BEGIN; lock + membership + duplicates (pipelined); seq
-// allocation + insert + read marks (pipelined); COMMIT.
+// Two round trips: BEGIN + lock + membership + duplicate checks, then seq
+// allocation + insert + read marks + COMMIT, each pipelined.
 func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, error) {
 	res := make([]sendRes, len(reqs))
 
@@ -180,16 +199,25 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	slices.Sort(convs)
 	convs = slices.Compact(convs)
 
-	tx, err := s.pool.Begin(ctx)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer tx.Rollback(ctx)
+	// A failed pipeline leaves the transaction open; roll it back so the
+	// connection can be reused (if that fails too, Release destroys it).
+	committed := false
+	defer func() {
+		if !committed {
+			conn.Exec(ctx, "ROLLBACK")
+		}
+		conn.Release()
+	}()
 
 	// The row locks come first, so the membership and duplicate checks see
 	// every send committed before ours (READ COMMITTED takes a new snapshot
 	// per statement) and none can commit until we do.
 	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
 	b.Queue(`SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, convs)
 	b.Queue(`SELECT m.conversation_id, m.user_id FROM members m
 		JOIN unnest($1::text[], $2::text[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u`,
@@ -199,7 +227,11 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS v(c, s, k)
 		  ON m.conversation_id = v.c AND m.sender_id = v.s AND m.client_msg_id = v.k`,
 		keyConv, keySender, keyClient)
-	br := tx.SendBatch(ctx, b)
+	br := conn.SendBatch(ctx, b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return nil, err
+	}
 
 	lastSeq := map[string]int64{}
 	rows, _ := br.Query()
@@ -301,7 +333,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		readMark[p] = max(readMark[p], seq)
 	}
 	if len(allocConv) == 0 {
-		return res, nil // nothing to store: all rejected or duplicates
+		return res, nil // nothing to store: all rejected or duplicates; roll back
 	}
 	allocN := make([]int64, len(allocConv))
 	allocAt := make([]int64, len(allocConv))
@@ -314,6 +346,9 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		rmConv, rmUser, rmSeq = append(rmConv, p.conv), append(rmUser, p.sender), append(rmSeq, seq)
 	}
 
+	// Everything else is one pipeline ending in COMMIT: the rows are locked,
+	// so nothing can change the seqs computed above. If a statement fails,
+	// the rest (COMMIT included) is skipped and the deferred ROLLBACK runs.
 	b = &pgx.Batch{}
 	// One statement allocates every conversation's block of seqs.
 	b.Queue(`UPDATE conversations c
@@ -329,13 +364,15 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	b.Queue(`UPDATE members m SET read_seq = greatest(m.read_seq, v.s)
 		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(c, u, s)
 		WHERE m.conversation_id = v.c AND m.user_id = v.u`, rmConv, rmUser, rmSeq)
-	br = tx.SendBatch(ctx, b)
+	b.Queue(`COMMIT`)
+	br = conn.SendBatch(ctx, b)
+	var mismatch error
 	rows, _ = br.Query()
 	_, err = pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
-		// The rows are locked, so this cannot differ; checked because a
-		// wrong seq would be silent corruption.
-		if want := lastSeq[id] + allocs[id].n; seq != want {
-			return fmt.Errorf("seq allocation for %s returned %d, want %d", id, seq, want)
+		// Cannot differ under the row lock; checked because a wrong seq
+		// would be silent corruption.
+		if want := lastSeq[id] + allocs[id].n; seq != want && mismatch == nil {
+			mismatch = fmt.Errorf("seq allocation for %s returned %d, want %d", id, seq, want)
 		}
 		return nil
 	})
@@ -343,19 +380,18 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		br.Close()
 		return nil, err
 	}
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return nil, err
-	}
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return nil, err
+	for range 3 { // insert, read marks, commit
+		if _, err := br.Exec(); err != nil {
+			br.Close()
+			return nil, err
+		}
 	}
 	if err := br.Close(); err != nil {
 		return nil, err
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return nil, err
+	committed = true
+	if mismatch != nil {
+		return nil, mismatch
 	}
 	return res, nil
 }
