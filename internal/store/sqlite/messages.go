@@ -25,8 +25,9 @@ type sendRes struct {
 }
 
 // Send queues the message for the writer loop, which commits every send
-// waiting at that moment in one transaction (group commit): SQLite's cost is
-// per commit, not per row, so many concurrent senders share one fsync.
+// waiting at that moment in one transaction (group commit): much of SQLite's
+// write cost is per transaction (locks, WAL frames, the page writes of the hot
+// conversation row), so concurrent senders share it.
 func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bool, error) {
 	if len(m.Content) == 0 {
 		return store.Message{}, false, fmt.Errorf("sqlite: send: empty content: %w", store.ErrInvalid)
@@ -35,6 +36,11 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 		m.At = time.Now()
 	}
 	r := &sendReq{ctx: ctx, m: m, res: make(chan sendRes, 1)}
+	select {
+	case <-s.done:
+		return store.Message{}, false, errClosed
+	default:
+	}
 	select {
 	case s.sends <- r:
 	case <-s.exited:
@@ -65,6 +71,13 @@ func (s *Store) writeLoop() {
 	defer close(s.exited)
 	batch := make([]*sendReq, 0, s.maxBatch)
 	for {
+		// Closing wins over a busy queue, so Close returns promptly.
+		select {
+		case <-s.done:
+			s.failQueued()
+			return
+		default:
+		}
 		select {
 		case <-s.done:
 			s.failQueued()
@@ -184,7 +197,7 @@ func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message
 const (
 	qMember   = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
 	qDup      = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
-	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = ? WHERE id = ? RETURNING last_seq`
+	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
 	qInsert   = `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qOwnRead  = `UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`
 	qSave     = `SAVEPOINT send`
@@ -295,7 +308,7 @@ func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]s
 
 func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
-		return nil, fmt.Errorf("sqlite: history: limit %d: %w", limit, store.ErrInvalid)
+		return []store.Message{}, nil
 	}
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
@@ -308,7 +321,7 @@ func (s *Store) History(ctx context.Context, conversationID string, beforeSeq in
 
 func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
-		return nil, fmt.Errorf("sqlite: after: limit %d: %w", limit, store.ErrInvalid)
+		return []store.Message{}, nil
 	}
 	return s.queryMsgs(ctx, "messages after of "+conversationID,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -262,5 +263,65 @@ func TestSendCanceledContext(t *testing.T) {
 	_, _, err := s.Send(ctx, store.NewMessage{ConversationID: store.NewID(), SenderID: "a", Type: 1, Content: json.RawMessage(`1`)})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Send with a canceled context: %v", err)
+	}
+}
+
+// Closing while senders are busy: every Send returns, and every message
+// reported as stored is in the file afterwards.
+func TestCloseDuringSends(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Name: "a", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := s.UpsertGroup(ctx, app, "g", "g", "", []string{"u"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var stored []int64
+	var wg sync.WaitGroup
+	started := make(chan struct{})
+	var once sync.Once
+	for range 16 {
+		wg.Go(func() {
+			for {
+				m, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "u", Type: 1, Content: json.RawMessage(`1`)})
+				if err != nil {
+					if !errors.Is(err, errClosed) {
+						t.Errorf("Send: %v", err)
+					}
+					return
+				}
+				mu.Lock()
+				stored = append(stored, m.Seq)
+				mu.Unlock()
+				once.Do(func() { close(started) })
+			}
+		})
+	}
+	<-started
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+
+	s, err = Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got, err := s.Conversation(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(stored)
+	if int64(len(stored)) != got.LastSeq || stored[len(stored)-1] != got.LastSeq {
+		t.Fatalf("%d sends reported stored (last seq %d), file has last_seq %d", len(stored), stored[len(stored)-1], got.LastSeq)
 	}
 }

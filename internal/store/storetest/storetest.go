@@ -579,6 +579,16 @@ func testSend(t *testing.T, s store.Store) {
 	if err != nil || m.Seq != 6 || m.CreatedAt.IsZero() {
 		t.Fatalf("Send without At = %+v, %v", m, err)
 	}
+	// A message stamped earlier (a skewed clock) keeps its time but does not
+	// move the conversation back in the session list.
+	before := conv(t, s, c.ID).LastMsgAt
+	old := send(t, s, c.ID, "bob", 0)
+	if !old.CreatedAt.Equal(at(0)) || old.Seq != 7 {
+		t.Fatalf("Send at an earlier time = %+v", old)
+	}
+	if got := conv(t, s, c.ID); got.LastSeq != 7 || got.LastMsgAt.Before(before) {
+		t.Fatalf("Conversation = %+v; LastMsgAt moved back from %v", got, before)
+	}
 }
 
 func testSendNotMember(t *testing.T, s store.Store) {
@@ -1090,6 +1100,7 @@ func testHistory(t *testing.T, s store.Store) {
 		{"before 5 limit 2", 5, 2, []int64{4, 3}},
 		{"before 1", 1, 10, nil},
 		{"before past end", 100, 2, []int64{10, 9}},
+		{"limit 0", 0, 0, nil},
 	} {
 		h, err := s.History(ctx, c.ID, tc.before, tc.limit)
 		if err != nil {
@@ -1164,6 +1175,7 @@ func testAfter(t *testing.T, s store.Store) {
 		{7, 2, []int64{8, 9}},
 		{10, 5, nil},
 		{-5, 2, []int64{1, 2}},
+		{0, 0, nil},
 	} {
 		a, err := s.After(ctx, c.ID, tc.after, tc.limit)
 		if err != nil {
