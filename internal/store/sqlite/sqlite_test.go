@@ -325,3 +325,14 @@ func TestCloseDuringSends(t *testing.T) {
 		t.Fatalf("%d sends reported stored (last seq %d), file has last_seq %d", len(stored), stored[len(stored)-1], got.LastSeq)
 	}
 }
+
+func TestOpenRejectsNonFiles(t *testing.T) {
+	for _, path := range []string{"", ":memory:", filepath.Join(t.TempDir(), "x.db?mode=ro")} {
+		if s, err := Open(context.Background(), path); !errors.Is(err, store.ErrInvalid) {
+			if err == nil {
+				s.Close()
+			}
+			t.Errorf("Open(%q) = %v, want ErrInvalid", path, err)
+		}
+	}
+}
