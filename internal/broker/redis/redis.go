@@ -120,12 +120,20 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 
 func (b *Broker) channel(topic string) string { return b.opt.prefix + topic }
 
-// Publish implements broker.Broker. During an outage it returns an error wrapping
-// broker.ErrUnavailable after at most a dial timeout (or ctx, if sooner).
+// Publish implements broker.Broker. It returns once Redis has accepted the payload.
+// While the node's pub/sub connection is known to be down it fails at once with an
+// error wrapping broker.ErrUnavailable; otherwise a failure surfaces after the client's
+// dial and read timeouts (a few seconds) or when ctx ends, whichever is sooner.
 func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
 	if b.closed.Load() {
 		b.publishErrors.Add(1)
 		return broker.ErrClosed
+	}
+	if !b.up.Load() {
+		// The pub/sub connection is known down, so the server is unreachable or
+		// silent: fail now rather than after dial and read timeouts.
+		b.publishErrors.Add(1)
+		return fmt.Errorf("redis broker: publish %q: %w (pub/sub connection down)", topic, broker.ErrUnavailable)
 	}
 	if err := b.client.Publish(ctx, b.channel(topic), payload).Err(); err != nil {
 		b.publishErrors.Add(1)
@@ -234,7 +242,12 @@ func (b *Broker) receive(ctx context.Context) {
 				// A quiet connection: ping it, and call it down if the previous ping
 				// went unanswered too.
 				if pinged {
+					// Half-open: the socket looks fine but nothing comes back. go-redis
+					// keeps a connection that only times out, so start a fresh one.
 					b.down(errors.New("health-check ping unanswered"))
+					b.replacePubSub(ctx)
+					pinged = false
+					continue
 				}
 				pinged = true
 				if err := b.ps.Ping(ctx); err != nil {
@@ -276,18 +289,42 @@ func (b *Broker) receive(ctx context.Context) {
 	}
 }
 
+// replacePubSub drops the pub/sub connection for a new one that subscribes to every
+// local topic (on its first dial, or on the next attempt of the receive loop).
+func (b *Broker) replacePubSub(ctx context.Context) {
+	b.subMu.Lock()
+	defer b.subMu.Unlock()
+	if ctx.Err() != nil {
+		return // Close owns b.ps now
+	}
+	old := b.ps
+	b.ps = b.client.Subscribe(ctx)
+	_ = old.Close()
+	if chans := b.channels(); len(chans) > 0 {
+		sctx, cancel := context.WithTimeout(ctx, b.opt.subTimeout)
+		defer cancel()
+		// On error go-redis still records the channels and subscribes on its next dial.
+		_ = b.ps.Subscribe(sctx, chans...)
+	}
+}
+
+func (b *Broker) channels() []string {
+	topics := b.fan.Topics()
+	chans := make([]string, len(topics))
+	for i, t := range topics {
+		chans[i] = b.channel(t)
+	}
+	return chans
+}
+
 // resync subscribes every local topic after a reconnect: go-redis restores the
 // channels it knows, but Subscribe skips Redis while the connection is down.
 func (b *Broker) resync(ctx context.Context) {
 	b.subMu.Lock()
 	defer b.subMu.Unlock()
-	topics := b.fan.Topics()
-	if len(topics) == 0 {
+	chans := b.channels()
+	if len(chans) == 0 {
 		return
-	}
-	chans := make([]string, len(topics))
-	for i, t := range topics {
-		chans[i] = b.channel(t)
 	}
 	ctx, cancel := context.WithTimeout(ctx, b.opt.subTimeout)
 	defer cancel()
@@ -311,13 +348,18 @@ func (b *Broker) down(err error) {
 }
 
 // Ping implements broker.Broker: nil when both the publishing client and the pub/sub
-// connection are healthy.
+// connection are healthy. Without a deadline in ctx it waits at most 2s.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
 	}
 	if !b.up.Load() {
 		return fmt.Errorf("redis broker: pub/sub connection down: %w", broker.ErrUnavailable)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
 	}
 	if err := b.client.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis broker: ping: %w: %w", broker.ErrUnavailable, err)
@@ -332,7 +374,10 @@ func (b *Broker) Close() error {
 	}
 	b.fan.Close()
 	b.stop()
-	errPS := b.ps.Close()
+	b.subMu.Lock()
+	ps := b.ps
+	b.subMu.Unlock()
+	errPS := ps.Close()
 	<-b.stopped
 	errC := b.client.Close()
 	if err := errors.Join(errPS, errC); err != nil {

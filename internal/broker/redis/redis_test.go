@@ -201,3 +201,60 @@ func BenchmarkRedis(bm *testing.B) {
 	prefix := uniquePrefix(bm)
 	brokertest.Benchmark(bm, open(bm, url, redis.WithPrefix(prefix)), open(bm, url, redis.WithPrefix(prefix)))
 }
+
+// TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
+// the broker's own health check can notice; recovery needs a fresh connection.
+func TestHalfOpen(t *testing.T) {
+	url := brokertest.URL(t, "CHATD_TEST_REDIS")
+	ro, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := brokertest.NewProxy(t, ro.Addr)
+	prefix := uniquePrefix(t)
+	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
+	a := open(t, url, redis.WithPrefix(prefix))
+	b := open(t, fmt.Sprintf("redis://%s/%d", proxy.Addr(), ro.DB), redis.WithPrefix(prefix),
+		redis.WithLogger(log), redis.WithHealthCheck(200*time.Millisecond))
+
+	got := make(chan string, 1024)
+	if _, err := b.Subscribe("room", func(p []byte) { got <- string(p) }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := a.Publish(ctx, "room", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "before" {
+		t.Fatalf("got %q", m)
+	}
+
+	proxy.Blackhole()
+	waitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err = b.Publish(pctx, "room", []byte("lost"))
+	if err == nil {
+		t.Fatal("Publish behind a silent network: nil error")
+	}
+	if pctx.Err() != nil {
+		t.Fatalf("Publish behind a silent network returned only when its context expired: %v", err)
+	}
+	cancel()
+
+	proxy.Heal()
+	waitFor(t, "delivery to resume through a fresh connection", func() bool {
+		_ = a.Publish(ctx, "room", []byte("after"))
+		for {
+			select {
+			case m := <-got:
+				if m == "after" {
+					return true
+				}
+				continue
+			default:
+			}
+			return false
+		}
+	})
+	waitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
+}
