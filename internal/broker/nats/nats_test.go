@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"os/exec"
 	"strconv"
 	"sync/atomic"
@@ -219,4 +220,62 @@ func BenchmarkNATS(bm *testing.B) {
 	url := brokertest.URL(bm, "CHATD_TEST_NATS")
 	prefix := uniquePrefix()
 	brokertest.Benchmark(bm, open(bm, url, nats.WithPrefix(prefix)), open(bm, url, nats.WithPrefix(prefix)))
+}
+
+// TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
+// the client's pings can notice; recovery needs a fresh connection.
+func TestHalfOpen(t *testing.T) {
+	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	u, err := neturl.Parse(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := brokertest.NewProxy(t, u.Host)
+	prefix := uniquePrefix()
+	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
+	a := open(t, url, nats.WithPrefix(prefix))
+	b := open(t, "nats://"+proxy.Addr(), nats.WithPrefix(prefix), nats.WithLogger(log),
+		nats.WithPingInterval(200*time.Millisecond), nats.WithMaxBackoff(200*time.Millisecond))
+
+	got := make(chan string, 1024)
+	if _, err := b.Subscribe("room", func(p []byte) { got <- string(p) }); err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := a.Publish(ctx, "room", []byte("before")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; m != "before" {
+		t.Fatalf("got %q", m)
+	}
+
+	proxy.Blackhole()
+	waitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
+	// Once the client knows, Publish fails instead of buffering.
+	waitFor(t, "Publish to fail behind a silent network", func() bool {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		err := b.Publish(pctx, "room", []byte("lost"))
+		if pctx.Err() != nil {
+			t.Fatalf("Publish returned only when its context expired: %v", err)
+		}
+		return errors.Is(err, broker.ErrUnavailable)
+	})
+
+	proxy.Heal()
+	waitFor(t, "delivery to resume through a fresh connection", func() bool {
+		_ = a.Publish(ctx, "room", []byte("after"))
+		for {
+			select {
+			case m := <-got:
+				if m == "after" {
+					return true
+				}
+				continue
+			default:
+			}
+			return false
+		}
+	})
+	waitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
 }
