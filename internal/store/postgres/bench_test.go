@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,8 +130,9 @@ func sendMany(b *testing.B, s *Store, conv string, senders, n int) {
 	wg.Wait()
 }
 
-// BenchmarkSessions lists the sessions of a user in 1,000 conversations
-// (800 private, 200 groups) with messages, in a store of 5,000.
+// BenchmarkSessions lists the sessions of a user in 1,000 of 10,000
+// conversations (one in five a group) holding about 60,000 messages, the
+// shape measured in the storage notes. The data is generated in SQL.
 func BenchmarkSessions(b *testing.B) {
 	s := openTest(b)
 	ctx := context.Background()
@@ -138,43 +140,32 @@ func BenchmarkSessions(b *testing.B) {
 	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
 		b.Fatal(err)
 	}
-	var convs []string
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	for w := range 8 {
-		wg.Go(func() {
-			for i := w; i < 5000; i += 8 {
-				var c store.Conversation
-				var err error
-				me := "me"
-				if i >= 1000 {
-					me = fmt.Sprintf("other%d", i%50)
-				}
-				peer := fmt.Sprintf("p%04d", i)
-				if i%5 == 0 {
-					c, err = s.UpsertGroup(ctx, app, fmt.Sprintf("g%04d", i), "group", "", []string{me, peer, "x", "y"})
-				} else {
-					c, err = s.OpenPrivate(ctx, app, me, peer)
-				}
-				if err == nil {
-					_, err = s.UpsertUser(ctx, store.User{AppID: app, UserID: peer, Name: "Peer " + peer})
-				}
-				for j := 0; err == nil && j < 2; j++ {
-					_, _, err = s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: peer, Type: 1, Content: content})
-				}
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				mu.Lock()
-				convs = append(convs, c.ID)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if _, err := s.pool.Exec(ctx, "ANALYZE"); err != nil {
-		b.Fatal(err)
+	for _, q := range []string{
+		`INSERT INTO users (app_id, user_id, name, avatar_uri, created_at)
+		 SELECT $1, 'p' || i, 'Peer ' || i, 'p.png', 1 FROM generate_series(0, 9999) AS i`,
+		`INSERT INTO conversations (id, app_id, type, key, name, last_seq, last_msg_at, created_at)
+		 SELECT substr(md5(i::text), 1, 24), $1, CASE WHEN i % 5 = 0 THEN 2 ELSE 1 END,
+		        convert_to('k' || i, 'UTF8'), 'group ' || i, 1 + i % 11, 1700000000000 + i * 1000, 1
+		 FROM generate_series(0, 9999) AS i`,
+		`INSERT INTO members (conversation_id, app_id, user_id, sid, peer_id, read_seq, created_at)
+		 SELECT substr(md5(i::text), 1, 24), $1, u.me, substr(md5('s' || i || u.me), 1, 24),
+		        CASE WHEN i % 5 = 0 THEN '' WHEN u.me = 'p' || i THEN CASE WHEN i < 1000 THEN 'me' ELSE 'o' || i % 50 END ELSE 'p' || i END,
+		        0, 1
+		 FROM generate_series(0, 9999) AS i,
+		      LATERAL (VALUES (CASE WHEN i < 1000 THEN 'me' ELSE 'o' || i % 50 END), ('p' || i)) AS u(me)`,
+		`INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at)
+		 SELECT substr(md5(i::text), 1, 24), q, substr(md5('m' || i || '.' || q), 1, 24), 'p' || i, 1,
+		        '{"text":"hello, this is a benchmark message of ordinary length"}', 1700000000000 + i * 1000
+		 FROM generate_series(0, 9999) AS i, generate_series(1, 1 + i % 11) AS q`,
+		`ANALYZE`,
+	} {
+		var args []any
+		if strings.Contains(q, "$1") {
+			args = []any{app}
+		}
+		if _, err := s.pool.Exec(ctx, q, args...); err != nil {
+			b.Fatalf("%s: %v", q, err)
+		}
 	}
 	b.ResetTimer()
 	for b.Loop() {

@@ -73,18 +73,47 @@ func open(ctx context.Context, url string, batching bool) (*Store, error) {
 	return s, nil
 }
 
-// schemaOf returns the first explicit schema of a search_path, the one new
-// tables go to, or "" when that is $user or absent.
+// schemaOf returns the first schema of a search_path, the one new tables go
+// to, as PostgreSQL reads it (quotes kept literal, unquoted names folded to
+// lower case), or "" when that is $user, absent or malformed.
 func schemaOf(searchPath string) string {
-	first, _, _ := strings.Cut(searchPath, ",")
-	first = strings.TrimSpace(first)
-	if len(first) >= 2 && first[0] == '"' && first[len(first)-1] == '"' {
-		first = strings.ReplaceAll(first[1:len(first)-1], `""`, `"`)
+	sp := strings.TrimSpace(searchPath)
+	if strings.HasPrefix(sp, `"`) {
+		var b strings.Builder
+		for i := 1; i < len(sp); i++ {
+			if sp[i] != '"' {
+				b.WriteByte(sp[i])
+				continue
+			}
+			if i+1 < len(sp) && sp[i+1] == '"' {
+				b.WriteByte('"')
+				i++
+				continue
+			}
+			if b.String() == "$user" {
+				return ""
+			}
+			return b.String()
+		}
+		return "" // unterminated: PostgreSQL will say what is wrong
 	}
+	first, _, _ := strings.Cut(sp, ",")
+	first = strings.TrimSpace(first)
 	if first == "$user" {
 		return ""
 	}
-	return first
+	return foldASCII(first)
+}
+
+// foldASCII lower-cases A-Z only, as PostgreSQL folds unquoted identifiers
+// in a UTF-8 database.
+func foldASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if 'A' <= r && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
 }
 
 // Close finishes the sends already queued, then closes the pool.

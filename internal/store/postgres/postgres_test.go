@@ -7,12 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -425,11 +428,27 @@ func TestInvalidText(t *testing.T) {
 	}
 }
 
-// TestOutage checks that a store whose database is gone returns errors
-// rather than hanging or panicking, and works again once it is back.
+// TestOutage cuts the store off from PostgreSQL (through a TCP proxy it
+// controls) and back: meanwhile every method returns an error instead of
+// hanging or panicking, and afterwards the pool reconnects by itself.
 func TestOutage(t *testing.T) {
 	ctx := context.Background()
-	s := openTest(t)
+	u, _ := newSchema(t)
+	pu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := pu.Host
+	if pu.Port() == "" {
+		target = net.JoinHostPort(pu.Hostname(), "5432")
+	}
+	p := startProxy(t, "127.0.0.1:0", target)
+	pu.Host = p.addr
+	s, err := Open(ctx, pu.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
 	app := store.NewID()
 	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
 		t.Fatal(err)
@@ -438,44 +457,102 @@ func TestOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Kill every server connection of this store's pool (our schema tells
-	// them apart from other tests and engineers).
-	kill := func() {
-		conn, err := pgx.Connect(ctx, testURL(t))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close(ctx)
-		var pids []int32
-		for _, c := range s.pool.AcquireAllIdle(ctx) {
-			pids = append(pids, int32(c.Conn().PgConn().PID()))
-			c.Release()
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) AS pid`, pids); err != nil {
-			t.Fatal(err)
+	msg := func() store.NewMessage {
+		return store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`)}
+	}
+	if _, _, err := s.Send(ctx, msg()); err != nil {
+		t.Fatal(err)
+	}
+
+	p.stop()
+	// A generous bound only so that a hang fails the test instead of
+	// stalling it; the calls fail at once on a refused connection.
+	down, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.Ping(down); err == nil {
+		t.Fatal("Ping succeeded during the outage")
+	}
+	for range 3 { // also drains the pool's now dead connections
+		if _, _, err := s.Send(down, msg()); err == nil {
+			t.Fatal("Send succeeded during the outage")
 		}
 	}
-	kill()
-	// The first calls on dead connections may fail; none may panic, and the
-	// pool must recover without help.
-	var lastErr error
-	for range 20 {
-		if _, _, lastErr = s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`)}); lastErr == nil {
+	if _, err := s.Sessions(down, app, "alice"); err == nil {
+		t.Fatal("Sessions succeeded during the outage")
+	}
+	if _, err := s.History(down, c.ID, 0, 10); err == nil {
+		t.Fatal("History succeeded during the outage")
+	}
+	if down.Err() != nil {
+		t.Fatal("a call hung during the outage")
+	}
+
+	p = startProxy(t, p.addr, target)
+	defer p.stop()
+	var sent store.Message
+	for try := 0; ; try++ {
+		if sent, _, err = s.Send(ctx, msg()); err == nil {
 			break
 		}
+		if try == 20 {
+			t.Fatalf("Send never recovered: %v", err)
+		}
 	}
-	if lastErr != nil {
-		t.Fatalf("Send never recovered after the connections died: %v", lastErr)
+	if sent.Seq != 2 {
+		t.Fatalf("seq after the outage = %d, want 2 (failed sends store nothing)", sent.Seq)
 	}
 	if err := s.Ping(ctx); err != nil {
 		t.Fatalf("Ping after recovery: %v", err)
 	}
+}
 
-	// An unreachable server: errors, promptly.
-	u := strings.Replace(withParam(t, testURL(t), "connect_timeout", "1"), "5432", "1", 1)
-	if _, err := Open(ctx, u); err == nil {
-		t.Fatal("Open on a closed port succeeded")
+// proxy forwards TCP connections to target until stopped; stopping it
+// drops every connection, as a network outage would.
+type proxy struct {
+	addr  string
+	ln    net.Listener
+	mu    sync.Mutex
+	conns []net.Conn
+	wg    sync.WaitGroup
+}
+
+func startProxy(t *testing.T, addr, target string) *proxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatalf("proxy listen: %v", err)
 	}
+	p := &proxy{addr: ln.Addr().String(), ln: ln}
+	p.wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			d, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, d)
+			p.mu.Unlock()
+			p.wg.Go(func() { io.Copy(d, c); d.Close() })
+			p.wg.Go(func() { io.Copy(c, d); c.Close() })
+		}
+	})
+	return p
+}
+
+func (p *proxy) stop() {
+	p.ln.Close()
+	p.mu.Lock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 // TestSessionsPlan checks that the session list is index lookups only:
@@ -559,4 +636,46 @@ func TestSessionsPlan(t *testing.T) {
 		t.Fatalf("plan:\n%s", plan)
 	}
 	t.Logf("session list plan on a large database:\n%s\nand on this small one:\n%s", plan, explain(false))
+}
+
+func TestSchemaOf(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"xyz", "xyz"},
+		{" xyz , public", "xyz"},
+		{"XyZ", "xyz"},
+		{"ÄB", "Äb"},
+		{`"$user", public`, ""},
+		{"$user, public", ""},
+		{`"My Schema",public`, "My Schema"},
+		{`"a,b",c`, "a,b"},
+		{`"a""b"`, `a"b`},
+		{`"open`, ""},
+	} {
+		if got := schemaOf(tc.in); got != tc.want {
+			t.Errorf("schemaOf(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// FuzzSchemaOf: whatever the search_path, the result is a name that
+// quotes back into one identifier, never $user, and unquoted input never
+// yields a name spanning a comma or with upper case.
+func FuzzSchemaOf(f *testing.F) {
+	for _, s := range []string{"", "xyz", " a , b", `"$user", public`, `"a""b",c`, `"`, `""`, `","`, "ABC"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		got := schemaOf(in)
+		if got == "$user" {
+			t.Fatalf("schemaOf(%q) = $user", in)
+		}
+		if !strings.HasPrefix(strings.TrimSpace(in), `"`) && (strings.Contains(got, ",") || got != foldASCII(got)) {
+			t.Fatalf("schemaOf(%q) = %q", in, got)
+		}
+		q := pgx.Identifier{got}.Sanitize()
+		if got != "" && (len(q) < 2 || q[0] != '"' || q[len(q)-1] != '"') {
+			t.Fatalf("schemaOf(%q) = %q quotes as %s", in, got, q)
+		}
+	})
 }
