@@ -64,6 +64,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	}
 	route("/app/create", s.createApp, http.MethodPost)
 	route("/user/getToken", s.signed(s.getToken), http.MethodPost)
+	route("/user/revokeToken", s.signed(s.revokeToken), http.MethodPost)
 	route("/user/sessions", s.signed(s.sessions), http.MethodGet, http.MethodPost)
 	route("/group/create", s.signed(s.groupCreate), http.MethodPost)
 	route("/group/join", s.signed(s.groupJoin), http.MethodPost)
@@ -257,6 +258,17 @@ func (s *Server) getToken(w http.ResponseWriter, r *http.Request, app store.App,
 		return
 	}
 	ok(w, "获取成功", map[string]string{"token": token})
+}
+
+// revokeToken voids every token of the user and closes their sockets; the
+// next getToken returns a new token. (A chatd addition to node-chat's API.)
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+	userID, _ := p.String("userId")
+	if err := s.chat.RevokeTokens(r.Context(), app, userID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ok(w, "撤销成功", nil)
 }
 
 func (s *Server) sessions(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {

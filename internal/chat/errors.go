@@ -20,6 +20,7 @@ var (
 	ErrBadSignature = errors.New("bad signature")
 	ErrTooLarge     = errors.New("too large")
 	ErrForbidden    = errors.New("forbidden")
+	ErrRateLimited  = errors.New("rate limited")
 )
 
 // node-chat's status codes.
@@ -52,6 +53,8 @@ func Describe(err error) (code, httpStatus int, message string) {
 		return CodeOther, http.StatusForbidden, ErrNotMember.Error()
 	case errors.Is(err, ErrBadToken):
 		return CodeOther, http.StatusUnauthorized, err.Error()
+	case errors.Is(err, ErrRateLimited):
+		return CodeOther, http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, ErrForbidden):
 		return CodeOther, http.StatusForbidden, err.Error()
 	}

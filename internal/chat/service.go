@@ -11,9 +11,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/store"
 )
 
@@ -44,6 +46,9 @@ var DefaultLimits = Limits{MaxContentBytes: 64 << 10, HistoryDefault: 20, Histor
 type Notifier interface {
 	MessageSent(ctx context.Context, d Delivery)
 	SessionRead(ctx context.Context, r ReadMark)
+	// TokensRevoked says every token of the user is void: their live
+	// sockets must be closed.
+	TokensRevoked(ctx context.Context, appID, userID string)
 }
 
 // Delivery is a committed message and everyone who should see it pushed:
@@ -76,14 +81,45 @@ type Options struct {
 	Limits   Limits
 	Notifier Notifier         // nil: nobody is told
 	Now      func() time.Time // nil: time.Now
+	// TokenTTL bounds a token's life; 0 means tokens live until revoked.
+	// Tokens issued within the same TTL period are identical, so repeated
+	// getToken calls still return the same token; each lives between one
+	// and two TTLs.
+	TokenTTL time.Duration
+	// Send rates (messages per second) and bursts, per user and per app;
+	// a rate of 0 disables that limit.
+	UserSendRate  float64
+	UserSendBurst int
+	AppSendRate   float64
+	AppSendBurst  int
 }
 
 // Service implements chatd's operations on a store.
 type Service struct {
-	store    store.Store
-	limits   Limits
-	notifier Notifier
-	now      func() time.Time
+	store     store.Store
+	limits    Limits
+	notifier  Notifier
+	now       func() time.Time
+	tokenTTL  time.Duration
+	userSends *ratelimit.Limiter
+	appSends  *ratelimit.Limiter
+	stats     struct{ sent, duplicates, rateLimited atomic.Uint64 }
+}
+
+// Stats are the service's cumulative counters, for /metrics.
+type Stats struct {
+	MessagesSent uint64 // messages stored
+	Duplicates   uint64 // sends answered with an existing message (clientMsgId retries)
+	RateLimited  uint64 // sends refused by a rate limit
+}
+
+// Stats returns the counters.
+func (s *Service) Stats() Stats {
+	return Stats{
+		MessagesSent: s.stats.sent.Load(),
+		Duplicates:   s.stats.duplicates.Load(),
+		RateLimited:  s.stats.rateLimited.Load(),
+	}
 }
 
 // New returns a Service over st.
@@ -108,7 +144,11 @@ func New(st store.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{store: st, limits: l, notifier: opts.Notifier, now: now}
+	return &Service{
+		store: st, limits: l, notifier: opts.Notifier, now: now, tokenTTL: opts.TokenTTL,
+		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
+		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
+	}
 }
 
 // SetNotifier installs the notifier; call it before serving requests.
@@ -173,17 +213,35 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 	if err != nil {
 		return "", fmt.Errorf("upsert user: %w", err)
 	}
-	return issueToken(app.Secret, app.ID, u.UserID, u.TokenVersion), nil
+	return issueToken(app.Secret, app.ID, u.UserID, u.TokenVersion, s.tokenExpiry()), nil
+}
+
+// tokenExpiry is the expiry (unix seconds) of tokens issued now, or 0.
+func (s *Service) tokenExpiry() int64 {
+	ttl := int64(s.tokenTTL / time.Second)
+	if ttl <= 0 {
+		return 0
+	}
+	return (s.now().Unix()/ttl + 2) * ttl
 }
 
 // RevokeTokens invalidates every token the user holds. The next GetToken
 // returns a new one.
 func (s *Service) RevokeTokens(ctx context.Context, app store.App, userID string) error {
+	if err := checkUserID("userId", userID); err != nil {
+		return err
+	}
 	_, err := s.store.BumpTokenVersion(ctx, app.ID, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, truncate(userID))
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("revoke: %w", err)
+	}
+	if s.notifier != nil {
+		s.notifier.TokensRevoked(ctx, app.ID, userID)
+	}
+	return nil
 }
 
 // Authenticate checks a user token presented with appID (empty appID: the
@@ -208,6 +266,9 @@ func (s *Service) Authenticate(ctx context.Context, appID, token string) (store.
 	}
 	if !c.validFor(app.Secret) {
 		return store.User{}, fmt.Errorf("%w: bad signature", ErrBadToken)
+	}
+	if c.expires != 0 && s.now().Unix() >= c.expires {
+		return store.User{}, fmt.Errorf("%w: expired", ErrBadToken)
 	}
 	u, err := s.store.User(ctx, c.appID, c.userID)
 	if errors.Is(err, store.ErrNotFound) {
@@ -342,6 +403,14 @@ func (s *Service) checkSend(in SendInput) error {
 	if len(in.ClientMsgID) > 128 || !utf8.ValidString(in.ClientMsgID) {
 		return fmt.Errorf("%w: clientMsgId must be at most 128 characters", ErrInvalid)
 	}
+	if !s.userSends.Allow(in.AppID + "\x00" + in.SenderID) {
+		s.stats.rateLimited.Add(1)
+		return fmt.Errorf("%w: %s is sending too fast", ErrRateLimited, truncate(in.SenderID))
+	}
+	if !s.appSends.Allow(in.AppID) {
+		s.stats.rateLimited.Add(1)
+		return fmt.Errorf("%w: this app is sending too fast", ErrRateLimited)
+	}
 	return nil
 }
 
@@ -405,6 +474,11 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 	}
 	if err != nil {
 		return SendResult{}, fmt.Errorf("send: %w", err)
+	}
+	if dup {
+		s.stats.duplicates.Add(1)
+	} else {
+		s.stats.sent.Add(1)
 	}
 	members, err := s.store.Members(ctx, conv.ID)
 	if err != nil {

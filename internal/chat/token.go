@@ -9,11 +9,12 @@ import (
 	"strings"
 )
 
-// A user token is base64url("appId:version:userId") + "." + base64url(mac),
+// A user token is base64url("appId:version:expires:userId") + "." + base64url(mac),
 // mac = HMAC-SHA256(appSecret, "chatd-token\x00" + payload), truncated to 18
 // bytes. It names its own user, so verifying it costs one primary-key read
 // (for the token version), never a scan; the same user gets the same token
-// until the version is bumped, which revokes every earlier token.
+// until the version is bumped, which revokes every earlier token. expires is
+// unix seconds, or 0 for a token that lives until revoked.
 
 const tokenMACLen = 18
 
@@ -24,8 +25,8 @@ func tokenMAC(secret, payload string) []byte {
 	return h.Sum(nil)[:tokenMACLen]
 }
 
-func issueToken(secret, appID, userID string, version int64) string {
-	payload := appID + ":" + strconv.FormatInt(version, 10) + ":" + userID
+func issueToken(secret, appID, userID string, version, expires int64) string {
+	payload := appID + ":" + strconv.FormatInt(version, 10) + ":" + strconv.FormatInt(expires, 10) + ":" + userID
 	return base64.RawURLEncoding.EncodeToString([]byte(payload)) + "." +
 		base64.RawURLEncoding.EncodeToString(tokenMAC(secret, payload))
 }
@@ -33,6 +34,7 @@ func issueToken(secret, appID, userID string, version int64) string {
 type tokenClaims struct {
 	appID, userID string
 	version       int64
+	expires       int64
 	payload       string
 	mac           []byte
 }
@@ -55,15 +57,19 @@ func parseToken(token string) (tokenClaims, error) {
 	if err != nil || len(c.mac) != tokenMACLen {
 		return c, fmt.Errorf("%w: malformed", ErrBadToken)
 	}
-	parts := strings.SplitN(string(payload), ":", 3)
-	if len(parts) != 3 {
+	parts := strings.SplitN(string(payload), ":", 4)
+	if len(parts) != 4 {
 		return c, fmt.Errorf("%w: malformed", ErrBadToken)
 	}
 	c.version, err = strconv.ParseInt(parts[1], 10, 64)
 	if err != nil {
 		return c, fmt.Errorf("%w: malformed", ErrBadToken)
 	}
-	c.appID, c.userID, c.payload = parts[0], parts[2], string(payload)
+	c.expires, err = strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return c, fmt.Errorf("%w: malformed", ErrBadToken)
+	}
+	c.appID, c.userID, c.payload = parts[0], parts[3], string(payload)
 	return c, nil
 }
 

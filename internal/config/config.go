@@ -32,6 +32,15 @@ type Config struct {
 	MaxUserSockets  int           // sockets one user may hold on one node; 0: unlimited
 	SignatureWindow time.Duration // accepted clock skew of signed requests
 	ShutdownTimeout time.Duration // graceful shutdown budget
+	TokenTTL        time.Duration // user token lifetime; 0: until revoked
+
+	// Abuse limits (events per second and bursts); a rate of 0 disables one.
+	UserSendRate     float64
+	UserSendBurst    int
+	AppSendRate      float64
+	AppSendBurst     int
+	HandshakeRateIP  float64
+	HandshakeBurstIP int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -51,6 +60,13 @@ func Default() Config {
 		MaxUserSockets:  100,
 		SignatureWindow: 5 * time.Minute,
 		ShutdownTimeout: 15 * time.Second,
+
+		UserSendRate:     20,
+		UserSendBurst:    50,
+		AppSendRate:      5000,
+		AppSendBurst:     10000,
+		HandshakeRateIP:  20,
+		HandshakeBurstIP: 200,
 	}
 }
 
@@ -80,6 +96,13 @@ func (c *Config) settings() []setting {
 		{"max-user-sockets", "most sockets one user may hold on one node (0: unlimited)", &c.MaxUserSockets},
 		{"signature-window", "accepted clock skew of signed requests", &c.SignatureWindow},
 		{"shutdown-timeout", "time allowed for in-flight work at shutdown", &c.ShutdownTimeout},
+		{"token-ttl", "user token lifetime (0: until revoked)", &c.TokenTTL},
+		{"user-send-rate", "messages per second one user may send (0: unlimited)", &c.UserSendRate},
+		{"user-send-burst", "burst of messages one user may send", &c.UserSendBurst},
+		{"app-send-rate", "messages per second one app may send (0: unlimited)", &c.AppSendRate},
+		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
+		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
+		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
 	}
 }
 
@@ -110,6 +133,8 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 			fs.Int64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
 		case *time.Duration:
 			fs.DurationVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
+		case *float64:
+			fs.Float64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
 		}
 	}
 	if err := fs.Parse(args); err != nil {
@@ -149,6 +174,12 @@ func setValue(ptr any, v string) error {
 			return fmt.Errorf("want a duration such as 5m, got %q", v)
 		}
 		*p = d
+	case *float64:
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", v)
+		}
+		*p = f
 	}
 	return nil
 }
@@ -188,6 +219,12 @@ func (c Config) Validate() error {
 	if c.MaxGroupSize < 2 {
 		errs = append(errs, errors.New("max-group-size must be at least 2"))
 	}
+	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
+		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
+	}
+	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
+		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
+	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, errors.New("signature-window must be at least 1s"))
 	}
@@ -226,6 +263,8 @@ func deref(p any) any {
 	case *int64:
 		return *p
 	case *time.Duration:
+		return *p
+	case *float64:
 		return *p
 	}
 	return nil

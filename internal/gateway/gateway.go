@@ -23,6 +23,7 @@ import (
 const (
 	topicMessages = "messages"
 	topicReads    = "reads"
+	topicRevoked  = "revoked"
 )
 
 // Socket event names (node-chat's, plus chatd's sync and session-read).
@@ -70,7 +71,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
-	for topic, h := range map[string]func([]byte){topicMessages: g.deliverMessage, topicReads: g.deliverRead} {
+	for topic, h := range map[string]func([]byte){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked} {
 		unsub, err := br.Subscribe(topic, h)
 		if err != nil {
 			g.Close()
@@ -242,6 +243,24 @@ func (g *Gateway) MessageSent(ctx context.Context, d chat.Delivery) {
 // SessionRead publishes a read mark to every node.
 func (g *Gateway) SessionRead(ctx context.Context, r chat.ReadMark) {
 	g.publish(ctx, topicReads, r)
+}
+
+// TokensRevoked tells every node to close the user's sockets.
+func (g *Gateway) TokensRevoked(ctx context.Context, appID, userID string) {
+	g.publish(ctx, topicRevoked, identity{AppID: appID, UserID: userID})
+}
+
+// disconnectRevoked closes the sockets of a user whose tokens were revoked:
+// each of them was authenticated with a token that is now void.
+func (g *Gateway) disconnectRevoked(payload []byte) {
+	var id identity
+	if err := json.Unmarshal(payload, &id); err != nil {
+		g.log.Warn("bad revocation payload", "err", err)
+		return
+	}
+	for _, s := range g.reg.sockets(nil, userKey(id.AppID, id.UserID)) {
+		s.Disconnect()
+	}
 }
 
 func (g *Gateway) publish(ctx context.Context, topic string, v any) {

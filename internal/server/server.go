@@ -22,6 +22,7 @@ import (
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/config"
 	"github.com/chatd/chatd/internal/gateway"
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/signature"
 	"github.com/chatd/chatd/internal/socketio"
 	"github.com/chatd/chatd/internal/store"
@@ -93,11 +94,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.Broker = br
 	s.closers = append(s.closers, br.Close)
 
-	s.Chat = chat.New(st, chat.Options{Limits: chat.Limits{
-		MaxContentBytes: cfg.MaxContentBytes,
-		HistoryMax:      cfg.HistoryLimit,
-		MaxGroupSize:    cfg.MaxGroupSize,
-	}})
+	s.Chat = chat.New(st, chat.Options{
+		Limits: chat.Limits{
+			MaxContentBytes: cfg.MaxContentBytes,
+			HistoryMax:      cfg.HistoryLimit,
+			MaxGroupSize:    cfg.MaxGroupSize,
+		},
+		TokenTTL:      cfg.TokenTTL,
+		UserSendRate:  cfg.UserSendRate,
+		UserSendBurst: cfg.UserSendBurst,
+		AppSendRate:   cfg.AppSendRate,
+		AppSendBurst:  cfg.AppSendBurst,
+	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{
 		AllowedOrigins: cfg.AllowedOrigins(),
@@ -121,7 +129,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	})
 	mux := http.NewServeMux()
 	a.Register(mux)
-	mux.Handle("/socket.io/", s.Sockets)
+	mux.Handle("/socket.io/", limitHandshakes(s.Sockets, ratelimit.New(cfg.HandshakeRateIP, cfg.HandshakeBurstIP)))
+	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("/", api.NotFound)
 	s.Handler = mux
 	return s, nil
@@ -179,4 +188,29 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = e
 	}
 	return err
+}
+
+// limitHandshakes refuses new socket sessions (requests without a sid) from
+// an IP that opens them too fast, with HTTP 429; requests of existing
+// sessions (polling, upgrade) pass.
+func limitHandshakes(h http.Handler, l *ratelimit.Limiter) http.Handler {
+	if l == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Get("sid") == "" {
+			ip, _, err := net.SplitHostPort(r.RemoteAddr)
+			if err != nil {
+				ip = r.RemoteAddr
+			}
+			if !l.Allow(ip) {
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusTooManyRequests)
+				w.Write([]byte(`{"code":429,"message":"too many connections from this address: retry later"}`))
+				return
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
 }
