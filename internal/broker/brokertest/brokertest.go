@@ -437,6 +437,11 @@ func testSlowHandler(t *testing.T, node func() broker.Broker) {
 	if p := recv(t, fast, "payload on another topic"); string(p) != "still flowing" {
 		t.Fatalf("got %q", p)
 	}
+	// The stuck handler's first call may still be starting; it must never overlap.
+	deadline := time.Now().Add(Wait)
+	for slowCalls.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := slowCalls.Load(); n != 1 {
 		t.Fatalf("stuck handler called %d times, want 1 (one at a time)", n)
 	}
