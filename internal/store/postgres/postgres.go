@@ -1,9 +1,13 @@
 // Package postgres is chatd's PostgreSQL store, for several chatd nodes
-// sharing one database.
+// sharing one database (CHATD_STORE=postgres://…).
 //
 // Open migrates the schema (under an advisory lock, so nodes may start
 // together). Sends are group-committed: concurrent Send calls are collected
 // and stored in one transaction, with one seq allocation per conversation.
+//
+// Besides pgx's connection parameters (sslmode, connect_timeout, …) the URL
+// takes search_path=SCHEMA, to keep chatd's tables in a schema of their own
+// (created if missing), and pool_max_conns=N (default 16).
 package postgres
 
 import (

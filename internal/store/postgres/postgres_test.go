@@ -311,6 +311,34 @@ func TestBatchedSend(t *testing.T) {
 	}
 }
 
+// TestSendCanceled: a Send whose context is already done fails and stores
+// nothing.
+func TestSendCanceled(t *testing.T) {
+	ctx := context.Background()
+	for _, batching := range []bool{true, false} {
+		s := openMode(t, batching)
+		app := store.NewID()
+		if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := s.OpenPrivate(ctx, app, "alice", "bob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done, cancel := context.WithCancel(ctx)
+		cancel()
+		for range 10 {
+			_, _, err := s.Send(done, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`)})
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("batching %v: Send with a canceled context: %v", batching, err)
+			}
+		}
+		if got, err := s.Conversation(ctx, c.ID); err != nil || got.LastSeq != 0 {
+			t.Fatalf("batching %v: LastSeq = %d, %v; want 0", batching, got.LastSeq, err)
+		}
+	}
+}
+
 // TestBatchIsolation stores one batch holding good messages, a stranger's,
 // an in-batch duplicate and a message the server rejects: each caller gets
 // its own answer.

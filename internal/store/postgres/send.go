@@ -24,9 +24,10 @@ import (
 // other workers. An idle store sends a lone message at once: nothing waits
 // for a batch to fill.
 const (
-	sendWorkers = 4
-	maxBatch    = 512
-	sendQueue   = maxBatch
+	sendWorkers   = 4
+	maxBatch      = 512
+	maxBatchBytes = 4 << 20 // of content: keeps one statement's parameters modest
+	sendQueue     = maxBatch
 	// batchTimeout bounds one batch transaction; callers' contexts cannot,
 	// since one batch serves many callers.
 	batchTimeout = 30 * time.Second
@@ -106,14 +107,16 @@ func (s *Store) sendWorker(sends <-chan *sendReq) {
 	batch := make([]*sendReq, 0, maxBatch)
 	for req := range sends {
 		batch = append(batch[:0], req)
+		size := len(req.m.Content)
 	fill:
-		for len(batch) < maxBatch {
+		for len(batch) < maxBatch && size < maxBatchBytes {
 			select {
 			case r, ok := <-sends:
 				if !ok {
 					break fill
 				}
 				batch = append(batch, r)
+				size += len(r.m.Content)
 			default:
 				break fill
 			}
