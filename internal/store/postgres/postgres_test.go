@@ -311,6 +311,95 @@ func TestBatchedSend(t *testing.T) {
 	}
 }
 
+// TestCloseUnderLoad closes the store while senders are busy: every Send
+// reported stored is stored, and the rest fail with errClosed.
+func TestCloseUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	u, _ := newSchema(t)
+	s, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	const senders = 16
+	var convs []store.Conversation
+	for i := range 4 {
+		c, err := s.UpsertGroup(ctx, app, fmt.Sprint("g", i), "", "", []string{"a", "b", "c", "d"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		convs = append(convs, c)
+	}
+	var mu sync.Mutex
+	var stored []store.Message
+	var wg sync.WaitGroup
+	started := make(chan struct{}, senders)
+	errs := make(chan error, senders)
+	for g := range senders {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				m, _, err := s.Send(ctx, store.NewMessage{ConversationID: convs[g%len(convs)].ID, SenderID: "abcd"[g%4 : g%4+1],
+					Type: 1, Content: json.RawMessage(fmt.Sprintf(`[%d,%d]`, g, i))})
+				if i == 0 {
+					started <- struct{}{}
+				}
+				if errors.Is(err, errClosed) {
+					return
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+				mu.Lock()
+				stored = append(stored, m)
+				mu.Unlock()
+			}
+		})
+	}
+	for range senders {
+		<-started
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("Send during Close: %v", err)
+	}
+
+	s2, err := Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	for _, m := range stored {
+		got, err := s2.MessageByID(ctx, m.ConversationID, m.ID)
+		if err != nil || got.Seq != m.Seq || string(got.Content) != string(m.Content) {
+			t.Fatalf("reported stored %+v, found %+v, %v", m, got, err)
+		}
+	}
+	total := 0
+	for _, c := range convs {
+		all, err := s2.After(ctx, c.ID, 0, 100000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, m := range all {
+			if m.Seq != int64(i+1) {
+				t.Fatalf("conversation %s: seqs not gapless at %d", c.ID, i)
+			}
+		}
+		total += len(all)
+	}
+	if total != len(stored) {
+		t.Fatalf("%d messages stored, %d reported", total, len(stored))
+	}
+}
+
 // TestSendCanceled: a Send whose context is already done fails and stores
 // nothing.
 func TestSendCanceled(t *testing.T) {
