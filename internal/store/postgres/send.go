@@ -130,6 +130,19 @@ func (s *Store) sendWorker(sends <-chan *sendReq) {
 // rejected by the server (as opposed to the connection failing), one bad
 // message must not fail the others, so each is retried alone.
 func (s *Store) sendBatch(batch []*sendReq) {
+	// A bug here must not take the process down or leave callers waiting
+	// forever: answer whoever is still unanswered (done holds one value, so
+	// a full channel means answered).
+	defer func() {
+		if p := recover(); p != nil {
+			for _, r := range batch {
+				select {
+				case r.done <- sendRes{err: fmt.Errorf("postgres: send: internal error: %v", p)}:
+				default:
+				}
+			}
+		}
+	}()
 	live := batch[:0:0]
 	for _, r := range batch {
 		if err := r.ctx.Err(); err != nil {
@@ -170,7 +183,9 @@ type convSender struct{ conv, sender string }
 type clientKey struct{ conv, sender, clientID string }
 
 // storeBatch runs one transaction for reqs and returns one result per request.
-// A returned error means nothing was stored.
+// A returned error means nothing was stored, unless the connection broke
+// around COMMIT: then, as with any database, the outcome is unknown and a
+// retry with the same ClientMsgID tells.
 //
 // Two round trips: BEGIN + lock + membership + duplicate checks, then seq
 // allocation + insert + read marks + COMMIT, each pipelined.
