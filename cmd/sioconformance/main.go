@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	_ "net/http/pprof" // served only with -debug-addr
 	"os"
 	"os/signal"
 	"syscall"
@@ -34,6 +35,7 @@ func main() {
 	connectTimeout := flag.Duration("connect-timeout", time.Second, "Socket.IO connect timeout")
 	maxPayload := flag.Int64("max-payload", 1_000_000, "max payload in bytes")
 	verbose := flag.Bool("v", false, "debug logging")
+	debugAddr := flag.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060)")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -51,6 +53,10 @@ func main() {
 		ConnectTimeout: *connectTimeout, Logger: log,
 	})
 	setup(sio)
+
+	if *debugAddr != "" {
+		go func() { log.Info("pprof", "err", http.ListenAndServe(*debugAddr, nil)) }()
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/engine.io/", eio)

@@ -1,8 +1,8 @@
 package engineio
 
 import (
-	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"strconv"
 	"sync"
 
@@ -25,7 +25,8 @@ type Frame struct {
 // NewFrame builds a text packet of the given type.
 func NewFrame(typ PacketType, data []byte) *Frame {
 	f := &Frame{typ: typ, data: data}
-	f.ws = wsFrame(ws.OpText, []byte{'0' + byte(typ)}, data)
+	prefix := [1]byte{'0' + byte(typ)}
+	f.ws = wsFrame(ws.OpText, prefix[:], data)
 	return f
 }
 
@@ -52,13 +53,25 @@ func (f *Frame) wsBytes(proto int) []byte {
 }
 
 func wsFrame(op ws.OpCode, prefix, data []byte) []byte {
-	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(prefix) + len(data))}
-	var buf bytes.Buffer
-	buf.Grow(ws.HeaderSize(h) + int(h.Length))
-	_ = ws.WriteHeader(&buf, h) // bytes.Buffer writes do not fail
-	buf.Write(prefix)
-	buf.Write(data)
-	return buf.Bytes()
+	n := len(prefix) + len(data)
+	var b []byte
+	// Server frames are unmasked: a 2, 4 or 10 byte header, then the payload.
+	switch {
+	case n < 126:
+		b = make([]byte, 2, 2+n)
+		b[1] = byte(n)
+	case n <= 0xffff:
+		b = make([]byte, 4, 4+n)
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+	default:
+		b = make([]byte, 10, 10+n)
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+	}
+	b[0] = 0x80 | byte(op) // FIN
+	b = append(b, prefix...)
+	return append(b, data...)
 }
 
 // appendPolling appends f to a polling payload in the given protocol.

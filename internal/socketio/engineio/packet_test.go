@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/gobwas/ws"
 )
 
 func TestDecodePacket(t *testing.T) {
@@ -202,7 +204,7 @@ func BenchmarkDecodePayloadV4(b *testing.B) {
 }
 
 func BenchmarkDecodePayloadV3(b *testing.B) {
-	body := []byte("40:42[\"message\",{\"content\":\"hello world\"}]1:214:b4AQIDBAUGBwg=")
+	body := []byte("39:42[\"message\",{\"content\":\"hello world\"}]1:214:b4AQIDBAUGBwg=")
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := DecodePayloadV3(body); err != nil {
@@ -230,5 +232,16 @@ func BenchmarkMessageFrame(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = MessageFrame(data)
+	}
+}
+
+func TestWSFrameMatchesLibrary(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 127, 65535, 65536, 70000} {
+		data := bytes.Repeat([]byte{'x'}, n)
+		got := wsFrame(ws.OpBinary, nil, data)
+		want := ws.MustCompileFrame(ws.NewBinaryFrame(data))
+		if !bytes.Equal(got, want) {
+			t.Errorf("len %d: frame differs from gobwas/ws", n)
+		}
 	}
 }

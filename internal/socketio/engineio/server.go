@@ -284,6 +284,7 @@ func (srv *Server) start(s *Session) {
 	s.mu.Lock()
 	if s.state != stateClosed {
 		if s.proto == 4 {
+			s.pingDue = time.Now().Add(srv.opts.PingInterval)
 			s.timer = time.AfterFunc(srv.opts.PingInterval, s.onTimer)
 		} else {
 			s.timer = time.AfterFunc(srv.opts.PingInterval+srv.opts.PingTimeout, s.onTimer)

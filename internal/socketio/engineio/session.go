@@ -1,7 +1,6 @@
 package engineio
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -73,6 +72,7 @@ type Session struct {
 	writing      bool     // a websocket writer goroutine is running
 	timer        *time.Timer
 	awaitingPong bool
+	pingDue      time.Time // when the next EIO4 ping is due
 	pongDeadline time.Time
 
 	dispatchMu sync.Mutex
@@ -258,8 +258,10 @@ func (s *Session) onTimer() {
 		return
 	}
 	s.awaitingPong = true
-	s.pongDeadline = time.Now().Add(s.srv.opts.PingTimeout)
-	s.timer.Reset(s.srv.opts.PingTimeout)
+	// The deadline counts from when the ping was due, so a timer that fires
+	// late on a busy machine does not give the client extra time.
+	s.pongDeadline = s.pingDue.Add(s.srv.opts.PingTimeout)
+	s.timer.Reset(max(time.Until(s.pongDeadline), 0))
 	s.mu.Unlock()
 	_ = s.Send(framePing)
 }
@@ -287,6 +289,7 @@ func (s *Session) onPacket(p Packet) bool {
 		s.mu.Lock()
 		if s.awaitingPong && s.state != stateClosed {
 			s.awaitingPong = false
+			s.pingDue = time.Now().Add(s.srv.opts.PingInterval)
 			s.timer.Reset(s.srv.opts.PingInterval)
 		}
 		s.mu.Unlock()
@@ -463,13 +466,15 @@ func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, io.
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
-	// Keep a small reader of our own so net/http's buffers are released.
+	// Read straight from the connection so that no buffer is held while the
+	// socket idles (client traffic is light; a header costs two small reads),
+	// and let net/http's buffers go.
 	var src io.Reader = conn
 	if n := rw.Reader.Buffered(); n > 0 {
 		early, _ := rw.Reader.Peek(n)
 		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
 	}
-	return conn, bufio.NewReaderSize(src, 512), nil
+	return conn, src, nil
 }
 
 func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int) {
