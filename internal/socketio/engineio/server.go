@@ -124,7 +124,6 @@ func (srv *Server) remove(s *Session) {
 	sh.mu.Lock()
 	if sh.m[s.id] == s {
 		delete(sh.m, s.id)
-		srv.count.Add(-1)
 	}
 	sh.mu.Unlock()
 }

@@ -229,8 +229,9 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 	if probe != nil {
 		_ = probe.Close()
 	}
+	s.srv.count.Add(-1)
 	if deferRemove {
-		time.AfterFunc(s.srv.opts.PingTimeout, func() { s.srv.remove(s) })
+		time.AfterFunc(min(s.srv.opts.PingTimeout, 10*time.Second), func() { s.srv.remove(s) })
 	} else {
 		s.srv.remove(s)
 	}
