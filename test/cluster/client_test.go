@@ -76,16 +76,17 @@ type device struct {
 
 	wmu sync.Mutex // one writer at a time on the websocket
 
-	mu     sync.Mutex
-	node   int
-	ws     *sioclient.WS
-	nextID int
-	acks   map[int]chan []json.RawMessage
-	gone   chan struct{} // closed when the current connection's reader ends
-	log    []received
-	pushes map[string]int // msgId → pushes seen
-	reads  []string       // sids of session-read pushes
-	seen   map[string]map[int64]bool
+	mu         sync.Mutex
+	node       int
+	ws         *sioclient.WS
+	nextID     int
+	acks       map[int]chan []json.RawMessage
+	gone       chan struct{} // closed when the current connection's reader ends
+	log        []received
+	pushes     map[string]int // msgId → pushes seen
+	reads      []string       // sids of session-read pushes
+	reconnects int
+	seen       map[string]map[int64]bool
 }
 
 func newDevice(name, user, token, appID string) *device {
