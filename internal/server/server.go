@@ -28,6 +28,7 @@ import (
 	"github.com/chatd/chatd/internal/store"
 	"github.com/chatd/chatd/internal/store/postgres"
 	"github.com/chatd/chatd/internal/store/sqlite"
+	"github.com/chatd/chatd/internal/web"
 )
 
 // Server is one chatd node.
@@ -132,6 +133,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mux.Handle("/socket.io/", limitHandshakes(s.Sockets, ratelimit.New(cfg.HandshakeRateIP, cfg.HandshakeBurstIP)))
 	mux.HandleFunc("GET /metrics", s.metrics)
 	mux.HandleFunc("/", api.NotFound)
+	site, err := web.New(ctx, s.Chat, web.Options{Demo: cfg.Demo, Logger: log})
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	site.Register(mux)
 	s.Handler = mux
 	return s, nil
 }

@@ -1,0 +1,156 @@
+// Types of the chatd JS SDK (chatd.js).
+
+export declare const MessageType: Readonly<{ TEXT: 1; VOICE: 2; IMAGE: 3; FILE: 4; LOCATION: 5; CUSTOM: 6 }>;
+export declare const ConversationType: Readonly<{ PRIVATE: 1; GROUP: 2 }>;
+
+export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+export interface UserRef { name: string; avatarUri: string }
+
+export interface Message {
+  msgId: string;
+  /** The receiving user's own conversation id (set by the SDK). */
+  sid: string;
+  content: Record<string, unknown>;
+  conversationType: 1 | 2;
+  senderUserId: string;
+  targetId: string;
+  messageType: number;
+  date: string;
+  sendUser: UserRef;
+  /** Gapless per conversation, from 1. */
+  seq: number;
+  timestamp: number;
+  clientMsgId?: string;
+}
+
+export interface LastMsg {
+  content: Record<string, unknown>;
+  messageType: number;
+  date: string;
+  msgId: string;
+  timestamp: number;
+}
+
+export interface Conversation {
+  sid: string;
+  conversationType: 1 | 2;
+  /** The peer's user id (private) or the group id. */
+  targetId: string;
+  unread: number;
+  title: string;
+  avatar: string;
+  lastMsg?: LastMsg;
+  lastSeq: number;
+  readSeq: number;
+}
+
+export interface ReadMark { sid: string; readSeq: number; unread: number }
+
+export interface Upload { fid: string; fullUrl: string; name: string; size: number; contentType: string }
+
+export interface ChatdClientOptions {
+  /** chatd's base URL, e.g. https://chat.example.com; defaults to location.origin in a browser. */
+  url?: string;
+  appId: string;
+  token: string;
+  /** The token's user id: lets the SDK tell your own messages apart before your first send. */
+  userId?: string;
+  /** A WebSocket constructor; required under Node 20 (npm ws). */
+  WebSocket?: unknown;
+  /** An XMLHttpRequest constructor for uploads with progress; without one, fetch is used. */
+  XMLHttpRequest?: unknown;
+  /** Socket.IO path, default /socket.io/. */
+  path?: string;
+  /** Reconnect automatically, default true. */
+  reconnect?: boolean;
+  /** Reconnect backoff bounds in ms, default 500 and 10000. */
+  minReconnectDelay?: number;
+  maxReconnectDelay?: number;
+  /** Per-request ack timeout while connected, in ms (0: none), default 30000. */
+  requestTimeout?: number;
+}
+
+export interface SendOptions {
+  /** Send to a group (targetId is a group id). */
+  group?: boolean;
+  /** Idempotency key; one is generated when omitted. */
+  clientMsgId?: string;
+}
+
+export interface ClientEvents {
+  message: (message: Message, conversation: Conversation) => void;
+  conversations: (list: Conversation[]) => void;
+  read: (mark: ReadMark) => void;
+  state: (state: ConnectionState) => void;
+  connect: (info: { reconnect: boolean }) => void;
+  disconnect: (reason: Error) => void;
+  error: (err: Error) => void;
+  event: (name: string, args: unknown[]) => void;
+}
+
+export declare class ChatdError extends Error {
+  /** chatd's status code (1002 bad parameter, 1000 not a member, …), 0 for client-side failures. */
+  status: number;
+  constructor(message: string, status?: number);
+}
+
+export declare class Emitter<E extends Record<string, (...args: any[]) => void> = Record<string, (...args: any[]) => void>> {
+  on<K extends keyof E>(event: K, fn: E[K]): () => void;
+  once<K extends keyof E>(event: K, fn: E[K]): () => void;
+  off<K extends keyof E>(event: K, fn: E[K]): void;
+  emit<K extends keyof E>(event: K, ...args: Parameters<E[K]>): void;
+}
+
+export declare function newClientMsgId(): string;
+
+export declare class ChatdClient extends Emitter<ClientEvents> {
+  constructor(options: ChatdClientOptions);
+  readonly state: ConnectionState;
+  userId: string | null;
+  /** Resolves once connected and the conversation list is loaded; rejects when the token is refused. */
+  connect(): Promise<void>;
+  close(): void;
+  /** Known conversations, most recent first. */
+  conversations(): Conversation[];
+  conversation(sid: string): Conversation | undefined;
+  refreshConversations(): Promise<Conversation[]>;
+  /** A page of messages older than `before` (a msgId), oldest first; without `before`, the newest page. */
+  history(sid: string, options?: { limit?: number; before?: string }): Promise<Message[]>;
+  send(targetId: string, messageType: number, content: Record<string, unknown>, options?: SendOptions): Promise<Message>;
+  sendText(targetId: string, text: string, options?: SendOptions): Promise<Message>;
+  sendImage(targetId: string, image: { url?: string; fullUrl?: string; fid?: string; name?: string; size?: number; width?: number; height?: number }, options?: SendOptions): Promise<Message>;
+  sendFile(targetId: string, file: { url?: string; fullUrl?: string; fid?: string; name?: string; size?: number; contentType?: string }, options?: SendOptions): Promise<Message>;
+  sendLocation(targetId: string, location: { latitude: number; longitude: number; name?: string; address?: string }, options?: SendOptions): Promise<Message>;
+  sendCustom(targetId: string, content: Record<string, unknown>, options?: SendOptions): Promise<Message>;
+  markRead(sid: string): Promise<void>;
+  upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
+  /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
+  request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;
+}
+
+type Callback<T> = (err: Error | null, data?: T) => void;
+
+/** node-chat SDK names over ChatdClient. */
+export declare class ChatClient {
+  constructor(appId: string, token: string, host: string, options?: Partial<ChatdClientOptions>);
+  readonly client: ChatdClient;
+  init(cb?: Callback<void>): Promise<void>;
+  close(): void;
+  getMessageSessions(cb?: Callback<Conversation[]>): Promise<Conversation[]>;
+  /** Newest first, as node-chat returns them. */
+  getSessionMessages(sid: string, limit?: number | { limit?: number; lastmsgId?: string }, lastmsgId?: string, cb?: Callback<Message[]>): Promise<Message[]>;
+  sendPrivateMessage(targetId: string, messageType: number, content: Record<string, unknown> | string, cb?: Callback<Message>): Promise<Message>;
+  sendPrivateMessage(message: { targetId: string; messageType: number; content: Record<string, unknown> | string; clientMsgId?: string }, cb?: Callback<Message>): Promise<Message>;
+  sendGroupMessage(targetId: string, messageType: number, content: Record<string, unknown> | string, cb?: Callback<Message>): Promise<Message>;
+  sendGroupMessage(message: { targetId: string; messageType: number; content: Record<string, unknown> | string; clientMsgId?: string }, cb?: Callback<Message>): Promise<Message>;
+  setMessageSessionRead(sid: string, cb?: Callback<[]>): Promise<[]>;
+  uploadFile(file: Blob, onProgress?: (p: { loaded: number; total?: number }) => void, cb?: Callback<Upload>): Promise<Upload>;
+  onConnected(fn: (info: { reconnect: boolean }) => void): () => void;
+  /** fn gets node-chat's push envelope. */
+  onMessage(fn: (envelope: { message: string; status: 1; data: Message & { sendSession: { sid: string; title: string; avatar: string } }; type: 'user' }) => void): () => void;
+  onError(fn: (err: Error) => void): () => void;
+  onDisconnected(fn: (reason: Error) => void): () => void;
+}
+
+export default ChatdClient;

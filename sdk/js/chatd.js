@@ -1,0 +1,639 @@
+// chatd JS SDK: a dependency-free ES module that talks to chatd over
+// Socket.IO v4 / Engine.IO v4 on a plain WebSocket. It keeps the conversation
+// list up to date from pushes, reconnects with backoff, recovers missed
+// messages with `sync` (per-conversation seq), de-duplicates by msgId and
+// retries unacknowledged sends with the same clientMsgId.
+//
+// Browser: import { ChatdClient } from '/sdk/chatd.js'.
+// Node 20: pass a WebSocket constructor (npm `ws`) as the WebSocket option.
+
+export const MessageType = Object.freeze({ TEXT: 1, VOICE: 2, IMAGE: 3, FILE: 4, LOCATION: 5, CUSTOM: 6 });
+export const ConversationType = Object.freeze({ PRIVATE: 1, GROUP: 2 });
+
+// ChatdError is a failed request: status is chatd's code (1002 bad parameter,
+// 1000 not a member, …), or 0 for a client-side failure.
+export class ChatdError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.name = 'ChatdError';
+    this.status = status;
+  }
+}
+
+// Emitter is the small event emitter ChatdClient extends.
+export class Emitter {
+  constructor() { this._handlers = new Map(); }
+  on(event, fn) {
+    if (!this._handlers.has(event)) this._handlers.set(event, new Set());
+    this._handlers.get(event).add(fn);
+    return () => this.off(event, fn);
+  }
+  once(event, fn) {
+    const off = this.on(event, (...a) => { off(); fn(...a); });
+    return off;
+  }
+  off(event, fn) { this._handlers.get(event)?.delete(fn); }
+  emit(event, ...args) {
+    const hs = this._handlers.get(event);
+    if (!hs) return;
+    for (const fn of [...hs]) {
+      try { fn(...args); } catch (err) {
+        // A throwing listener must not break the client's own bookkeeping.
+        if (event !== 'error') this.emit('error', err); else setTimeout(() => { throw err; });
+      }
+    }
+  }
+}
+
+let clientMsgCounter = 0;
+// newClientMsgId is unique per sender and conversation with overwhelming odds.
+export function newClientMsgId() {
+  const c = globalThis.crypto;
+  if (c && typeof c.randomUUID === 'function') return c.randomUUID();
+  clientMsgCounter = (clientMsgCounter + 1) % 1e9;
+  return Date.now().toString(36) + '-' + clientMsgCounter.toString(36) + '-' + Math.random().toString(36).slice(2, 12);
+}
+
+const SEEN_PER_SID = 2000; // msgIds remembered per conversation for de-duplication
+const SYNC_PAGE = 100;
+
+// ChatdClient is one user's connection to chatd.
+export class ChatdClient extends Emitter {
+  // options: {url, appId, token, userId?, WebSocket?, XMLHttpRequest?, path?,
+  // reconnect? (default true), minReconnectDelay? (500 ms), maxReconnectDelay? (10 s),
+  // requestTimeout? (30 s, only while connected)}
+  constructor(options = {}) {
+    super();
+    const loc = globalThis.location;
+    this.url = String(options.url || (loc ? loc.origin : '')).replace(/\/+$/, '');
+    if (!this.url) throw new ChatdError('ChatdClient: url is required outside a browser');
+    if (!options.appId || !options.token) throw new ChatdError('ChatdClient: appId and token are required');
+    this.appId = String(options.appId);
+    this.token = String(options.token);
+    this.userId = options.userId ? String(options.userId) : null;
+    this.path = options.path || '/socket.io/';
+    this._WebSocket = options.WebSocket || globalThis.WebSocket;
+    this._XHR = options.XMLHttpRequest || globalThis.XMLHttpRequest;
+    this.reconnect = options.reconnect !== false;
+    this.minReconnectDelay = options.minReconnectDelay ?? 500;
+    this.maxReconnectDelay = options.maxReconnectDelay ?? 10000;
+    this.requestTimeout = options.requestTimeout ?? 30000;
+    if (!this._WebSocket) throw new ChatdError('ChatdClient: no WebSocket; pass the WebSocket option (npm ws under Node)');
+
+    this.state = 'idle'; // idle, connecting, connected, reconnecting, closed
+    this._ws = null;
+    this._ackId = 0;
+    this._inflight = new Map(); // ack id → request
+    this._queue = []; // requests waiting for a connection
+    this._attempt = 0;
+    this._timer = null;
+    this._pingTimer = null;
+    this._pingTimeout = 45000;
+    this._everConnected = false;
+    this._sessions = new Map(); // sid → session (with unread, lastMsg, lastSeq, readSeq)
+    this._lastSeq = new Map(); // sid → highest seq delivered without a gap
+    this._seen = new Map(); // sid → Set of msgIds delivered
+    this._stash = new Map(); // sid → Map seq → message that arrived after a gap
+    this._syncing = new Map(); // sid → Promise of a running sync
+    this._connectWaiters = [];
+    this._sessionsLoaded = false;
+  }
+
+  // connect opens the connection and resolves once connected and the
+  // conversation list is loaded. It rejects if authentication fails.
+  connect() {
+    if (this.state === 'connected') return Promise.resolve();
+    const p = new Promise((resolve, reject) => this._connectWaiters.push({ resolve, reject }));
+    if (this.state === 'idle' || this.state === 'closed') {
+      this._setState('connecting');
+      this._open();
+    }
+    return p;
+  }
+
+  // close ends the connection for good; pending requests are rejected.
+  close() {
+    this._setState('closed');
+    clearTimeout(this._timer);
+    clearTimeout(this._pingTimer);
+    const ws = this._ws;
+    this._ws = null;
+    if (ws) { try { ws.close(); } catch { /* already closed */ } }
+    const err = new ChatdError('client closed');
+    for (const r of [...this._inflight.values(), ...this._queue]) { clearTimeout(r.timer); r.reject(err); }
+    this._inflight.clear();
+    this._queue = [];
+    this._settleConnect(err);
+  }
+
+  // conversations returns the known conversations, most recent first.
+  conversations() {
+    return [...this._sessions.values()].sort((a, b) => lastTime(b) - lastTime(a));
+  }
+
+  conversation(sid) { return this._sessions.get(sid); }
+
+  // refreshConversations reloads the list from chatd.
+  async refreshConversations() {
+    const list = await this.request('session-list');
+    this._applySessions(list);
+    return this.conversations();
+  }
+
+  // history returns a page of messages before `before` (a msgId), oldest
+  // first. Without `before` it is the newest page.
+  async history(sid, { limit = 20, before } = {}) {
+    const arg = { sid, limit };
+    if (before) arg.lastmsgId = before;
+    const page = await this.request('session-message-list', arg);
+    const msgs = page.slice().reverse().map((m) => ({ ...m, sid }));
+    const seen = this._seenSet(sid);
+    for (const m of msgs) seen.add(m.msgId);
+    if (!before && msgs.length) {
+      // The newest page is contiguous: whatever it holds is known.
+      const top = msgs[msgs.length - 1].seq || 0;
+      if (top > (this._lastSeq.get(sid) || 0)) this._lastSeq.set(sid, top);
+    }
+    return msgs;
+  }
+
+  // send sends a message to a user (or a group with {group: true}) and
+  // resolves with the stored message. Unacknowledged sends are retried after
+  // a reconnect with the same clientMsgId, so they are stored once.
+  async send(targetId, messageType, content, { group = false, clientMsgId = newClientMsgId() } = {}) {
+    const event = group ? 'send-group-message' : 'send-private-message';
+    const res = await this.request(event, { targetId: String(targetId), messageType, content, clientMsgId });
+    if (res && res.senderUserId && !this.userId) this.userId = res.senderUserId;
+    const sid = res?.sendSession?.sid;
+    if (sid) this._ingest(sid, res, res.sendSession);
+    return { ...res, sid };
+  }
+
+  sendText(targetId, text, opts) { return this.send(targetId, MessageType.TEXT, { content: String(text) }, opts); }
+  // image: {url, fid?, name?, size?, width?, height?} (for example the result of upload)
+  sendImage(targetId, image, opts) { return this.send(targetId, MessageType.IMAGE, pick(image, ['url', 'fid', 'name', 'size', 'width', 'height', 'contentType'], 'fullUrl'), opts); }
+  // file: {url, fid?, name?, size?, contentType?}
+  sendFile(targetId, file, opts) { return this.send(targetId, MessageType.FILE, pick(file, ['url', 'fid', 'name', 'size', 'contentType'], 'fullUrl'), opts); }
+  // location: {latitude, longitude, name?, address?}
+  sendLocation(targetId, loc, opts) { return this.send(targetId, MessageType.LOCATION, { ...loc }, opts); }
+  sendCustom(targetId, content, opts) { return this.send(targetId, MessageType.CUSTOM, { ...content }, opts); }
+
+  // markRead marks a conversation read up to its newest message.
+  async markRead(sid) {
+    await this.request('set-session-read', sid);
+    const s = this._sessions.get(sid);
+    if (s) {
+      s.unread = 0;
+      s.readSeq = Math.max(s.readSeq || 0, this._lastSeq.get(sid) || 0);
+      this.emit('conversations', this.conversations());
+    }
+  }
+
+  // upload posts a File/Blob to /file/upload and resolves with {fid,
+  // fullUrl, name, size, contentType}. onProgress gets {loaded, total}.
+  upload(file, { onProgress, name } = {}) {
+    const target = `${this.url}/file/upload?token=${encodeURIComponent(this.token)}&appId=${encodeURIComponent(this.appId)}`;
+    const form = new FormData();
+    if (name) form.append('up_file', file, name); else form.append('up_file', file);
+    const parse = (status, text) => {
+      let body;
+      try { body = JSON.parse(text); } catch { throw new ChatdError(`upload failed: HTTP ${status}`); }
+      if (body.status !== 1) throw new ChatdError(body.message || `upload failed: HTTP ${status}`, body.status);
+      return body.data;
+    };
+    if (!this._XHR) {
+      // Node has no XMLHttpRequest: fetch has no upload progress, so report the end only.
+      return fetch(target, { method: 'POST', body: form }).then(async (res) => {
+        const data = parse(res.status, await res.text());
+        onProgress?.({ loaded: data.size, total: data.size });
+        return data;
+      });
+    }
+    return new Promise((resolve, reject) => {
+      const xhr = new this._XHR();
+      xhr.open('POST', target);
+      if (onProgress && xhr.upload) {
+        xhr.upload.onprogress = (e) => onProgress({ loaded: e.loaded, total: e.lengthComputable ? e.total : undefined });
+      }
+      xhr.onload = () => { try { resolve(parse(xhr.status, xhr.responseText)); } catch (err) { reject(err); } };
+      xhr.onerror = () => reject(new ChatdError('upload failed: network error'));
+      xhr.onabort = () => reject(new ChatdError('upload aborted'));
+      xhr.send(form);
+    });
+  }
+
+  // request emits a socket event with an ack and resolves with its data. It
+  // waits for a connection, and a request cut off by a disconnect is sent
+  // again after reconnecting (every chatd event is safe to repeat).
+  request(event, ...args) {
+    return new Promise((resolve, reject) => {
+      const r = { event, args, resolve, reject, timer: null };
+      if (this.state === 'closed') { reject(new ChatdError('client closed')); return; }
+      if (this._ready()) this._transmit(r); else this._queue.push(r);
+    });
+  }
+
+  // --- connection ---
+
+  _ready() { return this._socketOpen === true; }
+
+  _open() {
+    clearTimeout(this._timer);
+    this._socketOpen = false;
+    const u = new URL(this.path, this.url);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    u.search = 'EIO=4&transport=websocket';
+    let ws;
+    try { ws = new this._WebSocket(u.toString()); } catch (err) { this._dropped(err); return; }
+    this._ws = ws;
+    ws.onmessage = (e) => { if (this._ws === ws) this._onFrame(typeof e.data === 'string' ? e.data : String(e.data)); };
+    ws.onclose = () => { if (this._ws === ws) this._dropped(new ChatdError('connection closed')); };
+    ws.onerror = () => { /* onclose follows */ };
+  }
+
+  _onFrame(frame) {
+    const type = frame[0];
+    if (type === '0') { // Engine.IO open
+      try {
+        const hs = JSON.parse(frame.slice(1));
+        this._pingTimeout = (hs.pingInterval || 25000) + (hs.pingTimeout || 20000);
+      } catch { /* defaults */ }
+      this._armPing();
+      this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId }));
+    } else if (type === '2') { // ping
+      this._armPing();
+      this._raw('3' + frame.slice(1));
+    } else if (type === '1') { // close
+      this._ws?.close();
+    } else if (type === '4') {
+      this._onPacket(frame.slice(1));
+    }
+  }
+
+  _armPing() {
+    clearTimeout(this._pingTimer);
+    // No ping for a whole interval + timeout: the connection is dead.
+    this._pingTimer = setTimeout(() => this._ws?.close(), this._pingTimeout + 1000);
+  }
+
+  _onPacket(p) {
+    const type = p[0];
+    let i = 1;
+    if (p[i] === '/') { // non-default namespace: not ours
+      const comma = p.indexOf(',');
+      if (p.slice(1, comma) !== '/') return;
+      i = comma + 1;
+    }
+    let id = '';
+    while (i < p.length && p[i] >= '0' && p[i] <= '9') id += p[i++];
+    let data;
+    try { data = i < p.length ? JSON.parse(p.slice(i)) : undefined; } catch { return; }
+    switch (type) {
+      case '0': this._onConnect(); break;
+      case '1': this._ws?.close(); break; // server disconnected us: reconnect
+      case '4': this._onConnectError(data); break;
+      case '2': if (Array.isArray(data)) this._onEvent(data[0], data.slice(1)); break;
+      case '3': this._onAck(Number(id), Array.isArray(data) ? data : []); break;
+      default: break; // binary packets are not used by chatd's chat events
+    }
+  }
+
+  async _onConnect() {
+    this._socketOpen = true;
+    this._attempt = 0;
+    const first = !this._everConnected;
+    this._everConnected = true;
+    // Requests first: the list and syncs queued below go out after any
+    // requests that were waiting, all on the fresh connection.
+    const waiting = this._queue;
+    this._queue = [];
+    for (const r of waiting) this._transmit(r);
+    try {
+      this._applySessions(await this.request('session-list'));
+    } catch (err) {
+      this.emit('error', err);
+    }
+    if (!this._ready()) return; // dropped again meanwhile
+    this._setState('connected');
+    this.emit('connect', { reconnect: !first });
+    this._settleConnect(null);
+  }
+
+  _onConnectError(data) {
+    const err = new ChatdError(data?.message || 'connection refused', 401);
+    // A refused token will not get better by retrying.
+    this._settleConnect(err);
+    this.close();
+    this.emit('error', err);
+  }
+
+  _settleConnect(err) {
+    const ws = this._connectWaiters;
+    this._connectWaiters = [];
+    for (const w of ws) { if (err) w.reject(err); else w.resolve(); }
+  }
+
+  _dropped(err) {
+    clearTimeout(this._pingTimer);
+    this._socketOpen = false;
+    this._ws = null;
+    if (this.state === 'closed') return;
+    // In-flight requests go back to the front of the queue, to be sent again.
+    const again = [...this._inflight.values()].sort((a, b) => a.id - b.id);
+    for (const r of again) { clearTimeout(r.timer); r.timer = null; }
+    this._inflight.clear();
+    this._queue = [...again, ...this._queue];
+    const wasConnected = this.state === 'connected';
+    if (wasConnected) this.emit('disconnect', err);
+    if (!this.reconnect) {
+      this.close();
+      return;
+    }
+    this._setState('reconnecting');
+    const base = Math.min(this.maxReconnectDelay, this.minReconnectDelay * 2 ** Math.min(this._attempt, 10));
+    const delay = base / 2 + Math.random() * base / 2;
+    this._attempt++;
+    this._timer = setTimeout(() => this._open(), delay);
+  }
+
+  _setState(s) {
+    if (this.state === s) return;
+    this.state = s;
+    this.emit('state', s);
+  }
+
+  _raw(s) {
+    try { this._ws?.send(s); } catch { /* the close handler reconnects */ }
+  }
+
+  _transmit(r) {
+    r.id = ++this._ackId;
+    this._inflight.set(r.id, r);
+    if (this.requestTimeout > 0) {
+      r.timer = setTimeout(() => {
+        this._inflight.delete(r.id);
+        r.reject(new ChatdError(`${r.event}: no answer within ${this.requestTimeout} ms`));
+      }, this.requestTimeout);
+    }
+    this._raw('42' + r.id + JSON.stringify([r.event, ...r.args]));
+  }
+
+  _onAck(id, args) {
+    const r = this._inflight.get(id);
+    if (!r) return;
+    this._inflight.delete(id);
+    clearTimeout(r.timer);
+    const [err, data] = args;
+    if (err) r.reject(new ChatdError(err.message || String(err), err.status || 0));
+    else r.resolve(data);
+  }
+
+  _onEvent(name, args) {
+    if (name === 'message') {
+      const env = args[0];
+      const d = env && env.data;
+      if (!d || !d.sendSession || !d.sendSession.sid) return;
+      this._ingest(d.sendSession.sid, d, d.sendSession);
+    } else if (name === 'session-read') {
+      const r = args[0] || {};
+      const s = this._sessions.get(r.sid);
+      if (s) {
+        s.unread = r.unread || 0;
+        s.readSeq = Math.max(s.readSeq || 0, r.readSeq || 0);
+      }
+      this.emit('read', r);
+      this.emit('conversations', this.conversations());
+    } else {
+      this.emit('event', name, args);
+    }
+  }
+
+  // --- conversations and gap recovery ---
+
+  // _applySessions merges a session-list answer. The first list is the
+  // baseline (older messages are history); on later lists a conversation
+  // whose lastSeq is ahead of ours is synced, so nothing is skipped.
+  _applySessions(list) {
+    if (!Array.isArray(list)) return;
+    const baseline = !this._sessionsLoaded;
+    this._sessionsLoaded = true;
+    const fresh = new Map();
+    for (const s of list) {
+      const old = this._sessions.get(s.sid);
+      fresh.set(s.sid, { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, s.lastSeq || 0) });
+      const known = this._lastSeq.get(s.sid);
+      if (baseline) {
+        if (known === undefined || (s.lastSeq || 0) > known) this._lastSeq.set(s.sid, s.lastSeq || 0);
+      } else if ((s.lastSeq || 0) > (known || 0)) {
+        if (known === undefined) this._lastSeq.set(s.sid, 0);
+        this._sync(s.sid);
+      }
+    }
+    // Keep sessions we learned from pushes that the list does not show yet.
+    for (const [sid, s] of this._sessions) if (!fresh.has(sid)) fresh.set(sid, s);
+    this._sessions = fresh;
+    this.emit('conversations', this.conversations());
+  }
+
+  _seenSet(sid) {
+    let s = this._seen.get(sid);
+    if (!s) { s = new Set(); this._seen.set(sid, s); }
+    if (s.size > SEEN_PER_SID) {
+      // Forget the oldest half; seq ordering still drops old duplicates.
+      const keep = [...s].slice(s.size / 2);
+      s = new Set(keep);
+      this._seen.set(sid, s);
+    }
+    return s;
+  }
+
+  // _ingest delivers a message of conversation sid exactly once and in seq
+  // order: duplicates are dropped, a gap triggers a sync.
+  _ingest(sid, msg, ref) {
+    const seen = this._seenSet(sid);
+    if (seen.has(msg.msgId)) return;
+    const last = this._lastSeq.get(sid);
+    const seq = msg.seq || 0;
+    if (last === undefined) {
+      // A conversation we did not know: start it here.
+      this._lastSeq.set(sid, seq);
+      this._deliver(sid, msg, ref, true);
+      return;
+    }
+    if (seq && seq <= last) { seen.add(msg.msgId); return; }
+    if (!seq || seq === last + 1) {
+      if (seq) this._lastSeq.set(sid, seq);
+      this._deliver(sid, msg, ref, false);
+      this._drainStash(sid);
+      return;
+    }
+    // Gap: hold this one and fetch what is missing.
+    let st = this._stash.get(sid);
+    if (!st) { st = new Map(); this._stash.set(sid, st); }
+    st.set(seq, { msg, ref });
+    this._sync(sid);
+  }
+
+  _drainStash(sid) {
+    const st = this._stash.get(sid);
+    if (!st) return;
+    for (;;) {
+      const last = this._lastSeq.get(sid) || 0;
+      for (const seq of [...st.keys()]) if (seq <= last) st.delete(seq);
+      const next = st.get(last + 1);
+      if (!next) break;
+      st.delete(last + 1);
+      this._ingest(sid, next.msg, next.ref);
+    }
+    if (!st.size) this._stash.delete(sid);
+  }
+
+  _deliver(sid, msg, ref, isNew) {
+    const m = { ...msg, sid };
+    delete m.sendSession;
+    this._seenSet(sid).add(m.msgId);
+    let s = this._sessions.get(sid);
+    if (!s) {
+      s = {
+        sid, conversationType: m.conversationType, unread: 0, readSeq: 0,
+        targetId: m.conversationType === ConversationType.GROUP ? m.targetId
+          : (this.userId && m.senderUserId === this.userId ? m.targetId : m.senderUserId),
+        title: ref?.title || '', avatar: ref?.avatar || '',
+      };
+      this._sessions.set(sid, s);
+      // Titles and targets of a new conversation come from the server's list.
+      if (isNew && this._sessionsLoaded) this._refreshSoon();
+    }
+    if (ref?.title) s.title = ref.title;
+    if (ref?.avatar !== undefined && ref?.avatar !== '') s.avatar = ref.avatar;
+    const seq = m.seq || 0;
+    const mine = this.userId ? m.senderUserId === this.userId : false;
+    // The server's unread already counts messages up to the session's lastSeq.
+    if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
+    if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
+    s.lastMsg = { content: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
+    s.lastSeq = Math.max(s.lastSeq || 0, seq);
+    this.emit('message', m, s);
+    this.emit('conversations', this.conversations());
+  }
+
+  _refreshSoon() {
+    if (this._refreshTimer) return;
+    this._refreshTimer = setTimeout(() => {
+      this._refreshTimer = null;
+      this.refreshConversations().catch((err) => this.emit('error', err));
+    }, 50);
+  }
+
+  // _sync fetches every message after the last delivered seq of sid, one
+  // sync at a time per conversation.
+  _sync(sid) {
+    const running = this._syncing.get(sid);
+    if (running) { running.again = true; return running.p; }
+    const job = { again: false, p: null };
+    job.p = (async () => {
+      try {
+        do {
+          job.again = false;
+          for (;;) {
+            const after = this._lastSeq.get(sid) || 0;
+            const page = await this.request('sync', { sid, afterSeq: after, limit: SYNC_PAGE });
+            for (const m of page) this._ingest(sid, m, m.sendSession);
+            if (page.length < SYNC_PAGE) break;
+          }
+        } while (job.again);
+        // Whatever is still held is beyond a gap the store cannot fill: show it.
+        const st = this._stash.get(sid);
+        if (st) {
+          this._stash.delete(sid);
+          for (const seq of [...st.keys()].sort((a, b) => a - b)) {
+            const { msg, ref } = st.get(seq);
+            if ((this._lastSeq.get(sid) || 0) < seq) this._lastSeq.set(sid, seq - 1);
+            this._ingest(sid, msg, ref);
+          }
+        }
+      } catch (err) {
+        this.emit('error', err);
+      } finally {
+        this._syncing.delete(sid);
+      }
+    })();
+    this._syncing.set(sid, job);
+    return job.p;
+  }
+}
+
+function lastTime(s) {
+  return s.lastMsg?.timestamp || (s.lastMsg?.date ? Date.parse(s.lastMsg.date) || 0 : 0);
+}
+
+// pick copies the listed keys; alt names a key that stands for url.
+function pick(obj, keys, alt) {
+  const out = {};
+  for (const k of keys) if (obj && obj[k] !== undefined) out[k] = obj[k];
+  if (out.url === undefined && obj && obj[alt] !== undefined) out.url = obj[alt];
+  return out;
+}
+
+// ChatClient mirrors node-chat's SDK names over ChatdClient so that apps
+// written for node-chat switch by changing the import. Methods return
+// promises and also call a trailing node-style callback (err, data).
+export class ChatClient {
+  constructor(appId, token, host, options = {}) {
+    this.client = new ChatdClient({ ...options, url: host, appId, token });
+  }
+
+  init(cb) { return callback(this.client.connect(), cb); }
+  close() { this.client.close(); }
+
+  getMessageSessions(cb) { return callback(this.client.request('session-list'), cb); }
+
+  // getSessionMessages(sid, limit?, lastmsgId?) or (sid, {limit, lastmsgId});
+  // newest first, as node-chat returns them.
+  getSessionMessages(sid, limit, lastmsgId, cb) {
+    if (typeof limit === 'function') { cb = limit; limit = undefined; }
+    if (typeof lastmsgId === 'function') { cb = lastmsgId; lastmsgId = undefined; }
+    if (limit && typeof limit === 'object') ({ limit, lastmsgId } = limit);
+    const arg = { sid };
+    if (limit) arg.limit = limit;
+    if (lastmsgId) arg.lastmsgId = lastmsgId;
+    return callback(this.client.request('session-message-list', arg), cb);
+  }
+
+  // sendPrivateMessage(targetId, messageType, content) or ({targetId, messageType, content}).
+  sendPrivateMessage(...a) { return this._send(false, a); }
+  sendGroupMessage(...a) { return this._send(true, a); }
+
+  _send(group, a) {
+    const cb = typeof a[a.length - 1] === 'function' ? a.pop() : undefined;
+    const m = a[0] && typeof a[0] === 'object' ? a[0] : { targetId: a[0], messageType: a[1], content: a[2] };
+    let content = m.content;
+    if (typeof content === 'string') {
+      try { content = JSON.parse(content); } catch { content = { content }; }
+    }
+    return callback(this.client.send(m.targetId, Number(m.messageType) || MessageType.TEXT, content,
+      { group, clientMsgId: m.clientMsgId || newClientMsgId() }), cb);
+  }
+
+  setMessageSessionRead(sid, cb) { return callback(this.client.markRead(sid).then(() => []), cb); }
+
+  uploadFile(file, onProgress, cb) {
+    if (typeof onProgress === 'function' && cb === undefined && onProgress.length >= 2) { cb = onProgress; onProgress = undefined; }
+    return callback(this.client.upload(file, { onProgress }), cb);
+  }
+
+  onConnected(fn) { return this.client.on('connect', fn); }
+  // fn gets node-chat's push envelope {message, status, data, type}.
+  onMessage(fn) {
+    return this.client.on('message', (m, s) => fn({ message: '', status: 1, data: { ...m, sendSession: { sid: s.sid, title: s.title, avatar: s.avatar } }, type: 'user' }));
+  }
+  onError(fn) { return this.client.on('error', fn); }
+  onDisconnected(fn) { return this.client.on('disconnect', fn); }
+}
+
+function callback(p, cb) {
+  if (typeof cb === 'function') p.then((d) => cb(null, d), (e) => cb(e));
+  return p;
+}
+
+export default ChatdClient;

@@ -1,0 +1,380 @@
+// The chatd demo chat, built on the JS SDK. Every piece of user content is
+// put into the page with textContent or as a checked URL, never as markup.
+import { ChatdClient, MessageType, ConversationType, newClientMsgId } from '/sdk/chatd.js';
+
+const $ = (id) => document.getElementById(id);
+const SUGGESTED = ['alice', 'bob', 'carol', 'dave'];
+const PAGE = 20;
+
+// el builds an element; attrs are set as attributes (constant names only)
+// and children are nodes or text.
+function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v; else e.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+// safeURL accepts http(s) URLs and same-origin paths only.
+function safeURL(u) {
+  if (typeof u !== 'string' || !u) return null;
+  try {
+    const url = new URL(u, location.href);
+    return url.protocol === 'http:' || url.protocol === 'https:' ? url.href : null;
+  } catch { return null; }
+}
+
+async function post(path, body) {
+  const res = await fetch(path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  let out;
+  try { out = await res.json(); } catch { throw new Error(`HTTP ${res.status}`); }
+  if (out.status !== 1) throw new Error(out.message || `HTTP ${res.status}`);
+  return out.data;
+}
+
+const state = {
+  client: null,
+  me: null, // {appId, userId, token}
+  active: null, // {sid, targetId, group, title}
+  views: new Map(), // sid → {msgs: Map msgId → message, done, loading}
+  pending: new Map(), // clientMsgId → element
+};
+
+// --- login ---
+
+function recentNames() {
+  try { return JSON.parse(localStorage.getItem('chatd-demo-recent') || '[]').filter((x) => typeof x === 'string'); } catch { return []; }
+}
+
+function remember(name) {
+  const list = [name, ...recentNames().filter((n) => n !== name)].slice(0, 6);
+  try { localStorage.setItem('chatd-demo-recent', JSON.stringify(list)); } catch { /* private mode */ }
+}
+
+function showLogin() {
+  $('app').hidden = true;
+  $('login').hidden = false;
+  const chips = $('login-suggestions');
+  chips.replaceChildren();
+  for (const n of [...new Set([...recentNames(), ...SUGGESTED])].slice(0, 8)) {
+    const b = el('button', { type: 'button', 'data-name': n }, n);
+    b.addEventListener('click', () => { $('login-name').value = n; login(n); });
+    chips.append(b);
+  }
+  $('login-name').focus();
+}
+
+async function login(name) {
+  $('login-error').textContent = '';
+  try {
+    const me = await post('/demo/token', { userId: name });
+    sessionStorage.setItem('chatd-demo-user', me.userId);
+    remember(me.userId);
+    await start(me);
+  } catch (err) {
+    $('login-error').textContent = err.message;
+  }
+}
+
+function logout() {
+  state.client?.close();
+  state.client = null;
+  state.active = null;
+  state.views.clear();
+  sessionStorage.removeItem('chatd-demo-user');
+  $('messages').replaceChildren();
+  $('conversations').replaceChildren();
+  showLogin();
+}
+
+// --- the chat ---
+
+async function start(me) {
+  state.me = me;
+  $('login').hidden = true;
+  $('app').hidden = false;
+  $('me-name').textContent = me.userId;
+  const c = new ChatdClient({ url: location.origin, appId: me.appId, token: me.token, userId: me.userId });
+  state.client = c;
+  c.on('state', setStatus);
+  c.on('conversations', renderConversations);
+  c.on('message', onMessage);
+  c.on('error', (err) => console.warn('chatd:', err));
+  setStatus(c.state);
+  await c.connect();
+}
+
+function setStatus(s) {
+  const st = $('status');
+  st.dataset.state = s;
+  st.textContent = { connected: 'online', connecting: 'connecting…', reconnecting: 'reconnecting…', closed: 'offline', idle: 'offline' }[s] || s;
+}
+
+function preview(m) {
+  if (!m) return '';
+  const c = m.content || {};
+  switch (m.messageType) {
+    case MessageType.TEXT: return String(c.content ?? '');
+    case MessageType.IMAGE: return '[image]';
+    case MessageType.FILE: return '[file] ' + String(c.name ?? '');
+    case MessageType.LOCATION: return '[location]';
+    case MessageType.VOICE: return '[voice]';
+    default: return '[message]';
+  }
+}
+
+function renderConversations() {
+  const c = state.client;
+  if (!c) return;
+  const list = $('conversations');
+  const items = c.conversations().map((s) => {
+    const title = s.title || s.targetId;
+    const li = el('li', {
+      class: 'conv' + (state.active?.sid === s.sid ? ' active' : ''), tabindex: 0, role: 'button',
+      'data-sid': s.sid, 'data-target': s.targetId, 'data-testid': 'conversation',
+    },
+    el('span', { class: 'title' }, s.conversationType === ConversationType.GROUP ? '# ' + title : title),
+    el('span', { class: 'preview' }, preview(s.lastMsg)),
+    s.unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread' }, s.unread > 99 ? '99+' : s.unread) : null);
+    const open = () => openConversation({ sid: s.sid, targetId: s.targetId, group: s.conversationType === ConversationType.GROUP, title });
+    li.addEventListener('click', open);
+    li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
+    return li;
+  });
+  list.replaceChildren(...items);
+}
+
+function view(sid) {
+  let v = state.views.get(sid);
+  if (!v) { v = { msgs: new Map(), done: false, loading: false }; state.views.set(sid, v); }
+  return v;
+}
+
+async function openConversation(conv) {
+  state.active = conv;
+  $('app').classList.add('show-chat');
+  $('chat-title').textContent = conv.group ? '# ' + conv.title : conv.title;
+  $('composer').hidden = false;
+  $('messages').replaceChildren();
+  renderConversations();
+  if (!conv.sid) return; // a new chat: the first message creates it
+  const v = view(conv.sid);
+  v.msgs.clear();
+  v.done = false;
+  try {
+    const page = await state.client.history(conv.sid, { limit: PAGE });
+    if (state.active !== conv) return;
+    for (const m of page) v.msgs.set(m.msgId, m);
+    v.done = page.length < PAGE;
+    renderMessages(true);
+    markReadIfVisible();
+    fillIfShort();
+  } catch (err) {
+    showError(err);
+  }
+  $('text').focus();
+}
+
+async function loadOlder() {
+  const conv = state.active;
+  if (!conv?.sid) return;
+  const v = view(conv.sid);
+  if (v.done || v.loading || !v.msgs.size) return;
+  v.loading = true;
+  const box = $('messages');
+  const oldest = sorted(v)[0];
+  try {
+    const page = await state.client.history(conv.sid, { limit: PAGE, before: oldest.msgId });
+    if (state.active !== conv) return;
+    const fromBottom = box.scrollHeight - box.scrollTop;
+    for (const m of page) v.msgs.set(m.msgId, m);
+    v.done = page.length < PAGE;
+    renderMessages(false);
+    box.scrollTop = box.scrollHeight - fromBottom; // keep the reader's place
+  } catch (err) {
+    showError(err);
+  } finally {
+    v.loading = false;
+  }
+  fillIfShort();
+}
+
+// fillIfShort loads older pages while the list is too short to scroll.
+function fillIfShort() {
+  const box = $('messages');
+  const v = state.active?.sid && view(state.active.sid);
+  if (v && !v.done && box.scrollHeight <= box.clientHeight + 10) loadOlder();
+}
+
+function sorted(v) { return [...v.msgs.values()].sort((a, b) => (a.seq || 0) - (b.seq || 0)); }
+
+function renderMessages(toBottom) {
+  const conv = state.active;
+  const box = $('messages');
+  const v = view(conv.sid);
+  const nodes = sorted(v).map(messageNode);
+  if (v.done) nodes.unshift(el('li', { class: 'older' }, 'start of the conversation'));
+  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
+  box.replaceChildren(...nodes, ...[...state.pending.values()].filter((p) => p.dataset.sid === conv.sid || p.dataset.target === conv.targetId));
+  if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
+}
+
+function messageNode(m) {
+  const mine = m.senderUserId === state.me.userId;
+  const c = m.content || {};
+  const body = [];
+  const url = safeURL(c.url);
+  switch (m.messageType) {
+    case MessageType.TEXT:
+      body.push(el('span', { class: 'text' }, String(c.content ?? '')));
+      break;
+    case MessageType.IMAGE:
+      if (url) body.push(el('img', { src: url, alt: String(c.name || 'image'), class: 'msg-image', loading: 'lazy' }));
+      else body.push(el('span', { class: 'text' }, '[image]'));
+      break;
+    case MessageType.FILE:
+      body.push(url ? el('a', { href: url, target: '_blank', rel: 'noopener noreferrer' }, String(c.name || 'file')) : el('span', {}, '[file]'));
+      break;
+    case MessageType.LOCATION:
+      body.push(el('span', { class: 'text' }, `📍 ${Number(c.latitude)}, ${Number(c.longitude)} ${String(c.name ?? '')}`));
+      break;
+    default:
+      body.push(el('span', { class: 'text' }, JSON.stringify(c)));
+  }
+  const when = m.timestamp ? new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  return el('li', { class: 'msg' + (mine ? ' mine' : ''), 'data-msg-id': m.msgId, 'data-seq': m.seq, 'data-testid': 'message' },
+    state.active?.group && !mine ? el('span', { class: 'who' }, m.sendUser?.name || m.senderUserId) : null,
+    ...body,
+    el('span', { class: 'when' }, when));
+}
+
+function onMessage(m) {
+  const p = m.clientMsgId && state.pending.get(m.clientMsgId);
+  if (p) { state.pending.delete(m.clientMsgId); p.remove(); }
+  const conv = state.active;
+  if (!conv) return;
+  const opens = conv.group ? m.targetId === conv.targetId
+    : m.conversationType === ConversationType.PRIVATE && (m.senderUserId === conv.targetId || (m.senderUserId === state.me.userId && m.targetId === conv.targetId));
+  if (!conv.sid && opens) {
+    conv.sid = m.sid; // the first message of a new chat created it
+    view(m.sid).done = true;
+  }
+  if (conv.sid !== m.sid) return;
+  const v = view(m.sid);
+  if (v.msgs.has(m.msgId)) return;
+  v.msgs.set(m.msgId, m);
+  renderMessages(m.senderUserId === state.me.userId);
+  markReadIfVisible();
+}
+
+function markReadIfVisible() {
+  const conv = state.active;
+  if (!conv?.sid || document.visibilityState !== 'visible') return;
+  const s = state.client.conversation(conv.sid);
+  if (s && s.unread > 0) state.client.markRead(conv.sid).catch(showError);
+}
+
+function showError(err) {
+  $('app-error').textContent = err?.message || String(err);
+  setTimeout(() => { $('app-error').textContent = ''; }, 5000);
+}
+
+// pendingNode shows a message being sent until its ack turns it into the real one.
+function pendingNode(conv, text, clientMsgId) {
+  const li = el('li', { class: 'msg mine pending', 'data-testid': 'pending' }, el('span', { class: 'text' }, text));
+  li.dataset.sid = conv.sid || '';
+  li.dataset.target = conv.targetId;
+  state.pending.set(clientMsgId, li);
+  $('messages').append(li);
+  $('messages').scrollTop = $('messages').scrollHeight;
+  return li;
+}
+
+async function sendText(e) {
+  e.preventDefault();
+  const conv = state.active;
+  const input = $('text');
+  const text = input.value;
+  if (!conv || !text.trim()) return;
+  input.value = '';
+  const clientMsgId = newClientMsgId();
+  pendingNode(conv, text, clientMsgId);
+  try {
+    await state.client.sendText(conv.targetId, text, { group: conv.group, clientMsgId });
+  } catch (err) {
+    showError(err);
+  } finally {
+    state.pending.get(clientMsgId)?.remove();
+    state.pending.delete(clientMsgId);
+  }
+}
+
+async function sendImage() {
+  const conv = state.active;
+  const input = $('image-input');
+  const file = input.files?.[0];
+  input.value = '';
+  if (!conv || !file) return;
+  const bar = $('upload-progress');
+  bar.hidden = false;
+  bar.value = 0;
+  try {
+    const up = await state.client.upload(file, { onProgress: (p) => { if (p.total) bar.value = p.loaded / p.total; } });
+    await state.client.sendImage(conv.targetId, { ...up, url: up.fullUrl, name: file.name }, { group: conv.group });
+  } catch (err) {
+    showError(err);
+  } finally {
+    bar.hidden = true;
+  }
+}
+
+async function newChat(e) {
+  e.preventDefault();
+  const name = $('new-chat-name').value.trim();
+  if (!name) return;
+  try {
+    const { userId } = await post('/demo/user', { token: state.me.token, userId: name });
+    $('new-chat-name').value = '';
+    $('new-chat-box').open = false;
+    const existing = state.client.conversations().find((s) => s.conversationType === ConversationType.PRIVATE && s.targetId === userId);
+    openConversation({ sid: existing?.sid || null, targetId: userId, group: false, title: existing?.title || userId });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+async function newGroup(e) {
+  e.preventDefault();
+  const name = $('new-group-name').value.trim();
+  const members = $('new-group-members').value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (!name) return;
+  try {
+    const g = await post('/demo/group', { token: state.me.token, name, userIds: members });
+    $('new-group-name').value = '';
+    $('new-group-members').value = '';
+    $('new-group-box').open = false;
+    const list = await state.client.refreshConversations();
+    const s = list.find((x) => x.targetId === g.groupId);
+    openConversation({ sid: s?.sid || null, targetId: g.groupId, group: true, title: g.name });
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// --- wiring ---
+
+$('login-form').addEventListener('submit', (e) => { e.preventDefault(); login($('login-name').value); });
+$('logout').addEventListener('click', logout);
+$('composer').addEventListener('submit', sendText);
+$('image-input').addEventListener('change', sendImage);
+$('new-chat').addEventListener('submit', newChat);
+$('new-group').addEventListener('submit', newGroup);
+$('back').addEventListener('click', () => { $('app').classList.remove('show-chat'); state.active = null; renderConversations(); });
+$('messages').addEventListener('scroll', () => { if ($('messages').scrollTop < 60) loadOlder(); });
+document.addEventListener('visibilitychange', markReadIfVisible);
+
+const saved = sessionStorage.getItem('chatd-demo-user');
+if (saved) login(saved); else showLogin();
