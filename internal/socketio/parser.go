@@ -138,7 +138,7 @@ func (p *Packet) splitArgs() error {
 // appendHeader appends <type>[<n>-][<nsp>,][<id>].
 func appendHeader(dst []byte, typ PacketType, attachments int, nsp string, id int64) []byte {
 	dst = append(dst, '0'+byte(typ))
-	if attachments > 0 {
+	if typ == BinaryEvent || typ == BinaryAck {
 		dst = strconv.AppendInt(dst, int64(attachments), 10)
 		dst = append(dst, '-')
 	}
