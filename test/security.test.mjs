@@ -1,0 +1,182 @@
+// Authorization and abuse limits: a user reaches only their own sessions,
+// messages and files; an app never sees another app's data; revoked tokens
+// are refused and their sockets closed; floods get 429s or error acks while
+// everyone else is served.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { startChatd, createApp, call as http } from './lib/chatd.mjs';
+import { connect, call, sleep } from './lib/clients.mjs';
+
+describe('authorization matrix', () => {
+  let chatd, appA, appB;
+  const tok = { A: {}, B: {} };
+  const sids = {};
+  let fileUrl;
+  before(async () => {
+    chatd = await startChatd();
+    appA = await createApp(chatd.url, 'A');
+    appB = await createApp(chatd.url, 'B');
+    for (const [app, key] of [[appA, 'A'], [appB, 'B']]) {
+      for (const u of ['alice', 'bob', 'eve']) {
+        tok[key][u] = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: u, name: `${key}-${u}`, avatarUri: '' })).data.token;
+      }
+    }
+    // In app A: alice ↔ bob privately, and a group alice+bob; eve is outside both.
+    await http(chatd.url, appA, 'POST', '/private/send/message', { senderUserId: 'alice', targetId: 'bob', messageType: 1, content: { content: 'secret A' } });
+    await http(chatd.url, appA, 'POST', '/group/create', { groupId: 'g', name: 'G', userIds: ['alice', 'bob'] });
+    await http(chatd.url, appA, 'POST', '/group/send/message', { senderUserId: 'bob', targetId: 'g', messageType: 1, content: { content: 'group secret' } });
+    const list = (await http(chatd.url, appA, 'GET', '/user/sessions', { userId: 'alice' })).data;
+    sids.private = list.find((s) => s.conversationType === 1).sid;
+    sids.group = list.find((s) => s.conversationType === 2).sid;
+    const form = new FormData();
+    form.append('up_file', new Blob([Buffer.from('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==', 'base64')]), 'a.png');
+    fileUrl = (await (await fetch(`${chatd.url}/file/upload?appId=${appA.appId}&token=${encodeURIComponent(tok.A.alice)}`, { method: 'POST', body: form })).json()).data.fullUrl;
+  });
+  after(async () => { await chatd?.stop(); });
+
+  test("app B's signed calls never see app A's data", async () => {
+    const s = await http(chatd.url, appB, 'GET', '/user/sessions', { userId: 'alice' });
+    assert.equal(s.status, 1);
+    assert.deepEqual(s.data, [], "B's alice is not A's alice");
+    const h = await http(chatd.url, appB, 'GET', '/session/messages', { userId: 'alice', targetId: 'bob', conversationType: 1 });
+    assert.deepEqual(h.data, []);
+    const g = await http(chatd.url, appB, 'GET', '/session/messages', { userId: 'alice', targetId: 'g', conversationType: 2 });
+    assert.notEqual(g.status, 1);
+    const send = await http(chatd.url, appB, 'POST', '/group/send/message', { senderUserId: 'alice', targetId: 'g', messageType: 1, content: { content: 'x' } });
+    assert.notEqual(send.status, 1);
+    const join = await http(chatd.url, appB, 'POST', '/group/join', { groupId: 'g', userIds: ['eve'] });
+    assert.notEqual(join.status, 1, "B cannot join A's group");
+  });
+
+  test("a request signed with app B's secret is refused for app A", async () => {
+    const r = await http(chatd.url, { appId: appA.appId, appSecret: appB.appSecret }, 'GET', '/user/sessions', { userId: 'alice' });
+    assert.equal(r.status, 1004);
+  });
+
+  test("app A's token does not open a socket or upload for app B", async () => {
+    await assert.rejects(connect(chatd.url, { appId: appB.appId, token: tok.A.alice }), /authentication failed/);
+    const form = new FormData();
+    form.append('up_file', new Blob(['hello']), 'a.txt');
+    const res = await fetch(`${chatd.url}/file/upload?appId=${appB.appId}&token=${encodeURIComponent(tok.A.alice)}`, { method: 'POST', body: form });
+    assert.equal(res.status, 401);
+  });
+
+  test("eve's socket cannot read, mark or sync alice's sessions, nor post to her group", async () => {
+    const eve = await connect(chatd.url, { appId: appA.appId, token: tok.A.eve });
+    try {
+      for (const sid of [sids.private, sids.group]) {
+        for (const [ev, arg] of [['session-message-list', { sid }], ['set-session-read', sid], ['sync', { sid, afterSeq: 0 }]]) {
+          const r = await call(eve, ev, arg);
+          assert.ok(r.err, `${ev} on someone else's sid is refused`);
+          assert.match(r.err.message, /not found/);
+          assert.equal(r.data, undefined);
+        }
+      }
+      const g = await call(eve, 'send-group-message', { targetId: 'g', messageType: 1, content: { content: 'let me in' } });
+      assert.match(g.err.message, /not a member/);
+      const list = await call(eve, 'session-list');
+      assert.deepEqual(list.data, [], 'eve sees no session of others');
+      const spoof = await call(eve, 'send-private-message', { senderUserId: 'alice', targetId: 'bob', messageType: 1, content: { content: 'from "alice"' } });
+      assert.equal(spoof.data.senderUserId, 'eve', 'senderUserId in a payload cannot impersonate');
+    } finally { eve.close(); }
+  });
+
+  test('files are reachable only through their unguessable name and app', async () => {
+    assert.equal((await fetch(fileUrl)).status, 200);
+    assert.equal((await fetch(fileUrl.replace(appA.appId, appB.appId))).status, 404);
+    const guessed = fileUrl.replace(/\/[0-9a-f]{32}/, '/' + '0'.repeat(32));
+    assert.equal((await fetch(guessed)).status, 404);
+  });
+});
+
+describe('revocation', () => {
+  let chatd, app;
+  before(async () => { chatd = await startChatd(); app = await createApp(chatd.url, 'rev'); });
+  after(async () => { await chatd?.stop(); });
+
+  test("revoking a user's tokens closes their live sockets and refuses the old token", async () => {
+    const token = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: 'r', name: 'R', avatarUri: '' })).data.token;
+    const a = await connect(chatd.url, { appId: app.appId, token, version: 4 });
+    const b = await connect(chatd.url, { appId: app.appId, token, version: 2 });
+    const closed = Promise.all([a, b].map((s) => new Promise((r) => s.once('disconnect', r))));
+    const r = await http(chatd.url, app, 'POST', '/user/revokeToken', { userId: 'r' });
+    assert.equal(r.status, 1, JSON.stringify(r));
+    await closed;
+    await assert.rejects(connect(chatd.url, { appId: app.appId, token }), /revoked/);
+    const fresh = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: 'r', name: 'R', avatarUri: '' })).data.token;
+    assert.notEqual(fresh, token);
+    const c = await connect(chatd.url, { appId: app.appId, token: fresh });
+    c.close();
+  });
+});
+
+describe('limits', () => {
+  let chatd, app;
+  const tokens = {};
+  before(async () => {
+    chatd = await startChatd({ env: { CHATD_USER_SEND_RATE: '1', CHATD_USER_SEND_BURST: '3', CHATD_HANDSHAKE_RATE_IP: '0.5', CHATD_HANDSHAKE_BURST_IP: '4' } });
+    app = await createApp(chatd.url, 'limits');
+    for (const u of ['fast', 'calm', 'sock']) {
+      tokens[u] = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: u, name: u, avatarUri: '' })).data.token;
+    }
+  });
+  after(async () => { await chatd?.stop(); });
+
+  test('a user sending too fast gets HTTP 429 and others are unaffected', async () => {
+    const codes = [];
+    for (let i = 0; i < 6; i++) {
+      const r = await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'fast', targetId: 'calm', messageType: 1, content: { content: `${i}` } });
+      codes.push(r.httpStatus);
+    }
+    assert.deepEqual(codes.slice(0, 3), [200, 200, 200]);
+    assert.ok(codes.slice(3).every((c) => c === 429), codes.join(','));
+    const other = await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'calm', targetId: 'fast', messageType: 1, content: { content: 'fine' } });
+    assert.equal(other.status, 1);
+    const m = await (await fetch(chatd.url + '/metrics')).text();
+    assert.match(m, /^chatd_sends_rate_limited_total [1-9]/m);
+  });
+
+  test('socket sends past the rate get an error ack, and the socket stays usable', async () => {
+    const s = await connect(chatd.url, { appId: app.appId, token: tokens.sock });
+    try {
+      const replies = [];
+      for (let i = 0; i < 5; i++) replies.push(await call(s, 'send-private-message', { targetId: 'calm', messageType: 1, content: { content: `${i}` } }));
+      const limited = replies.filter((r) => r.err);
+      assert.equal(limited.length, 2);
+      assert.match(limited[0].err.message, /too fast/);
+      assert.equal((await call(s, 'session-list')).err, null);
+    } finally { s.close(); }
+  });
+
+  test('new socket sessions from one address past the burst get 429', async () => {
+    const opened = [];
+    let refused = 0;
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${chatd.url}/socket.io/?EIO=4&transport=polling`);
+      if (res.status === 429) refused++;
+      else opened.push(res.status);
+      await res.text();
+    }
+    assert.ok(refused >= 3, `${refused} of 8 refused`);
+    assert.ok(opened.every((c) => c === 200));
+  });
+});
+
+test('/metrics shows sockets and returns to its baseline after clients leave', async () => {
+  const chatd = await startChatd();
+  try {
+    const app = await createApp(chatd.url, 'metrics');
+    const token = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: 'm', name: 'm', avatarUri: '' })).data.token;
+    const gauge = async (name) => Number((await (await fetch(chatd.url + '/metrics')).text()).match(new RegExp(`^${name} (\\d+)`, 'm'))[1]);
+    const baseGoroutines = await gauge('go_goroutines');
+    const socks = [];
+    for (let i = 0; i < 20; i++) socks.push(await connect(chatd.url, { appId: app.appId, token, version: i % 2 ? 2 : 4 }));
+    assert.equal(await gauge('chatd_sockets'), 20);
+    socks.forEach((s) => s.close());
+    const deadline = Date.now() + 10000;
+    while ((await gauge('chatd_sockets')) !== 0 && Date.now() < deadline) await sleep(50);
+    assert.equal(await gauge('chatd_sockets'), 0);
+    while ((await gauge('go_goroutines')) > baseGoroutines + 2 && Date.now() < deadline) await sleep(50);
+    assert.ok((await gauge('go_goroutines')) <= baseGoroutines + 2, 'goroutines return to the baseline');
+  } finally { await chatd.stop(); }
+});
