@@ -1,8 +1,12 @@
 package cluster_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
+	"net/url"
 	"slices"
 	"sync"
 	"testing"
@@ -294,6 +298,150 @@ func runDelivery(t *testing.T, brokerURL string) {
 	})
 	if _, _, reads := reader.snapshot(); slices.Contains(reads, sid) {
 		t.Errorf("%s got its own read mark back", reader.name)
+	}
+
+	burst(t, c, devices, convs[3], perConv)
+	sharedUploads(t, c, reader.token)
+}
+
+// burst has every device of every member, and the HTTP API of every node,
+// send into one group at once. Cross-node pushes carry no ordering promise
+// (the broker is best effort and each node publishes on its own), so here
+// each device must get every message exactly once and, ordered by seq, hold
+// the conversation without a gap; arrivals out of seq order are only logged.
+func burst(t *testing.T, c *cluster, devices map[string][]*device, cv convSpec, already int) {
+	const each = 5
+	var (
+		mu   sync.Mutex
+		sent []message
+		wg   sync.WaitGroup
+	)
+	add := func(m message) {
+		mu.Lock()
+		sent = append(sent, m)
+		mu.Unlock()
+	}
+	for _, u := range cv.members {
+		for _, d := range devices[u] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range each {
+					m, err := d.send(cv.event(), cv.target(u), fmt.Sprintf("burst %s %d", d.name, i), "")
+					if err != nil {
+						t.Errorf("%s: burst send: %v", d.name, err)
+						return
+					}
+					add(m)
+				}
+			}()
+		}
+	}
+	for n := range c.nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				sender := cv.members[(n+i)%len(cv.members)]
+				r, err := c.tryDo(n, "POST", cv.path(), c.signed(map[string]any{"senderUserId": sender, "targetId": cv.target(sender),
+					"messageType": 1, "content": map[string]any{"content": fmt.Sprintf("burst http node%d %d", n, i)}}), "")
+				var m message
+				if err == nil && r.Status == 1 {
+					err = jsonUnmarshal(r.Data, &m)
+				} else if err == nil {
+					err = fmt.Errorf("%+v", r)
+				}
+				if err != nil {
+					t.Errorf("node %d: burst HTTP send: %v", n, err)
+					return
+				}
+				add(m)
+			}
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	total := already + len(sent)
+	ids := map[string]bool{}
+	for _, m := range sent {
+		ids[m.MsgID] = true
+	}
+	for _, u := range cv.members {
+		for _, d := range devices[u] {
+			waitFor(t, d.name+" to receive the burst", func() bool {
+				n := 0
+				log, _, _ := d.snapshot()
+				for _, r := range log {
+					if ids[r.msg.MsgID] {
+						n++
+					}
+				}
+				return n >= len(sent)
+			})
+			log, pushes, _ := d.snapshot()
+			var seqs []int64
+			outOfOrder := 0
+			for _, r := range log {
+				if !ids[r.msg.MsgID] {
+					continue
+				}
+				if pushes[r.msg.MsgID] > 1 {
+					t.Errorf("%s: %s pushed %d times", d.name, r.msg.text(), pushes[r.msg.MsgID])
+				}
+				if len(seqs) > 0 && r.msg.Seq < seqs[len(seqs)-1] {
+					outOfOrder++
+				}
+				seqs = append(seqs, r.msg.Seq)
+			}
+			slices.Sort(seqs)
+			if len(seqs) != len(sent) || seqs[0] != int64(already+1) || seqs[len(seqs)-1] != int64(total) || len(slices.Compact(seqs)) != len(sent) {
+				t.Errorf("%s: burst seqs %v; want %d..%d once each", d.name, seqs, already+1, total)
+			}
+			if outOfOrder > 0 {
+				t.Logf("%s: %d of %d burst messages arrived after a higher seq (clients order by seq)", d.name, outOfOrder, len(sent))
+			}
+		}
+	}
+}
+
+// sharedUploads stores a file through one node and downloads it through
+// every other: the nodes share one uploads directory.
+func sharedUploads(t *testing.T, c *cluster, token string) {
+	png := append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte{7}, 200)...)
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, _ := mw.CreateFormFile("up_file", "pic.png")
+	fw.Write(png)
+	mw.Close()
+	res, err := c.http.Post(c.nodes[0].base+"/file/upload?appId="+c.app.AppID+"&token="+url.QueryEscape(token), mw.FormDataContentType(), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Status int
+		Data   struct{ FullURL string }
+	}
+	err = json.NewDecoder(res.Body).Decode(&r)
+	res.Body.Close()
+	if err != nil || r.Status != 1 {
+		t.Fatalf("upload on node 0: %v %+v", err, r)
+	}
+	u, err := url.Parse(r.Data.FullURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n < len(c.nodes); n++ {
+		res, err := c.http.Get(c.nodes[n].base + u.Path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || !bytes.Equal(got, png) {
+			t.Errorf("node %d: GET %s: HTTP %d, %d bytes; want the %d uploaded bytes", n, u.Path, res.StatusCode, len(got), len(png))
+		}
 	}
 }
 

@@ -329,6 +329,10 @@ func (c *cluster) launch(i int) (*node, error) {
 			"CHATD_ADMIN_KEY="+adminKey,
 			"CHATD_LOG_LEVEL=warn",
 			"CHATD_SHUTDOWN_TIMEOUT=5s",
+			// These tests are about clustering, not abuse limits: every client
+			// connects from 127.0.0.1 and the fault test sends in bursts.
+			"CHATD_USER_SEND_RATE=0",
+			"CHATD_HANDSHAKE_RATE_IP=0",
 		)
 		logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.log", i))
 		p, err := startProc(c.t, fmt.Sprintf("node%d", i), logPath, env, c.bin)
