@@ -180,8 +180,22 @@ func FuzzDecodePayloadV3(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		ps, err := DecodePayloadV3(b)
-		if err == nil && len(ps) == 0 {
+		if err != nil {
+			return
+		}
+		if len(ps) == 0 {
 			t.Fatal("no packets and no error")
+		}
+		var buf []byte
+		for i, p := range ps {
+			if p.Binary && p.Type != Message {
+				return // only binary messages are ever sent
+			}
+			buf = frameOf(p).appendPolling(buf, 3, i == 0)
+		}
+		again, err := DecodePayloadV3(buf)
+		if err != nil || !samePackets(ps, again) {
+			t.Fatalf("round trip of %q: %q, %v", b, buf, err)
 		}
 	})
 }
