@@ -14,7 +14,14 @@ export async function tokenFor(url, app, userId, name = userId.toUpperCase()) {
 // sockets dial a dead port; dropAcks makes the next ack vanish together with
 // the connection, as when the network fails after the server committed.
 export class Net {
-  constructor() { this.offline = false; this.dropAcks = false; this.sockets = new Set(); this.sent = []; }
+  constructor() {
+    this.offline = false;
+    this.dropAcks = false;
+    this.dropPushes = 0; // swallow this many message pushes
+    this.doublePushes = false; // deliver every message push twice
+    this.sockets = new Set();
+    this.sent = [];
+  }
 
   WebSocket() {
     const net = this;
@@ -31,7 +38,10 @@ export class Net {
             this.ws.terminate();
             return;
           }
+          const push = typeof e.data === 'string' && e.data.startsWith('42["message"');
+          if (push && net.dropPushes > 0) { net.dropPushes--; return; }
           this.onmessage?.(e);
+          if (push && net.doublePushes) this.onmessage?.(e);
         };
       }
       send(s) { net.sent.push(s); this.ws.send(s); }

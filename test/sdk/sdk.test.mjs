@@ -163,6 +163,36 @@ describe('ChatdClient', () => {
     assert.equal(danGot.filter((x) => x.clientMsgId === m.clientMsgId).length, 1);
   });
 
+  test('a push that skips a seq makes the client sync the missing messages, in order', async () => {
+    const ben = await dial('ben');
+    const dan = await dial('dan');
+    const got = record(dan);
+    const first = await ben.sendText('dan', 'gap 0');
+    await until(() => got.some((m) => m.msgId === first.msgId), 'first push');
+    const syncsBefore = dan.net.sent.filter((s) => s.includes('"sync"')).length;
+    dan.net.dropPushes = 2;
+    for (const t of ['gap 1', 'gap 2', 'gap 3']) await ben.sendText('dan', t);
+    await until(() => got.filter((m) => /^gap [123]$/.test(m.content.content)).length === 3, 'gap filled');
+    const tail = got.slice(got.findIndex((m) => m.msgId === first.msgId));
+    assert.deepEqual(tail.map((m) => m.content.content), ['gap 0', 'gap 1', 'gap 2', 'gap 3']);
+    assert.deepEqual(tail.map((m) => m.seq), [0, 1, 2, 3].map((i) => first.seq + i));
+    assert.ok(dan.net.sent.filter((s) => s.includes('"sync"')).length > syncsBefore, 'synced');
+  });
+
+  test('a push delivered twice is shown once', async () => {
+    const cat = await dial('cat');
+    const eve = await dial('eve');
+    const got = record(eve);
+    eve.net.doublePushes = true;
+    const sent = [];
+    for (const t of ['twice 1', 'twice 2']) sent.push(await cat.sendText('eve', t));
+    await until(() => got.filter((m) => m.content.content.startsWith('twice')).length >= 2, 'pushes');
+    await cat.sendText('eve', 'twice end');
+    await until(() => got.some((m) => m.content.content === 'twice end'), 'last push');
+    assert.deepEqual(got.map((m) => m.content.content), ['twice 1', 'twice 2', 'twice end']);
+    assert.equal(eve.conversation(got[0].sid).unread, 3);
+  });
+
   test('sends made while disconnected go out after reconnecting', async () => {
     const eve = await dial('eve');
     const fay = await dial('fay');
