@@ -638,3 +638,42 @@ func TestServerClose(t *testing.T) {
 		t.Fatalf("Count after Close = %d", srv.Count())
 	}
 }
+
+func TestEmitWithAck(t *testing.T) {
+	answers := make(chan string, 3)
+	_, base := startServer(t, socketio.Options{}, func(srv *socketio.Server) {
+		srv.Of("/").OnConnection(func(s *socketio.Socket) {
+			for _, q := range []string{"first", "second"} {
+				err := s.EmitWithAck(func(s *socketio.Socket, args []json.RawMessage) {
+					var bin string
+					if len(s.Attachments()) > 0 {
+						bin = string(s.Attachments()[0])
+					}
+					answers <- q + ":" + string(args[0]) + ":" + bin
+				}, "question", q)
+				if err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	})
+	c := connectV4(t, base, "")
+	expectText(t, c, `420["question","first"]`)
+	expectText(t, c, `421["question","second"]`)
+	// Answered out of order, one with binary; a repeated answer is ignored.
+	_ = c.Send(`461-1[{"_placeholder":true,"num":0}]`)
+	_ = c.SendBinary([]byte("B"))
+	_ = c.Send(`430["yes"]`)
+	_ = c.Send(`430["again"]`)
+	for _, want := range []string{`second:{"_placeholder":true,"num":0}:B`, `first:"yes":`} {
+		if got := <-answers; got != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+	}
+	_ = c.Send(`42["ping"]`)
+	select {
+	case got := <-answers:
+		t.Errorf("unexpected answer %q", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+}

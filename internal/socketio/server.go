@@ -216,7 +216,9 @@ func (c *client) dispatch(p *Packet, bins [][]byte) {
 			s.onEvent(p, bins)
 		}
 	case Ack, BinaryAck:
-		// chatd does not request acks from clients; nothing waits for them.
+		if s := c.socket(p.Nsp); s != nil {
+			s.onAck(p, bins)
+		}
 	default:
 		c.fail("unexpected packet type")
 	}

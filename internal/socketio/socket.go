@@ -44,6 +44,9 @@ type Socket struct {
 	closed   bool
 
 	bins [][]byte // attachments of the event being handled
+
+	ackSeq  int64
+	waiting map[int64]func(s *Socket, args []json.RawMessage) // guarded by mu
 }
 
 // ID returns the socket id (also the name of its own room).
@@ -68,7 +71,9 @@ func (s *Socket) Protocol() int { return s.hs.Protocol }
 // in placeholder order; valid only during the handler call.
 func (s *Socket) Attachments() [][]byte { return s.bins }
 
-// On registers the handler of event.
+// On registers the handler of event. Handlers run on the connection's reader,
+// one at a time in arrival order; while one runs, nothing else is read from
+// that connection (heartbeats included), so long work belongs in a goroutine.
 func (s *Socket) On(event string, h EventHandler) {
 	s.mu.Lock()
 	if s.handlers == nil {
@@ -209,6 +214,7 @@ func (s *Socket) onClose(reason string) {
 	s.rooms = nil
 	fns := s.onDisc
 	s.early = nil
+	s.waiting = nil
 	s.mu.Unlock()
 
 	c := s.client
@@ -251,6 +257,47 @@ func (s *Socket) onEvent(p *Packet, bins [][]byte) {
 	case anyH != nil:
 		anyH(s, name, p.Args[1:], ack)
 	}
+}
+
+// EmitWithAck sends an event asking the client to acknowledge it; onAck runs
+// on the connection's reader when the answer arrives (attachments available
+// through Attachments), and never if the socket disconnects first.
+func (s *Socket) EmitWithAck(onAck func(s *Socket, args []json.RawMessage), event string, args ...any) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrDisconnected
+	}
+	id := s.ackSeq
+	s.ackSeq++
+	if s.waiting == nil {
+		s.waiting = make(map[int64]func(*Socket, []json.RawMessage))
+	}
+	s.waiting[id] = onAck
+	s.mu.Unlock()
+	text, atts, err := encodeArgs(Event, s.ns.name, id, event, args)
+	if err == nil {
+		err = s.send(framesOf(text, atts))
+	}
+	if err != nil {
+		s.mu.Lock()
+		delete(s.waiting, id)
+		s.mu.Unlock()
+	}
+	return err
+}
+
+func (s *Socket) onAck(p *Packet, bins [][]byte) {
+	s.mu.Lock()
+	fn := s.waiting[p.ID]
+	delete(s.waiting, p.ID)
+	s.mu.Unlock()
+	if fn == nil {
+		return
+	}
+	s.bins = bins
+	defer func() { s.bins = nil }()
+	fn(s, p.Args)
 }
 
 func (s *Socket) ackFunc(id int64) AckFunc {
