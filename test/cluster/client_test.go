@@ -369,7 +369,7 @@ func dialDevice(t testing.TB, c *cluster, name, user, token string, node int) *d
 	d := newDevice(name, user, token, c.app.AppID)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
-	if err := d.connect(ctx, node, c.nodes[node].base); err != nil {
+	if err := d.connect(ctx, node, c.node(node).base); err != nil {
 		t.Fatalf("%s on node %d: %v", name, node, err)
 	}
 	t.Cleanup(d.close)

@@ -415,7 +415,7 @@ func sharedUploads(t *testing.T, c *cluster, token string) {
 	fw, _ := mw.CreateFormFile("up_file", "pic.png")
 	fw.Write(png)
 	mw.Close()
-	res, err := c.http.Post(c.nodes[0].base+"/file/upload?appId="+c.app.AppID+"&token="+url.QueryEscape(token), mw.FormDataContentType(), &body)
+	res, err := c.http.Post(c.node(0).base+"/file/upload?appId="+c.app.AppID+"&token="+url.QueryEscape(token), mw.FormDataContentType(), &body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,7 +433,7 @@ func sharedUploads(t *testing.T, c *cluster, token string) {
 		t.Fatal(err)
 	}
 	for n := 1; n < len(c.nodes); n++ {
-		res, err := c.http.Get(c.nodes[n].base + u.Path)
+		res, err := c.http.Get(c.node(n).base + u.Path)
 		if err != nil {
 			t.Fatal(err)
 		}

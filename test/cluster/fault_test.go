@@ -64,7 +64,7 @@ func supervise(c *cluster, d *device, stop <-chan struct{}, errs chan<- error) {
 			if len(live) > 0 {
 				n := live[attempt%len(live)]
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				err := d.connect(ctx, n, c.nodes[n].base)
+				err := d.connect(ctx, n, c.node(n).base)
 				cancel()
 				if err == nil {
 					break
@@ -193,15 +193,27 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	var acks ackLog
 	// flow sends httpN messages over HTTP (alternating the group and the
 	// private pair) and perDevice group messages from every device, paced so
-	// that a fault can land in the middle.
-	flow := func(phase string, httpN, perDevice int) {
+	// that a fault can land in the middle. With until set, it sends until
+	// until is closed instead.
+	flow := func(phase string, httpN, perDevice int, until <-chan struct{}) {
 		t.Helper()
+		more := func(i, n int) bool {
+			if until == nil {
+				return i < n
+			}
+			select {
+			case <-until:
+				return false
+			default:
+				return true
+			}
+		}
 		var wg sync.WaitGroup
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			attempt := 0
-			for i := range httpN {
+			for i := 0; more(i, httpN); i++ {
 				cv := convs[i%2]
 				sender := cv.members[i%len(cv.members)]
 				id := fmt.Sprintf("%s-http-%d", phase, i)
@@ -219,7 +231,7 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				for i := range perDevice {
+				for i := 0; more(i, perDevice); i++ {
 					id := fmt.Sprintf("%s-%s-%d", phase, d.name, i)
 					m, err := socketSend(d, room, id, id)
 					if err != nil {
@@ -227,7 +239,7 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 						return
 					}
 					acks.add(acked{conv: room.key, clientMsgID: id, msg: m})
-					time.Sleep(20 * time.Millisecond)
+					time.Sleep(40 * time.Millisecond)
 				}
 			}()
 		}
@@ -239,9 +251,9 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	go func() {
 		defer close(killed)
 		waitUntil(func() bool { return acks.http.Load() >= 15 })
-		c.nodes[victim].p.kill()
+		c.node(victim).p.kill()
 	}()
-	flow("kill", 40, 8)
+	flow("kill", 40, 8, nil)
 	<-killed
 	checkErrs()
 	for _, d := range devs {
@@ -257,25 +269,49 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	verifyDevices(t, c, users, byUser, convs, acks.all())
 	checkErrs()
 
-	// Phase 2: the broker goes down. Nodes report not ready, sends still
-	// commit (the store is the truth), and pushes are lost until it returns.
+	// The node comes back and serves again: a new device of cyd's connects to
+	// it and must end up with the whole history.
+	c.restart(victim)
+	late := dialDevice(t, c, "cyd/2", "cyd", byUser["cyd"][0].token, victim)
+	devs = append(devs, late)
+	byUser["cyd"] = append(byUser["cyd"], late)
+	sup.Add(1)
+	go func() { defer sup.Done(); supervise(c, late, stop, errs) }()
+
+	// Phase 2: the broker goes down and comes back while messages flow. Nodes
+	// report not ready during the outage, sends still commit (the store is the
+	// truth), and pushes are lost until the broker returns.
 	live := c.liveNodes()
+	if len(live) != nodes {
+		t.Fatalf("live nodes %v after restart", live)
+	}
+	httpAcks := func(n int64) func() bool {
+		from := acks.http.Load()
+		return func() bool { return acks.http.Load() >= from+n }
+	}
+	stopFlow := make(chan struct{})
+	flowDone := make(chan struct{})
+	go func() { defer close(flowDone); flow("outage", 0, 0, stopFlow) }()
+	waitFor(t, "sends before the broker outage", httpAcks(5))
 	brk.p.kill()
 	for _, n := range live {
 		waitFor(t, fmt.Sprintf("node %d /readyz to fail while %s is down", n, brk.name), func() bool {
-			code, _ := c.readyz(c.nodes[n])
+			code, _ := c.readyz(c.node(n))
 			return code == http.StatusServiceUnavailable
 		})
 	}
-	flow("outage", 10, 0)
-	checkErrs()
+	waitFor(t, "sends during the broker outage", httpAcks(5))
 	brk.start()
 	for _, n := range live {
 		waitFor(t, fmt.Sprintf("node %d /readyz to recover after %s restarted", n, brk.name), func() bool {
-			code, _ := c.readyz(c.nodes[n])
+			code, _ := c.readyz(c.node(n))
 			return code == http.StatusOK
 		})
 	}
+	waitFor(t, "sends after the broker came back", httpAcks(5))
+	close(stopFlow)
+	<-flowDone
+	checkErrs()
 
 	// Phase 3: delivery resumes. Resubscription may lag readiness by a moment,
 	// so probe until one message reaches every device by push; after that no
@@ -300,7 +336,7 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 		})
 	})
 	before := len(acks.all())
-	flow("resumed", 10, 2)
+	flow("resumed", 10, 2, nil)
 	checkErrs()
 	for _, a := range acks.all()[before:] {
 		cv := room

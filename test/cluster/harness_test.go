@@ -257,6 +257,7 @@ type cluster struct {
 	broker string
 	blobs  string
 	dir    string
+	mu     sync.Mutex // guards nodes: a restart replaces one while clients look them up
 	nodes  []*node
 	app    appCreds
 	http   *http.Client
@@ -279,6 +280,8 @@ func newCluster(t testing.TB, n int, storeURL, brokerURL string) *cluster {
 		http: &http.Client{Timeout: 15 * time.Second},
 	}
 	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		for _, nd := range c.nodes {
 			if nd != nil {
 				nd.p.stop()
@@ -298,7 +301,10 @@ func newCluster(t testing.TB, n int, storeURL, brokerURL string) *cluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.nodes[i], errs[i] = c.launch(i)
+			nd, err := c.launch(i)
+			c.mu.Lock()
+			c.nodes[i], errs[i] = nd, err
+			c.mu.Unlock()
 		}()
 	}
 	wg.Wait()
@@ -382,7 +388,16 @@ func (c *cluster) restart(i int) {
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	c.mu.Lock()
 	c.nodes[i] = nd
+	c.mu.Unlock()
+}
+
+// node returns node i.
+func (c *cluster) node(i int) *node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.nodes[i]
 }
 
 type reply struct {
@@ -394,7 +409,7 @@ type reply struct {
 
 // tryDo sends one request to node i and decodes the envelope.
 func (c *cluster) tryDo(i int, method, path, body, auth string) (reply, error) {
-	req, err := http.NewRequest(method, c.nodes[i].base+path, strings.NewReader(body))
+	req, err := http.NewRequest(method, c.node(i).base+path, strings.NewReader(body))
 	if err != nil {
 		return reply{}, err
 	}
@@ -478,6 +493,8 @@ func (c *cluster) sessionsHTTP(i int, userID string) []session {
 
 // liveNodes are the indexes of nodes whose process runs.
 func (c *cluster) liveNodes() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var out []int
 	for i, nd := range c.nodes {
 		if nd != nil && !nd.p.exited() {
