@@ -141,65 +141,98 @@ func (g *Gateway) connected(s *socketio.Socket) {
 		return
 	}
 	s.OnDisconnect(func(s *socketio.Socket, reason string) { g.reg.remove(key, s) })
-	g.handle(s, evSessionList, func(ctx context.Context, _ json.RawMessage) (any, error) {
-		return g.chat.Sessions(ctx, id.AppID, id.UserID)
-	})
-	g.handle(s, evSessionMessages, func(ctx context.Context, arg json.RawMessage) (any, error) {
-		var in struct {
-			SID       string  `json:"sid"`
-			Limit     flexInt `json:"limit"`
-			LastMsgID string  `json:"lastmsgId"`
-		}
-		if err := decodeArg(arg, &in); err != nil {
-			return nil, err
-		}
-		return g.chat.HistoryBySID(ctx, id.AppID, id.UserID, in.SID, chat.Page{Limit: in.Limit.int(), LastMsgID: in.LastMsgID})
-	})
-	send := func(do func(context.Context, chat.SendInput) (chat.SendResult, error)) func(context.Context, json.RawMessage) (any, error) {
-		return func(ctx context.Context, arg json.RawMessage) (any, error) {
-			var in struct {
-				TargetID    flexString      `json:"targetId"`
-				MessageType flexInt         `json:"messageType"`
-				Content     json.RawMessage `json:"content"`
-				ClientMsgID string          `json:"clientMsgId"`
-			}
-			if err := decodeArg(arg, &in); err != nil {
-				return nil, err
-			}
-			content, err := contentArg(in.Content)
-			if err != nil {
-				return nil, err
-			}
-			// The sender is always the token's user, whatever senderUserId says.
-			return do(ctx, chat.SendInput{
-				AppID: id.AppID, SenderID: id.UserID, TargetID: string(in.TargetID),
-				Type: in.MessageType.int(), Content: content, ClientMsgID: in.ClientMsgID, Origin: s.ID(),
-			})
-		}
+	c := caller{identity: id, origin: s.ID()}
+	for name, h := range events {
+		g.handle(s, c, name, h)
 	}
-	g.handle(s, evSendPrivate, send(g.chat.SendPrivate))
-	g.handle(s, evSendGroup, send(g.chat.SendGroup))
-	g.handle(s, evSetRead, func(ctx context.Context, arg json.RawMessage) (any, error) {
-		sid, err := sidArg(arg)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := g.chat.MarkRead(ctx, id.AppID, id.UserID, sid, s.ID()); err != nil {
-			return nil, err
-		}
-		return []any{}, nil
+}
+
+// caller is who sent an event: the token's user, on one socket.
+type caller struct {
+	identity
+	origin string // socket id, so pushes skip the device that sent
+}
+
+// eventHandler serves one client event; its result goes back in the ack.
+type eventHandler func(g *Gateway, ctx context.Context, c caller, arg json.RawMessage) (any, error)
+
+// events are the client → server events. Every one acts as the caller:
+// no payload field can name another user.
+var events = map[string]eventHandler{
+	evSessionList:     (*Gateway).sessionList,
+	evSessionMessages: (*Gateway).sessionMessages,
+	evSendPrivate:     (*Gateway).sendPrivate,
+	evSendGroup:       (*Gateway).sendGroup,
+	evSetRead:         (*Gateway).setRead,
+	evSync:            (*Gateway).sync,
+}
+
+func (g *Gateway) sessionList(ctx context.Context, c caller, _ json.RawMessage) (any, error) {
+	return g.chat.Sessions(ctx, c.AppID, c.UserID)
+}
+
+func (g *Gateway) sessionMessages(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	var in struct {
+		SID       string  `json:"sid"`
+		Limit     flexInt `json:"limit"`
+		LastMsgID string  `json:"lastmsgId"`
+	}
+	if err := decodeArg(arg, &in); err != nil {
+		return nil, err
+	}
+	return g.chat.HistoryBySID(ctx, c.AppID, c.UserID, in.SID, chat.Page{Limit: in.Limit.int(), LastMsgID: in.LastMsgID})
+}
+
+func (g *Gateway) sendPrivate(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	return g.send(ctx, c, arg, g.chat.SendPrivate)
+}
+
+func (g *Gateway) sendGroup(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	return g.send(ctx, c, arg, g.chat.SendGroup)
+}
+
+func (g *Gateway) send(ctx context.Context, c caller, arg json.RawMessage, do func(context.Context, chat.SendInput) (chat.SendResult, error)) (any, error) {
+	var in struct {
+		TargetID    flexString      `json:"targetId"`
+		MessageType flexInt         `json:"messageType"`
+		Content     json.RawMessage `json:"content"`
+		ClientMsgID string          `json:"clientMsgId"`
+	}
+	if err := decodeArg(arg, &in); err != nil {
+		return nil, err
+	}
+	content, err := contentArg(in.Content)
+	if err != nil {
+		return nil, err
+	}
+	// The sender is always the token's user, whatever senderUserId says.
+	return do(ctx, chat.SendInput{
+		AppID: c.AppID, SenderID: c.UserID, TargetID: string(in.TargetID),
+		Type: in.MessageType.int(), Content: content, ClientMsgID: in.ClientMsgID, Origin: c.origin,
 	})
-	g.handle(s, evSync, func(ctx context.Context, arg json.RawMessage) (any, error) {
-		var in struct {
-			SID      string  `json:"sid"`
-			AfterSeq flexInt `json:"afterSeq"`
-			Limit    flexInt `json:"limit"`
-		}
-		if err := decodeArg(arg, &in); err != nil {
-			return nil, err
-		}
-		return g.chat.Sync(ctx, id.AppID, id.UserID, in.SID, int64(in.AfterSeq), in.Limit.int())
-	})
+}
+
+func (g *Gateway) setRead(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	sid, err := sidArg(arg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := g.chat.MarkRead(ctx, c.AppID, c.UserID, sid, c.origin); err != nil {
+		return nil, err
+	}
+	return []any{}, nil
+}
+
+func (g *Gateway) sync(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	var in struct {
+		SID      string  `json:"sid"`
+		AfterSeq flexInt `json:"afterSeq"`
+		Limit    flexInt `json:"limit"`
+	}
+	if err := decodeArg(arg, &in); err != nil {
+		return nil, err
+	}
+	return g.chat.Sync(ctx, c.AppID, c.UserID, in.SID, int64(in.AfterSeq), in.Limit.int())
 }
 
 // errorAck is the error of an error-first ack.
@@ -210,7 +243,7 @@ type errorAck struct {
 
 // handle registers an event whose result goes back through the ack, error
 // first: [null, data] or [{status, message}].
-func (g *Gateway) handle(s *socketio.Socket, event string, fn func(ctx context.Context, arg json.RawMessage) (any, error)) {
+func (g *Gateway) handle(s *socketio.Socket, c caller, event string, h eventHandler) {
 	s.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
 		ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
 		defer cancel()
@@ -218,7 +251,7 @@ func (g *Gateway) handle(s *socketio.Socket, event string, fn func(ctx context.C
 		if len(args) > 0 {
 			arg = args[0]
 		}
-		data, err := fn(ctx, arg)
+		data, err := h(g, ctx, c, arg)
 		if err != nil {
 			code, status, msg := chat.Describe(err)
 			if status >= 500 {

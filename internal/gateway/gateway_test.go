@@ -1,0 +1,124 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/chatd/chatd/internal/broker"
+	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/socketio"
+	"github.com/chatd/chatd/internal/store/sqlite"
+)
+
+// fixture is a gateway over a real SQLite store with two users who share a
+// private conversation and a group.
+type fixture struct {
+	g        *Gateway
+	svc      *chat.Service
+	alice    caller
+	sids     []string // alice's sids
+	eventSet []string
+}
+
+func newFixture(t testing.TB) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	svc := chat.New(st, chat.Options{})
+	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	app, _ := svc.CreateApp(ctx, "fuzz", "")
+	for _, u := range []string{"alice", "bob"} {
+		if _, err := svc.GetToken(ctx, app, u, u, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := svc.CreateGroup(ctx, app.ID, "g", "G", "", []string{"alice", "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.SendPrivate(ctx, chat.SendInput{AppID: app.ID, SenderID: "bob", TargetID: "alice", Type: 1, Content: json.RawMessage(`{"content":"hi"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{g: g, svc: svc, alice: caller{identity: identity{AppID: app.ID, UserID: "alice"}, origin: "s1"}}
+	ss, _ := svc.Sessions(ctx, app.ID, "alice")
+	for _, s := range ss {
+		f.sids = append(f.sids, s.SID)
+	}
+	for name := range events {
+		f.eventSet = append(f.eventSet, name)
+	}
+	slices.Sort(f.eventSet)
+	return f
+}
+
+// FuzzEvents feeds arbitrary payloads to every client event: none may panic,
+// every refusal must be a client error (never an internal one), and a
+// refused send stores nothing.
+func FuzzEvents(f *testing.F) {
+	for _, seed := range []string{
+		`null`, `{}`, `[]`, `"x"`, `5`, `true`, `{"sid":5}`, `{"sid":"ffffffffffffffffffffffff"}`,
+		`{"sid":"SID","limit":"20"}`, `{"sid":"SID","limit":-1}`, `{"sid":"SID","lastmsgId":"zz"}`,
+		`{"sid":"SID","afterSeq":"1e99"}`, `{"sid":"SID","afterSeq":-5}`, `"SID"`,
+		`{"targetId":"bob","messageType":1,"content":{"content":"hi"}}`,
+		`{"targetId":"g","messageType":"1","content":"{\"content\":\"x\"}"}`,
+		`{"targetId":1,"messageType":1,"content":{"content":"x"},"clientMsgId":"c"}`,
+		`{"targetId":"bob","messageType":1,"content":[1,2]}`,
+		`{"targetId":"bob","messageType":99999999999999999999,"content":{}}`,
+		`{"targetId":"bob\u0000","messageType":1,"content":{}}`,
+		`{"targetId":{"$ne":null},"messageType":1,"content":{}}`,
+		`{"senderUserId":"bob","targetId":"g","messageType":1,"content":{"a":1}}`,
+	} {
+		for i := 0; i < 6; i++ {
+			f.Add(uint8(i), []byte(seed))
+		}
+	}
+	fx := newFixture(f)
+	f.Fuzz(func(t *testing.T, which uint8, arg []byte) {
+		name := fx.eventSet[int(which)%len(fx.eventSet)]
+		// Let inputs name alice's real sessions.
+		for _, sid := range fx.sids {
+			arg = bytes.ReplaceAll(arg, []byte("SID"), []byte(sid))
+		}
+		before := fx.svc.Stats().MessagesSent
+		data, err := events[name](fx.g, context.Background(), fx.alice, json.RawMessage(arg))
+		if err != nil {
+			if _, status, msg := chat.Describe(err); status >= 500 || msg == "" {
+				t.Fatalf("%s(%q): internal error for client input: %v", name, arg, err)
+			}
+			if fx.svc.Stats().MessagesSent != before {
+				t.Fatalf("%s(%q) failed but stored a message", name, arg)
+			}
+			return
+		}
+		if _, err := json.Marshal(data); err != nil {
+			t.Fatalf("%s(%q): reply does not encode: %v", name, arg, err)
+		}
+	})
+}
+
+func TestFlexInt(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{`5`, 5, true}, {`"5"`, 5, true}, {`null`, 0, true}, {`""`, 0, true}, {`"x"`, 0, false}, {`1.5`, 0, false},
+	} {
+		var f flexInt
+		err := json.Unmarshal([]byte(c.in), &f)
+		if (err == nil) != c.ok || (c.ok && int64(f) != c.want) {
+			t.Errorf("flexInt(%s) = %d, %v", c.in, f, err)
+		}
+	}
+}
