@@ -17,6 +17,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/store"
@@ -161,15 +163,22 @@ func decode(r *http.Request, v any) error {
 	return nil
 }
 
-// userName turns what a person typed into a demo user id: trimmed, at most
-// 32 characters. The id is also the display name.
+// userName turns what a person typed into a demo user id: control
+// characters dropped, runs of spaces folded, at most 32 characters. The id is
+// also the display name.
 func userName(s string) (string, error) {
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) || r == utf8.RuneError {
+			return -1
+		}
+		return r
+	}, s)
 	s = strings.Join(strings.Fields(s), " ")
+	if r := []rune(s); len(r) > 32 {
+		s = strings.TrimSpace(string(r[:32]))
+	}
 	if s == "" {
 		return "", fmt.Errorf("%w: type a user name", chat.ErrInvalid)
-	}
-	if r := []rune(s); len(r) > 32 {
-		s = string(r[:32])
 	}
 	return s, nil
 }

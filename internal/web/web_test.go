@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/store/sqlite"
@@ -203,4 +205,24 @@ func TestDemoEndpoints(t *testing.T) {
 	if _, err := svc2.Authenticate(ctx, DemoAppID, token); err != nil {
 		t.Fatalf("token after restart: %v", err)
 	}
+}
+
+// FuzzUserName checks that a typed name becomes a usable demo user id or a
+// clear error, and that normalising is stable.
+func FuzzUserName(f *testing.F) {
+	for _, s := range []string{"alice", "  ada   lovelace ", "", "   ", "<img src=x onerror=alert(1)>", "名前", strings.Repeat("x", 40), "a\tb\nc", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		name, err := userName(s)
+		if err != nil {
+			return
+		}
+		if name == "" || name != strings.TrimSpace(name) || len([]rune(name)) > 32 || !utf8.ValidString(name) || strings.ContainsFunc(name, unicode.IsControl) {
+			t.Fatalf("userName(%q) = %q", s, name)
+		}
+		if again, err := userName(name); err != nil || again != name {
+			t.Fatalf("userName not stable: %q → %q → %q, %v", s, name, again, err)
+		}
+	})
 }
