@@ -188,8 +188,7 @@ func startProc(t testing.TB, name, logPath string, env []string, bin string, arg
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = f, f
-	// Its own process group, so a kill reaches nothing else.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -215,7 +214,7 @@ func (p *proc) exited() bool {
 // kill sends SIGKILL and waits for the process to go.
 func (p *proc) kill() {
 	if !p.exited() {
-		p.cmd.Process.Signal(syscall.SIGKILL)
+		p.cmd.Process.Kill()
 	}
 	<-p.done
 }
