@@ -277,6 +277,18 @@ func runDelivery(t *testing.T, brokerURL string) {
 			checkSessions(t, d.name+" session-list", u, ss, convs, lastSent(u), perConv)
 		}
 	}
+	// session-list on the one node that holds none of a user's devices, so
+	// that every user's list is read over a socket on every node.
+	for i, u := range users {
+		n := (i + 2) % nodes
+		d := dialDevice(t, c, fmt.Sprintf("%s/extra@node%d", u, n), u, devices[u][0].token, n)
+		ss, err := d.sessions()
+		if err != nil {
+			t.Fatalf("%s: session-list: %v", d.name, err)
+		}
+		checkSessions(t, d.name+" session-list", u, ss, convs, lastSent(u), perConv)
+		d.close()
+	}
 
 	// A read mark set on one node clears the unread count on every node and
 	// reaches the user's other device, on another node.
