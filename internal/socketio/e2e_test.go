@@ -677,3 +677,39 @@ func TestEmitWithAck(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+func TestOwnRoomAndExcept(t *testing.T) {
+	ids := make(chan string, 3)
+	srv, base := startServer(t, socketio.Options{}, func(srv *socketio.Server) {
+		srv.Of("/").OnConnection(func(s *socketio.Socket) {
+			s.Join("all")
+			ids <- s.ID()
+		})
+	})
+	a, b, c := connectV4(t, base, ""), connectV4(t, base, ""), connectV4(t, base, "")
+	idA, idB, _ := <-ids, <-ids, <-ids
+	nsp := srv.Of("/")
+	if nsp.RoomSize(idA) != 1 || nsp.Socket(idA) == nil || nsp.Count() != 3 {
+		t.Fatalf("own room: size %d, count %d", nsp.RoomSize(idA), nsp.Count())
+	}
+	if rooms := nsp.Socket(idB).Rooms(); len(rooms) != 2 {
+		t.Fatalf("Rooms = %v", rooms)
+	}
+	_ = nsp.To(idA).Emit("direct")
+	_ = nsp.To("all").Except(idB).Emit("not-b")
+	_ = nsp.Emit("everyone")
+	expectText(t, a, `42["direct"]`)
+	expectText(t, a, `42["not-b"]`)
+	expectText(t, a, `42["everyone"]`)
+	expectText(t, b, `42["everyone"]`)
+	expectText(t, c, `42["not-b"]`)
+	expectText(t, c, `42["everyone"]`)
+	a.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for nsp.Socket(idA) != nil && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if nsp.Socket(idA) != nil || nsp.RoomSize("all") != 2 {
+		t.Fatalf("after close: socket %v, room size %d", nsp.Socket(idA), nsp.RoomSize("all"))
+	}
+}

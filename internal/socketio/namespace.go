@@ -23,6 +23,14 @@ type Namespace struct {
 	count  atomic.Int64
 	seed   maphash.Seed
 	shards [32]roomShard
+	socks  [32]sockShard
+}
+
+// A socket's own room (named after its id) is not stored as a room: the
+// socket registry answers for it, which saves two maps per idle socket.
+type sockShard struct {
+	mu sync.RWMutex
+	m  map[string]*Socket
 }
 
 type roomShard struct {
@@ -34,6 +42,9 @@ func newNamespace(srv *Server, name string) *Namespace {
 	ns := &Namespace{srv: srv, name: name, seed: maphash.MakeSeed()}
 	for i := range ns.shards {
 		ns.shards[i].rooms = make(map[string]map[*Socket]struct{})
+	}
+	for i := range ns.socks {
+		ns.socks[i].m = make(map[string]*Socket)
 	}
 	return ns
 }
@@ -77,7 +88,35 @@ func (ns *Namespace) authorize(h *Handshake) (any, error) {
 	return data, nil
 }
 
-func (ns *Namespace) add(*Socket) { ns.count.Add(1) }
+func (ns *Namespace) sockShard(id string) *sockShard {
+	return &ns.socks[maphash.String(ns.seed, id)%uint64(len(ns.socks))]
+}
+
+func (ns *Namespace) add(s *Socket) {
+	sh := ns.sockShard(s.id)
+	sh.mu.Lock()
+	sh.m[s.id] = s
+	sh.mu.Unlock()
+	ns.count.Add(1)
+}
+
+func (ns *Namespace) remove(s *Socket) {
+	sh := ns.sockShard(s.id)
+	sh.mu.Lock()
+	if sh.m[s.id] == s {
+		delete(sh.m, s.id)
+	}
+	sh.mu.Unlock()
+	ns.count.Add(-1)
+}
+
+// Socket returns the connected socket with the given id, or nil.
+func (ns *Namespace) Socket(id string) *Socket {
+	sh := ns.sockShard(id)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return sh.m[id]
+}
 
 func (ns *Namespace) connected(s *Socket) {
 	ns.mu.RLock()
@@ -120,8 +159,12 @@ func (ns *Namespace) leave(room string, s *Socket) {
 func (ns *Namespace) RoomSize(room string) int {
 	sh := ns.shard(room)
 	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return len(sh.rooms[room])
+	n := len(sh.rooms[room])
+	sh.mu.RUnlock()
+	if n == 0 && ns.Socket(room) != nil {
+		return 1
+	}
+	return n
 }
 
 // To starts a broadcast to the members of room.
@@ -135,19 +178,32 @@ func (ns *Namespace) Emit(event string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	for i := range ns.shards {
-		sh := &ns.shards[i]
+	for i := range ns.socks {
+		sh := &ns.socks[i]
 		sh.mu.RLock()
-		for room, m := range sh.rooms {
-			for s := range m {
-				if s.id == room { // every socket is alone in its own-id room
-					_ = s.EmitRaw(p)
-				}
-			}
+		for _, s := range sh.m {
+			_ = s.EmitRaw(p)
 		}
 		sh.mu.RUnlock()
 	}
 	return nil
+}
+
+// each calls fn for every member of room, under the room's read lock.
+func (ns *Namespace) each(room string, fn func(*Socket)) {
+	sh := ns.shard(room)
+	sh.mu.RLock()
+	members := sh.rooms[room]
+	n := len(members)
+	for s := range members {
+		fn(s)
+	}
+	sh.mu.RUnlock()
+	if n == 0 {
+		if s := ns.Socket(room); s != nil {
+			fn(s)
+		}
+	}
 }
 
 // Broadcast is a pending emit to the members of one or more rooms.
@@ -182,33 +238,20 @@ func (b *Broadcast) Emit(event string, args ...any) error {
 // full are disconnected; that is not an error of the broadcast.
 func (b *Broadcast) EmitRaw(p *Prepared) error {
 	if len(b.rooms) == 1 && len(b.except) == 0 {
-		sh := b.ns.shard(b.rooms[0])
-		sh.mu.RLock()
-		for s := range sh.rooms[b.rooms[0]] {
-			_ = s.EmitRaw(p)
-		}
-		sh.mu.RUnlock()
+		b.ns.each(b.rooms[0], func(s *Socket) { _ = s.EmitRaw(p) })
 		return nil
 	}
 	skip := make(map[*Socket]struct{})
 	for _, room := range b.except {
-		sh := b.ns.shard(room)
-		sh.mu.RLock()
-		for s := range sh.rooms[room] {
-			skip[s] = struct{}{}
-		}
-		sh.mu.RUnlock()
+		b.ns.each(room, func(s *Socket) { skip[s] = struct{}{} })
 	}
 	for _, room := range b.rooms {
-		sh := b.ns.shard(room)
-		sh.mu.RLock()
-		for s := range sh.rooms[room] {
+		b.ns.each(room, func(s *Socket) {
 			if _, done := skip[s]; !done {
 				skip[s] = struct{}{}
 				_ = s.EmitRaw(p)
 			}
-		}
-		sh.mu.RUnlock()
+		})
 	}
 	return nil
 }

@@ -258,7 +258,6 @@ func (c *client) connect(p *Packet) {
 	}
 	c.mu.Unlock()
 	ns.add(s)
-	s.Join(s.id)
 	ns.connected(s)
 
 	// The ack goes out after OnConnection so that handlers are in place, and

@@ -145,8 +145,12 @@ func (s *Socket) ready(ack *engineio.Frame) {
 	s.mu.Unlock()
 }
 
-// Join adds the socket to room.
+// Join adds the socket to room. Every socket is always in the room named
+// after its id.
 func (s *Socket) Join(room string) {
+	if room == s.id {
+		return
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -174,10 +178,11 @@ func (s *Socket) Leave(room string) {
 	}
 }
 
-// Rooms lists the rooms the socket is in, sorted.
+// Rooms lists the rooms the socket is in, its own included, sorted.
 func (s *Socket) Rooms() []string {
 	s.mu.Lock()
-	out := make([]string, 0, len(s.rooms))
+	out := make([]string, 0, len(s.rooms)+1)
+	out = append(out, s.id)
 	for r := range s.rooms {
 		out = append(out, r)
 	}
@@ -226,7 +231,7 @@ func (s *Socket) onClose(reason string) {
 	for r := range rooms {
 		s.ns.leave(r, s)
 	}
-	s.ns.count.Add(-1)
+	s.ns.remove(s)
 	for _, fn := range fns {
 		func() {
 			defer s.ns.srv.recover(s.client.sess.ID(), "disconnect handler")
