@@ -168,6 +168,11 @@ func (d *device) read(ws *sioclient.WS, gone chan struct{}) {
 			if d.write(ws, "3") != nil {
 				return
 			}
+		case m == "41":
+			// The server ended the socket; socket.io clients then close the
+			// connection and do not reconnect on their own.
+			ws.Close()
+			return
 		case strings.HasPrefix(m, "43"):
 			i := 2
 			for i < len(m) && m[i] >= '0' && m[i] <= '9' {

@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -314,6 +315,34 @@ func runDelivery(t *testing.T, brokerURL string) {
 
 	burst(t, c, devices, convs[3], perConv)
 	sharedUploads(t, c, reader.token)
+
+	// Revoking a user's tokens on one node closes the user's sockets on every
+	// node, and the old token opens no new one anywhere.
+	c.call(2, "POST", "/user/revokeToken", map[string]any{"userId": "dan"})
+	for _, d := range devices["dan"] {
+		select {
+		case <-d.disconnected():
+		case <-time.After(waitLimit):
+			t.Fatalf("%s still connected after its tokens were revoked", d.name)
+		}
+	}
+	for n := range nodes {
+		d := newDevice("dan/revoked", "dan", devices["dan"][0].token, c.app.AppID)
+		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
+		err := d.connect(ctx, n, c.node(n).base)
+		cancel()
+		if err == nil {
+			d.close()
+			t.Errorf("node %d accepted a revoked token", n)
+		}
+	}
+	for _, d := range devices["ann"] {
+		select {
+		case <-d.disconnected():
+			t.Errorf("%s was disconnected by another user's revocation", d.name)
+		default:
+		}
+	}
 }
 
 // burst has every device of every member, and the HTTP API of every node,
