@@ -28,3 +28,9 @@ node-test: build
 
 clean:
 	rm -rf $(BIN) test/node_modules
+
+# `make bench` compares chatd with the Node socket.io peer (short run, a few
+# minutes) and writes bench/results/latest.md and latest.json.
+.PHONY: bench
+bench:
+	GO=$(GO) bench/run.sh

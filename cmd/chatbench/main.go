@@ -83,18 +83,18 @@ func run(ctx context.Context) error {
 		}
 	}
 	cfg.IdleConns, cfg.IdleMax = 10_000, 19_700
-	cfg.Pairs, cfg.P2PRate = 100, 1000
-	cfg.P2PRamp = []float64{1000, 2000, 4000, 6000, 8000, 12000, 16000}
+	cfg.Pairs, cfg.P2PRate = 100, 500
+	cfg.P2PRamp = []float64{250, 500, 1000, 2000, 4000, 6000, 8000, 12000, 16000}
 	cfg.FixedDur, cfg.StepDur = 10*time.Second, 5*time.Second
-	cfg.FanoutMembers, cfg.FanoutSenders, cfg.FanoutRate = 1000, 10, 10
-	cfg.FanoutRamp = []float64{10, 20, 40, 60, 80, 120, 160}
+	cfg.FanoutMembers, cfg.FanoutSenders, cfg.FanoutRate = 1000, 10, 5
+	cfg.FanoutRamp = []float64{2, 5, 10, 20, 40, 60, 80, 120, 160}
 	cfg.HistoryCount, cfg.HistoryClients, cfg.HistoryDur = *histCount, 16, 10*time.Second
 	cfg.StormClients, cfg.StormMessages, cfg.StormConcurrency, cfg.StormTimeout = 10_000, 20, 1000, 120*time.Second
 	cfg.StoreConc, cfg.StoreDur = 64, 5*time.Second
 	if cfg.Short {
 		cfg.FixedDur, cfg.StepDur = 4*time.Second, 2*time.Second
-		cfg.P2PRamp = []float64{2000, 4000, 8000, 12000}
-		cfg.FanoutRamp = []float64{20, 40, 80, 120}
+		cfg.P2PRamp = []float64{250, 500, 1000, 2000, 4000, 8000}
+		cfg.FanoutRamp = []float64{2, 5, 10, 20, 40, 80}
 		cfg.HistoryDur = 4 * time.Second
 		cfg.StoreDur = 3 * time.Second
 	}
