@@ -119,6 +119,11 @@ test('SIGTERM finishes in-flight sends, refuses new connections, and clients rec
     await new Promise((r) => sock.once('connect', r));
     let disconnects = 0;
     sock.on('disconnect', () => disconnects++);
+    // A long-polling client must not hold the shutdown up, and a socket with
+    // sends in flight gets their acks before its connection closes.
+    const poller = io(chatd.url, { auth: { token: tokens.t2, appId: app.appId }, transports: ['polling'], forceNew: true, reconnection: false });
+    const sender = io(chatd.url, { auth: { token: tokens.t3, appId: app.appId }, transports: ['websocket'], forceNew: true, reconnection: false });
+    await Promise.all([poller, sender].map((x) => new Promise((r) => x.once('connect', r))));
 
     // Many sends in flight at once, then SIGTERM.
     const inflight = [];
@@ -127,9 +132,21 @@ test('SIGTERM finishes in-flight sends, refuses new connections, and clients rec
         senderUserId: users[n % 4], targetId: 'all', messageType: 1, content: { content: `m${n}` }, clientMsgId: `term-${n}`,
       }).then((r) => ({ ok: r.status === 1, r }), (e) => ({ ok: false, e })));
     }
+    const socketAcks = [];
+    const senderGone = new Promise((r) => sender.once('disconnect', r));
+    for (let n = 0; n < 100; n++) {
+      socketAcks.push(new Promise((resolve) => {
+        sender.emit('send-group-message', { targetId: 'all', messageType: 1, content: { content: `s${n}` }, clientMsgId: `sock-${n}` },
+          (err, data) => resolve({ err, data }));
+        senderGone.then(() => resolve({ lost: true }));
+      }));
+    }
     await new Promise((r) => setTimeout(r, 20));
     chatd.proc.kill('SIGTERM');
     const results = await Promise.all(inflight);
+    const socketResults = await Promise.all(socketAcks);
+    poller.close();
+    sender.close();
     const acked = results.filter((x) => x.ok).map((x) => x.r.data);
     for (const x of results) {
       if (x.r) assert.equal(x.r.status, 1, 'a request chatd accepted is completed, never failed by the shutdown');
@@ -148,7 +165,12 @@ test('SIGTERM finishes in-flight sends, refuses new connections, and clients rec
       assert.equal(err, null);
       assert.ok(data.some((s) => s.targetId === 'all'));
       const msgs = await history(chatd.url, app, 't0', 'all', 2);
-      checkConversation(msgs, acked, 'group');
+      const socketAcked = socketResults.filter((x) => x.data).map((x) => x.data);
+      for (const x of socketResults) {
+        if (x.err) assert.match(x.err.message, /shutting down/, 'a socket send refused during shutdown says so');
+      }
+      assert.ok(socketAcked.length > 0, 'socket sends in flight were acknowledged');
+      checkConversation(msgs, [...acked, ...socketAcked], 'group');
       assert.ok(acked.length > 0, 'some sends were acknowledged');
     } finally { sock.close(); await chatd.stop(); }
   } finally { rmSync(dataDir, { recursive: true, force: true }); }

@@ -21,6 +21,7 @@ var (
 	ErrTooLarge     = errors.New("too large")
 	ErrForbidden    = errors.New("forbidden")
 	ErrRateLimited  = errors.New("rate limited")
+	ErrUnavailable  = errors.New("unavailable")
 )
 
 // node-chat's status codes.
@@ -55,6 +56,8 @@ func Describe(err error) (code, httpStatus int, message string) {
 		return CodeOther, http.StatusUnauthorized, err.Error()
 	case errors.Is(err, ErrRateLimited):
 		return CodeOther, http.StatusTooManyRequests, err.Error()
+	case errors.Is(err, ErrUnavailable):
+		return CodeOther, http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, ErrForbidden):
 		return CodeOther, http.StatusForbidden, err.Error()
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatd/chatd/internal/broker"
@@ -53,6 +54,12 @@ type Gateway struct {
 	opts   Options
 	log    *slog.Logger
 	unsub  []func()
+
+	// In-flight events, so that a shutdown can let them finish and flush
+	// their acks before the sockets close.
+	mu       sync.Mutex
+	draining bool
+	inflight sync.WaitGroup
 }
 
 // identity is what an authenticated socket carries.
@@ -251,7 +258,12 @@ func (g *Gateway) handle(s *socketio.Socket, c caller, event string, h eventHand
 		if len(args) > 0 {
 			arg = args[0]
 		}
-		data, err := h(g, ctx, c, arg)
+		var data any
+		err := errShuttingDown
+		if g.enter() {
+			data, err = h(g, ctx, c, arg)
+			g.inflight.Done()
+		}
 		if err != nil {
 			code, status, msg := chat.Describe(err)
 			if status >= 500 {
@@ -266,6 +278,36 @@ func (g *Gateway) handle(s *socketio.Socket, c caller, event string, h eventHand
 			ack(nil, data)
 		}
 	})
+}
+
+var errShuttingDown = fmt.Errorf("%w: this server is shutting down; reconnect and retry", chat.ErrUnavailable)
+
+// enter admits one event unless the gateway is draining.
+func (g *Gateway) enter() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return false
+	}
+	g.inflight.Add(1)
+	return true
+}
+
+// Drain refuses new events (with an error ack asking the client to retry)
+// and waits until the events in flight have finished and queued their acks,
+// or ctx ends. Close the sockets after it: their queued frames are flushed.
+func (g *Gateway) Drain(ctx context.Context) error {
+	g.mu.Lock()
+	g.draining = true
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // MessageSent publishes a committed message to every node.

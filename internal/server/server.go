@@ -186,11 +186,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("shutting down", "timeout", s.Config.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), s.Config.ShutdownTimeout)
 	defer cancel()
-	err := hs.Shutdown(sctx)
-	// Hijacked websocket connections are not tracked by http.Server: close them
-	// now that no new request can start; clients reconnect to another node or
-	// to this one after restart.
+	// Shutdown closes the listener at once (new connections are refused) and
+	// waits for requests in flight. Sockets are not among them once upgraded,
+	// and long-polls would hold it up: drain socket events (their acks get
+	// queued), then close every session, flushing what is queued; clients
+	// reconnect to another node, or to this one after restart.
+	shut := make(chan error, 1)
+	go func() { shut <- hs.Shutdown(sctx) }()
+	if err := s.Gateway.Drain(sctx); err != nil {
+		s.log.Warn("socket events still running at shutdown", "err", err)
+	}
 	s.Sockets.Close()
+	err := <-shut
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
 	}
