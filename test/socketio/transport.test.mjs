@@ -10,8 +10,8 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import io2 from "sio2";
-import { io as io4 } from "sio4";
+import io2 from "socket.io-client-v2";
+import { io as io4 } from "socket.io-client";
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let server;
