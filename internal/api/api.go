@@ -207,7 +207,7 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.verifier.Verify(p, app.Secret); err != nil {
+		if err := s.verifier.Verify(r.Context(), p, app.Secret); err != nil {
 			var se *signature.Error
 			if errors.As(err, &se) && se.Code == chat.CodeBadParam {
 				err = fmt.Errorf("%w: %s", chat.ErrInvalid, se.Message)

@@ -120,7 +120,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.closers = append(s.closers, func() error { s.Gateway.Close(); return nil })
 
-	a := api.New(s.Chat, signature.NewVerifier(cfg.SignatureWindow), blobs, api.Options{
+	verifier := signature.NewVerifier(cfg.SignatureWindow)
+	// A store that several nodes share also shares the nonces of signed
+	// requests, so a replay is refused on whichever node it reaches.
+	if ns, ok := st.(signature.NonceStore); ok {
+		verifier.Shared = ns
+	}
+	a := api.New(s.Chat, verifier, blobs, api.Options{
 		AdminKey:       cfg.AdminKey,
 		PublicURL:      cfg.PublicURL,
 		MaxBodyBytes:   cfg.MaxBodyBytes,

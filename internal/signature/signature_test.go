@@ -1,6 +1,7 @@
 package signature
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -159,7 +160,7 @@ func TestVerify(t *testing.T) {
 	v := NewVerifier(5 * time.Minute)
 	v.Now = func() time.Time { return now }
 	for _, tt := range tests {
-		err := v.Verify(tt.p(), secret)
+		err := v.Verify(context.Background(), tt.p(), secret)
 		if tt.code == 0 {
 			if err != nil {
 				t.Errorf("%s: %v", tt.name, err)
@@ -184,35 +185,35 @@ func TestNonceExpiryAndCap(t *testing.T) {
 	v.Now = func() time.Time { return now }
 
 	for i := range 3 {
-		if err := v.Verify(signed(secret, now.UnixMilli(), fmt.Sprint("n", i)), secret); err != nil {
+		if err := v.Verify(context.Background(), signed(secret, now.UnixMilli(), fmt.Sprint("n", i)), secret); err != nil {
 			t.Fatal(err)
 		}
 	}
-	err := v.Verify(signed(secret, now.UnixMilli(), "n3"), secret)
+	err := v.Verify(context.Background(), signed(secret, now.UnixMilli(), "n3"), secret)
 	var se *Error
 	if !errors.As(err, &se) || se.Code != CodeOther || !strings.Contains(se.Message, "retry later") {
 		t.Fatalf("over the cap: %v", err)
 	}
 	// A refused request does not burn its nonce, nor does a bad signature.
-	if err := v.Verify(signed("wrong", now.UnixMilli(), "n9"), secret); err == nil {
+	if err := v.Verify(context.Background(), signed("wrong", now.UnixMilli(), "n9"), secret); err == nil {
 		t.Fatal("bad signature accepted")
 	}
 
 	// Once the window has passed for the old timestamps, their nonces are
 	// forgotten (their requests can no longer be replayed anyway).
 	now = now.Add(61 * time.Second)
-	if err := v.Verify(signed(secret, now.UnixMilli(), "n0"), secret); err != nil {
+	if err := v.Verify(context.Background(), signed(secret, now.UnixMilli(), "n0"), secret); err != nil {
 		t.Fatalf("nonce after expiry: %v", err)
 	}
 	if n := v.nonceCount("app1"); n != 1 {
 		t.Errorf("remembered %d nonces, want 1", n)
 	}
 	// A nonce with a future timestamp is kept until that timestamp expires.
-	if err := v.Verify(signed(secret, now.UnixMilli()+50_000, "f"), secret); err != nil {
+	if err := v.Verify(context.Background(), signed(secret, now.UnixMilli()+50_000, "f"), secret); err != nil {
 		t.Fatal(err)
 	}
 	now = now.Add(90 * time.Second)
-	if err := v.Verify(signed(secret, now.UnixMilli()-50_000, "f"), secret); err == nil {
+	if err := v.Verify(context.Background(), signed(secret, now.UnixMilli()-50_000, "f"), secret); err == nil {
 		t.Error("future-stamped nonce replayed while its timestamp is still valid")
 	}
 }
@@ -230,7 +231,7 @@ func TestNonceConcurrent(t *testing.T) {
 	for range 8 {
 		wg.Go(func() {
 			for _, p := range reqs {
-				if v.Verify(p, secret) == nil {
+				if v.Verify(context.Background(), p, secret) == nil {
 					ok.Add(1)
 				}
 			}

@@ -2,6 +2,7 @@ package signature
 
 import (
 	"container/heap"
+	"context"
 	"crypto/subtle"
 	"fmt"
 	"strings"
@@ -53,6 +54,10 @@ type Verifier struct {
 	Now func() time.Time
 	// MaxNonces is the per-app cap on remembered nonces.
 	MaxNonces int
+	// Shared, when set, also records every nonce where all chatd nodes see
+	// it, so that a request replayed to another node is refused too. The
+	// local cache still answers repeats on this node without a round trip.
+	Shared NonceStore
 
 	mu        sync.Mutex
 	apps      map[string]*appNonces
@@ -82,9 +87,16 @@ func (v *Verifier) window() time.Duration {
 	return v.Window
 }
 
+// NonceStore records nonces across nodes.
+type NonceStore interface {
+	// UseNonce records nonce for the app until expires and reports false if
+	// it was already recorded and has not expired.
+	UseNonce(ctx context.Context, appID, nonce string, expires time.Time) (bool, error)
+}
+
 // Verify checks p's app_id, time_stamp, nonce_str and sign against secret
 // and records the nonce. It returns nil or an *Error.
-func (v *Verifier) Verify(p *params.Params, secret string) error {
+func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) error {
 	fields := map[string]string{}
 	for _, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
 		s, ok := p.String(k)
@@ -111,7 +123,19 @@ func (v *Verifier) Verify(p *params.Params, secret string) error {
 	if !Match(p, secret, fields["sign"]) {
 		return &Error{CodeBadSignature, "signature mismatch"}
 	}
-	return v.useNonce(fields["app_id"], fields["nonce_str"], ts+window.Milliseconds(), now)
+	if err := v.useNonce(fields["app_id"], fields["nonce_str"], ts+window.Milliseconds(), now); err != nil {
+		return err
+	}
+	if v.Shared != nil {
+		fresh, err := v.Shared.UseNonce(ctx, fields["app_id"], fields["nonce_str"], time.UnixMilli(ts+window.Milliseconds()))
+		if err != nil {
+			return &Error{CodeOther, "cannot check nonce_str now; retry later"}
+		}
+		if !fresh {
+			return &Error{CodeBadSignature, "nonce_str already used"}
+		}
+	}
+	return nil
 }
 
 // Match reports whether sign (hex, either case) is a valid signature of p

@@ -96,6 +96,17 @@ CREATE TABLE files (
 	created_at   bigint NOT NULL
 );
 `,
+	// 2: signed-request nonces shared by every node, so that a request
+	// replayed to another node is refused too.
+	`
+CREATE TABLE nonces (
+	app_id     text NOT NULL,
+	nonce      text NOT NULL,
+	expires_at bigint NOT NULL,
+	PRIMARY KEY (app_id, nonce)
+);
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -39,6 +40,8 @@ type Store struct {
 	mu       sync.RWMutex    // guards closed against sends to a closed channel
 	closed   bool
 	workers  sync.WaitGroup
+
+	nonceSweeps atomic.Uint64 // UseNonce calls, to clear expired nonces every so often
 }
 
 // defaultMaxConns is used when the URL sets no pool_max_conns: the send
