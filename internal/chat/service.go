@@ -439,7 +439,7 @@ func (s *Service) SendPrivate(ctx context.Context, in SendInput) (SendResult, er
 		sender.UserID: {Title: target.Name, Avatar: target.AvatarURI},
 		target.UserID: {Title: sender.Name, Avatar: sender.AvatarURI},
 	}
-	return s.send(ctx, in, conv, titles, nil)
+	return s.send(ctx, in, conv, UserRef{Name: sender.Name, AvatarURI: sender.AvatarURI}, titles, nil)
 }
 
 // SendGroup sends a message to a group the sender belongs to.
@@ -454,13 +454,20 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 	if err != nil {
 		return SendResult{}, fmt.Errorf("load group: %w", err)
 	}
+	// Members need not have a users row (no getToken yet): then the name is empty.
+	var sender UserRef
+	if u, err := s.store.User(ctx, in.AppID, in.SenderID); err == nil {
+		sender = UserRef{Name: u.Name, AvatarURI: u.AvatarURI}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return SendResult{}, fmt.Errorf("load user: %w", err)
+	}
 	ref := SessionRef{Title: conv.Name, Avatar: conv.AvatarURI}
-	return s.send(ctx, in, conv, nil, &ref)
+	return s.send(ctx, in, conv, sender, nil, &ref)
 }
 
 // send stores the message and tells the notifier. Titles come from titles
 // (per user, private) or from group (one for everyone).
-func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
+func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
 	msg, dup, err := s.store.Send(ctx, store.NewMessage{
 		ConversationID: conv.ID,
 		SenderID:       in.SenderID,
@@ -484,10 +491,7 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 	if err != nil {
 		return SendResult{}, fmt.Errorf("load members: %w", err)
 	}
-	// The stored message carries no sender name: take it from the users table.
-	if sender, err := s.store.User(ctx, in.AppID, in.SenderID); err == nil {
-		msg.SenderName, msg.SenderAvatar = sender.Name, sender.AvatarURI
-	}
+	msg.SenderName, msg.SenderAvatar = sender.Name, sender.AvatarURI
 	wire := s.wireMessage(conv, msg, s.now())
 	res := SendResult{Message: wire}
 	recipients := make([]Recipient, 0, len(members))
