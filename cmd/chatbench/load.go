@@ -258,15 +258,22 @@ func ramp(ctx context.Context, r *running, rc *receiver, senders []*client, targ
 	var steps []stepResult
 	best := 0.0
 	for _, rate := range rates {
-		s := runStep(ctx, r, rc, senders, targets, event, rate, dur, 2*time.Second, fanout)
-		steps = append(steps, s)
-		logf("  %s rate %.0f/s: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v, loadgen cpu %v",
-			r.kind.Name, rate, s.Delivered, s.Expected, s.PerSec, s.P50, s.P99, s.AckErrors, s.ServerCPU, s.LoadgenCPU)
-		if !s.ok(limit) {
+		// A step that misses gets one more try: on a shared machine one
+		// stall of another process can spoil a short step.
+		held := false
+		for try := 0; try < 2 && !held && ctx.Err() == nil; try++ {
+			s := runStep(ctx, r, rc, senders, targets, event, rate, dur, 2*time.Second, fanout)
+			steps = append(steps, s)
+			logf("  %s rate %.0f/s: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v, loadgen cpu %v",
+				r.kind.Name, rate, s.Delivered, s.Expected, s.PerSec, s.P50, s.P99, s.AckErrors, s.ServerCPU, s.LoadgenCPU)
+			if held = s.ok(limit); held {
+				best = max(best, s.PerSec)
+			}
+			time.Sleep(500 * time.Millisecond) // let queues empty between steps
+		}
+		if !held {
 			break
 		}
-		best = max(best, s.PerSec)
-		time.Sleep(500 * time.Millisecond) // let queues empty between steps
 	}
 	return steps, best
 }

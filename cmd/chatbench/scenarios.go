@@ -86,6 +86,8 @@ func oneToOne(ctx context.Context, e env) (figures, error) {
 		targets = append(targets, e.fx.Users[i+1])
 	}
 	f := figures{}
+	// Warm up (JIT, page cache, connection pools) before measuring.
+	runStep(ctx, e.r, rc, senders, targets, "send-private-message", e.cfg.P2PRate/2, time.Second, time.Second, 1)
 	fixed := runStep(ctx, e.r, rc, senders, targets, "send-private-message", e.cfg.P2PRate, e.cfg.FixedDur, 3*time.Second, 1)
 	e.logf("  %s fixed %.0f msgs/s: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v (%.1f µs/msg), loadgen cpu %v",
 		e.r.kind.Name, e.cfg.P2PRate, fixed.Delivered, fixed.Expected, fixed.PerSec, fixed.P50, fixed.P99, fixed.AckErrors,
@@ -115,6 +117,7 @@ func fanout(ctx context.Context, e env) (figures, error) {
 		targets[i] = e.fx.FanoutGroup
 	}
 	f := figures{}
+	runStep(ctx, e.r, rc, senders, targets, "send-group-message", e.cfg.FanoutRate/2, time.Second, 2*time.Second, n-1) // warm-up
 	fixed := runStep(ctx, e.r, rc, senders, targets, "send-group-message", e.cfg.FanoutRate, e.cfg.FixedDur, 5*time.Second, n-1)
 	e.logf("  %s fixed %.0f msgs/s × %d: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v (%.2f µs/delivery), loadgen cpu %v",
 		e.r.kind.Name, e.cfg.FanoutRate, n-1, fixed.Delivered, fixed.Expected, fixed.PerSec, fixed.P50, fixed.P99, fixed.AckErrors,

@@ -67,35 +67,43 @@ func storeSends(ctx context.Context, st store.Store, conc int, dur time.Duration
 // the same transaction in Node.
 func storeBench(ctx context.Context, cfg runConfig, dir string, logf func(string, ...any)) (chatdF, peerF figures, err error) {
 	chatdF, peerF = figures{}, figures{}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "store-chatd.db"))
-	if err != nil {
-		return nil, nil, err
-	}
-	for _, conc := range []int{1, cfg.StoreConc} {
-		rate, err := storeSends(ctx, st, conc, cfg.StoreDur)
+	// Two interleaved rounds, best of each: the disk is shared, and one
+	// checkpoint stalled by another process's fsync would decide a single try.
+	for round := range 2 {
+		st, err := sqlite.Open(ctx, filepath.Join(dir, fmt.Sprintf("store-chatd-%d.db", round)))
 		if err != nil {
-			st.Close()
-			return nil, nil, fmt.Errorf("sqlite sends: %w", err)
+			return nil, nil, err
 		}
-		logf("  chatd sqlite store, %d senders: %.0f msgs/s", conc, rate)
-		chatdF["sqlite_msgs_per_s_c"+strconv.Itoa(conc)] = rate
-	}
-	st.Close()
+		for _, conc := range []int{1, cfg.StoreConc} {
+			rate, err := storeSends(ctx, st, conc, cfg.StoreDur)
+			if err != nil {
+				st.Close()
+				return nil, nil, fmt.Errorf("sqlite sends: %w", err)
+			}
+			logf("  chatd sqlite store, %d senders: %.0f msgs/s", conc, rate)
+			k := "sqlite_msgs_per_s_c" + strconv.Itoa(conc)
+			chatdF[k] = max(chatdF[k], rate)
+		}
+		st.Close()
 
-	out, err := exec.CommandContext(ctx, "node", filepath.Join(cfg.PeerDir, "storebench.mjs"),
-		filepath.Join(dir, "store-peer.db"), strconv.FormatFloat(cfg.StoreDur.Seconds(), 'f', 1, 64)).Output()
-	if err != nil {
-		return nil, nil, fmt.Errorf("node store bench: %w", err)
+		out, err := exec.CommandContext(ctx, "node", filepath.Join(cfg.PeerDir, "storebench.mjs"),
+			filepath.Join(dir, fmt.Sprintf("store-peer-%d.db", round)), strconv.FormatFloat(cfg.StoreDur.Seconds(), 'f', 1, 64)).Output()
+		if err != nil {
+			return nil, nil, fmt.Errorf("node store bench: %w", err)
+		}
+		var nr struct {
+			PerSec float64 `json:"msgsPerSec"`
+		}
+		if err := json.Unmarshal(out, &nr); err != nil {
+			return nil, nil, fmt.Errorf("node store bench output %q: %w", out, err)
+		}
+		logf("  peer better-sqlite3 (synchronous, one at a time): %.0f msgs/s", nr.PerSec)
+		// Node runs one transaction at a time whatever the number of callers.
+		for _, conc := range []int{1, cfg.StoreConc} {
+			k := "sqlite_msgs_per_s_c" + strconv.Itoa(conc)
+			peerF[k] = max(peerF[k], nr.PerSec)
+		}
 	}
-	var nr struct {
-		PerSec float64 `json:"msgsPerSec"`
-	}
-	if err := json.Unmarshal(out, &nr); err != nil {
-		return nil, nil, fmt.Errorf("node store bench output %q: %w", out, err)
-	}
-	logf("  peer better-sqlite3 (synchronous, one at a time): %.0f msgs/s", nr.PerSec)
-	peerF["sqlite_msgs_per_s_c1"] = nr.PerSec
-	peerF["sqlite_msgs_per_s_c"+strconv.Itoa(cfg.StoreConc)] = nr.PerSec // Node runs one transaction at a time whatever the callers
 
 	if pg := os.Getenv("CHATD_TEST_POSTGRES"); pg != "" {
 		rate, err := postgresSends(ctx, pg, cfg)
