@@ -24,7 +24,7 @@ go-test:
 
 node-test: build
 	cd test && npm ci --no-audit --no-fund --loglevel=error
-	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 test/
+	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
 
 clean:
 	rm -rf $(BIN) test/node_modules
