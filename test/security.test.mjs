@@ -4,7 +4,7 @@
 // everyone else is served.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { startChatd, createApp, call as http } from './lib/chatd.mjs';
+import { startChatd, createApp, call as http, ADMIN_KEY } from './lib/chatd.mjs';
 import { connect, call, sleep } from './lib/clients.mjs';
 
 describe('authorization matrix', () => {
@@ -81,6 +81,30 @@ describe('authorization matrix', () => {
     } finally { eve.close(); }
   });
 
+  test("app B cannot change app A's group", async () => {
+    const rm = await http(chatd.url, appB, 'POST', '/group/remove', { groupId: 'g', userIds: ['alice'] });
+    assert.notEqual(rm.status, 1, "B cannot remove from A's group");
+    const mk = await http(chatd.url, appB, 'POST', '/group/create', { groupId: 'g', name: 'Hijack', userIds: ['eve'] });
+    assert.equal(mk.status, 1, "B's own group g is B's");
+    const a = (await http(chatd.url, appA, 'GET', '/user/sessions', { userId: 'alice' })).data.find((s) => s.targetId === 'g');
+    assert.equal(a.title, 'G', "A's group keeps its name");
+    const eve = (await http(chatd.url, appA, 'GET', '/user/sessions', { userId: 'eve' })).data;
+    assert.deepEqual(eve.filter((x) => x.conversationType === 2), [], "A's eve is in no group");
+  });
+
+  test('non-media uploads are served as attachments', async () => {
+    const form = new FormData();
+    form.append('up_file', new Blob(['%PDF-1.4\n1 0 obj\n<<>>\nendobj\n']), 'doc.pdf');
+    const up = await (await fetch(`${chatd.url}/file/upload?appId=${appA.appId}&token=${encodeURIComponent(tok.A.bob)}`, { method: 'POST', body: form })).json();
+    assert.equal(up.status, 1, JSON.stringify(up));
+    const res = await fetch(up.data.fullUrl);
+    assert.equal(res.headers.get('content-type'), 'application/pdf');
+    assert.match(res.headers.get('content-disposition'), /^attachment/);
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+    const img = await fetch(fileUrl);
+    assert.match(img.headers.get('content-disposition'), /^inline/);
+  });
+
   test('files are reachable only through their unguessable name and app', async () => {
     assert.equal((await fetch(fileUrl)).status, 200);
     assert.equal((await fetch(fileUrl.replace(appA.appId, appB.appId))).status, 404);
@@ -114,7 +138,10 @@ describe('limits', () => {
   let chatd, app;
   const tokens = {};
   before(async () => {
-    chatd = await startChatd({ env: { CHATD_USER_SEND_RATE: '1', CHATD_USER_SEND_BURST: '3', CHATD_HANDSHAKE_RATE_IP: '0.5', CHATD_HANDSHAKE_BURST_IP: '4' } });
+    chatd = await startChatd({ env: {
+      CHATD_USER_SEND_RATE: '1', CHATD_USER_SEND_BURST: '3', CHATD_HANDSHAKE_RATE_IP: '0.5', CHATD_HANDSHAKE_BURST_IP: '6',
+      CHATD_MAX_USER_SOCKETS: '2', CHATD_MAX_CONTENT_BYTES: '1000', CHATD_MAX_BODY_BYTES: '4096', CHATD_HISTORY_LIMIT: '7',
+    } });
     app = await createApp(chatd.url, 'limits');
     for (const u of ['fast', 'calm', 'sock']) {
       tokens[u] = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: u, name: u, avatarUri: '' })).data.token;
@@ -148,6 +175,35 @@ describe('limits', () => {
     } finally { s.close(); }
   });
 
+  test('a user holds at most CHATD_MAX_USER_SOCKETS sockets', async () => {
+    const a = await connect(chatd.url, { appId: app.appId, token: tokens.calm });
+    const b = await connect(chatd.url, { appId: app.appId, token: tokens.calm, version: 2 });
+    try {
+      await assert.rejects(connect(chatd.url, { appId: app.appId, token: tokens.calm }), /too many connections/);
+      assert.equal((await call(a, 'session-list')).err, null, 'the first two keep working');
+    } finally { a.close(); b.close(); }
+  });
+
+  test('oversized bodies and contents get clear errors; history pages are capped', async () => {
+    const big = await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'calm', targetId: 'sock', messageType: 1, content: { content: 'x'.repeat(1200) } });
+    assert.equal(big.httpStatus, 413);
+    assert.match(big.message, /content is larger than 1000 bytes/);
+    const huge = await http(chatd.url, app, 'POST', '/user/getToken', { userId: 'x', name: 'y'.repeat(5000), avatarUri: '' });
+    assert.equal(huge.httpStatus, 413);
+    assert.match(huge.message, /request body is larger/);
+    // Nine messages from three users (each within their send burst of 3).
+    const hs = ['h1', 'h2', 'h3'];
+    for (const u of hs) await http(chatd.url, app, 'POST', '/user/getToken', { userId: u, name: u, avatarUri: '' });
+    await http(chatd.url, app, 'POST', '/group/create', { groupId: 'hist', name: 'H', userIds: hs });
+    for (let i = 0; i < 9; i++) {
+      const r = await http(chatd.url, app, 'POST', '/group/send/message', { senderUserId: hs[i % 3], targetId: 'hist', messageType: 1, content: { content: `${i}` } });
+      assert.equal(r.status, 1, JSON.stringify(r));
+    }
+    const page = await http(chatd.url, app, 'GET', '/session/messages', { userId: 'h1', targetId: 'hist', conversationType: 2, limit: 1000 });
+    assert.equal(page.status, 1);
+    assert.equal(page.data.length, 7, 'limit is capped by CHATD_HISTORY_LIMIT');
+  });
+
   test('new socket sessions from one address past the burst get 429', async () => {
     const opened = [];
     let refused = 0;
@@ -160,6 +216,29 @@ describe('limits', () => {
     assert.ok(refused >= 3, `${refused} of 8 refused`);
     assert.ok(opened.every((c) => c === 200));
   });
+});
+
+test('secrets never reach the log', async () => {
+  const chatd = await startChatd({ env: { CHATD_LOG_LEVEL: 'debug' } });
+  let app, token;
+  try {
+    app = await createApp(chatd.url, 'logs');
+    token = (await http(chatd.url, app, 'POST', '/user/getToken', { userId: 'l', name: 'l', avatarUri: '' })).data.token;
+    // A mix of good and bad requests, signed and not, HTTP and sockets.
+    await http(chatd.url, { appId: app.appId, appSecret: 'wrong' }, 'GET', '/user/sessions', { userId: 'l' });
+    await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'l', targetId: 'nobody', messageType: 1, content: {} });
+    await fetch(`${chatd.url}/file/upload?appId=${app.appId}&token=${encodeURIComponent(token)}x`, { method: 'POST' });
+    const s = await connect(chatd.url, { appId: app.appId, token });
+    await call(s, 'sync', { sid: 'bad' });
+    s.close();
+    await assert.rejects(connect(chatd.url, { appId: app.appId, token: token + 'x' }));
+  } finally { await chatd.stop(); }
+  const log = chatd.stderr();
+  assert.ok(log.length > 0, 'chatd logged something');
+  for (const [what, secret] of [['app secret', app.appSecret], ['token', token], ['admin key', ADMIN_KEY]]) {
+    assert.ok(!log.includes(secret), `the ${what} appears in the log`);
+    assert.ok(!log.includes(secret.slice(0, 16)), `part of the ${what} appears in the log`);
+  }
 });
 
 test('/metrics shows sockets and returns to its baseline after clients leave', async () => {

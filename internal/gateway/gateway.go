@@ -129,6 +129,9 @@ func (g *Gateway) authenticate(h *socketio.Handshake) (any, error) {
 		_, _, msg := chat.Describe(err)
 		return nil, errors.New("authentication failed: " + msg)
 	}
+	if max := g.opts.MaxUserSocket; max > 0 && g.reg.userCount(userKey(u.AppID, u.UserID)) >= max {
+		return nil, fmt.Errorf("too many connections for this user (at most %d)", max)
+	}
 	return identity{AppID: u.AppID, UserID: u.UserID}, nil
 }
 
@@ -141,6 +144,8 @@ func (g *Gateway) connected(s *socketio.Socket) {
 		return
 	}
 	key := userKey(id.AppID, id.UserID)
+	// authenticate refused users already at the limit; this catches the ones
+	// that raced past it together.
 	if n := g.reg.add(key, s); g.opts.MaxUserSocket > 0 && n > g.opts.MaxUserSocket {
 		g.reg.remove(key, s)
 		g.log.Warn("too many sockets for user", "app", id.AppID, "user", id.UserID)

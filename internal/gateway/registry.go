@@ -71,6 +71,14 @@ func (r *registry) sockets(dst []*socketio.Socket, key string) []*socketio.Socke
 	return dst
 }
 
+// userCount is the number of the user's sockets on this node.
+func (r *registry) userCount(key string) int {
+	sh := r.shard(key)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return len(sh.users[key])
+}
+
 // count is the number of sockets registered on this node.
 func (r *registry) count() int {
 	n := 0
