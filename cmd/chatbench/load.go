@@ -269,11 +269,26 @@ func ramp(ctx context.Context, r *running, rc *receiver, senders []*client, targ
 			if held = s.ok(limit); held {
 				best = max(best, s.PerSec)
 			}
-			time.Sleep(500 * time.Millisecond) // let queues empty between steps
+			settle(ctx, rc) // late deliveries must not count in the next step
 		}
 		if !held {
 			break
 		}
 	}
 	return steps, best
+}
+
+// settle waits until no push has arrived for half a second (at most 10s),
+// so that a step's stragglers do not land in the next step's counts.
+func settle(ctx context.Context, rc *receiver) {
+	deadline := time.Now().Add(10 * time.Second)
+	last := rc.delivered.Load()
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(500 * time.Millisecond)
+		n := rc.delivered.Load()
+		if n == last {
+			return
+		}
+		last = n
+	}
 }

@@ -82,7 +82,7 @@ func run(ctx context.Context) error {
 			cfg.Only[s] = true
 		}
 	}
-	cfg.IdleConns, cfg.IdleMax = 10_000, 19_700
+	cfg.IdleConns, cfg.IdleMax = 10_000, 19_900
 	cfg.Pairs, cfg.P2PRate = 100, 500
 	cfg.P2PRamp = []float64{250, 500, 1000, 2000, 4000, 6000, 8000, 12000, 16000}
 	cfg.FixedDur, cfg.StepDur = 10*time.Second, 5*time.Second
