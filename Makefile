@@ -3,7 +3,7 @@
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: all build test go-test node-test vet fmt-check clean
+.PHONY: all build test go-test node-test vet fmt-check soak clean
 
 all: build
 
@@ -25,6 +25,11 @@ go-test:
 node-test: build
 	cd test && npm ci --no-audit --no-fund --loglevel=error
 	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
+
+# `make soak` holds 10,000 sockets on loopback, sends for three minutes, lets
+# the clients leave and checks chatd's /metrics return to their baseline.
+soak: build
+	$(GO) run ./cmd/chatsoak -chatd $(BIN)/chatd
 
 clean:
 	rm -rf $(BIN) test/node_modules
