@@ -259,6 +259,9 @@ func dial(base, appID, token string) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Pings are answered through send, which serialises writes and sets a
+	// fresh write deadline each time.
+	ws.AutoPong = false
 	c := &client{conn: ws}
 	if err := c.send(`40{"token":"` + token + `","appId":"` + appID + `"}`); err != nil {
 		ws.Close()
