@@ -5,6 +5,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -371,16 +372,13 @@ func (g *Gateway) deliverMessage(payload []byte) {
 		return
 	}
 	var socks []*socketio.Socket
+	var enc pushEncoder
 	for _, r := range d.Recipients {
 		socks = g.reg.sockets(socks[:0], userKey(d.AppID, r.UserID))
 		if len(socks) == 0 {
 			continue
 		}
-		p, err := socketio.Prepare("/", evMessage, pushEnvelope{
-			Status: chat.CodeOK,
-			Data:   chat.SendResult{Message: d.Message, SendSession: r.Session},
-			Type:   "user",
-		})
+		p, err := enc.prepare(d.Message, r.Session)
 		if err != nil {
 			g.log.Error("encode push", "err", err)
 			return
@@ -391,6 +389,63 @@ func (g *Gateway) deliverMessage(payload []byte) {
 			}
 		}
 	}
+}
+
+// pushEncoder builds the pushes of one message. Recipients differ only in
+// their session (a group's members only in its sid), so the JSON is encoded
+// once per title and avatar and each recipient's sid is spliced into it:
+// for a large group that halves the CPU of a delivery.
+type pushEncoder struct {
+	templates map[[2]string]template
+}
+
+// template is an encoded push with an empty sid at sidAt.
+type template struct {
+	json  []byte
+	sidAt int
+}
+
+// sidMarker precedes the receiver's sid. It is the last one in the push:
+// sendSession follows the message (whose content might contain the same
+// bytes as an object key) and only "type" comes after it.
+var sidMarker = []byte(`"sendSession":{"sid":"`)
+
+func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef) (*socketio.Prepared, error) {
+	b, err := e.encode(m, ref)
+	if err != nil {
+		return nil, err
+	}
+	return socketio.Prepare("/", evMessage, json.RawMessage(b))
+}
+
+// encode returns the JSON of the push of m to the owner of session ref.
+func (e *pushEncoder) encode(m chat.Message, ref chat.SessionRef) ([]byte, error) {
+	key := [2]string{ref.Title, ref.Avatar}
+	t, ok := e.templates[key]
+	if !ok {
+		b, err := json.Marshal(pushEnvelope{
+			Status: chat.CodeOK,
+			Data:   chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}},
+			Type:   "user",
+		})
+		if err != nil {
+			return nil, err
+		}
+		i := bytes.LastIndex(b, sidMarker)
+		if i < 0 {
+			return nil, errors.New("push has no sendSession")
+		}
+		t = template{json: b, sidAt: i + len(sidMarker)}
+		if e.templates == nil {
+			e.templates = make(map[[2]string]template, 2)
+		}
+		e.templates[key] = t
+	}
+	// Session ids are hex: nothing to escape.
+	out := make([]byte, 0, len(t.json)+len(ref.SID))
+	out = append(out, t.json[:t.sidAt]...)
+	out = append(out, ref.SID...)
+	return append(out, t.json[t.sidAt:]...), nil
 }
 
 // deliverRead tells the user's other devices about a read mark.

@@ -122,3 +122,36 @@ func TestFlexInt(t *testing.T) {
 		}
 	}
 }
+
+// TestPushEncoderMatchesMarshal: splicing the sid into a shared encoding
+// gives exactly the bytes of encoding each push on its own, even when the
+// content holds the marker the splice looks for.
+func TestPushEncoderMatchesMarshal(t *testing.T) {
+	msg := chat.Message{
+		MsgID: "6b08fc75dc51166a05e6b831", ConversationType: 2, SenderUserID: "a", TargetID: "g", MessageType: 1,
+		Content: json.RawMessage(`{"sendSession":{"sid":"","title":"x"},"text":"\"sendSession\":{\"sid\":\"<b>"}`),
+		Date:    "10:00", SendUser: chat.UserRef{Name: "A"}, Seq: 7, Timestamp: 1,
+	}
+	refs := []chat.SessionRef{
+		{SID: "6b08fc75701c630617e6b82f", Title: "Group", Avatar: "https://a/g.png"},
+		{SID: "6b08fc75701c630617e6b830", Title: "Group", Avatar: "https://a/g.png"},
+		{SID: "6b08fc75701c630617e6b831", Title: "Peer <&>", Avatar: ""},
+	}
+	var enc pushEncoder
+	for _, ref := range refs {
+		got, err := enc.encode(msg, ref)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := json.Marshal(pushEnvelope{Status: 1, Data: chat.SendResult{Message: msg, SendSession: ref}, Type: "user"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("spliced push differs:\n got %s\nwant %s", got, want)
+		}
+	}
+	if len(enc.templates) != 2 {
+		t.Fatalf("%d templates for 2 distinct sessions", len(enc.templates))
+	}
+}
