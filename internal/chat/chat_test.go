@@ -312,3 +312,54 @@ func TestMarkReadAndSync(t *testing.T) {
 		t.Fatalf("unread after MarkRead: %d", ss[0].Unread)
 	}
 }
+
+// countingStore counts the reads the send path makes.
+type countingStore struct {
+	store.Store
+	mu                   sync.Mutex
+	openPrivate, members int
+}
+
+func (c *countingStore) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conversation, error) {
+	c.mu.Lock()
+	c.openPrivate++
+	c.mu.Unlock()
+	return c.Store.OpenPrivate(ctx, appID, a, b)
+}
+
+func (c *countingStore) Members(ctx context.Context, id string) ([]store.Member, error) {
+	c.mu.Lock()
+	c.members++
+	c.mu.Unlock()
+	return c.Store.Members(ctx, id)
+}
+
+// TestPrivateConversationsAreRemembered: a private conversation and its two
+// memberships never change, so only the first send of a pair reads them.
+func TestPrivateConversationsAreRemembered(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	cs := &countingStore{Store: st}
+	svc := New(cs, Options{})
+	app, _ := svc.CreateApp(ctx, "a", "")
+	svc.GetToken(ctx, app, "a", "A", "")
+	svc.GetToken(ctx, app, "b", "B", "")
+	var sids []string
+	for i, pair := range [][2]string{{"a", "b"}, {"b", "a"}, {"a", "b"}} {
+		r, err := svc.SendPrivate(ctx, SendInput{AppID: app.ID, SenderID: pair[0], TargetID: pair[1], Type: 1, Content: text("x")})
+		if err != nil || r.Seq != int64(i+1) {
+			t.Fatalf("send %d: %v seq %d", i, err, r.Seq)
+		}
+		sids = append(sids, r.SendSession.SID)
+	}
+	if cs.openPrivate != 1 || cs.members != 1 {
+		t.Fatalf("OpenPrivate %d times, Members %d times; want once each", cs.openPrivate, cs.members)
+	}
+	if sids[0] != sids[2] || sids[0] == sids[1] {
+		t.Fatalf("sender sessions %v: each side keeps its own sid", sids)
+	}
+}

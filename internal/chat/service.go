@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -103,7 +104,11 @@ type Service struct {
 	tokenTTL  time.Duration
 	userSends *ratelimit.Limiter
 	appSends  *ratelimit.Limiter
-	stats     struct{ sent, duplicates, rateLimited atomic.Uint64 }
+
+	privMu  sync.Mutex
+	private map[string]privateConv // by app and PrivateKey
+
+	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
 
 // Stats are the service's cumulative counters, for /metrics.
@@ -146,6 +151,7 @@ func New(st store.Store, opts Options) *Service {
 	}
 	return &Service{
 		store: st, limits: l, notifier: opts.Notifier, now: now, tokenTTL: opts.TokenTTL,
+		private:   make(map[string]privateConv),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
 	}
@@ -430,17 +436,60 @@ func (s *Service) SendPrivate(ctx context.Context, in SendInput) (SendResult, er
 			return SendResult{}, err
 		}
 	}
-	conv, err := s.store.OpenPrivate(ctx, in.AppID, in.SenderID, in.TargetID)
+	pc, err := s.openPrivate(ctx, in.AppID, in.SenderID, in.TargetID)
 	if err != nil {
-		return SendResult{}, fmt.Errorf("open conversation: %w", err)
+		return SendResult{}, err
 	}
 	// Each side's session is titled with the other side.
 	titles := map[string]SessionRef{
 		sender.UserID: {Title: target.Name, Avatar: target.AvatarURI},
 		target.UserID: {Title: sender.Name, Avatar: sender.AvatarURI},
 	}
-	return s.send(ctx, in, conv, UserRef{Name: sender.Name, AvatarURI: sender.AvatarURI}, titles, nil)
+	return s.send(ctx, in, pc.conv, pc.members, UserRef{Name: sender.Name, AvatarURI: sender.AvatarURI}, titles, nil)
 }
+
+// privateConv is a private conversation with its two memberships. Neither
+// ever changes once created (only groups gain and lose members), so they
+// are safe to keep in memory on every node.
+type privateConv struct {
+	conv    store.Conversation // LastSeq and LastMsgAt are stale: do not use them
+	members []store.Member
+}
+
+// openPrivate returns the private conversation of a and b, creating it when
+// absent, from memory when this node has seen it before.
+func (s *Service) openPrivate(ctx context.Context, appID, a, b string) (privateConv, error) {
+	key := appID + "\x00" + store.PrivateKey(a, b)
+	s.privMu.Lock()
+	pc, ok := s.private[key]
+	s.privMu.Unlock()
+	if ok {
+		return pc, nil
+	}
+	conv, err := s.store.OpenPrivate(ctx, appID, a, b)
+	if err != nil {
+		return pc, fmt.Errorf("open conversation: %w", err)
+	}
+	members, err := s.store.Members(ctx, conv.ID)
+	if err != nil {
+		return pc, fmt.Errorf("load members: %w", err)
+	}
+	pc = privateConv{conv: conv, members: members}
+	s.privMu.Lock()
+	if len(s.private) >= maxCachedPrivate {
+		for k := range s.private { // evict an arbitrary entry: any one is cheap to reload
+			delete(s.private, k)
+			break
+		}
+	}
+	s.private[key] = pc
+	s.privMu.Unlock()
+	return pc, nil
+}
+
+// maxCachedPrivate bounds the private conversations kept in memory
+// (about 300 bytes each).
+const maxCachedPrivate = 100_000
 
 // SendGroup sends a message to a group the sender belongs to.
 func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, error) {
@@ -462,12 +511,13 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 		return SendResult{}, fmt.Errorf("load user: %w", err)
 	}
 	ref := SessionRef{Title: conv.Name, Avatar: conv.AvatarURI}
-	return s.send(ctx, in, conv, sender, nil, &ref)
+	return s.send(ctx, in, conv, nil, sender, nil, &ref)
 }
 
 // send stores the message and tells the notifier. Titles come from titles
-// (per user, private) or from group (one for everyone).
-func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
+// (per user, private) or from group (one for everyone). members are the
+// conversation's, or nil to read them after the send (a group's may change).
+func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, members []store.Member, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
 	msg, dup, err := s.store.Send(ctx, store.NewMessage{
 		ConversationID: conv.ID,
 		SenderID:       in.SenderID,
@@ -487,9 +537,10 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 	} else {
 		s.stats.sent.Add(1)
 	}
-	members, err := s.store.Members(ctx, conv.ID)
-	if err != nil {
-		return SendResult{}, fmt.Errorf("load members: %w", err)
+	if members == nil {
+		if members, err = s.store.Members(ctx, conv.ID); err != nil {
+			return SendResult{}, fmt.Errorf("load members: %w", err)
+		}
 	}
 	msg.SenderName, msg.SenderAvatar = sender.Name, sender.AvatarURI
 	wire := s.wireMessage(conv, msg, s.now())
