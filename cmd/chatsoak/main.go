@@ -21,11 +21,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/chatd/chatd/internal/params"
@@ -83,7 +85,12 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	stop := func() { cmd.Process.Kill(); cmd.Wait() }
+	defer stop()
+	// Interrupted (Ctrl-C, timeout), take chatd down too rather than leave it running.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sigs; stop(); os.Exit(1) }()
 	base := "http://" + addr
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	if err := waitUp(hc, base); err != nil {
