@@ -22,6 +22,7 @@ import (
 
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/store"
+	sdkjs "github.com/chatd/chatd/sdk/js"
 	"github.com/chatd/chatd/web"
 )
 
@@ -89,25 +90,35 @@ func EnsureDemoApp(ctx context.Context, st store.Store) error {
 // Register adds the routes to mux. Paths it does not claim are left to the
 // mux's other handlers (the API's not-found answer).
 func (w *Web) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /sdk/chatd.js", w.file("sdk/chatd.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("GET /sdk/chatd.d.ts", w.file("sdk/chatd.d.ts", "text/plain; charset=utf-8"))
+	mux.HandleFunc("GET /sdk/chatd.js", w.sdkFile("chatd.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /sdk/chatd.d.ts", w.sdkFile("chatd.d.ts", "text/plain; charset=utf-8"))
 	if !w.opts.Demo {
-		mux.HandleFunc("GET /{$}", w.file("home.html", "text/html; charset=utf-8"))
+		mux.HandleFunc("GET /{$}", w.file(w.files, "home.html", "text/html; charset=utf-8"))
 		return
 	}
-	mux.HandleFunc("GET /{$}", w.file("index.html", "text/html; charset=utf-8"))
-	mux.HandleFunc("GET /demo/app.js", w.file("demo/app.js", "text/javascript; charset=utf-8"))
-	mux.HandleFunc("GET /demo/style.css", w.file("demo/style.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /{$}", w.file(w.files, "index.html", "text/html; charset=utf-8"))
+	mux.HandleFunc("GET /demo/app.js", w.file(w.files, "demo/app.js", "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /demo/style.css", w.file(w.files, "demo/style.css", "text/css; charset=utf-8"))
 	mux.HandleFunc("POST /demo/token", w.demoToken)
 	mux.HandleFunc("POST /demo/user", w.demoUser)
 	mux.HandleFunc("POST /demo/group", w.demoGroup)
 }
 
-// file serves one embedded file. The SDK is short-cached; pages and demo
-// assets are revalidated so a new binary is picked up at once.
-func (w *Web) file(name, contentType string) http.HandlerFunc {
+// sdkFile serves a file of the JS SDK, which apps on other origins load
+// with <script type=module>.
+func (w *Web) sdkFile(name, contentType string) http.HandlerFunc {
+	serve := w.file(sdkjs.FS, name, contentType)
 	return func(rw http.ResponseWriter, r *http.Request) {
-		b, err := fs.ReadFile(w.files, name)
+		rw.Header().Set("Access-Control-Allow-Origin", "*")
+		serve(rw, r)
+	}
+}
+
+// file serves one embedded file. Pages, demo assets and the SDK are
+// revalidated so that a new binary is picked up at once.
+func (w *Web) file(fsys fs.FS, name, contentType string) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		b, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			http.Error(rw, "not found", http.StatusNotFound)
 			return
@@ -119,10 +130,6 @@ func (w *Web) file(name, contentType string) http.HandlerFunc {
 		if strings.HasSuffix(name, ".html") {
 			h.Set("Content-Security-Policy", contentSecurityPolicy)
 			h.Set("Referrer-Policy", "no-referrer")
-		}
-		if strings.HasPrefix(name, "sdk/") {
-			// Apps on other origins load the SDK with <script type=module>.
-			h.Set("Access-Control-Allow-Origin", "*")
 		}
 		rw.Write(b)
 	}

@@ -1,14 +1,11 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,25 +14,7 @@ import (
 
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/store/sqlite"
-	"github.com/chatd/chatd/web"
 )
-
-// The SDK's canonical source is sdk/js; the embedded copy must not drift.
-func TestEmbeddedSDKMatchesSource(t *testing.T) {
-	for _, name := range []string{"chatd.js", "chatd.d.ts"} {
-		src, err := os.ReadFile(filepath.Join("..", "..", "sdk", "js", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		emb, err := fs.ReadFile(web.FS, "sdk/"+name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(src, emb) {
-			t.Errorf("web/sdk/%s differs from sdk/js/%s: run cp sdk/js/%s web/sdk/", name, name, name)
-		}
-	}
-}
 
 func newService(t *testing.T, path string) *chat.Service {
 	t.Helper()
