@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/chatd/chatd/internal/testenv"
 	"io"
 	"mime/multipart"
 	"net/url"
@@ -92,7 +93,7 @@ func TestClusterDelivery(t *testing.T) {
 		{"nats", "CHATD_TEST_NATS"},
 	} {
 		t.Run(b.name, func(t *testing.T) {
-			brokerURL := envURL(t, b.env)
+			brokerURL := testenv.URL(t, b.env)
 			runDelivery(t, brokerURL)
 		})
 	}

@@ -31,6 +31,7 @@ import (
 
 	"github.com/chatd/chatd/internal/params"
 	"github.com/chatd/chatd/internal/signature"
+	"github.com/chatd/chatd/internal/testenv"
 )
 
 const adminKey = "cluster-admin-key"
@@ -38,31 +39,6 @@ const adminKey = "cluster-admin-key"
 // waitLimit bounds every wait for something that should happen "soon". It is a
 // deadlock guard, not a performance assertion: the machine is shared and slow.
 const waitLimit = 30 * time.Second
-
-// envURL returns the URL in env; unset skips the test, or fails it under CI=true.
-func envURL(t testing.TB, env string) string {
-	t.Helper()
-	u := os.Getenv(env)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set (required when CI=true)", env)
-		}
-		t.Skipf("%s is not set", env)
-	}
-	return u
-}
-
-// binary returns path if it is executable; otherwise skip, or fail under CI=true.
-func binary(t testing.TB, path string) string {
-	t.Helper()
-	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required when CI=true: %v", path, err)
-		}
-		t.Skipf("%s not available", path)
-	}
-	return path
-}
 
 var (
 	buildOnce sync.Once
@@ -112,7 +88,7 @@ func randHex(n int) string {
 // ends, and returns a store URL whose search_path selects it.
 func freshSchema(t testing.TB) string {
 	t.Helper()
-	base := envURL(t, "CHATD_TEST_POSTGRES")
+	base := testenv.URL(t, "CHATD_TEST_POSTGRES")
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, base)
@@ -516,7 +492,7 @@ type privateServer struct {
 }
 
 func newPrivateRedis(t testing.TB) *privateServer {
-	bin := binary(t, "/usr/bin/redis-server")
+	bin := testenv.Binary(t, "/usr/bin/redis-server")
 	dir := t.TempDir()
 	port := freePort(t)
 	s := &privateServer{t: t, name: "redis", bin: bin, port: port, log: filepath.Join(dir, "redis.log"),
@@ -527,7 +503,7 @@ func newPrivateRedis(t testing.TB) *privateServer {
 }
 
 func newPrivateNATS(t testing.TB) *privateServer {
-	bin := binary(t, "/usr/sbin/nats-server")
+	bin := testenv.Binary(t, "/usr/sbin/nats-server")
 	dir := t.TempDir()
 	port := freePort(t)
 	s := &privateServer{t: t, name: "nats", bin: bin, port: port, log: filepath.Join(dir, "nats.log"),

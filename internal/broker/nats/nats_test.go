@@ -16,6 +16,7 @@ import (
 	"github.com/chatd/chatd/internal/broker"
 	"github.com/chatd/chatd/internal/broker/brokertest"
 	"github.com/chatd/chatd/internal/broker/nats"
+	"github.com/chatd/chatd/internal/testenv"
 )
 
 var seq atomic.Int64
@@ -38,7 +39,7 @@ func open(t testing.TB, url string, opts ...nats.Option) *nats.Broker {
 }
 
 func TestConformance(t *testing.T) {
-	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	url := testenv.URL(t, "CHATD_TEST_NATS")
 	brokertest.Run(t, func(t *testing.T) func() broker.Broker {
 		prefix := uniquePrefix()
 		return func() broker.Broker { return open(t, url, nats.WithPrefix(prefix)) }
@@ -46,7 +47,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestTopicsWithSubjectCharacters(t *testing.T) {
-	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	url := testenv.URL(t, "CHATD_TEST_NATS")
 	prefix := uniquePrefix()
 	a, b := open(t, url, nats.WithPrefix(prefix)), open(t, url, nats.WithPrefix(prefix))
 	topics := []string{"", "a.b", "a.*", ">", "a b", "u:app:alice", "é", "a_2Eb"}
@@ -157,7 +158,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestOutage(t *testing.T) {
-	srv := &server{t: t, bin: brokertest.Binary(t, "/usr/sbin/nats-server"), port: freePort(t)}
+	srv := &server{t: t, bin: testenv.Binary(t, "/usr/sbin/nats-server"), port: freePort(t)}
 	srv.start()
 	t.Cleanup(srv.stop)
 
@@ -217,7 +218,7 @@ func TestOutage(t *testing.T) {
 }
 
 func BenchmarkNATS(bm *testing.B) {
-	url := brokertest.URL(bm, "CHATD_TEST_NATS")
+	url := testenv.URL(bm, "CHATD_TEST_NATS")
 	prefix := uniquePrefix()
 	brokertest.Benchmark(bm, open(bm, url, nats.WithPrefix(prefix)), open(bm, url, nats.WithPrefix(prefix)))
 }
@@ -225,7 +226,7 @@ func BenchmarkNATS(bm *testing.B) {
 // TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
 // the client's pings can notice; recovery needs a fresh connection.
 func TestHalfOpen(t *testing.T) {
-	url := brokertest.URL(t, "CHATD_TEST_NATS")
+	url := testenv.URL(t, "CHATD_TEST_NATS")
 	u, err := neturl.Parse(url)
 	if err != nil {
 		t.Fatal(err)

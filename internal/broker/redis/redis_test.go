@@ -17,6 +17,7 @@ import (
 	"github.com/chatd/chatd/internal/broker"
 	"github.com/chatd/chatd/internal/broker/brokertest"
 	"github.com/chatd/chatd/internal/broker/redis"
+	"github.com/chatd/chatd/internal/testenv"
 )
 
 var seq atomic.Int64
@@ -39,7 +40,7 @@ func open(t testing.TB, url string, opts ...redis.Option) *redis.Broker {
 }
 
 func TestConformance(t *testing.T) {
-	url := brokertest.URL(t, "CHATD_TEST_REDIS")
+	url := testenv.URL(t, "CHATD_TEST_REDIS")
 	brokertest.Run(t, func(t *testing.T) func() broker.Broker {
 		prefix := uniquePrefix(t)
 		return func() broker.Broker { return open(t, url, redis.WithPrefix(prefix)) }
@@ -118,7 +119,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func TestOutage(t *testing.T) {
-	srv := &server{t: t, bin: brokertest.Binary(t, "/usr/bin/redis-server"), port: freePort(t)}
+	srv := &server{t: t, bin: testenv.Binary(t, "/usr/bin/redis-server"), port: freePort(t)}
 	srv.start()
 	t.Cleanup(srv.stop)
 
@@ -197,7 +198,7 @@ func TestOutage(t *testing.T) {
 }
 
 func BenchmarkRedis(bm *testing.B) {
-	url := brokertest.URL(bm, "CHATD_TEST_REDIS")
+	url := testenv.URL(bm, "CHATD_TEST_REDIS")
 	prefix := uniquePrefix(bm)
 	brokertest.Benchmark(bm, open(bm, url, redis.WithPrefix(prefix)), open(bm, url, redis.WithPrefix(prefix)))
 }
@@ -205,7 +206,7 @@ func BenchmarkRedis(bm *testing.B) {
 // TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
 // the broker's own health check can notice; recovery needs a fresh connection.
 func TestHalfOpen(t *testing.T) {
-	url := brokertest.URL(t, "CHATD_TEST_REDIS")
+	url := testenv.URL(t, "CHATD_TEST_REDIS")
 	ro, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)

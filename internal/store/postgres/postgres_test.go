@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -21,27 +20,14 @@ import (
 
 	"github.com/chatd/chatd/internal/store"
 	"github.com/chatd/chatd/internal/store/storetest"
+	"github.com/chatd/chatd/internal/testenv"
 )
-
-// testURL returns CHATD_TEST_POSTGRES, skipping the test when it is unset
-// (failing instead under CI, where the database must be there).
-func testURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv("CHATD_TEST_POSTGRES")
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			tb.Fatal("CHATD_TEST_POSTGRES is not set (required when CI=true)")
-		}
-		tb.Skip("CHATD_TEST_POSTGRES is not set")
-	}
-	return u
-}
 
 // newSchema creates a uniquely named, empty schema, dropped when the test
 // ends, and returns a URL whose search_path selects it.
 func newSchema(tb testing.TB) (schemaURL, schema string) {
 	tb.Helper()
-	base := testURL(tb)
+	base := testenv.URL(tb, "CHATD_TEST_POSTGRES")
 	var b [6]byte
 	rand.Read(b[:])
 	schema = "chatd_t_" + hex.EncodeToString(b[:])
@@ -165,7 +151,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 	u, schema := newSchema(t)
 	// A schema that does not exist yet is created; drop the test's own
 	// first to prove it.
-	conn, err := pgx.Connect(context.Background(), testURL(t))
+	conn, err := pgx.Connect(context.Background(), testenv.URL(t, "CHATD_TEST_POSTGRES"))
 	if err != nil {
 		t.Fatal(err)
 	}
