@@ -38,6 +38,7 @@ const (
 type Store struct {
 	w *sql.DB // exactly one connection; all writes go through it
 	r *sql.DB // read-only pool
+	c *sql.DB // one connection that checkpoints the WAL into the database
 
 	stmts    *sendStmts
 	batches  atomic.Int64 // send transactions committed, to measure batching
@@ -46,6 +47,7 @@ type Store struct {
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
 	exited   chan struct{} // closed by the writer loop when it has stopped
+	ckptDone chan struct{} // closed by the checkpoint loop when it has stopped
 	once     sync.Once
 }
 
@@ -73,6 +75,10 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 
 	wq := cloneValues(common)
 	wq.Add("_pragma", "journal_mode(WAL)")
+	// The writer never checkpoints: a checkpoint run by the commit that
+	// crosses the threshold stalls every send queued behind it for
+	// milliseconds. A separate connection checkpoints in the background.
+	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// A deferred transaction that reads then writes fails with SQLITE_BUSY
 	// when another writer got in between; IMMEDIATE takes the lock up front.
 	wq.Set("_txlock", "immediate")
@@ -105,10 +111,20 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: ping readers: %w", err)
 	}
 
+	cq := cloneValues(common)
+	c, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	if err != nil {
+		w.Close()
+		r.Close()
+		return nil, fmt.Errorf("sqlite: open checkpointer: %w", err)
+	}
+	c.SetMaxOpenConns(1)
+
 	stmts, err := prepareSend(ctx, w)
 	if err != nil {
 		w.Close()
 		r.Close()
+		c.Close()
 		return nil, err
 	}
 	if maxBatch < 1 {
@@ -117,14 +133,37 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 	s := &Store{
 		w:        w,
 		r:        r,
+		c:        c,
 		stmts:    stmts,
 		maxBatch: maxBatch,
 		sends:    make(chan *sendReq, 4*maxBatch),
 		done:     make(chan struct{}),
 		exited:   make(chan struct{}),
+		ckptDone: make(chan struct{}),
 	}
 	go s.writeLoop()
+	go s.checkpointLoop()
 	return s, nil
+}
+
+// checkpointInterval is how often the WAL is copied back into the database.
+const checkpointInterval = time.Second
+
+// checkpointLoop copies committed WAL frames into the database file now and
+// then, off the send path. PASSIVE never waits for readers or the writer; the
+// WAL is reused from its start once a checkpoint has caught up.
+func (s *Store) checkpointLoop() {
+	defer close(s.ckptDone)
+	t := time.NewTicker(checkpointInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			_, _ = s.c.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+		}
+	}
 }
 
 func cloneValues(v url.Values) url.Values {
@@ -151,12 +190,13 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.once.Do(func() { close(s.done) })
 	<-s.exited
+	<-s.ckptDone
 	s.stmts.close()
 	s.rstmts.Range(func(_, v any) bool {
 		v.(*sql.Stmt).Close()
 		return true
 	})
-	return errors.Join(s.r.Close(), s.w.Close())
+	return errors.Join(s.r.Close(), s.c.Close(), s.w.Close())
 }
 
 // rstmt returns the reader statement for q, preparing it on first use:

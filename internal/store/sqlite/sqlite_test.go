@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -334,5 +335,50 @@ func TestOpenRejectsNonFiles(t *testing.T) {
 			}
 			t.Errorf("Open(%q) = %v, want ErrInvalid", path, err)
 		}
+	}
+}
+
+// TestBackgroundCheckpoint: the writer never checkpoints (no stall on the
+// send path), and the background checkpointer copies committed pages into
+// the database file, so the WAL does not keep everything.
+func TestBackgroundCheckpoint(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var auto int
+	if err := s.w.QueryRowContext(ctx, `PRAGMA wal_autocheckpoint`).Scan(&auto); err != nil || auto != 0 {
+		t.Fatalf("writer wal_autocheckpoint = %d, %v; want 0", auto, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := fi.Size()
+	if err := s.CreateApp(ctx, store.App{ID: store.NewID(), Name: "a", CreatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Repeat("x", 4000)
+	for i := range 300 {
+		if _, err := s.UpsertUser(ctx, store.User{AppID: "app", UserID: fmt.Sprint("u", i), Name: big, CreatedAt: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > before+1<<20 {
+			return // about 1.2 MB of users reached the database file
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("database file still %d bytes (was %d): nothing was checkpointed", fi.Size(), before)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
