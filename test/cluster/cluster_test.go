@@ -306,7 +306,7 @@ func runDelivery(t *testing.T, brokerURL string) {
 			}
 		}
 	}
-	waitFor(t, "the read mark to reach "+other.name, func() bool {
+	testenv.WaitFor(t, "the read mark to reach "+other.name, func() bool {
 		_, _, reads := other.snapshot()
 		return slices.Contains(reads, sid)
 	})
@@ -412,7 +412,7 @@ func burst(t *testing.T, c *cluster, devices map[string][]*device, cv convSpec, 
 	}
 	for _, u := range cv.members {
 		for _, d := range devices[u] {
-			waitFor(t, d.name+" to receive the burst", func() bool {
+			testenv.WaitFor(t, d.name+" to receive the burst", func() bool {
 				n := 0
 				log, _, _ := d.snapshot()
 				for _, r := range log {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/chatd/chatd/internal/testenv"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -257,7 +258,7 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	<-killed
 	checkErrs()
 	for _, d := range devs {
-		waitFor(t, d.name+" to be connected to a live node", func() bool {
+		testenv.WaitFor(t, d.name+" to be connected to a live node", func() bool {
 			select {
 			case <-d.disconnected():
 				return false
@@ -292,23 +293,23 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	stopFlow := make(chan struct{})
 	flowDone := make(chan struct{})
 	go func() { defer close(flowDone); flow("outage", 0, 0, stopFlow) }()
-	waitFor(t, "sends before the broker outage", httpAcks(5))
+	testenv.WaitFor(t, "sends before the broker outage", httpAcks(5))
 	brk.p.kill()
 	for _, n := range live {
-		waitFor(t, fmt.Sprintf("node %d /readyz to fail while %s is down", n, brk.name), func() bool {
+		testenv.WaitFor(t, fmt.Sprintf("node %d /readyz to fail while %s is down", n, brk.name), func() bool {
 			code, _ := c.readyz(c.node(n))
 			return code == http.StatusServiceUnavailable
 		})
 	}
-	waitFor(t, "sends during the broker outage", httpAcks(5))
+	testenv.WaitFor(t, "sends during the broker outage", httpAcks(5))
 	brk.start()
 	for _, n := range live {
-		waitFor(t, fmt.Sprintf("node %d /readyz to recover after %s restarted", n, brk.name), func() bool {
+		testenv.WaitFor(t, fmt.Sprintf("node %d /readyz to recover after %s restarted", n, brk.name), func() bool {
 			code, _ := c.readyz(c.node(n))
 			return code == http.StatusOK
 		})
 	}
-	waitFor(t, "sends after the broker came back", httpAcks(5))
+	testenv.WaitFor(t, "sends after the broker came back", httpAcks(5))
 	close(stopFlow)
 	<-flowDone
 	checkErrs()
@@ -317,7 +318,7 @@ func runFaults(t *testing.T, storeURL string, brk *privateServer) {
 	// so probe until one message reaches every device by push; after that no
 	// push may be lost.
 	probe := 0
-	waitFor(t, "pushes to resume after the broker restart", func() bool {
+	testenv.WaitFor(t, "pushes to resume after the broker restart", func() bool {
 		probe++
 		id := fmt.Sprintf("probe-%d", probe)
 		attempt := 0

@@ -123,30 +123,6 @@ func freshSchema(t testing.TB) string {
 	return u.String()
 }
 
-// freePort asks the kernel for a free loopback port. Another process may take
-// it before we bind it; callers retry on a failed start.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// waitFor polls cond until it holds or waitLimit passes.
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // proc is a child process whose output goes to a log file.
 type proc struct {
 	name string
@@ -301,7 +277,7 @@ func newCluster(t testing.TB, n int, storeURL, brokerURL string) *cluster {
 func (c *cluster) launch(i int) (*node, error) {
 	var last error
 	for attempt := range 3 {
-		port := freePort(c.t)
+		port := testenv.FreePort(c.t)
 		env := append(os.Environ(),
 			"CHATD_ADDR=127.0.0.1:"+strconv.Itoa(port),
 			"CHATD_STORE="+c.store,
@@ -494,7 +470,7 @@ type privateServer struct {
 func newPrivateRedis(t testing.TB) *privateServer {
 	bin := testenv.Binary(t, "/usr/bin/redis-server")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	s := &privateServer{t: t, name: "redis", bin: bin, port: port, log: filepath.Join(dir, "redis.log"),
 		args: []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir}}
 	s.start()
@@ -505,7 +481,7 @@ func newPrivateRedis(t testing.TB) *privateServer {
 func newPrivateNATS(t testing.TB) *privateServer {
 	bin := testenv.Binary(t, "/usr/sbin/nats-server")
 	dir := t.TempDir()
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	s := &privateServer{t: t, name: "nats", bin: bin, port: port, log: filepath.Join(dir, "nats.log"),
 		args: []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}}
 	s.start()
@@ -528,7 +504,7 @@ func (s *privateServer) start() {
 		s.t.Fatal(err)
 	}
 	s.p = p
-	waitFor(s.t, s.name+" to accept connections", func() bool {
+	testenv.WaitFor(s.t, s.name+" to accept connections", func() bool {
 		if p.exited() {
 			s.t.Fatalf("%s exited: %v\n%s", s.name, p.err, p.tail())
 		}

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	neturl "net/url"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -100,71 +98,15 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 // server is a private nats-server, so that an outage does not disturb anyone else.
-type server struct {
-	t    *testing.T
-	bin  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "-a", "127.0.0.1", "-p", strconv.Itoa(s.port))
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start nats-server: %v", err)
-	}
-	deadline := time.Now().Add(brokertest.Wait)
-	for {
-		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("nats-server on port %d did not come up: %v", s.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) stop() {
-	if s.cmd != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
-func (s *server) url() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.port) }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestOutage(t *testing.T) {
-	srv := &server{t: t, bin: testenv.Binary(t, "/usr/sbin/nats-server"), port: freePort(t)}
-	srv.start()
-	t.Cleanup(srv.stop)
+	srv := testenv.StartServer(t, testenv.Binary(t, "/usr/sbin/nats-server"), func(port int) []string {
+		return []string{"-a", "127.0.0.1", "-p", strconv.Itoa(port)}
+	})
 
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
 	opts := []nats.Option{nats.WithLogger(log), nats.WithMaxBackoff(500 * time.Millisecond)}
-	a, b := open(t, srv.url(), opts...), open(t, srv.url(), opts...)
+	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Port)
+	a, b := open(t, url, opts...), open(t, url, opts...)
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
@@ -178,8 +120,8 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("got %q", m)
 	}
 
-	srv.stop()
-	waitFor(t, "Ping to fail on both nodes", func() bool {
+	srv.Stop()
+	testenv.WaitFor(t, "Ping to fail on both nodes", func() bool {
 		return a.Ping(ctx) != nil && b.Ping(ctx) != nil
 	})
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -195,9 +137,9 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("Subscribe during outage: %v", err)
 	}
 
-	srv.start()
+	srv.Start()
 	seen := map[string]bool{}
-	waitFor(t, "delivery to resume on both subscriptions", func() bool {
+	testenv.WaitFor(t, "delivery to resume on both subscriptions", func() bool {
 		_ = a.Publish(ctx, "room", []byte("after"))
 		_ = a.Publish(ctx, "late", []byte("after"))
 		for {
@@ -211,7 +153,7 @@ func TestOutage(t *testing.T) {
 		}
 		return seen["room:after"] && seen["late:after"]
 	})
-	waitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	testenv.WaitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
 	if st := b.Stats(); st.Reconnects == 0 {
 		t.Errorf("Reconnects = 0 after an outage")
 	}
@@ -251,9 +193,9 @@ func TestHalfOpen(t *testing.T) {
 	}
 
 	proxy.Blackhole()
-	waitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
+	testenv.WaitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
 	// Once the client knows, Publish fails instead of buffering.
-	waitFor(t, "Publish to fail behind a silent network", func() bool {
+	testenv.WaitFor(t, "Publish to fail behind a silent network", func() bool {
 		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		err := b.Publish(pctx, "room", []byte("lost"))
@@ -264,7 +206,7 @@ func TestHalfOpen(t *testing.T) {
 	})
 
 	proxy.Heal()
-	waitFor(t, "delivery to resume through a fresh connection", func() bool {
+	testenv.WaitFor(t, "delivery to resume through a fresh connection", func() bool {
 		_ = a.Publish(ctx, "room", []byte("after"))
 		for {
 			select {
@@ -278,5 +220,5 @@ func TestHalfOpen(t *testing.T) {
 			return false
 		}
 	})
-	waitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
+	testenv.WaitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
 }

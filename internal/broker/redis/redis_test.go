@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os/exec"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -60,72 +58,15 @@ func TestOpenBadURL(t *testing.T) {
 }
 
 // server is a private redis-server, so that an outage does not disturb anyone else.
-type server struct {
-	t    *testing.T
-	bin  string
-	port int
-	cmd  *exec.Cmd
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-func (s *server) start() {
-	s.t.Helper()
-	s.cmd = exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatalf("start redis-server: %v", err)
-	}
-	deadline := time.Now().Add(brokertest.Wait)
-	for {
-		c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)))
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on port %d did not come up: %v", s.port, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func (s *server) stop() {
-	if s.cmd != nil {
-		_ = s.cmd.Process.Kill()
-		_ = s.cmd.Wait()
-		s.cmd = nil
-	}
-}
-
-func (s *server) url() string { return fmt.Sprintf("redis://127.0.0.1:%d/0", s.port) }
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func TestOutage(t *testing.T) {
-	srv := &server{t: t, bin: testenv.Binary(t, "/usr/bin/redis-server"), port: freePort(t)}
-	srv.start()
-	t.Cleanup(srv.stop)
+	srv := testenv.StartServer(t, testenv.Binary(t, "/usr/bin/redis-server"), func(port int) []string {
+		return []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", ""}
+	})
 
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
 	opts := []redis.Option{redis.WithLogger(log), redis.WithHealthCheck(300 * time.Millisecond)}
-	a, b := open(t, srv.url(), opts...), open(t, srv.url(), opts...)
+	url := fmt.Sprintf("redis://127.0.0.1:%d/0", srv.Port)
+	a, b := open(t, url, opts...), open(t, url, opts...)
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
@@ -143,8 +84,8 @@ func TestOutage(t *testing.T) {
 		t.Fatalf("got %q", m)
 	}
 
-	srv.stop()
-	waitFor(t, "Ping to fail on both nodes", func() bool {
+	srv.Stop()
+	testenv.WaitFor(t, "Ping to fail on both nodes", func() bool {
 		return a.Ping(ctx) != nil && b.Ping(ctx) != nil
 	})
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
@@ -162,9 +103,9 @@ func TestOutage(t *testing.T) {
 	}
 	leave() // during the outage: must not come back with the reconnect
 
-	srv.start()
+	srv.Start()
 	seen := map[string]bool{}
-	waitFor(t, "delivery to resume on both subscriptions", func() bool {
+	testenv.WaitFor(t, "delivery to resume on both subscriptions", func() bool {
 		_ = a.Publish(ctx, "room", []byte("after"))
 		_ = a.Publish(ctx, "late", []byte("after"))
 		for {
@@ -178,9 +119,9 @@ func TestOutage(t *testing.T) {
 		}
 		return seen["room:after"] && seen["late:after"]
 	})
-	waitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
+	testenv.WaitFor(t, "Ping to succeed", func() bool { return a.Ping(ctx) == nil && b.Ping(ctx) == nil })
 	// Redis itself agrees: the node listens to exactly its live topics.
-	raw := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.port)})
+	raw := goredis.NewClient(&goredis.Options{Addr: fmt.Sprintf("127.0.0.1:%d", srv.Port)})
 	defer raw.Close()
 	numsub, err := raw.PubSubNumSub(ctx, "chatd:room", "chatd:late", "chatd:gone").Result()
 	if err != nil {
@@ -231,7 +172,7 @@ func TestHalfOpen(t *testing.T) {
 	}
 
 	proxy.Blackhole()
-	waitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
+	testenv.WaitFor(t, "Ping to fail behind a silent network", func() bool { return b.Ping(ctx) != nil })
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err = b.Publish(pctx, "room", []byte("lost"))
 	if err == nil {
@@ -243,7 +184,7 @@ func TestHalfOpen(t *testing.T) {
 	cancel()
 
 	proxy.Heal()
-	waitFor(t, "delivery to resume through a fresh connection", func() bool {
+	testenv.WaitFor(t, "delivery to resume through a fresh connection", func() bool {
 		_ = a.Publish(ctx, "room", []byte("after"))
 		for {
 			select {
@@ -257,5 +198,5 @@ func TestHalfOpen(t *testing.T) {
 			return false
 		}
 	})
-	waitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
+	testenv.WaitFor(t, "Ping to succeed", func() bool { return b.Ping(ctx) == nil })
 }
