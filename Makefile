@@ -24,7 +24,7 @@ go-test:
 
 node-test: build
 	cd test && npm ci --no-audit --no-fund --loglevel=error
-	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
+	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 --test-timeout=300000 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
 
 # `make soak` holds 10,000 sockets on loopback, sends for three minutes, lets
 # the clients leave and checks chatd's /metrics return to their baseline.

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
-import { startChatd, createApp, call, freePort } from './lib/chatd.mjs';
+import { startChatd, createApp, call, freePort, exited } from './lib/chatd.mjs';
 import { call as emit, until } from './lib/clients.mjs';
 
 const unlimited = { CHATD_USER_SEND_RATE: '0', CHATD_APP_SEND_RATE: '0' };
@@ -78,7 +78,7 @@ test('SIGKILL while sending loses no acknowledged message', async () => {
     const senders = users.map((u, i) => sender(u, i));
     await until(() => acked.group.length + acked.private.length >= 300, 'some traffic', 30000);
     chatd.proc.kill('SIGKILL');
-    await new Promise((r) => chatd.proc.once('exit', r));
+    await exited(chatd.proc);
     stop = true;
     await Promise.all(senders);
     assert.ok(acked.group.length > 0 && acked.private.length > 0);
@@ -151,7 +151,7 @@ test('SIGTERM finishes in-flight sends, refuses new connections, and clients rec
     for (const x of results) {
       if (x.r) assert.equal(x.r.status, 1, 'a request chatd accepted is completed, never failed by the shutdown');
     }
-    await new Promise((r) => chatd.proc.once('exit', r));
+    await exited(chatd.proc);
     assert.equal(chatd.proc.exitCode, 0, 'a graceful exit');
     await until(() => disconnects >= 1, 'the socket notices the shutdown');
 

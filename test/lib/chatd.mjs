@@ -72,14 +72,21 @@ export async function startChatd({ env = {}, dataDir, port } = {}) {
     url, port, proc, dataDir,
     stderr: () => stderr,
     async stop(signal = 'SIGTERM') {
-      if (proc.exitCode === null) {
-        const exited = new Promise((r) => proc.once('exit', r));
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const done = exited(proc);
         proc.kill(signal);
-        await exited;
+        await done;
       }
       if (ownDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+// exited resolves once proc has exited, also when it already had: an 'exit'
+// listener added after the event would wait for ever.
+export function exited(proc) {
+  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve();
+  return new Promise((r) => proc.once('exit', r));
 }
 
 // createApp registers an app through the admin route.
