@@ -33,6 +33,16 @@ type Broker interface {
 	Close() error
 }
 
+// Local is implemented by brokers whose subscribers all run in this process
+// (Memory). PublishValue hands v itself to the handlers of SubscribeValue:
+// nothing is encoded on the way. Those handlers also receive the payloads of
+// Publish, as []byte; Subscribe's handlers receive only those. As with
+// payloads, v is shared: neither the publisher nor a handler may modify it.
+type Local interface {
+	PublishValue(ctx context.Context, topic string, v any) error
+	SubscribeValue(topic string, handler func(v any)) (unsubscribe func(), err error)
+}
+
 // ErrClosed is returned by Publish, Subscribe and Ping after Close.
 var ErrClosed = errors.New("broker: closed")
 

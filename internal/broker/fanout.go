@@ -40,12 +40,12 @@ func NewFanout(queueLen int) *Fanout {
 type Sub struct {
 	f       *Fanout
 	topic   string
-	handler func([]byte)
+	handler func(any) // gets a []byte, or a value from DeliverValue
 
 	active atomic.Bool
 
 	mu      sync.Mutex
-	queue   [][]byte // ring buffer of len f.queueLen, allocated on first use
+	queue   []any // ring buffer of len f.queueLen, allocated on first use
 	head, n int
 	running bool
 	closed  bool
@@ -55,8 +55,19 @@ type Sub struct {
 func (s *Sub) Topic() string { return s.topic }
 
 // Add registers handler for topic. first reports whether the topic had no
-// subscription before. ok is false when the table is closed.
+// subscription before. ok is false when the table is closed. The handler sees
+// the payloads passed to Deliver, not the values passed to DeliverValue.
 func (f *Fanout) Add(topic string, handler func([]byte), active bool) (s *Sub, first, ok bool) {
+	return f.AddValue(topic, func(p any) {
+		if b, ok := p.([]byte); ok {
+			handler(b)
+		}
+	}, active)
+}
+
+// AddValue is Add for a handler that also receives the values passed to
+// DeliverValue; payloads passed to Deliver reach it as []byte.
+func (f *Fanout) AddValue(topic string, handler func(any), active bool) (s *Sub, first, ok bool) {
 	s = &Sub{f: f, topic: topic, handler: handler}
 	s.active.Store(active)
 	f.mu.Lock()
@@ -119,11 +130,17 @@ func (f *Fanout) Topics() []string {
 // Deliver queues payload for every active subscription of topic. It never blocks on a
 // handler. It returns the number of subscriptions that accepted the payload.
 func (f *Fanout) Deliver(topic string, payload []byte) int {
+	return f.DeliverValue(topic, payload)
+}
+
+// DeliverValue is Deliver for an in-process value, handed as is to the
+// handlers added with AddValue (the others skip it).
+func (f *Fanout) DeliverValue(topic string, v any) int {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	n := 0
 	for s := range f.topics[topic] {
-		if s.active.Load() && s.push(payload) {
+		if s.active.Load() && s.push(v) {
 			n++
 		}
 	}
@@ -192,7 +209,7 @@ func (f *Fanout) CountReceived(n uint64) { f.received.Add(n) }
 // reports itself).
 func (f *Fanout) CountDropped(n uint64) { f.dropped.Add(n) }
 
-func (s *Sub) push(p []byte) bool {
+func (s *Sub) push(p any) bool {
 	s.f.received.Add(1)
 	s.mu.Lock()
 	if s.closed {
@@ -206,7 +223,7 @@ func (s *Sub) push(p []byte) bool {
 	}
 	if s.queue == nil {
 		// Most subscriptions see little traffic: start small, grow up to queueLen.
-		s.queue = make([][]byte, min(8, s.f.queueLen))
+		s.queue = make([]any, min(8, s.f.queueLen))
 	}
 	if s.n == len(s.queue) {
 		s.grow()
@@ -224,7 +241,7 @@ func (s *Sub) push(p []byte) bool {
 
 // grow doubles the ring (capped at queueLen), keeping order. Called with s.mu held.
 func (s *Sub) grow() {
-	q := make([][]byte, min(2*len(s.queue), s.f.queueLen))
+	q := make([]any, min(2*len(s.queue), s.f.queueLen))
 	for i := range s.n {
 		q[i] = s.queue[(s.head+i)%len(s.queue)]
 	}
@@ -259,7 +276,7 @@ func (s *Sub) drain() {
 
 // call runs the handler, recovering a panic so that one bad handler cannot take the
 // node down.
-func (s *Sub) call(p []byte) {
+func (s *Sub) call(p any) {
 	defer func() {
 		if r := recover(); r != nil {
 			s.f.panics.Add(1)

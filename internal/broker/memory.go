@@ -44,7 +44,10 @@ type Memory struct {
 	published, publishErrors atomic.Uint64
 }
 
-var _ Broker = (*Memory)(nil)
+var (
+	_ Broker = (*Memory)(nil)
+	_ Local  = (*Memory)(nil)
+)
 
 // NewMemory returns a standalone in-process broker (the default for one node).
 func NewMemory() *Memory {
@@ -54,6 +57,12 @@ func NewMemory() *Memory {
 // Publish delivers payload to the subscribers of topic on every node of the hub. It
 // never blocks on a handler.
 func (m *Memory) Publish(ctx context.Context, topic string, payload []byte) error {
+	return m.PublishValue(ctx, topic, payload)
+}
+
+// PublishValue implements Local: v reaches the SubscribeValue handlers of
+// every node of the hub, not encoded. It never blocks on a handler.
+func (m *Memory) PublishValue(ctx context.Context, topic string, v any) error {
 	if m.closed.Load() {
 		m.publishErrors.Add(1)
 		return ErrClosed
@@ -64,7 +73,7 @@ func (m *Memory) Publish(ctx context.Context, topic string, payload []byte) erro
 	}
 	m.hub.mu.RLock()
 	for n := range m.hub.nodes {
-		n.fan.Deliver(topic, payload)
+		n.fan.DeliverValue(topic, v)
 	}
 	m.hub.mu.RUnlock()
 	m.published.Add(1)
@@ -73,10 +82,19 @@ func (m *Memory) Publish(ctx context.Context, topic string, payload []byte) erro
 
 // Subscribe implements Broker.
 func (m *Memory) Subscribe(topic string, handler func([]byte)) (func(), error) {
+	return m.SubscribeValue(topic, func(v any) {
+		if b, ok := v.([]byte); ok {
+			handler(b)
+		}
+	})
+}
+
+// SubscribeValue implements Local.
+func (m *Memory) SubscribeValue(topic string, handler func(any)) (func(), error) {
 	if m.closed.Load() {
 		return nil, ErrClosed
 	}
-	s, _, ok := m.fan.Add(topic, handler, true)
+	s, _, ok := m.fan.AddValue(topic, handler, true)
 	if !ok {
 		return nil, ErrClosed
 	}

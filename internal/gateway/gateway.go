@@ -79,8 +79,14 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
-	for topic, h := range map[string]func([]byte){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked} {
-		unsub, err := br.Subscribe(topic, h)
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked} {
+		var unsub func()
+		var err error
+		if lb, ok := br.(broker.Local); ok {
+			unsub, err = lb.SubscribeValue(topic, h)
+		} else {
+			unsub, err = br.Subscribe(topic, func(p []byte) { h(p) })
+		}
 		if err != nil {
 			g.Close()
 			return nil, fmt.Errorf("subscribe %s: %w", topic, err)
@@ -333,9 +339,9 @@ func (g *Gateway) TokensRevoked(ctx context.Context, appID, userID string) {
 
 // disconnectRevoked closes the sockets of a user whose tokens were revoked:
 // each of them was authenticated with a token that is now void.
-func (g *Gateway) disconnectRevoked(payload []byte) {
-	var id identity
-	if err := json.Unmarshal(payload, &id); err != nil {
+func (g *Gateway) disconnectRevoked(payload any) {
+	id, err := decodePayload[identity](payload)
+	if err != nil {
 		g.log.Warn("bad revocation payload", "err", err)
 		return
 	}
@@ -344,10 +350,17 @@ func (g *Gateway) disconnectRevoked(payload []byte) {
 	}
 }
 
+// publish sends v to every node: as is through an in-process broker (no
+// JSON round trip for a 1,000-recipient delivery), as JSON otherwise.
 func (g *Gateway) publish(ctx context.Context, topic string, v any) {
-	b, err := json.Marshal(v)
-	if err == nil {
-		err = g.broker.Publish(ctx, topic, b)
+	var err error
+	if lb, ok := g.broker.(broker.Local); ok {
+		err = lb.PublishValue(ctx, topic, v)
+	} else {
+		var b []byte
+		if b, err = json.Marshal(v); err == nil {
+			err = g.broker.Publish(ctx, topic, b)
+		}
 	}
 	// The message is committed: a client that misses this push recovers it with sync.
 	if err != nil {
@@ -365,9 +378,9 @@ type pushEnvelope struct {
 
 // deliverMessage pushes a delivery to the recipients connected to this node,
 // each with their own session, skipping the socket that sent it.
-func (g *Gateway) deliverMessage(payload []byte) {
-	var d chat.Delivery
-	if err := json.Unmarshal(payload, &d); err != nil {
+func (g *Gateway) deliverMessage(payload any) {
+	d, err := decodePayload[chat.Delivery](payload)
+	if err != nil {
 		g.log.Warn("bad delivery payload", "err", err)
 		return
 	}
@@ -449,9 +462,9 @@ func (e *pushEncoder) encode(m chat.Message, ref chat.SessionRef) ([]byte, error
 }
 
 // deliverRead tells the user's other devices about a read mark.
-func (g *Gateway) deliverRead(payload []byte) {
-	var r chat.ReadMark
-	if err := json.Unmarshal(payload, &r); err != nil {
+func (g *Gateway) deliverRead(payload any) {
+	r, err := decodePayload[chat.ReadMark](payload)
+	if err != nil {
 		g.log.Warn("bad read payload", "err", err)
 		return
 	}
@@ -468,6 +481,20 @@ func (g *Gateway) deliverRead(payload []byte) {
 			s.EmitRaw(p)
 		}
 	}
+}
+
+// decodePayload returns what a broker handler received: the published value
+// itself from an in-process broker, or JSON to decode.
+func decodePayload[T any](payload any) (T, error) {
+	var v T
+	switch p := payload.(type) {
+	case T:
+		return p, nil
+	case []byte:
+		err := json.Unmarshal(p, &v)
+		return v, err
+	}
+	return v, fmt.Errorf("unexpected payload %T", payload)
 }
 
 func decodeArg(arg json.RawMessage, v any) error {

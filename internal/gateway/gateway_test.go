@@ -155,3 +155,33 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 		t.Fatalf("%d templates for 2 distinct sessions", len(enc.templates))
 	}
 }
+
+// TestDecodePayload covers both broker paths: the value itself from the
+// in-process broker, and JSON from Redis/NATS.
+func TestDecodePayload(t *testing.T) {
+	d := chat.Delivery{AppID: "a", Origin: "s1", Recipients: []chat.Recipient{{UserID: "u", Session: chat.SessionRef{SID: "x"}}}}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		payload any
+		wantErr bool
+	}{
+		{"value", d, false},
+		{"json", b, false},
+		{"bad json", []byte("{"), true},
+		{"other type", chat.ReadMark{}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodePayload[chat.Delivery](tc.payload)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
+			}
+			if !tc.wantErr && (got.AppID != "a" || got.Origin != "s1" || len(got.Recipients) != 1 || got.Recipients[0].Session.SID != "x") {
+				t.Fatalf("got %+v", got)
+			}
+		})
+	}
+}
