@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime/debug"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -69,13 +70,19 @@ type Session struct {
 	wake         chan struct{} // a pending GET waits here
 	conn         net.Conn
 	probeConn    net.Conn // a websocket being probed for upgrade
-	writing      bool     // a websocket writer goroutine is running
+	writing      bool     // the write side is owned (writer.go): by the pool or writeLoop
+	wshard       *writerShard
 	timer        *time.Timer
 	awaitingPong bool
 	pingDue      time.Time // when the next EIO4 ping is due
 	pongDeadline time.Time
 
 	dispatchMu sync.Mutex
+
+	// The websocket write side (writer.go).
+	wmu   sync.Mutex      // serialises writes to the connection
+	raw   syscall.RawConn // rawOf's, for non-blocking writes; owned by the writer
+	rawOf net.Conn
 }
 
 // ID returns the session id.
@@ -127,7 +134,7 @@ func (s *Session) kickLocked() {
 	if s.state == stateWebsocket {
 		if !s.writing {
 			s.writing = true
-			go s.writeLoop()
+			s.scheduleLocked()
 		}
 		return
 	}
@@ -141,50 +148,6 @@ func (s *Session) recoverPanic(where string) {
 	if r := recover(); r != nil {
 		s.srv.log.Error("engineio: panic recovered", "sid", s.id, "where", where, "panic", r, "stack", string(debug.Stack()))
 		go s.closeWith("panic", closeError)
-	}
-}
-
-// writeLoop writes everything queued to the websocket, one writev per batch,
-// and exits when the queue is empty.
-func (s *Session) writeLoop() {
-	defer s.recoverPanic("writer")
-	var bufs net.Buffers
-	for {
-		s.mu.Lock()
-		batch := s.queue
-		conn := s.conn
-		if len(batch) == 0 {
-			s.writing = false
-			closing := s.state == stateClosed
-			s.mu.Unlock()
-			if closing {
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(closeFrameBytes)
-				_ = conn.Close()
-			}
-			return
-		}
-		s.queue, s.spare = s.spare[:0], nil
-		s.mu.Unlock()
-
-		bufs = bufs[:0]
-		for _, f := range batch {
-			bufs = append(bufs, f.wsBytes(s.proto))
-		}
-		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-		b := bufs
-		_, err := b.WriteTo(conn)
-		clear(batch)
-		s.mu.Lock()
-		if cap(batch) <= 64 {
-			s.spare = batch[:0]
-		}
-		s.mu.Unlock()
-		if err != nil {
-			s.closeWith("transport error", closeError)
-			_ = conn.Close()
-			return
-		}
 	}
 }
 
@@ -210,7 +173,7 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 		// The writer flushes the queue, then sends a close frame.
 		if !s.writing {
 			s.writing = true
-			go s.writeLoop()
+			go s.writeLoop(nil, false)
 		}
 		conn = nil
 	}
@@ -489,9 +452,8 @@ func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int
 	s.conn = conn
 	srv.start(s)
 	s.mu.Lock()
-	if s.state == stateWebsocket && !s.writing {
-		s.writing = true
-		go s.writeLoop()
+	if s.state == stateWebsocket && len(s.queue) > 0 {
+		s.kickLocked()
 	}
 	s.mu.Unlock()
 	go s.readLoop(conn, rd, false)
@@ -534,8 +496,7 @@ func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
 				return
 			}
 			if errors.Is(err, errTooLarge) {
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))))
+				_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))), time.Second)
 				s.closeWith("payload too large", closeError)
 				return
 			}
@@ -599,8 +560,7 @@ func (s *Session) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
 		default:
 		}
 		s.mu.Unlock()
-		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-		if _, err := conn.Write(frameProbe.wsBytes(s.proto)); err != nil {
+		if err := s.writeControl(conn, frameProbe.wsBytes(s.proto), s.srv.opts.WriteTimeout); err != nil {
 			return false
 		}
 	case "5":
@@ -616,9 +576,8 @@ func (s *Session) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
 		case s.wake <- struct{}{}:
 		default:
 		}
-		if len(s.queue) > 0 && !s.writing {
-			s.writing = true
-			go s.writeLoop()
+		if len(s.queue) > 0 {
+			s.kickLocked()
 		}
 		s.mu.Unlock()
 	}
@@ -649,12 +608,10 @@ func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, 
 			ws.Cipher(payload, h.Mask, 0)
 			switch h.OpCode {
 			case ws.OpClose:
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(closeFrameBytes)
+				_ = s.writeControl(conn, closeFrameBytes, time.Second)
 				return nil, 0, io.EOF
 			case ws.OpPing:
-				_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-				_, _ = conn.Write(ws.MustCompileFrame(ws.NewPongFrame(payload)))
+				_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewPongFrame(payload)), s.srv.opts.WriteTimeout)
 			}
 			continue
 		}

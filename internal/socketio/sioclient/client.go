@@ -81,8 +81,12 @@ func DialWS(ctx context.Context, base string, proto int, extra url.Values) (*WS,
 
 // DialRaw opens a websocket to u (ws:// or http://) without reading anything.
 func DialRaw(ctx context.Context, u string, proto int, header http.Header) (*WS, error) {
+	return DialRawWith(ctx, ws.Dialer{Timeout: 10 * time.Second}, u, proto, header)
+}
+
+// DialRawWith is DialRaw with a dialer of the caller's (socket options).
+func DialRawWith(ctx context.Context, d ws.Dialer, u string, proto int, header http.Header) (*WS, error) {
 	u = strings.Replace(u, "http://", "ws://", 1)
-	d := ws.Dialer{Timeout: 10 * time.Second}
 	if header != nil {
 		d.Header = ws.HandshakeHeaderHTTP(header)
 	}
