@@ -405,17 +405,11 @@ func (g *Gateway) deliverMessage(payload any) {
 }
 
 // pushEncoder builds the pushes of one message. Recipients differ only in
-// their session (a group's members only in its sid), so the JSON is encoded
-// once per title and avatar and each recipient's sid is spliced into it:
-// for a large group that halves the CPU of a delivery.
+// their session (a group's members only in its sid), so the push is encoded
+// once per title and avatar, as far as the websocket frame, and each
+// recipient's sid is spliced into it: one allocation per recipient.
 type pushEncoder struct {
-	templates map[[2]string]template
-}
-
-// template is an encoded push with an empty sid at sidAt.
-type template struct {
-	json  []byte
-	sidAt int
+	templates map[[2]string]*socketio.Template
 }
 
 // sidMarker precedes the receiver's sid. It is the last one in the push:
@@ -424,41 +418,41 @@ type template struct {
 var sidMarker = []byte(`"sendSession":{"sid":"`)
 
 func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef) (*socketio.Prepared, error) {
-	b, err := e.encode(m, ref)
-	if err != nil {
-		return nil, err
-	}
-	return socketio.Prepare("/", evMessage, json.RawMessage(b))
-}
-
-// encode returns the JSON of the push of m to the owner of session ref.
-func (e *pushEncoder) encode(m chat.Message, ref chat.SessionRef) ([]byte, error) {
 	key := [2]string{ref.Title, ref.Avatar}
 	t, ok := e.templates[key]
 	if !ok {
-		b, err := json.Marshal(pushEnvelope{
-			Status: chat.CodeOK,
-			Data:   chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}},
-			Type:   "user",
-		})
+		b, at, err := encodeTemplate(m, ref)
 		if err != nil {
 			return nil, err
 		}
-		i := bytes.LastIndex(b, sidMarker)
-		if i < 0 {
-			return nil, errors.New("push has no sendSession")
+		if t, err = socketio.PrepareTemplate("/", evMessage, b, at); err != nil {
+			return nil, err
 		}
-		t = template{json: b, sidAt: i + len(sidMarker)}
 		if e.templates == nil {
-			e.templates = make(map[[2]string]template, 2)
+			e.templates = make(map[[2]string]*socketio.Template, 2)
 		}
 		e.templates[key] = t
 	}
 	// Session ids are hex: nothing to escape.
-	out := make([]byte, 0, len(t.json)+len(ref.SID))
-	out = append(out, t.json[:t.sidAt]...)
-	out = append(out, ref.SID...)
-	return append(out, t.json[t.sidAt:]...), nil
+	return t.With(ref.SID), nil
+}
+
+// encodeTemplate returns the JSON of the push of m to the owner of a session
+// like ref, with an empty sid at offset at.
+func encodeTemplate(m chat.Message, ref chat.SessionRef) (b []byte, at int, err error) {
+	b, err = json.Marshal(pushEnvelope{
+		Status: chat.CodeOK,
+		Data:   chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}},
+		Type:   "user",
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	i := bytes.LastIndex(b, sidMarker)
+	if i < 0 {
+		return nil, 0, errors.New("push has no sendSession")
+	}
+	return b, i + len(sidMarker), nil
 }
 
 // deliverRead tells the user's other devices about a read mark.

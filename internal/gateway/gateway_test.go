@@ -139,8 +139,12 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 	}
 	var enc pushEncoder
 	for _, ref := range refs {
-		got, err := enc.encode(msg, ref)
+		b, at, err := encodeTemplate(msg, ref)
 		if err != nil {
+			t.Fatal(err)
+		}
+		got := slices.Concat(b[:at], []byte(ref.SID), b[at:])
+		if _, err := enc.prepare(msg, ref); err != nil {
 			t.Fatal(err)
 		}
 		want, err := json.Marshal(pushEnvelope{Status: 1, Data: chat.SendResult{Message: msg, SendSession: ref}, Type: "user"})

@@ -1,8 +1,10 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -131,5 +133,28 @@ func BenchmarkPrepare(b *testing.B) {
 		if _, err := Prepare("/", "message", payload); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestTemplateMatchesPrepare: splicing text into a template gives the frames
+// Prepare gives for the joined argument, at every offset.
+func TestTemplateMatchesPrepare(t *testing.T) {
+	arg := json.RawMessage(`{"a":"","b":[1,2]}`)
+	for at := range len(arg) + 1 {
+		tpl, err := PrepareTemplate("/chat", "message", arg, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := tpl.With("xyz")
+		want, err := Prepare("/chat", "message", json.RawMessage(slices.Concat(arg[:at], []byte("xyz"), arg[at:])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.nsp != want.nsp || len(got.frames) != 1 || len(want.frames) != 1 || !bytes.Equal(got.frames[0].Data(), want.frames[0].Data()) {
+			t.Fatalf("at %d: got %q, want %q", at, got.frames[0].Data(), want.frames[0].Data())
+		}
+	}
+	if _, err := PrepareTemplate("/", "message", arg, len(arg)+1); err == nil {
+		t.Fatal("an offset past the argument was accepted")
 	}
 }

@@ -3,6 +3,7 @@ package socketio
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -323,6 +324,42 @@ func (s *Socket) ackFunc(id int64) AckFunc {
 type Prepared struct {
 	nsp    string
 	frames []*engineio.Frame
+	one    [1]*engineio.Frame // frames' array for a Template's packet
+}
+
+// Template is an event with one JSON argument into which each recipient's
+// own text is spliced at a fixed point (a push that names the recipient's
+// session): encoded once, then one packet per recipient without encoding.
+type Template struct {
+	nsp        string
+	head, tail []byte
+}
+
+// PrepareTemplate encodes event with arg (valid JSON, sent as is) for
+// namespace nsp; With inserts text at byte offset at of arg.
+func PrepareTemplate(nsp, event string, arg json.RawMessage, at int) (*Template, error) {
+	if nsp == "" {
+		nsp = "/"
+	}
+	if at < 0 || at > len(arg) {
+		return nil, fmt.Errorf("socketio: template offset %d outside the argument", at)
+	}
+	text, _, err := encodeArgs(Event, nsp, -1, event, []any{arg})
+	if err != nil {
+		return nil, err
+	}
+	// The argument is last in the packet, before the closing bracket.
+	off := len(text) - 1 - len(arg) + at
+	return &Template{nsp: nsp, head: text[:off], tail: text[off:]}, nil
+}
+
+// With returns the packet with mid spliced in. mid is not escaped: it must be
+// valid inside the JSON at that point.
+func (t *Template) With(mid string) *Prepared {
+	p := &Prepared{nsp: t.nsp}
+	p.one[0] = engineio.MessageFrameSplice(t.head, mid, t.tail)
+	p.frames = p.one[:]
+	return p
 }
 
 // Prepare encodes an event for namespace nsp once. []byte arguments become

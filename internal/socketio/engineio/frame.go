@@ -52,8 +52,28 @@ func (f *Frame) wsBytes(proto int) []byte {
 	return f.wsV3
 }
 
+// MessageFrameSplice builds the text message packet head+mid+tail with a
+// single allocation for its bytes: pushes that differ per recipient only by
+// one spliced field skip the re-encoding and the copies of MessageFrame.
+func MessageFrameSplice(head []byte, mid string, tail []byte) *Frame {
+	b := wsHeader(ws.OpText, 1+len(head)+len(mid)+len(tail))
+	b = append(b, '0'+byte(Message))
+	start := len(b)
+	b = append(b, head...)
+	b = append(b, mid...)
+	b = append(b, tail...)
+	// data shares the websocket bytes: both are immutable.
+	return &Frame{typ: Message, data: b[start:], ws: b}
+}
+
 func wsFrame(op ws.OpCode, prefix, data []byte) []byte {
-	n := len(prefix) + len(data)
+	b := wsHeader(op, len(prefix)+len(data))
+	b = append(b, prefix...)
+	return append(b, data...)
+}
+
+// wsHeader returns the header of an n-byte frame, with room for the payload.
+func wsHeader(op ws.OpCode, n int) []byte {
 	var b []byte
 	// Server frames are unmasked: a 2, 4 or 10 byte header, then the payload.
 	switch {
@@ -70,8 +90,7 @@ func wsFrame(op ws.OpCode, prefix, data []byte) []byte {
 		binary.BigEndian.PutUint64(b[2:], uint64(n))
 	}
 	b[0] = 0x80 | byte(op) // FIN
-	b = append(b, prefix...)
-	return append(b, data...)
+	return b
 }
 
 // appendPolling appends f to a polling payload in the given protocol.

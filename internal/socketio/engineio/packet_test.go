@@ -3,6 +3,8 @@ package engineio
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/gobwas/ws"
@@ -256,6 +258,24 @@ func TestWSFrameMatchesLibrary(t *testing.T) {
 		want := ws.MustCompileFrame(ws.NewBinaryFrame(data))
 		if !bytes.Equal(got, want) {
 			t.Errorf("len %d: frame differs from gobwas/ws", n)
+		}
+	}
+}
+
+// TestMessageFrameSplice: a spliced frame is byte for byte the frame of the
+// joined data, on both transports, across the websocket length encodings.
+func TestMessageFrameSplice(t *testing.T) {
+	for _, n := range []int{0, 100, 124, 125, 126, 65534, 65535, 70000} {
+		head := bytes.Repeat([]byte("h"), n/2)
+		mid := strings.Repeat("m", n%7)
+		tail := bytes.Repeat([]byte("t"), n-n/2)
+		got := MessageFrameSplice(head, mid, tail)
+		want := MessageFrame(slices.Concat(head, []byte(mid), tail))
+		if !bytes.Equal(got.wsBytes(4), want.wsBytes(4)) || !bytes.Equal(got.Data(), want.Data()) {
+			t.Fatalf("n=%d: spliced frame differs", n)
+		}
+		if p, w := got.appendPolling(nil, 3, true), want.appendPolling(nil, 3, true); !bytes.Equal(p, w) {
+			t.Fatalf("n=%d: polling encoding differs", n)
 		}
 	}
 }
