@@ -261,3 +261,43 @@ func TestWriterGracefulCloseFlushes(t *testing.T) {
 func setRcvBuf(fd uintptr, n int) error {
 	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, n)
 }
+
+// TestWriterUpgradeFlushesQueued: frames queued while a polling session is
+// being probed go out over the websocket, in order, once the upgrade is done,
+// and the writer keeps serving the session afterwards.
+func TestWriterUpgradeFlushesQueued(t *testing.T) {
+	r := newRig(t, engineio.Options{}, false)
+	ctx := testCtx(t)
+	p, _, err := sioclient.DialPolling(ctx, r.base, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := <-r.sessions
+	w, err := sioclient.DialRaw(ctx, sioclient.URL(r.base, 4, "websocket", p.SID, nil), 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Send("2probe"); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := w.NextText(); err != nil || m != "3probe" {
+		t.Fatalf("probe answer %q, %v", m, err)
+	}
+	for _, m := range []string{"a", "b", "c"} {
+		if err := s.Send(engineio.MessageFrame([]byte(m))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Send("5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(engineio.MessageFrame([]byte("d"))); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"4a", "4b", "4c", "4d"} {
+		if m, err := w.NextText(); err != nil || m != want {
+			t.Fatalf("got %q, %v, want %q", m, err, want)
+		}
+	}
+}
