@@ -54,8 +54,8 @@ type Session struct {
 	srv        *Server
 	id         string
 	proto      int
-	query      url.Values
-	header     http.Header
+	rawQuery   string // the handshake's query, parsed on demand
+	header     string // the handshake's header, flattened by flattenHeader
 	remoteAddr string
 	handler    Handler
 
@@ -68,8 +68,9 @@ type Session struct {
 	postActive   bool
 	wake         chan struct{} // a pending GET waits here
 	conn         net.Conn
-	probeConn    net.Conn // a websocket being probed for upgrade
-	writing      bool     // a websocket writer goroutine is running
+	probeConn    net.Conn  // a websocket being probed for upgrade
+	rd           *wsReader // the readiness-driven reader of conn, if any
+	writing      bool      // a websocket writer goroutine is running
 	timer        *time.Timer
 	awaitingPong bool
 	pingDue      time.Time // when the next EIO4 ping is due
@@ -84,11 +85,16 @@ func (s *Session) ID() string { return s.id }
 // Protocol returns the Engine.IO protocol revision: 3 or 4.
 func (s *Session) Protocol() int { return s.proto }
 
-// Query returns the handshake request's query.
-func (s *Session) Query() url.Values { return s.query }
+// Query returns the handshake request's query. It is parsed on each call:
+// an idle session keeps only the raw string.
+func (s *Session) Query() url.Values {
+	q, _ := url.ParseQuery(s.rawQuery)
+	return q
+}
 
-// Header returns the handshake request's header.
-func (s *Session) Header() http.Header { return s.header }
+// Header returns a copy of the handshake request's header, rebuilt on each
+// call from the one string the session keeps.
+func (s *Session) Header() http.Header { return unflattenHeader(s.header) }
 
 // RemoteAddr returns the handshake request's remote address.
 func (s *Session) RemoteAddr() string { return s.remoteAddr }
@@ -215,6 +221,7 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 		conn = nil
 	}
 	probe := s.probeConn
+	rd := s.rd
 	// A client that posts "1" while no GET is pending still gets its next GET
 	// answered (with a noop), as the reference server does.
 	deferRemove := prev == statePolling && mode == closeByClient && !s.getActive
@@ -228,6 +235,9 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 	}
 	if probe != nil {
 		_ = probe.Close()
+	}
+	if rd != nil {
+		rd.stop()
 	}
 	s.srv.count.Add(-1)
 	if deferRemove {
@@ -460,26 +470,44 @@ func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
 
 // ---- websocket ----
 
-// hijack upgrades r to a websocket and returns the connection and a reader
-// that includes anything the client sent early.
-func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, io.Reader, error) {
+// hijack upgrades r to a websocket and returns the connection and anything
+// the client sent early, which must be read before the connection.
+func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, []byte, error) {
 	conn, rw, _, err := srv.upgrader.Upgrade(r, w)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
 	// Read straight from the connection so that no buffer is held while the
-	// socket idles (client traffic is light; a header costs two small reads),
-	// and let net/http's buffers go.
-	var src io.Reader = conn
+	// socket idles, and let net/http's buffers go.
+	var early []byte
 	if n := rw.Reader.Buffered(); n > 0 {
-		early, _ := rw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		b, _ := rw.Reader.Peek(n)
+		early = bytes.Clone(b)
 	}
-	return conn, src, nil
+	return conn, early, nil
+}
+
+// earlyReader reads the bytes a client sent before the upgrade finished,
+// then the connection.
+type earlyReader struct {
+	early []byte
+	conn  net.Conn
+}
+
+func (r *earlyReader) Read(p []byte) (int, error) {
+	if len(r.early) > 0 {
+		n := copy(p, r.early)
+		r.early = r.early[n:]
+		if len(r.early) == 0 {
+			r.early = nil
+		}
+		return n, nil
+	}
+	return r.conn.Read(p)
 }
 
 func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int) {
-	conn, rd, err := srv.hijack(w, r)
+	conn, early, err := srv.hijack(w, r)
 	if err != nil {
 		srv.log.Debug("engineio: websocket handshake failed", "err", err)
 		return
@@ -494,11 +522,11 @@ func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int
 		go s.writeLoop()
 	}
 	s.mu.Unlock()
-	go s.readLoop(conn, rd, false)
+	s.serveWS(conn, early)
 }
 
 func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
-	conn, rd, err := s.srv.hijack(w, r)
+	conn, early, err := s.srv.hijack(w, r)
 	if err != nil {
 		return
 	}
@@ -512,12 +540,15 @@ func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	go s.readLoop(conn, rd, true)
+	// The short upgrade handshake runs on a blocking reader; the connection
+	// goes to serveWS once it carries the session.
+	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, true)
 }
 
 // readLoop reads websocket messages until the connection ends. When probing
-// it first runs the upgrade handshake (2probe/3probe/5).
-func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
+// it first runs the upgrade handshake (2probe/3probe/5), then hands the
+// connection to serveWS.
+func (s *Session) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
 	defer s.recoverPanic("reader")
 	var buf []byte
 	for {
@@ -533,13 +564,7 @@ func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
 				_ = conn.Close()
 				return
 			}
-			if errors.Is(err, errTooLarge) {
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))))
-				s.closeWith("payload too large", closeError)
-				return
-			}
-			s.closeWith("transport close", closeError)
+			s.readFailed(conn, err)
 			return
 		}
 		if probing {
@@ -548,35 +573,74 @@ func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
 				return
 			}
 			s.mu.Lock()
-			probing = s.state != stateWebsocket || s.conn != conn
+			upgraded := s.state == stateWebsocket && s.conn == conn
 			s.mu.Unlock()
+			if upgraded {
+				// readMessage never reads past a frame: what is left of
+				// the early bytes and the connection is the session's.
+				s.serveWS(conn, rd.early)
+				return
+			}
 			continue
 		}
-		var p Packet
-		if op == ws.OpBinary {
-			if s.proto == 3 {
-				p, err = DecodeBinaryV3(msg)
-			} else {
-				p = Packet{Type: Message, Data: msg, Binary: true}
-			}
-		} else {
-			p, err = DecodePacket(msg)
-		}
-		if err != nil {
-			s.closeWith("parse error", closeError)
-			return
-		}
-		if !s.onPacket(p) {
+		if !s.onWSMessage(msg, op) {
 			return
 		}
 		// Messages are handed to the handler; only reuse the buffer when
 		// the packet was not a message.
-		if p.Type != Message {
+		if len(msg) > 0 && msg[0] != '0'+byte(Message) && op == ws.OpText {
 			buf = msg
 		} else {
 			buf = nil
 		}
 	}
+}
+
+// readFailed ends the session after a read error.
+func (s *Session) readFailed(conn net.Conn, err error) {
+	if errors.Is(err, errTooLarge) {
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))))
+		s.closeWith("payload too large", closeError)
+		return
+	}
+	s.closeWith("transport close", closeError)
+}
+
+// onWSMessage decodes and handles one websocket data message; it reports
+// false once the session is closed.
+func (s *Session) onWSMessage(msg []byte, op ws.OpCode) bool {
+	var p Packet
+	var err error
+	if op == ws.OpBinary {
+		if s.proto == 3 {
+			p, err = DecodeBinaryV3(msg)
+		} else {
+			p = Packet{Type: Message, Data: msg, Binary: true}
+		}
+	} else {
+		p, err = DecodePacket(msg)
+	}
+	if err != nil {
+		s.closeWith("parse error", closeError)
+		return false
+	}
+	return s.onPacket(p)
+}
+
+// onControl answers a client's control frame; it reports false when the
+// client closed the connection.
+func (s *Session) onControl(conn net.Conn, op ws.OpCode, payload []byte) bool {
+	switch op {
+	case ws.OpClose:
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = conn.Write(closeFrameBytes)
+		return false
+	case ws.OpPing:
+		_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
+		_, _ = conn.Write(ws.MustCompileFrame(ws.NewPongFrame(payload)))
+	}
+	return true
 }
 
 // probe handles one message of the upgrade handshake; it reports false when
@@ -647,14 +711,8 @@ func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, 
 				return nil, 0, err
 			}
 			ws.Cipher(payload, h.Mask, 0)
-			switch h.OpCode {
-			case ws.OpClose:
-				_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
-				_, _ = conn.Write(closeFrameBytes)
+			if !s.onControl(conn, h.OpCode, payload) {
 				return nil, 0, io.EOF
-			case ws.OpPing:
-				_ = conn.SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
-				_, _ = conn.Write(ws.MustCompileFrame(ws.NewPongFrame(payload)))
 			}
 			continue
 		}
