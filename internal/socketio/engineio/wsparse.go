@@ -67,6 +67,10 @@ func (p *wsParser) feed(b []byte, fn wsFrameFunc) (bool, error) {
 
 // keep stores rest, the start of an unfinished frame, for the next feed.
 func (p *wsParser) keep(rest []byte, pending bool, hl int, length int64) {
+	if len(rest) == 0 {
+		p.partial = nil
+		return
+	}
 	if pending && len(rest) == len(p.partial) {
 		return // nothing was consumed: partial already holds exactly rest
 	}
@@ -155,9 +159,6 @@ func parseWSHeader(b []byte) (ws.Header, int, error) {
 		if len(b) < 10 {
 			return h, 0, nil
 		}
-		if b[2]&0x80 != 0 {
-			return h, 0, ws.ErrHeaderLengthMSB
-		}
 		h.Length = int64(binary.BigEndian.Uint64(b[2:]))
 		n = 10
 	default:
@@ -169,6 +170,10 @@ func parseWSHeader(b []byte) (ws.Header, int, error) {
 		}
 		copy(h.Mask[:], b[n:n+4])
 		n += 4
+	}
+	// Like gobwas/ws, only a complete header is judged.
+	if h.Length < 0 {
+		return h, 0, ws.ErrHeaderLengthMSB
 	}
 	return h, n, nil
 }
