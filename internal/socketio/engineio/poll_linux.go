@@ -224,3 +224,14 @@ func (r *wsReader) onFrame(op ws.OpCode, payload []byte) bool {
 	}
 	return r.s.onWSMessage(payload, op)
 }
+
+// pollerRegistrations counts the readers registered with the pollers.
+func pollerRegistrations() int {
+	n := 0
+	for _, p := range pollerList() {
+		p.mu.Lock()
+		n += len(p.regs)
+		p.mu.Unlock()
+	}
+	return n
+}

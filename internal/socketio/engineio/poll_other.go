@@ -15,3 +15,5 @@ func (*wsReader) stop() {}
 func (s *Session) serveWS(conn net.Conn, early []byte) {
 	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, false)
 }
+
+func pollerRegistrations() int { return 0 }

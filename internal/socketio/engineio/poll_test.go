@@ -128,6 +128,10 @@ func TestManyWebsocketSessions(t *testing.T) {
 	}
 	srv.Close()
 	<-h.all
+	// A session's reader is unregistered before its close handler runs.
+	if n := engineio.PollerRegistrations(); n != 0 {
+		t.Errorf("%d poller registrations left after every session closed", n)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed["transport close"] != n/2 || h.closed["server shutting down"] != n-n/2 {
