@@ -58,7 +58,8 @@ func (p *poller) run() {
 	for {
 		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err != nil {
-			// EINTR: a signal (the runtime preempts with SIGURG).
+			// Only EINTR can happen here (the runtime preempts with
+			// SIGURG): the epoll descriptor is never closed.
 			continue
 		}
 		ready = ready[:0]
