@@ -96,6 +96,12 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	nsp := srv.Of("/")
 	nsp.Use(g.authenticate)
 	nsp.OnConnection(g.connected)
+	// Registered once for the namespace, not per socket: an idle socket
+	// holds no handlers.
+	for name, h := range events {
+		g.handle(nsp, name, h)
+	}
+	nsp.OnDisconnect(g.disconnected)
 	svc.SetNotifier(g)
 	return g, nil
 }
@@ -159,10 +165,12 @@ func (g *Gateway) connected(s *socketio.Socket) {
 		s.Disconnect()
 		return
 	}
-	s.OnDisconnect(func(s *socketio.Socket, reason string) { g.reg.remove(key, s) })
-	c := caller{identity: id, origin: s.ID()}
-	for name, h := range events {
-		g.handle(s, c, name, h)
+}
+
+// disconnected unregisters a socket that leaves.
+func (g *Gateway) disconnected(s *socketio.Socket, _ string) {
+	if id, ok := s.Data().(identity); ok {
+		g.reg.remove(userKey(id.AppID, id.UserID), s)
 	}
 }
 
@@ -262,8 +270,13 @@ type errorAck struct {
 
 // handle registers an event whose result goes back through the ack, error
 // first: [null, data] or [{status, message}].
-func (g *Gateway) handle(s *socketio.Socket, c caller, event string, h eventHandler) {
-	s.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
+func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) {
+	nsp.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
+		id, ok := s.Data().(identity)
+		if !ok {
+			return // connected refused it; it is being disconnected
+		}
+		c := caller{identity: id, origin: s.ID()}
 		ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
 		defer cancel()
 		var arg json.RawMessage

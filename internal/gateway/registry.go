@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
 
 	"github.com/chatd/chatd/internal/socketio"
@@ -17,13 +18,13 @@ type registry struct {
 
 type registryShard struct {
 	mu    sync.RWMutex
-	users map[string]map[*socketio.Socket]struct{}
+	users map[string][]*socketio.Socket // a user has a few devices: a slice beats a set
 }
 
 func newRegistry() *registry {
 	r := &registry{seed: maphash.MakeSeed()}
 	for i := range r.shards {
-		r.shards[i].users = make(map[string]map[*socketio.Socket]struct{})
+		r.shards[i].users = make(map[string][]*socketio.Socket)
 	}
 	return r
 }
@@ -40,11 +41,10 @@ func (r *registry) add(key string, s *socketio.Socket) int {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	set := sh.users[key]
-	if set == nil {
-		set = make(map[*socketio.Socket]struct{}, 1)
+	if !slices.Contains(set, s) {
+		set = append(set, s)
 		sh.users[key] = set
 	}
-	set[s] = struct{}{}
 	return len(set)
 }
 
@@ -52,11 +52,14 @@ func (r *registry) remove(key string, s *socketio.Socket) {
 	sh := r.shard(key)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if set := sh.users[key]; set != nil {
-		delete(set, s)
-		if len(set) == 0 {
-			delete(sh.users, key)
-		}
+	set := sh.users[key]
+	i := slices.Index(set, s)
+	switch {
+	case i < 0:
+	case len(set) == 1:
+		delete(sh.users, key)
+	default:
+		sh.users[key] = slices.Delete(set, i, i+1)
 	}
 }
 
@@ -65,10 +68,7 @@ func (r *registry) sockets(dst []*socketio.Socket, key string) []*socketio.Socke
 	sh := r.shard(key)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	for s := range sh.users[key] {
-		dst = append(dst, s)
-	}
-	return dst
+	return append(dst, sh.users[key]...)
 }
 
 // userCount is the number of the user's sockets on this node.

@@ -713,3 +713,67 @@ func TestOwnRoomAndExcept(t *testing.T) {
 		t.Fatalf("after close: socket %v, room size %d", nsp.Socket(idA), nsp.RoomSize("all"))
 	}
 }
+
+// TestNamespaceHandlers checks handlers registered once on the namespace: a
+// socket's own handler wins over the namespace's, OnAny catches the rest, and
+// namespace disconnect handlers run after the socket's. It also checks that
+// Socket.Handshake still returns the handshake's query, header and auth.
+func TestNamespaceHandlers(t *testing.T) {
+	var mu sync.Mutex
+	var order []string
+	left := make(chan struct{})
+	_, base := startServer(t, socketio.Options{}, func(srv *socketio.Server) {
+		nsp := srv.Of("/")
+		nsp.On("shared", func(s *socketio.Socket, _ []json.RawMessage, ack socketio.AckFunc) { _ = ack("namespace") })
+		nsp.On("mine", func(s *socketio.Socket, _ []json.RawMessage, ack socketio.AckFunc) { _ = ack("namespace") })
+		nsp.On("handshake", func(s *socketio.Socket, _ []json.RawMessage, ack socketio.AckFunc) {
+			h := s.Handshake()
+			_ = ack(h.Query.Get("k"), h.Header.Get("X-Test"), h.Auth, h.Protocol, h.RemoteAddr != "" && !h.Time.IsZero())
+		})
+		nsp.OnDisconnect(func(*socketio.Socket, string) {
+			mu.Lock()
+			order = append(order, "namespace")
+			mu.Unlock()
+			close(left)
+		})
+		nsp.OnConnection(func(s *socketio.Socket) {
+			s.On("mine", func(s *socketio.Socket, _ []json.RawMessage, ack socketio.AckFunc) { _ = ack("socket") })
+			s.OnAny(func(s *socketio.Socket, event string, _ []json.RawMessage, ack socketio.AckFunc) {
+				_ = ack("any " + event)
+			})
+			s.OnDisconnect(func(*socketio.Socket, string) {
+				mu.Lock()
+				order = append(order, "socket")
+				mu.Unlock()
+			})
+		})
+	})
+	c, err := sioclient.DialRaw(ctx(t), sioclient.URL(base, 4, "websocket", "", url.Values{"k": {"v"}}), 4, http.Header{"X-Test": {"yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if open := mustText(t, c); !strings.HasPrefix(open, "0{") {
+		t.Fatalf("open %q", open)
+	}
+	_ = c.Send(`40{"a":1}`)
+	if got := mustText(t, c); !strings.HasPrefix(got, `40{"sid":"`) {
+		t.Fatalf("connect ack = %q", got)
+	}
+	for _, tc := range []struct{ send, want string }{
+		{`421["shared"]`, `431["namespace"]`},
+		{`422["mine"]`, `432["socket"]`},
+		{`423["other"]`, `433["any other"]`},
+		{`424["handshake"]`, `434["v","yes",{"a":1},4,true]`},
+	} {
+		_ = c.Send(tc.send)
+		expectText(t, c, tc.want)
+	}
+	_ = c.Send("41")
+	<-left
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Join(order, ",") != "socket,namespace" {
+		t.Fatalf("disconnect handlers ran %v", order)
+	}
+}

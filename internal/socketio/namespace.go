@@ -16,9 +16,11 @@ type Namespace struct {
 	srv  *Server
 	name string
 
-	mu     sync.RWMutex
-	mws    []Middleware
-	onConn []func(*Socket)
+	mu       sync.RWMutex
+	mws      []Middleware
+	onConn   []func(*Socket)
+	handlers map[string]EventHandler // for every socket of the namespace
+	onDisc   []func(*Socket, string)
 
 	count  atomic.Int64
 	seed   maphash.Seed
@@ -66,6 +68,31 @@ func (ns *Namespace) OnConnection(fn func(s *Socket)) {
 	ns.mu.Lock()
 	ns.onConn = append(ns.onConn, fn)
 	ns.mu.Unlock()
+}
+
+// On registers the handler of event for every socket of the namespace, once
+// instead of per socket: a socket's own handler (Socket.On) takes precedence.
+func (ns *Namespace) On(event string, h EventHandler) {
+	ns.mu.Lock()
+	if ns.handlers == nil {
+		ns.handlers = make(map[string]EventHandler)
+	}
+	ns.handlers[event] = h
+	ns.mu.Unlock()
+}
+
+// OnDisconnect registers fn, called once when any socket of the namespace
+// leaves, after the socket's own disconnect handlers.
+func (ns *Namespace) OnDisconnect(fn func(s *Socket, reason string)) {
+	ns.mu.Lock()
+	ns.onDisc = append(ns.onDisc, fn)
+	ns.mu.Unlock()
+}
+
+func (ns *Namespace) handler(event string) EventHandler {
+	ns.mu.RLock()
+	defer ns.mu.RUnlock()
+	return ns.handlers[event]
 }
 
 // Count returns the number of sockets connected to the namespace.

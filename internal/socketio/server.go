@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,8 +125,8 @@ type client struct {
 	sess *engineio.Session
 
 	mu      sync.Mutex
-	sockets map[string]*Socket // by namespace
-	timer   *time.Timer        // connect timeout
+	sockets []*Socket   // one per namespace; usually one
+	timer   *time.Timer // connect timeout, until the first CONNECT
 
 	// A binary packet waiting for its attachments; only the reader touches it.
 	pending  *Packet
@@ -134,7 +135,7 @@ type client struct {
 }
 
 func (srv *Server) onSession(sess *engineio.Session) {
-	c := &client{srv: srv, sess: sess, sockets: make(map[string]*Socket, 1)}
+	c := &client{srv: srv, sess: sess}
 	sess.SetHandler(c)
 	if sess.Protocol() == 3 {
 		// EIO3 clients are connected to "/" implicitly.
@@ -200,7 +201,32 @@ func (c *client) fail(reason string) {
 func (c *client) socket(nsp string) *Socket {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sockets[nsp]
+	for _, s := range c.sockets {
+		if s.ns.name == nsp {
+			return s
+		}
+	}
+	return nil
+}
+
+func (c *client) removeSocket(s *Socket) {
+	c.mu.Lock()
+	if i := slices.Index(c.sockets, s); i >= 0 {
+		c.sockets = slices.Delete(c.sockets, i, i+1)
+	}
+	c.mu.Unlock()
+}
+
+// handshake rebuilds a namespace connection's handshake.
+func (c *client) handshake(auth json.RawMessage, at time.Time) *Handshake {
+	return &Handshake{
+		Query:      c.sess.Query(),
+		Header:     c.sess.Header(),
+		RemoteAddr: c.sess.RemoteAddr(),
+		Auth:       auth,
+		Protocol:   c.sess.Protocol(),
+		Time:       at,
+	}
 }
 
 func (c *client) dispatch(p *Packet, bins [][]byte) {
@@ -233,14 +259,7 @@ func (c *client) connect(p *Packet) {
 	if c.socket(p.Nsp) != nil {
 		return // already connected to this namespace
 	}
-	hs := &Handshake{
-		Query:      c.sess.Query(),
-		Header:     c.sess.Header(),
-		RemoteAddr: c.sess.RemoteAddr(),
-		Auth:       p.Data,
-		Protocol:   c.sess.Protocol(),
-		Time:       time.Now(),
-	}
+	hs := c.handshake(p.Data, time.Now())
 	data, err := ns.authorize(hs)
 	if err != nil {
 		var extra any
@@ -250,11 +269,12 @@ func (c *client) connect(p *Packet) {
 		c.refuse(p.Nsp, err.Error(), extra)
 		return
 	}
-	s := &Socket{id: newID(), ns: ns, client: c, hs: hs, data: data}
+	s := &Socket{id: newID(), ns: ns, client: c, auth: hs.Auth, at: hs.Time, data: data}
 	c.mu.Lock()
-	c.sockets[p.Nsp] = s
+	c.sockets = append(c.sockets, s)
 	if c.timer != nil {
 		c.timer.Stop()
+		c.timer = nil // an idle connection should not keep it
 	}
 	c.mu.Unlock()
 	ns.add(s)
@@ -294,10 +314,7 @@ func (c *client) HandleClose(sess *engineio.Session, reason string) {
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	socks := make([]*Socket, 0, len(c.sockets))
-	for _, s := range c.sockets {
-		socks = append(socks, s)
-	}
+	socks := slices.Clone(c.sockets)
 	c.mu.Unlock()
 	for _, s := range socks {
 		s.onClose(reason)

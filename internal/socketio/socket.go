@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chatd/chatd/internal/socketio/engineio"
 )
@@ -32,7 +33,8 @@ type Socket struct {
 	id     string
 	ns     *Namespace
 	client *client
-	hs     *Handshake
+	auth   json.RawMessage // the CONNECT payload
+	at     time.Time       // when the socket connected
 	data   any
 
 	mu       sync.Mutex
@@ -62,17 +64,20 @@ func (s *Socket) Namespace() *Namespace { return s.ns }
 // Data returns what the namespace middleware returned.
 func (s *Socket) Data() any { return s.data }
 
-// Handshake returns the connection's handshake.
-func (s *Socket) Handshake() *Handshake { return s.hs }
+// Handshake returns the connection's handshake. It is rebuilt on each call
+// from what the connection keeps (the handshake's query and header are kept
+// packed, as an idle socket should hold little).
+func (s *Socket) Handshake() *Handshake { return s.client.handshake(s.auth, s.at) }
 
 // Protocol returns the Engine.IO revision: 3 or 4.
-func (s *Socket) Protocol() int { return s.hs.Protocol }
+func (s *Socket) Protocol() int { return s.client.sess.Protocol() }
 
 // Attachments returns the binary attachments of the event being handled,
 // in placeholder order; valid only during the handler call.
 func (s *Socket) Attachments() [][]byte { return s.bins }
 
-// On registers the handler of event. Handlers run on the connection's reader,
+// On registers the handler of event for this socket; it takes precedence
+// over the namespace's (Namespace.On). Handlers run on the connection's reader,
 // one at a time in arrival order; while one runs, nothing else is read from
 // that connection (heartbeats included), so long work belongs in a goroutine.
 func (s *Socket) On(event string, h EventHandler) {
@@ -223,17 +228,15 @@ func (s *Socket) onClose(reason string) {
 	s.waiting = nil
 	s.mu.Unlock()
 
-	c := s.client
-	c.mu.Lock()
-	if c.sockets[s.ns.name] == s {
-		delete(c.sockets, s.ns.name)
-	}
-	c.mu.Unlock()
+	s.client.removeSocket(s)
 	for r := range rooms {
 		s.ns.leave(r, s)
 	}
 	s.ns.remove(s)
-	for _, fn := range fns {
+	s.ns.mu.RLock()
+	nsFns := s.ns.onDisc
+	s.ns.mu.RUnlock()
+	for _, fn := range slices.Concat(fns, nsFns) {
 		func() {
 			defer s.ns.srv.recover(s.client.sess.ID(), "disconnect handler")
 			fn(s, reason)
@@ -251,6 +254,9 @@ func (s *Socket) onEvent(p *Packet, bins [][]byte) {
 	h := s.handlers[name]
 	anyH := s.onAny
 	s.mu.Unlock()
+	if h == nil {
+		h = s.ns.handler(name)
+	}
 	var ack AckFunc
 	if p.ID >= 0 {
 		ack = s.ackFunc(p.ID)

@@ -245,10 +245,13 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 		srv:        srv,
 		id:         newSID(),
 		proto:      proto,
-		query:      r.URL.Query(),
-		header:     r.Header.Clone(),
+		rawQuery:   r.URL.RawQuery,
+		header:     flattenHeader(r.Header),
 		remoteAddr: r.RemoteAddr,
-		wake:       make(chan struct{}, 1),
+	}
+	if upgrades {
+		// Only long-polling waits on wake; a nil channel is never ready.
+		s.wake = make(chan struct{}, 1)
 	}
 	// The open packet is the first frame of every session.
 	var b strings.Builder
@@ -297,4 +300,38 @@ func (srv *Server) handshakePolling(w http.ResponseWriter, r *http.Request, prot
 	s.state = statePolling
 	srv.start(s)
 	s.handleGet(w, r)
+}
+
+// flattenHeader packs h into one string, "key\x00value\x00" per value, so
+// that a session keeps one allocation instead of a map of slices.
+func flattenHeader(h http.Header) string {
+	n := 0
+	for k, vs := range h {
+		for _, v := range vs {
+			n += len(k) + len(v) + 2
+		}
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for k, vs := range h {
+		for _, v := range vs {
+			b.WriteString(k)
+			b.WriteByte(0)
+			b.WriteString(v)
+			b.WriteByte(0)
+		}
+	}
+	return b.String()
+}
+
+// unflattenHeader rebuilds the header packed by flattenHeader.
+func unflattenHeader(s string) http.Header {
+	h := make(http.Header)
+	for s != "" {
+		k, rest, _ := strings.Cut(s, "\x00")
+		v, rest, _ := strings.Cut(rest, "\x00")
+		h[k] = append(h[k], v)
+		s = rest
+	}
+	return h
 }

@@ -55,8 +55,8 @@ type Session struct {
 	srv        *Server
 	id         string
 	proto      int
-	query      url.Values
-	header     http.Header
+	rawQuery   string // the handshake's query, parsed on demand
+	header     string // the handshake's header, flattened by flattenHeader
 	remoteAddr string
 	handler    Handler
 
@@ -69,9 +69,10 @@ type Session struct {
 	postActive   bool
 	wake         chan struct{} // a pending GET waits here
 	conn         net.Conn
-	probeConn    net.Conn // a websocket being probed for upgrade
-	writing      bool     // the write side is owned (writer.go): by the pool or writeLoop
-	wshard       *writerShard
+	probeConn    net.Conn     // a websocket being probed for upgrade
+	rd           *wsReader    // the readiness-driven reader of conn, if any
+	writing      bool         // the write side is owned (writer.go): by the pool or writeLoop
+	wshard       *writerShard // the writer pool shard of this session
 	timer        *time.Timer
 	awaitingPong bool
 	pingDue      time.Time // when the next EIO4 ping is due
@@ -91,11 +92,16 @@ func (s *Session) ID() string { return s.id }
 // Protocol returns the Engine.IO protocol revision: 3 or 4.
 func (s *Session) Protocol() int { return s.proto }
 
-// Query returns the handshake request's query.
-func (s *Session) Query() url.Values { return s.query }
+// Query returns the handshake request's query. It is parsed on each call:
+// an idle session keeps only the raw string.
+func (s *Session) Query() url.Values {
+	q, _ := url.ParseQuery(s.rawQuery)
+	return q
+}
 
-// Header returns the handshake request's header.
-func (s *Session) Header() http.Header { return s.header }
+// Header returns a copy of the handshake request's header, rebuilt on each
+// call from the one string the session keeps.
+func (s *Session) Header() http.Header { return unflattenHeader(s.header) }
 
 // RemoteAddr returns the handshake request's remote address.
 func (s *Session) RemoteAddr() string { return s.remoteAddr }
@@ -178,6 +184,7 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 		conn = nil
 	}
 	probe := s.probeConn
+	rd := s.rd
 	// A client that posts "1" while no GET is pending still gets its next GET
 	// answered (with a noop), as the reference server does.
 	deferRemove := prev == statePolling && mode == closeByClient && !s.getActive
@@ -191,6 +198,9 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 	}
 	if probe != nil {
 		_ = probe.Close()
+	}
+	if rd != nil {
+		rd.stop()
 	}
 	s.srv.count.Add(-1)
 	if deferRemove {
@@ -423,26 +433,44 @@ func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
 
 // ---- websocket ----
 
-// hijack upgrades r to a websocket and returns the connection and a reader
-// that includes anything the client sent early.
-func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, io.Reader, error) {
+// hijack upgrades r to a websocket and returns the connection and anything
+// the client sent early, which must be read before the connection.
+func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, []byte, error) {
 	conn, rw, _, err := srv.upgrader.Upgrade(r, w)
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
 	// Read straight from the connection so that no buffer is held while the
-	// socket idles (client traffic is light; a header costs two small reads),
-	// and let net/http's buffers go.
-	var src io.Reader = conn
+	// socket idles, and let net/http's buffers go.
+	var early []byte
 	if n := rw.Reader.Buffered(); n > 0 {
-		early, _ := rw.Reader.Peek(n)
-		src = io.MultiReader(bytes.NewReader(bytes.Clone(early)), conn)
+		b, _ := rw.Reader.Peek(n)
+		early = bytes.Clone(b)
 	}
-	return conn, src, nil
+	return conn, early, nil
+}
+
+// earlyReader reads the bytes a client sent before the upgrade finished,
+// then the connection.
+type earlyReader struct {
+	early []byte
+	conn  net.Conn
+}
+
+func (r *earlyReader) Read(p []byte) (int, error) {
+	if len(r.early) > 0 {
+		n := copy(p, r.early)
+		r.early = r.early[n:]
+		if len(r.early) == 0 {
+			r.early = nil
+		}
+		return n, nil
+	}
+	return r.conn.Read(p)
 }
 
 func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int) {
-	conn, rd, err := srv.hijack(w, r)
+	conn, early, err := srv.hijack(w, r)
 	if err != nil {
 		srv.log.Debug("engineio: websocket handshake failed", "err", err)
 		return
@@ -456,11 +484,11 @@ func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int
 		s.kickLocked()
 	}
 	s.mu.Unlock()
-	go s.readLoop(conn, rd, false)
+	s.serveWS(conn, early)
 }
 
 func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
-	conn, rd, err := s.srv.hijack(w, r)
+	conn, early, err := s.srv.hijack(w, r)
 	if err != nil {
 		return
 	}
@@ -474,12 +502,15 @@ func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	go s.readLoop(conn, rd, true)
+	// The short upgrade handshake runs on a blocking reader; the connection
+	// goes to serveWS once it carries the session.
+	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, true)
 }
 
 // readLoop reads websocket messages until the connection ends. When probing
-// it first runs the upgrade handshake (2probe/3probe/5).
-func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
+// it first runs the upgrade handshake (2probe/3probe/5), then hands the
+// connection to serveWS.
+func (s *Session) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
 	defer s.recoverPanic("reader")
 	var buf []byte
 	for {
@@ -495,12 +526,7 @@ func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
 				_ = conn.Close()
 				return
 			}
-			if errors.Is(err, errTooLarge) {
-				_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))), time.Second)
-				s.closeWith("payload too large", closeError)
-				return
-			}
-			s.closeWith("transport close", closeError)
+			s.readFailed(conn, err)
 			return
 		}
 		if probing {
@@ -509,35 +535,73 @@ func (s *Session) readLoop(conn net.Conn, rd io.Reader, probing bool) {
 				return
 			}
 			s.mu.Lock()
-			probing = s.state != stateWebsocket || s.conn != conn
+			upgraded := s.state == stateWebsocket && s.conn == conn
 			s.mu.Unlock()
+			if upgraded {
+				// readMessage never reads past a frame: what is left of
+				// the early bytes and the connection is the session's.
+				s.serveWS(conn, rd.early)
+				return
+			}
 			continue
 		}
-		var p Packet
-		if op == ws.OpBinary {
-			if s.proto == 3 {
-				p, err = DecodeBinaryV3(msg)
-			} else {
-				p = Packet{Type: Message, Data: msg, Binary: true}
-			}
-		} else {
-			p, err = DecodePacket(msg)
-		}
-		if err != nil {
-			s.closeWith("parse error", closeError)
-			return
-		}
-		if !s.onPacket(p) {
+		if !s.onWSMessage(msg, op) {
 			return
 		}
 		// Messages are handed to the handler; only reuse the buffer when
 		// the packet was not a message.
-		if p.Type != Message {
+		if len(msg) > 0 && msg[0] != '0'+byte(Message) && op == ws.OpText {
 			buf = msg
 		} else {
 			buf = nil
 		}
 	}
+}
+
+// readFailed ends the session after a read error.
+func (s *Session) readFailed(conn net.Conn, err error) {
+	if errors.Is(err, errTooLarge) {
+		_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))), time.Second)
+		s.closeWith("payload too large", closeError)
+		return
+	}
+	s.closeWith("transport close", closeError)
+}
+
+// onWSMessage decodes and handles one websocket data message; it reports
+// false once the session is closed.
+func (s *Session) onWSMessage(msg []byte, op ws.OpCode) bool {
+	var p Packet
+	var err error
+	if op == ws.OpBinary {
+		if s.proto == 3 {
+			p, err = DecodeBinaryV3(msg)
+		} else {
+			p = Packet{Type: Message, Data: msg, Binary: true}
+		}
+	} else {
+		p, err = DecodePacket(msg)
+	}
+	if err != nil {
+		s.closeWith("parse error", closeError)
+		return false
+	}
+	return s.onPacket(p)
+}
+
+// onControl answers a client's control frame; it reports false when the
+// client closed the connection.
+func (s *Session) onControl(conn net.Conn, op ws.OpCode, payload []byte) bool {
+	switch op {
+	case ws.OpClose:
+		_ = s.writeControl(conn, closeFrameBytes, time.Second)
+		return false
+	case ws.OpPing:
+		// Through writeControl: never into the middle of a frame the writer
+		// pool has partly sent.
+		_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewPongFrame(payload)), s.srv.opts.WriteTimeout)
+	}
+	return true
 }
 
 // probe handles one message of the upgrade handshake; it reports false when
@@ -606,12 +670,8 @@ func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, 
 				return nil, 0, err
 			}
 			ws.Cipher(payload, h.Mask, 0)
-			switch h.OpCode {
-			case ws.OpClose:
-				_ = s.writeControl(conn, closeFrameBytes, time.Second)
+			if !s.onControl(conn, h.OpCode, payload) {
 				return nil, 0, io.EOF
-			case ws.OpPing:
-				_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewPongFrame(payload)), s.srv.opts.WriteTimeout)
 			}
 			continue
 		}
