@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -85,14 +87,24 @@ func (s *Store) writeLoop() {
 		case r := <-s.sends:
 			batch = append(batch[:0], r)
 		}
+		// A sender's channel send wakes this loop before the other senders
+		// that are ready to run get to queue theirs; on one CPU every batch
+		// would hold one message. Yielding lets them queue first, and costs
+		// next to nothing when nobody else is runnable.
+		yielded := 0
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
 			case r := <-s.sends:
 				batch = append(batch, r)
+				continue
 			default:
-				break fill
 			}
+			if yielded == len(batch) {
+				break fill // the last yield brought nothing more
+			}
+			yielded = len(batch)
+			runtime.Gosched()
 		}
 		s.commitBatch(batch)
 		clear(batch) // drop references to finished requests
@@ -110,34 +122,89 @@ func (s *Store) failQueued() {
 	}
 }
 
-// commitBatch stores each request inside its own SAVEPOINT, so one failing
-// send is rolled back alone, and commits them all at once.
+// commitBatch commits the batch in one transaction and answers every
+// request. The sends are grouped by conversation with no savepoints, every
+// check made before the first write; should a statement fail anyway, the
+// batch is redone one savepoint per send, so that only the send at fault
+// fails.
 func (s *Store) commitBatch(batch []*sendReq) {
 	// The batch outlives any single caller's context: one caller giving up
 	// must not abort everyone else's messages.
 	ctx := context.Background()
-	st := s.stmts
 	res := make([]sendRes, len(batch))
-	fail := func(err error) {
-		for i := range batch {
-			if res[i].err == nil {
-				res[i] = sendRes{err: err}
-			}
-			batch[i].res <- res[i]
-		}
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		fail(fmt.Errorf("sqlite: send: begin: %w", err))
-		return
-	}
+	live := 0
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			res[i].err = fmt.Errorf("sqlite: send: %w", err)
+		} else {
+			live++
+		}
+	}
+	if live > 0 {
+		if redo := s.commitGrouped(ctx, batch, res); redo {
+			s.commitEach(ctx, batch, res)
+		}
+	}
+	for i, r := range batch {
+		r.res <- res[i]
+	}
+}
+
+// commitGrouped runs the grouped fast path. It fills res and returns false
+// when the transaction committed or could not be committed; true when a
+// statement failed and the batch must be redone with commitEach (res is
+// then untouched).
+func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes) (redo bool) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
+		return false
+	}
+	out := slices.Clone(res)
+	if err := s.stmts.sendGrouped(ctx, tx, batch, out); err != nil {
+		tx.Rollback()
+		return true
+	}
+	s.batches.Add(1)
+	if err := tx.Commit(); err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
+		return false
+	}
+	copy(res, out)
+	return false
+}
+
+// failAll fails every request that has no error yet.
+func failAll(res []sendRes, err error) {
+	for i := range res {
+		if res[i].err == nil {
+			res[i] = sendRes{err: err}
+		}
+	}
+}
+
+// commitEach stores each pending request inside its own SAVEPOINT, so one
+// failing send is rolled back alone, and commits them all at once.
+func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes) {
+	st := s.stmts
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
+		return
+	}
+	fail := func(err error) {
+		tx.Rollback()
+		for i := range res {
+			if res[i].err == nil {
+				res[i] = sendRes{err: err}
+			}
+		}
+	}
+	for i, r := range batch {
+		if res[i].err != nil {
 			continue
 		}
 		if _, err := tx.StmtContext(ctx, st.save).ExecContext(ctx); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
 			return
 		}
@@ -145,7 +212,6 @@ func (s *Store) commitBatch(batch []*sendReq) {
 		if err != nil {
 			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
 			if _, rerr := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); rerr != nil {
-				tx.Rollback()
 				fail(fmt.Errorf("sqlite: send: rollback to savepoint: %w", rerr))
 				return
 			}
@@ -153,19 +219,13 @@ func (s *Store) commitBatch(batch []*sendReq) {
 			res[i] = sendRes{msg: msg, dup: dup}
 		}
 		if _, err := tx.StmtContext(ctx, st.release).ExecContext(ctx); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: release savepoint: %w", err))
 			return
 		}
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
-		for i := range res {
-			res[i] = sendRes{err: fmt.Errorf("sqlite: send: commit: %w", err)}
-		}
-	}
-	for i, r := range batch {
-		r.res <- res[i]
+		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
 	}
 }
 
@@ -195,9 +255,14 @@ func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message
 // Statements of the send path, prepared once on the writer connection:
 // parsing them costs more than running them.
 const (
-	qMember   = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
-	qDup      = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
-	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
+	qMember  = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
+	qDup     = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
+	qNextSeq = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
+	// qAlloc allocates ?2 seqs at once; qAllocMember only when ?4 is a
+	// member, which saves the membership query of a lone sender.
+	qAlloc       = `UPDATE conversations SET last_seq = last_seq + ?2, last_msg_at = MAX(last_msg_at, ?3) WHERE id = ?1 RETURNING last_seq`
+	qAllocMember = `UPDATE conversations SET last_seq = last_seq + ?2, last_msg_at = MAX(last_msg_at, ?3) WHERE id = ?1
+		AND EXISTS (SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?4) RETURNING last_seq`
 	qInsert   = `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qOwnRead  = `UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`
 	qSave     = `SAVEPOINT send`
@@ -206,7 +271,7 @@ const (
 )
 
 type sendStmts struct {
-	member, dup, nextSeq, insert, ownRead, save, rollback, release *sql.Stmt
+	member, dup, nextSeq, alloc, allocMember, insert, ownRead, save, rollback, release *sql.Stmt
 }
 
 func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
@@ -216,6 +281,7 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 		q   string
 	}{
 		{&st.member, qMember}, {&st.dup, qDup}, {&st.nextSeq, qNextSeq}, {&st.insert, qInsert},
+		{&st.alloc, qAlloc}, {&st.allocMember, qAllocMember},
 		{&st.ownRead, qOwnRead}, {&st.save, qSave}, {&st.rollback, qRollback}, {&st.release, qRelease},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.q)
@@ -229,11 +295,169 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 }
 
 func (st *sendStmts) close() {
-	for _, s := range []*sql.Stmt{st.member, st.dup, st.nextSeq, st.insert, st.ownRead, st.save, st.rollback, st.release} {
+	for _, s := range []*sql.Stmt{st.member, st.dup, st.nextSeq, st.alloc, st.allocMember, st.insert, st.ownRead, st.save, st.rollback, st.release} {
 		if s != nil {
 			s.Close()
 		}
 	}
+}
+
+// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx,
+// conversation by conversation: the senders' memberships and the client
+// message ids are checked first, then one statement allocates the
+// conversation's seqs, the messages are inserted in batch order, and each
+// sender's read mark is advanced once. Any error is returned as is: the
+// caller rolls back and redoes the batch with savepoints.
+func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
+	var order []string // conversations in order of first appearance
+	groups := make(map[string][]int, 1)
+	for i, r := range batch {
+		if res[i].err != nil {
+			continue
+		}
+		c := r.m.ConversationID
+		if _, ok := groups[c]; !ok {
+			order = append(order, c)
+		}
+		groups[c] = append(groups[c], i)
+	}
+	for _, c := range order {
+		if err := st.sendGroup(ctx, tx, batch, res, c, groups[c]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendGroup is sendGrouped for the requests idx of conversation conv.
+func (st *sendStmts) sendGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, conv string, idx []int) error {
+	sender := batch[idx[0]].m.SenderID
+	lone := true // one sender and no client ids: qAllocMember checks the membership
+	for _, i := range idx {
+		m := &batch[i].m
+		lone = lone && m.SenderID == sender && m.ClientMsgID == ""
+	}
+	var repeats [][2]int // a client id repeated within the batch: request, first request
+	if !lone {
+		var err error
+		if idx, repeats, err = st.checkGroup(ctx, tx, batch, res, idx); err != nil {
+			return err
+		}
+	}
+	if len(idx) > 0 {
+		if err := st.insertGroup(ctx, tx, batch, res, conv, sender, lone, idx); err != nil {
+			return err
+		}
+	}
+	for _, p := range repeats {
+		res[p[0]] = sendRes{msg: res[p[1]].msg, dup: true}
+	}
+	return nil
+}
+
+// insertGroup allocates the seqs of the requests idx, inserts their messages in
+// order and advances each sender's read mark. With lone set, sender is the
+// only sender and its membership is checked by the allocation.
+func (st *sendStmts) insertGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, conv, sender string, lone bool, idx []int) error {
+	var at int64
+	for _, i := range idx {
+		at = max(at, batch[i].m.At.UnixMilli())
+	}
+	n := int64(len(idx))
+	var last int64
+	var err error
+	if lone {
+		err = tx.StmtContext(ctx, st.allocMember).QueryRowContext(ctx, conv, n, at, sender).Scan(&last)
+		if errors.Is(err, sql.ErrNoRows) {
+			for _, i := range idx {
+				res[i].err = fmt.Errorf("sqlite: send to %s: %w", conv, store.ErrNotMember)
+			}
+			return nil
+		}
+	} else {
+		err = tx.StmtContext(ctx, st.alloc).QueryRowContext(ctx, conv, n, at).Scan(&last)
+	}
+	if err != nil {
+		return fmt.Errorf("allocate seqs: %w", err)
+	}
+	seq := last - n
+	lastOf := make(map[string]int64, 1) // each sender's last seq in this batch
+	insert := tx.StmtContext(ctx, st.insert)
+	for _, i := range idx {
+		m := batch[i].m
+		seq++
+		at := m.At.UnixMilli()
+		msg := store.Message{
+			ID:             store.NewID(),
+			ConversationID: conv,
+			Seq:            seq,
+			SenderID:       m.SenderID,
+			Type:           m.Type,
+			Content:        m.Content,
+			ClientMsgID:    m.ClientMsgID,
+			CreatedAt:      time.UnixMilli(at),
+		}
+		var client any // NULL when absent, so messages without a client id never collide
+		if m.ClientMsgID != "" {
+			client = m.ClientMsgID
+		}
+		if _, err := insert.ExecContext(ctx, conv, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
+			return fmt.Errorf("insert message: %w", err)
+		}
+		res[i] = sendRes{msg: msg}
+		lastOf[m.SenderID] = seq
+	}
+	// One's own messages are never unread.
+	for u, seq := range lastOf {
+		if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, conv, u, seq); err != nil {
+			return fmt.Errorf("advance read_seq: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkGroup checks each sender's membership and each client id of a
+// conversation's requests, answering the rejected and the duplicates of
+// stored messages, and returns the requests left to store and the repeats
+// of a client id within the batch, answered once the first is stored.
+func (st *sendStmts) checkGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, idx []int) (keep []int, repeats [][2]int, err error) {
+	conv := batch[idx[0]].m.ConversationID
+	member := make(map[string]bool, 2)
+	first := make(map[[2]string]int)
+	for _, i := range idx {
+		m := batch[i].m
+		ok, checked := member[m.SenderID]
+		if !checked {
+			var one int
+			err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, conv, m.SenderID).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("check member: %w", err)
+			}
+			ok = err == nil
+			member[m.SenderID] = ok
+		}
+		if !ok {
+			res[i].err = fmt.Errorf("sqlite: send to %s: %w", conv, store.ErrNotMember)
+			continue
+		}
+		if m.ClientMsgID != "" {
+			k := [2]string{m.SenderID, m.ClientMsgID}
+			if j, ok := first[k]; ok {
+				repeats = append(repeats, [2]int{i, j})
+				continue
+			}
+			first[k] = i
+			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, m.SenderID, m.ClientMsgID), false)
+			if err == nil {
+				res[i] = sendRes{msg: orig, dup: true}
+				continue
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("check client msg id: %w", err)
+			}
+		}
+		keep = append(keep, i)
+	}
+	return keep, repeats, nil
 }
 
 // sendTx is one send inside the batch transaction. Everything that can reject
