@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -178,6 +179,9 @@ func TestQueryPlans(t *testing.T) {
 		}},
 		{"member by sid", `SELECT ` + memberCols + ` FROM members WHERE sid = ? AND app_id = ? AND user_id = ?`, []any{"s", "a", "u"}, []string{
 			"(sid=?)",
+		}},
+		{"client id of a send", qDup, []any{"c", "u", "k"}, []string{
+			"SEARCH m USING INDEX messages_client_msg_id (conversation_id=? AND sender_id=? AND client_msg_id=?)",
 		}},
 	} {
 		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
@@ -560,6 +564,54 @@ func TestGroupedBatchFallsBack(t *testing.T) {
 	for _, c := range []store.Conversation{x, y} {
 		if got, err := s.Conversation(ctx, c.ID); err != nil || got.LastSeq != 1 {
 			t.Fatalf("%s: last_seq %d, %v; want 1", c.Key, got.LastSeq, err)
+		}
+	}
+}
+
+// TestMigrationPartialClientIndex: a file of schema 1 with messages is
+// upgraded to the partial client id index, which still finds and guards
+// client ids.
+func TestMigrationPartialClientIndex(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "v1.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{migrations[0], `PRAGMA user_version = 1`,
+		`INSERT INTO conversations (id, app_id, type, key, last_seq, created_at) VALUES ('c', 'a', 2, 'g', 2, 0)`,
+		`INSERT INTO members (conversation_id, app_id, user_id, sid, created_at) VALUES ('c', 'a', 'u', 's', 0)`,
+		`INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES
+			('c', 1, 'm1', 'u', 1, '{}', 'k', 0), ('c', 2, 'm2', 'u', 1, '{}', NULL, 0)`,
+	} {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var def string
+	if err := s.r.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'messages_client_msg_id'`).Scan(&def); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(def, "WHERE client_msg_id IS NOT NULL") {
+		t.Fatalf("index after the migration: %s", def)
+	}
+	m, dup, err := s.Send(ctx, store.NewMessage{ConversationID: "c", SenderID: "u", Type: 1, Content: json.RawMessage(`{}`), ClientMsgID: "k"})
+	if err != nil || !dup || m.ID != "m1" {
+		t.Fatalf("resend of client id k: %s dup %v, %v; want m1 dup", m.ID, dup, err)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at)
+		VALUES ('c', 9, 'm9', 'u', 1, '{}', 'k', 0)`); err == nil {
+		t.Fatal("a second message with client id k was accepted")
+	}
+	for i := range 2 {
+		if _, dup, err := s.Send(ctx, store.NewMessage{ConversationID: "c", SenderID: "u", Type: 1, Content: json.RawMessage(`{}`)}); err != nil || dup {
+			t.Fatalf("send %d without a client id: dup %v, %v", i, dup, err)
 		}
 	}
 }
