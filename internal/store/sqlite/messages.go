@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -255,14 +256,9 @@ func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message
 // Statements of the send path, prepared once on the writer connection:
 // parsing them costs more than running them.
 const (
-	qMember  = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
-	qDup     = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
-	qNextSeq = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
-	// qAlloc allocates ?2 seqs at once; qAllocMember only when ?4 is a
-	// member, which saves the membership query of a lone sender.
-	qAlloc       = `UPDATE conversations SET last_seq = last_seq + ?2, last_msg_at = MAX(last_msg_at, ?3) WHERE id = ?1 RETURNING last_seq`
-	qAllocMember = `UPDATE conversations SET last_seq = last_seq + ?2, last_msg_at = MAX(last_msg_at, ?3) WHERE id = ?1
-		AND EXISTS (SELECT 1 FROM members WHERE conversation_id = ?1 AND user_id = ?4) RETURNING last_seq`
+	qMember   = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
+	qDup      = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
+	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
 	qInsert   = `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qOwnRead  = `UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`
 	qSave     = `SAVEPOINT send`
@@ -270,8 +266,43 @@ const (
 	qRelease  = `RELEASE send`
 )
 
+// The grouped path's statements take many rows at once, in chunks of
+// these sizes, so that a batch costs a few statements rather than a few
+// per message; each size is prepared once.
+var chunkSizes = []int{64, 16, 4, 1}
+
+// qAllocRows allocates column2 seqs in each conversation column1 and
+// returns the last; with column4 set (a lone sender), only if column4 is a
+// member, which saves that sender's membership query.
+func qAllocRows(n int) string {
+	return `UPDATE conversations SET last_seq = last_seq + v.column2, last_msg_at = MAX(last_msg_at, v.column3)
+	FROM (VALUES ` + placeholders(n, 4) + `) AS v
+	WHERE conversations.id = v.column1 AND (v.column4 IS NULL OR
+		EXISTS (SELECT 1 FROM members WHERE conversation_id = v.column1 AND user_id = v.column4))
+	RETURNING id, last_seq`
+}
+
+func qInsertRows(n int) string {
+	return `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES ` + placeholders(n, 8)
+}
+
+// qOwnReadRows advances each sender's read mark (one's own messages are
+// never unread).
+func qOwnReadRows(n int) string {
+	return `UPDATE members SET read_seq = v.column3 FROM (VALUES ` + placeholders(n, 3) + `) AS v
+	WHERE members.conversation_id = v.column1 AND members.user_id = v.column2 AND members.read_seq < v.column3`
+}
+
+// placeholders returns n rows of cols parameters: (?, ?), (?, ?).
+func placeholders(n, cols int) string {
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	return row + strings.Repeat(", "+row, n-1)
+}
+
 type sendStmts struct {
-	member, dup, nextSeq, alloc, allocMember, insert, ownRead, save, rollback, release *sql.Stmt
+	member, dup, nextSeq, insert, ownRead, save, rollback, release *sql.Stmt
+	// By chunk size.
+	allocRows, insertRows, ownReadRows map[int]*sql.Stmt
 }
 
 func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
@@ -281,7 +312,6 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 		q   string
 	}{
 		{&st.member, qMember}, {&st.dup, qDup}, {&st.nextSeq, qNextSeq}, {&st.insert, qInsert},
-		{&st.alloc, qAlloc}, {&st.allocMember, qAllocMember},
 		{&st.ownRead, qOwnRead}, {&st.save, qSave}, {&st.rollback, qRollback}, {&st.release, qRelease},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.q)
@@ -291,63 +321,166 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 		}
 		*p.dst = stmt
 	}
+	st.allocRows, st.insertRows, st.ownReadRows = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	for _, n := range chunkSizes {
+		for _, p := range []struct {
+			dst map[int]*sql.Stmt
+			q   string
+		}{{st.allocRows, qAllocRows(n)}, {st.insertRows, qInsertRows(n)}, {st.ownReadRows, qOwnReadRows(n)}} {
+			stmt, err := db.PrepareContext(ctx, p.q)
+			if err != nil {
+				st.close()
+				return nil, fmt.Errorf("sqlite: prepare %q: %w", p.q, err)
+			}
+			p.dst[n] = stmt
+		}
+	}
 	return &st, nil
 }
 
 func (st *sendStmts) close() {
-	for _, s := range []*sql.Stmt{st.member, st.dup, st.nextSeq, st.alloc, st.allocMember, st.insert, st.ownRead, st.save, st.rollback, st.release} {
+	for _, s := range []*sql.Stmt{st.member, st.dup, st.nextSeq, st.insert, st.ownRead, st.save, st.rollback, st.release} {
 		if s != nil {
+			s.Close()
+		}
+	}
+	for _, m := range []map[int]*sql.Stmt{st.allocRows, st.insertRows, st.ownReadRows} {
+		for _, s := range m {
 			s.Close()
 		}
 	}
 }
 
-// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx,
-// conversation by conversation: the senders' memberships and the client
-// message ids are checked first, then one statement allocates the
-// conversation's seqs, the messages are inserted in batch order, and each
-// sender's read mark is advanced once. Any error is returned as is: the
-// caller rolls back and redoes the batch with savepoints.
+// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx.
+// The requests are grouped by conversation; the memberships and client ids
+// of a conversation with several senders or any client id are checked
+// first. Then one statement (per chunk of rows) allocates every
+// conversation's seqs, one inserts every message and one advances every
+// sender's read mark. Any error is returned as is: the caller rolls back
+// and redoes the batch with savepoints.
 func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
-	var order []string // conversations in order of first appearance
-	groups := make(map[string][]int, 1)
+	type group struct {
+		conv  string
+		idx   []int  // the requests to store, in batch order
+		lone  string // the only sender, whose membership the allocation checks; "" once checked
+		last  int64  // the conversation's last seq after the allocation
+		found bool
+	}
+	var groups []*group
+	byConv := make(map[string]*group, 1)
 	for i, r := range batch {
 		if res[i].err != nil {
 			continue
 		}
-		c := r.m.ConversationID
-		if _, ok := groups[c]; !ok {
-			order = append(order, c)
+		g := byConv[r.m.ConversationID]
+		if g == nil {
+			g = &group{conv: r.m.ConversationID, lone: r.m.SenderID}
+			byConv[g.conv] = g
+			groups = append(groups, g)
 		}
-		groups[c] = append(groups[c], i)
-	}
-	for _, c := range order {
-		if err := st.sendGroup(ctx, tx, batch, res, c, groups[c]); err != nil {
-			return err
+		if r.m.SenderID != g.lone || r.m.ClientMsgID != "" {
+			g.lone = ""
 		}
-	}
-	return nil
-}
-
-// sendGroup is sendGrouped for the requests idx of conversation conv.
-func (st *sendStmts) sendGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, conv string, idx []int) error {
-	sender := batch[idx[0]].m.SenderID
-	lone := true // one sender and no client ids: qAllocMember checks the membership
-	for _, i := range idx {
-		m := &batch[i].m
-		lone = lone && m.SenderID == sender && m.ClientMsgID == ""
+		g.idx = append(g.idx, i)
 	}
 	var repeats [][2]int // a client id repeated within the batch: request, first request
-	if !lone {
-		var err error
-		if idx, repeats, err = st.checkGroup(ctx, tx, batch, res, idx); err != nil {
+	var allocs []any
+	for _, g := range groups {
+		if g.lone == "" {
+			keep, rep, err := st.checkGroup(ctx, tx, batch, res, g.idx)
+			if err != nil {
+				return err
+			}
+			g.idx, repeats = keep, append(repeats, rep...)
+		}
+		if len(g.idx) == 0 {
+			continue
+		}
+		var at int64
+		for _, i := range g.idx {
+			at = max(at, batch[i].m.At.UnixMilli())
+		}
+		var lone any // NULL: memberships already checked
+		if g.lone != "" {
+			lone = g.lone
+		}
+		allocs = append(allocs, g.conv, len(g.idx), at, lone)
+	}
+	err := chunked(allocs, 4, func(n int, args []any) error {
+		rows, err := tx.StmtContext(ctx, st.allocRows[n]).QueryContext(ctx, args...)
+		if err != nil {
 			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var last int64
+			if err := rows.Scan(&id, &last); err != nil {
+				return err
+			}
+			if g := byConv[id]; g != nil {
+				g.last, g.found = last, true
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("allocate seqs: %w", err)
+	}
+
+	var inserts, reads []any
+	for _, g := range groups {
+		if len(g.idx) == 0 {
+			continue
+		}
+		if !g.found {
+			if g.lone == "" { // checked members, yet no conversation
+				return fmt.Errorf("allocate seqs: conversation %s: %w", g.conv, store.ErrNotFound)
+			}
+			for _, i := range g.idx {
+				res[i].err = fmt.Errorf("sqlite: send to %s: %w", g.conv, store.ErrNotMember)
+			}
+			continue
+		}
+		seq := g.last - int64(len(g.idx))
+		lastOf := make(map[string]int64, 1) // each sender's last seq here
+		for _, i := range g.idx {
+			m := batch[i].m
+			seq++
+			at := m.At.UnixMilli()
+			msg := store.Message{
+				ID:             store.NewID(),
+				ConversationID: g.conv,
+				Seq:            seq,
+				SenderID:       m.SenderID,
+				Type:           m.Type,
+				Content:        m.Content,
+				ClientMsgID:    m.ClientMsgID,
+				CreatedAt:      time.UnixMilli(at),
+			}
+			var client any // NULL when absent, so messages without a client id never collide
+			if m.ClientMsgID != "" {
+				client = m.ClientMsgID
+			}
+			inserts = append(inserts, g.conv, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at)
+			res[i] = sendRes{msg: msg}
+			lastOf[m.SenderID] = seq
+		}
+		for u, seq := range lastOf {
+			reads = append(reads, g.conv, u, seq)
 		}
 	}
-	if len(idx) > 0 {
-		if err := st.insertGroup(ctx, tx, batch, res, conv, sender, lone, idx); err != nil {
-			return err
-		}
+	if err := chunked(inserts, 8, func(n int, args []any) error {
+		_, err := tx.StmtContext(ctx, st.insertRows[n]).ExecContext(ctx, args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	if err := chunked(reads, 3, func(n int, args []any) error {
+		_, err := tx.StmtContext(ctx, st.ownReadRows[n]).ExecContext(ctx, args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("advance read_seq: %w", err)
 	}
 	for _, p := range repeats {
 		res[p[0]] = sendRes{msg: res[p[1]].msg, dup: true}
@@ -355,63 +488,21 @@ func (st *sendStmts) sendGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq
 	return nil
 }
 
-// insertGroup allocates the seqs of the requests idx, inserts their messages in
-// order and advances each sender's read mark. With lone set, sender is the
-// only sender and its membership is checked by the allocation.
-func (st *sendStmts) insertGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, conv, sender string, lone bool, idx []int) error {
-	var at int64
-	for _, i := range idx {
-		at = max(at, batch[i].m.At.UnixMilli())
-	}
-	n := int64(len(idx))
-	var last int64
-	var err error
-	if lone {
-		err = tx.StmtContext(ctx, st.allocMember).QueryRowContext(ctx, conv, n, at, sender).Scan(&last)
-		if errors.Is(err, sql.ErrNoRows) {
-			for _, i := range idx {
-				res[i].err = fmt.Errorf("sqlite: send to %s: %w", conv, store.ErrNotMember)
+// chunked calls fn on args, rows of cols values each, in chunks of the
+// largest chunkSizes that fit, with the number of rows of each chunk.
+func chunked(args []any, cols int, fn func(n int, args []any) error) error {
+	for rows := len(args) / cols; rows > 0; {
+		n := chunkSizes[len(chunkSizes)-1]
+		for _, size := range chunkSizes {
+			if size <= rows {
+				n = size
+				break
 			}
-			return nil
 		}
-	} else {
-		err = tx.StmtContext(ctx, st.alloc).QueryRowContext(ctx, conv, n, at).Scan(&last)
-	}
-	if err != nil {
-		return fmt.Errorf("allocate seqs: %w", err)
-	}
-	seq := last - n
-	lastOf := make(map[string]int64, 1) // each sender's last seq in this batch
-	insert := tx.StmtContext(ctx, st.insert)
-	for _, i := range idx {
-		m := batch[i].m
-		seq++
-		at := m.At.UnixMilli()
-		msg := store.Message{
-			ID:             store.NewID(),
-			ConversationID: conv,
-			Seq:            seq,
-			SenderID:       m.SenderID,
-			Type:           m.Type,
-			Content:        m.Content,
-			ClientMsgID:    m.ClientMsgID,
-			CreatedAt:      time.UnixMilli(at),
+		if err := fn(n, args[:n*cols]); err != nil {
+			return err
 		}
-		var client any // NULL when absent, so messages without a client id never collide
-		if m.ClientMsgID != "" {
-			client = m.ClientMsgID
-		}
-		if _, err := insert.ExecContext(ctx, conv, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
-			return fmt.Errorf("insert message: %w", err)
-		}
-		res[i] = sendRes{msg: msg}
-		lastOf[m.SenderID] = seq
-	}
-	// One's own messages are never unread.
-	for u, seq := range lastOf {
-		if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, conv, u, seq); err != nil {
-			return fmt.Errorf("advance read_seq: %w", err)
-		}
+		args, rows = args[n*cols:], rows-n
 	}
 	return nil
 }
