@@ -135,6 +135,7 @@ type nopNotifier struct{}
 func (nopNotifier) MessageSent(context.Context, chat.Delivery)    {}
 func (nopNotifier) SessionRead(context.Context, chat.ReadMark)    {}
 func (nopNotifier) TokensRevoked(context.Context, string, string) {}
+func (nopNotifier) UserChanged(context.Context, string, string)   {}
 
 // startChatd runs a whole chatd (store, broker, gateway, HTTP) in process on
 // a loopback listener and returns its URL and a token maker.

@@ -22,6 +22,7 @@ type recorder struct {
 	sent    []Delivery
 	reads   []ReadMark
 	revoked []string
+	changed []string
 }
 
 func (r *recorder) MessageSent(_ context.Context, d Delivery) {
@@ -33,6 +34,11 @@ func (r *recorder) SessionRead(_ context.Context, m ReadMark) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.reads = append(r.reads, m)
+}
+func (r *recorder) UserChanged(_ context.Context, appID, userID string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.changed = append(r.changed, appID+"/"+userID)
 }
 func (r *recorder) TokensRevoked(_ context.Context, appID, userID string) {
 	r.mu.Lock()
@@ -361,5 +367,165 @@ func TestPrivateConversationsAreRemembered(t *testing.T) {
 	}
 	if sids[0] != sids[2] || sids[0] == sids[1] {
 		t.Fatalf("sender sessions %v: each side keeps its own sid", sids)
+	}
+}
+
+// relay is a Notifier that passes user changes on to other nodes' services,
+// as the gateway does through the broker; with drop set it loses them.
+type relay struct {
+	recorder
+	to   []*Service
+	drop bool
+}
+
+func (r *relay) UserChanged(_ context.Context, appID, userID string) {
+	if !r.drop {
+		for _, s := range r.to {
+			s.ForgetUser(appID, userID)
+		}
+	}
+}
+
+func (r *relay) TokensRevoked(_ context.Context, appID, userID string) {
+	if !r.drop {
+		for _, s := range r.to {
+			s.ForgetUser(appID, userID)
+		}
+	}
+}
+
+// userReads counts the store's User calls and can run a hook inside one.
+type userReads struct {
+	store.Store
+	mu     sync.Mutex
+	n      int
+	during func(userID string) bool // true: done, remove the hook
+}
+
+func (u *userReads) User(ctx context.Context, appID, userID string) (store.User, error) {
+	usr, err := u.Store.User(ctx, appID, userID)
+	u.mu.Lock()
+	u.n++
+	hook := u.during
+	u.mu.Unlock()
+	if hook != nil && hook(userID) { // after the read, before the cache keeps it
+		u.mu.Lock()
+		u.during = nil
+		u.mu.Unlock()
+	}
+	return usr, err
+}
+
+func (u *userReads) reads() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.n
+}
+
+// TestUserCacheAcrossNodes: two services on one store stand for two nodes.
+// A name changed through node A reaches node B's pushes at once when the
+// change is relayed, and within userCacheTTL when the relay is lost.
+func TestUserCacheAcrossNodes(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	reads := &userReads{Store: st}
+	relayA, relayB := &relay{}, &relay{}
+	a := New(st, Options{Notifier: relayA, Now: clock})
+	b := New(reads, Options{Notifier: relayB, Now: clock})
+	relayA.to, relayB.to = []*Service{b}, []*Service{a}
+	app, err := a.CreateApp(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.GetToken(ctx, app, "ann", "Ann", "ann.png")
+	a.GetToken(ctx, app, "bob", "Bob", "")
+
+	sendOnB := func() SendResult {
+		t.Helper()
+		r, err := b.SendPrivate(ctx, SendInput{AppID: app.ID, SenderID: "bob", TargetID: "ann", Type: TypeText, Content: text("hi")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := sendOnB(); r.SendSession.Title != "Ann" || r.SendSession.Avatar != "ann.png" {
+		t.Fatalf("first send: session %+v", r.SendSession)
+	}
+	before := reads.reads()
+	sendOnB()
+	if got := reads.reads() - before; got != 0 {
+		t.Fatalf("a repeated send read %d users from the store; want 0", got)
+	}
+
+	// Relayed: node B sees the new name at once.
+	if _, err := a.GetToken(ctx, app, "ann", "Annie", "ann2.png"); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendOnB(); r.SendSession.Title != "Annie" || r.SendSession.Avatar != "ann2.png" {
+		t.Fatalf("after a relayed rename node B titles the session %+v", r.SendSession)
+	}
+	// Lost: node B keeps the old name, but no longer than userCacheTTL.
+	relayA.drop = true
+	if _, err := a.GetToken(ctx, app, "ann", "Anna", "ann3.png"); err != nil {
+		t.Fatal(err)
+	}
+	if r := sendOnB(); r.SendSession.Title != "Annie" {
+		t.Fatalf("with the relay lost node B titles the session %+v; want the cached Annie", r.SendSession)
+	}
+	now = now.Add(userCacheTTL)
+	if r := sendOnB(); r.SendSession.Title != "Anna" || r.SendSession.Avatar != "ann3.png" {
+		t.Fatalf("past the bound node B titles the session %+v; want Anna", r.SendSession)
+	}
+
+	// A revocation on node A makes node B forget the user too.
+	relayA.drop = false
+	sendOnB()
+	before = reads.reads()
+	if err := a.RevokeTokens(ctx, app, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	sendOnB()
+	if got := reads.reads() - before; got != 1 {
+		t.Fatalf("after a revocation node B read %d users; want 1 (ann again)", got)
+	}
+}
+
+// TestUserCacheKeepsNoReadRacingAChange: a row read before a change but
+// stored after it was forgotten would stay stale; the cache drops it.
+func TestUserCacheKeepsNoReadRacingAChange(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	reads := &userReads{Store: st}
+	svc := New(reads, Options{})
+	app, _ := svc.CreateApp(ctx, "a", "")
+	svc.GetToken(ctx, app, "ann", "Ann", "")
+	svc.GetToken(ctx, app, "bob", "Bob", "")
+	// The first read of ann races her rename.
+	reads.during = func(userID string) bool {
+		if userID != "ann" {
+			return false
+		}
+		if _, err := svc.GetToken(ctx, app, "ann", "Annie", ""); err != nil {
+			t.Error(err)
+		}
+		return true
+	}
+	svc.SendPrivate(ctx, SendInput{AppID: app.ID, SenderID: "bob", TargetID: "ann", Type: TypeText, Content: text("1")})
+	r, err := svc.SendPrivate(ctx, SendInput{AppID: app.ID, SenderID: "bob", TargetID: "ann", Type: TypeText, Content: text("2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.SendSession.Title != "Annie" {
+		t.Fatalf("after a rename racing a read the session is titled %q; want Annie", r.SendSession.Title)
 	}
 }

@@ -48,8 +48,11 @@ type Notifier interface {
 	MessageSent(ctx context.Context, d Delivery)
 	SessionRead(ctx context.Context, r ReadMark)
 	// TokensRevoked says every token of the user is void: their live
-	// sockets must be closed.
+	// sockets must be closed (and the user forgotten, as for UserChanged).
 	TokensRevoked(ctx context.Context, appID, userID string)
+	// UserChanged says the user's name or avatar may have changed: every
+	// node must forget what it remembers of them (Service.ForgetUser).
+	UserChanged(ctx context.Context, appID, userID string)
 }
 
 // Delivery is a committed message and everyone who should see it pushed:
@@ -108,6 +111,8 @@ type Service struct {
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
 
+	users *userCache // names and avatars for the send path
+
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
 
@@ -152,6 +157,7 @@ func New(st store.Store, opts Options) *Service {
 	return &Service{
 		store: st, limits: l, notifier: opts.Notifier, now: now, tokenTTL: opts.TokenTTL,
 		private:   make(map[string]privateConv),
+		users:     newUserCache(),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
 	}
@@ -219,6 +225,10 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 	if err != nil {
 		return "", fmt.Errorf("upsert user: %w", err)
 	}
+	s.users.forget(app.ID, userID)
+	if s.notifier != nil {
+		s.notifier.UserChanged(ctx, app.ID, userID)
+	}
 	return issueToken(app.Secret, app.ID, u.UserID, u.TokenVersion, s.tokenExpiry()), nil
 }
 
@@ -244,6 +254,7 @@ func (s *Service) RevokeTokens(ctx context.Context, app store.App, userID string
 	if err != nil {
 		return fmt.Errorf("revoke: %w", err)
 	}
+	s.users.forget(app.ID, userID)
 	if s.notifier != nil {
 		s.notifier.TokensRevoked(ctx, app.ID, userID)
 	}
@@ -505,7 +516,7 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 	}
 	// Members need not have a users row (no getToken yet): then the name is empty.
 	var sender UserRef
-	if u, err := s.store.User(ctx, in.AppID, in.SenderID); err == nil {
+	if u, err := s.users.get(ctx, s.store, s.now(), in.AppID, in.SenderID); err == nil {
 		sender = UserRef{Name: u.Name, AvatarURI: u.AvatarURI}
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return SendResult{}, fmt.Errorf("load user: %w", err)
@@ -743,8 +754,10 @@ func (s *Service) wireMessages(conv store.Conversation, msgs []store.Message) []
 	return out
 }
 
+// user returns a user the send path needs (name, avatar, existence), from
+// the cache when fresh.
 func (s *Service) user(ctx context.Context, appID, userID string) (store.User, error) {
-	u, err := s.store.User(ctx, appID, userID)
+	u, err := s.users.get(ctx, s.store, s.now(), appID, userID)
 	if errors.Is(err, store.ErrNotFound) {
 		return u, fmt.Errorf("%w: %s", ErrUnknownUser, truncate(userID))
 	}

@@ -21,11 +21,13 @@ import (
 	"github.com/chatd/chatd/internal/socketio"
 )
 
-// Broker topics. Every node subscribes to both and delivers to its own sockets.
+// Broker topics. Every node subscribes to all of them and delivers to its own
+// sockets, or forgets a changed user.
 const (
 	topicMessages = "messages"
 	topicReads    = "reads"
 	topicRevoked  = "revoked"
+	topicUsers    = "users"
 )
 
 // Socket event names (node-chat's, plus chatd's sync and session-read).
@@ -79,7 +81,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked} {
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -350,6 +352,21 @@ func (g *Gateway) TokensRevoked(ctx context.Context, appID, userID string) {
 	g.publish(ctx, topicRevoked, identity{AppID: appID, UserID: userID})
 }
 
+// UserChanged tells every node to forget what it remembers of the user.
+func (g *Gateway) UserChanged(ctx context.Context, appID, userID string) {
+	g.publish(ctx, topicUsers, identity{AppID: appID, UserID: userID})
+}
+
+// forgetUser drops this node's cached copy of a user changed on some node.
+func (g *Gateway) forgetUser(payload any) {
+	id, err := decodePayload[identity](payload)
+	if err != nil {
+		g.log.Warn("bad user payload", "err", err)
+		return
+	}
+	g.chat.ForgetUser(id.AppID, id.UserID)
+}
+
 // disconnectRevoked closes the sockets of a user whose tokens were revoked:
 // each of them was authenticated with a token that is now void.
 func (g *Gateway) disconnectRevoked(payload any) {
@@ -358,6 +375,7 @@ func (g *Gateway) disconnectRevoked(payload any) {
 		g.log.Warn("bad revocation payload", "err", err)
 		return
 	}
+	g.chat.ForgetUser(id.AppID, id.UserID)
 	for _, s := range g.reg.sockets(nil, userKey(id.AppID, id.UserID)) {
 		s.Disconnect()
 	}

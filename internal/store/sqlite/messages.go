@@ -6,6 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -85,14 +88,24 @@ func (s *Store) writeLoop() {
 		case r := <-s.sends:
 			batch = append(batch[:0], r)
 		}
+		// A sender's channel send wakes this loop before the other senders
+		// that are ready to run get to queue theirs; on one CPU every batch
+		// would hold one message. Yielding lets them queue first, and costs
+		// next to nothing when nobody else is runnable.
+		yielded := 0
 	fill:
 		for len(batch) < s.maxBatch {
 			select {
 			case r := <-s.sends:
 				batch = append(batch, r)
+				continue
 			default:
-				break fill
 			}
+			if yielded == len(batch) {
+				break fill // the last yield brought nothing more
+			}
+			yielded = len(batch)
+			runtime.Gosched()
 		}
 		s.commitBatch(batch)
 		clear(batch) // drop references to finished requests
@@ -110,34 +123,89 @@ func (s *Store) failQueued() {
 	}
 }
 
-// commitBatch stores each request inside its own SAVEPOINT, so one failing
-// send is rolled back alone, and commits them all at once.
+// commitBatch commits the batch in one transaction and answers every
+// request. The sends are grouped by conversation with no savepoints, every
+// check made before the first write; should a statement fail anyway, the
+// batch is redone one savepoint per send, so that only the send at fault
+// fails.
 func (s *Store) commitBatch(batch []*sendReq) {
 	// The batch outlives any single caller's context: one caller giving up
 	// must not abort everyone else's messages.
 	ctx := context.Background()
-	st := s.stmts
 	res := make([]sendRes, len(batch))
-	fail := func(err error) {
-		for i := range batch {
-			if res[i].err == nil {
-				res[i] = sendRes{err: err}
-			}
-			batch[i].res <- res[i]
-		}
-	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		fail(fmt.Errorf("sqlite: send: begin: %w", err))
-		return
-	}
+	live := 0
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			res[i].err = fmt.Errorf("sqlite: send: %w", err)
+		} else {
+			live++
+		}
+	}
+	if live > 0 {
+		if redo := s.commitGrouped(ctx, batch, res); redo {
+			s.commitEach(ctx, batch, res)
+		}
+	}
+	for i, r := range batch {
+		r.res <- res[i]
+	}
+}
+
+// commitGrouped runs the grouped fast path. It fills res and returns false
+// when the transaction committed or could not be committed; true when a
+// statement failed and the batch must be redone with commitEach (res is
+// then untouched).
+func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes) (redo bool) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
+		return false
+	}
+	out := slices.Clone(res)
+	if err := s.stmts.sendGrouped(ctx, tx, batch, out); err != nil {
+		tx.Rollback()
+		return true
+	}
+	s.batches.Add(1)
+	if err := tx.Commit(); err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
+		return false
+	}
+	copy(res, out)
+	return false
+}
+
+// failAll fails every request that has no error yet.
+func failAll(res []sendRes, err error) {
+	for i := range res {
+		if res[i].err == nil {
+			res[i] = sendRes{err: err}
+		}
+	}
+}
+
+// commitEach stores each pending request inside its own SAVEPOINT, so one
+// failing send is rolled back alone, and commits them all at once.
+func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes) {
+	st := s.stmts
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
+		return
+	}
+	fail := func(err error) {
+		tx.Rollback()
+		for i := range res {
+			if res[i].err == nil {
+				res[i] = sendRes{err: err}
+			}
+		}
+	}
+	for i, r := range batch {
+		if res[i].err != nil {
 			continue
 		}
 		if _, err := tx.StmtContext(ctx, st.save).ExecContext(ctx); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
 			return
 		}
@@ -145,7 +213,6 @@ func (s *Store) commitBatch(batch []*sendReq) {
 		if err != nil {
 			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
 			if _, rerr := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); rerr != nil {
-				tx.Rollback()
 				fail(fmt.Errorf("sqlite: send: rollback to savepoint: %w", rerr))
 				return
 			}
@@ -153,19 +220,13 @@ func (s *Store) commitBatch(batch []*sendReq) {
 			res[i] = sendRes{msg: msg, dup: dup}
 		}
 		if _, err := tx.StmtContext(ctx, st.release).ExecContext(ctx); err != nil {
-			tx.Rollback()
 			fail(fmt.Errorf("sqlite: send: release savepoint: %w", err))
 			return
 		}
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
-		for i := range res {
-			res[i] = sendRes{err: fmt.Errorf("sqlite: send: commit: %w", err)}
-		}
-	}
-	for i, r := range batch {
-		r.res <- res[i]
+		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
 	}
 }
 
@@ -205,8 +266,43 @@ const (
 	qRelease  = `RELEASE send`
 )
 
+// The grouped path's statements take many rows at once, in chunks of
+// these sizes, so that a batch costs a few statements rather than a few
+// per message; each size is prepared once.
+var chunkSizes = []int{64, 16, 4, 1}
+
+// qAllocRows allocates column2 seqs in each conversation column1 and
+// returns the last; with column4 set (a lone sender), only if column4 is a
+// member, which saves that sender's membership query.
+func qAllocRows(n int) string {
+	return `UPDATE conversations SET last_seq = last_seq + v.column2, last_msg_at = MAX(last_msg_at, v.column3)
+	FROM (VALUES ` + placeholders(n, 4) + `) AS v
+	WHERE conversations.id = v.column1 AND (v.column4 IS NULL OR
+		EXISTS (SELECT 1 FROM members WHERE conversation_id = v.column1 AND user_id = v.column4))
+	RETURNING id, last_seq`
+}
+
+func qInsertRows(n int) string {
+	return `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES ` + placeholders(n, 8)
+}
+
+// qOwnReadRows advances each sender's read mark (one's own messages are
+// never unread).
+func qOwnReadRows(n int) string {
+	return `UPDATE members SET read_seq = v.column3 FROM (VALUES ` + placeholders(n, 3) + `) AS v
+	WHERE members.conversation_id = v.column1 AND members.user_id = v.column2 AND members.read_seq < v.column3`
+}
+
+// placeholders returns n rows of cols parameters: (?, ?), (?, ?).
+func placeholders(n, cols int) string {
+	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+	return row + strings.Repeat(", "+row, n-1)
+}
+
 type sendStmts struct {
 	member, dup, nextSeq, insert, ownRead, save, rollback, release *sql.Stmt
+	// By chunk size.
+	allocRows, insertRows, ownReadRows map[int]*sql.Stmt
 }
 
 func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
@@ -225,6 +321,20 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 		}
 		*p.dst = stmt
 	}
+	st.allocRows, st.insertRows, st.ownReadRows = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	for _, n := range chunkSizes {
+		for _, p := range []struct {
+			dst map[int]*sql.Stmt
+			q   string
+		}{{st.allocRows, qAllocRows(n)}, {st.insertRows, qInsertRows(n)}, {st.ownReadRows, qOwnReadRows(n)}} {
+			stmt, err := db.PrepareContext(ctx, p.q)
+			if err != nil {
+				st.close()
+				return nil, fmt.Errorf("sqlite: prepare %q: %w", p.q, err)
+			}
+			p.dst[n] = stmt
+		}
+	}
 	return &st, nil
 }
 
@@ -234,6 +344,211 @@ func (st *sendStmts) close() {
 			s.Close()
 		}
 	}
+	for _, m := range []map[int]*sql.Stmt{st.allocRows, st.insertRows, st.ownReadRows} {
+		for _, s := range m {
+			s.Close()
+		}
+	}
+}
+
+// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx.
+// The requests are grouped by conversation; the memberships and client ids
+// of a conversation with several senders or any client id are checked
+// first. Then one statement (per chunk of rows) allocates every
+// conversation's seqs, one inserts every message and one advances every
+// sender's read mark. Any error is returned as is: the caller rolls back
+// and redoes the batch with savepoints.
+func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
+	type group struct {
+		conv  string
+		idx   []int  // the requests to store, in batch order
+		lone  string // the only sender, whose membership the allocation checks; "" once checked
+		last  int64  // the conversation's last seq after the allocation
+		found bool
+	}
+	var groups []*group
+	byConv := make(map[string]*group, 1)
+	for i, r := range batch {
+		if res[i].err != nil {
+			continue
+		}
+		g := byConv[r.m.ConversationID]
+		if g == nil {
+			g = &group{conv: r.m.ConversationID, lone: r.m.SenderID}
+			byConv[g.conv] = g
+			groups = append(groups, g)
+		}
+		if r.m.SenderID != g.lone || r.m.ClientMsgID != "" {
+			g.lone = ""
+		}
+		g.idx = append(g.idx, i)
+	}
+	var repeats [][2]int // a client id repeated within the batch: request, first request
+	var allocs []any
+	for _, g := range groups {
+		if g.lone == "" {
+			keep, rep, err := st.checkGroup(ctx, tx, batch, res, g.idx)
+			if err != nil {
+				return err
+			}
+			g.idx, repeats = keep, append(repeats, rep...)
+		}
+		if len(g.idx) == 0 {
+			continue
+		}
+		var at int64
+		for _, i := range g.idx {
+			at = max(at, batch[i].m.At.UnixMilli())
+		}
+		var lone any // NULL: memberships already checked
+		if g.lone != "" {
+			lone = g.lone
+		}
+		allocs = append(allocs, g.conv, len(g.idx), at, lone)
+	}
+	err := chunked(allocs, 4, func(n int, args []any) error {
+		rows, err := tx.StmtContext(ctx, st.allocRows[n]).QueryContext(ctx, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			var last int64
+			if err := rows.Scan(&id, &last); err != nil {
+				return err
+			}
+			if g := byConv[id]; g != nil {
+				g.last, g.found = last, true
+			}
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("allocate seqs: %w", err)
+	}
+
+	var inserts, reads []any
+	for _, g := range groups {
+		if len(g.idx) == 0 {
+			continue
+		}
+		if !g.found {
+			if g.lone == "" { // checked members, yet no conversation
+				return fmt.Errorf("allocate seqs: conversation %s: %w", g.conv, store.ErrNotFound)
+			}
+			for _, i := range g.idx {
+				res[i].err = fmt.Errorf("sqlite: send to %s: %w", g.conv, store.ErrNotMember)
+			}
+			continue
+		}
+		seq := g.last - int64(len(g.idx))
+		lastOf := make(map[string]int64, 1) // each sender's last seq here
+		for _, i := range g.idx {
+			m := batch[i].m
+			seq++
+			at := m.At.UnixMilli()
+			msg := store.Message{
+				ID:             store.NewID(),
+				ConversationID: g.conv,
+				Seq:            seq,
+				SenderID:       m.SenderID,
+				Type:           m.Type,
+				Content:        m.Content,
+				ClientMsgID:    m.ClientMsgID,
+				CreatedAt:      time.UnixMilli(at),
+			}
+			var client any // NULL when absent, so messages without a client id never collide
+			if m.ClientMsgID != "" {
+				client = m.ClientMsgID
+			}
+			inserts = append(inserts, g.conv, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at)
+			res[i] = sendRes{msg: msg}
+			lastOf[m.SenderID] = seq
+		}
+		for u, seq := range lastOf {
+			reads = append(reads, g.conv, u, seq)
+		}
+	}
+	if err := chunked(inserts, 8, func(n int, args []any) error {
+		_, err := tx.StmtContext(ctx, st.insertRows[n]).ExecContext(ctx, args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("insert messages: %w", err)
+	}
+	if err := chunked(reads, 3, func(n int, args []any) error {
+		_, err := tx.StmtContext(ctx, st.ownReadRows[n]).ExecContext(ctx, args...)
+		return err
+	}); err != nil {
+		return fmt.Errorf("advance read_seq: %w", err)
+	}
+	for _, p := range repeats {
+		res[p[0]] = sendRes{msg: res[p[1]].msg, dup: true}
+	}
+	return nil
+}
+
+// chunked calls fn on args, rows of cols values each, in chunks of the
+// largest chunkSizes that fit, with the number of rows of each chunk.
+func chunked(args []any, cols int, fn func(n int, args []any) error) error {
+	for rows := len(args) / cols; rows > 0; {
+		n := chunkSizes[len(chunkSizes)-1]
+		for _, size := range chunkSizes {
+			if size <= rows {
+				n = size
+				break
+			}
+		}
+		if err := fn(n, args[:n*cols]); err != nil {
+			return err
+		}
+		args, rows = args[n*cols:], rows-n
+	}
+	return nil
+}
+
+// checkGroup checks each sender's membership and each client id of a
+// conversation's requests, answering the rejected and the duplicates of
+// stored messages, and returns the requests left to store and the repeats
+// of a client id within the batch, answered once the first is stored.
+func (st *sendStmts) checkGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, idx []int) (keep []int, repeats [][2]int, err error) {
+	conv := batch[idx[0]].m.ConversationID
+	member := make(map[string]bool, 2)
+	first := make(map[[2]string]int)
+	for _, i := range idx {
+		m := batch[i].m
+		ok, checked := member[m.SenderID]
+		if !checked {
+			var one int
+			err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, conv, m.SenderID).Scan(&one)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("check member: %w", err)
+			}
+			ok = err == nil
+			member[m.SenderID] = ok
+		}
+		if !ok {
+			res[i].err = fmt.Errorf("sqlite: send to %s: %w", conv, store.ErrNotMember)
+			continue
+		}
+		if m.ClientMsgID != "" {
+			k := [2]string{m.SenderID, m.ClientMsgID}
+			if j, ok := first[k]; ok {
+				repeats = append(repeats, [2]int{i, j})
+				continue
+			}
+			first[k] = i
+			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, m.SenderID, m.ClientMsgID), false)
+			if err == nil {
+				res[i] = sendRes{msg: orig, dup: true}
+				continue
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return nil, nil, fmt.Errorf("check client msg id: %w", err)
+			}
+		}
+		keep = append(keep, i)
+	}
+	return keep, repeats, nil
 }
 
 // sendTx is one send inside the batch transaction. Everything that can reject
