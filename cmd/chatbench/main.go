@@ -95,7 +95,7 @@ func run(ctx context.Context) error {
 		cfg.FixedDur, cfg.StepDur = 4*time.Second, 2*time.Second
 		// Doubling until a step misses: the short run stops where the server does.
 		cfg.P2PRamp = []float64{250, 500, 1000, 2000, 4000, 8000, 16000}
-		cfg.FanoutRamp = []float64{2, 5, 10, 20, 40, 80, 160, 320}
+		cfg.FanoutRamp = []float64{2, 5, 10, 20, 40, 80, 120, 160, 240, 320}
 		cfg.HistoryDur = 4 * time.Second
 		cfg.StoreDur = 3 * time.Second
 	}
