@@ -264,11 +264,11 @@ type cachedReads struct {
 	mu       sync.Mutex
 	users    map[[2]string]store.User
 	privates map[[3]string]store.Conversation
-	members  map[string][]store.Member
+	members  map[string]versionedMembers
 }
 
 func newCachedReads(st store.Store) *cachedReads {
-	return &cachedReads{Store: st, users: map[[2]string]store.User{}, privates: map[[3]string]store.Conversation{}, members: map[string][]store.Member{}}
+	return &cachedReads{Store: st, users: map[[2]string]store.User{}, privates: map[[3]string]store.Conversation{}, members: map[string]versionedMembers{}}
 }
 
 func (c *cachedReads) User(ctx context.Context, appID, userID string) (store.User, error) {
@@ -305,20 +305,25 @@ func (c *cachedReads) OpenPrivate(ctx context.Context, appID, a, b string) (stor
 	return conv, err
 }
 
-func (c *cachedReads) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
+func (c *cachedReads) Members(ctx context.Context, conversationID string) ([]store.Member, int64, error) {
 	c.mu.Lock()
-	ms, ok := c.members[conversationID]
+	e, ok := c.members[conversationID]
 	c.mu.Unlock()
 	if ok {
-		return ms, nil
+		return e.ms, e.version, nil
 	}
-	ms, err := c.Store.Members(ctx, conversationID)
+	ms, v, err := c.Store.Members(ctx, conversationID)
 	if err == nil {
 		c.mu.Lock()
-		c.members[conversationID] = ms
+		c.members[conversationID] = versionedMembers{ms, v}
 		c.mu.Unlock()
 	}
-	return ms, err
+	return ms, v, err
+}
+
+type versionedMembers struct {
+	ms      []store.Member
+	version int64
 }
 
 // BenchmarkServiceSendPrivateCachedReads is BenchmarkServiceSendPrivate with

@@ -96,7 +96,7 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		st.Close()
 		return nil, err
 	}
-	members, err := st.Members(ctx, storm.ID)
+	members, _, err := st.Members(ctx, storm.ID)
 	if err != nil {
 		st.Close()
 		return nil, err

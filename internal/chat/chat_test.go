@@ -333,7 +333,7 @@ func (c *countingStore) OpenPrivate(ctx context.Context, appID, a, b string) (st
 	return c.Store.OpenPrivate(ctx, appID, a, b)
 }
 
-func (c *countingStore) Members(ctx context.Context, id string) ([]store.Member, error) {
+func (c *countingStore) Members(ctx context.Context, id string) ([]store.Member, int64, error) {
 	c.mu.Lock()
 	c.members++
 	c.mu.Unlock()

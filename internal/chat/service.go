@@ -111,7 +111,8 @@ type Service struct {
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
 
-	users *userCache // names and avatars for the send path
+	users   *userCache   // names and avatars for the send path
+	members *memberCache // group member lists for the send path
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
@@ -158,6 +159,7 @@ func New(st store.Store, opts Options) *Service {
 		store: st, limits: l, notifier: opts.Notifier, now: now, tokenTTL: opts.TokenTTL,
 		private:   make(map[string]privateConv),
 		users:     newUserCache(),
+		members:   newMemberCache(maxCachedMemberRows),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
 	}
@@ -370,7 +372,7 @@ func (s *Service) checkGroupRoom(ctx context.Context, appID, groupID string, use
 	if err != nil {
 		return fmt.Errorf("load group: %w", err)
 	}
-	members, err := s.store.Members(ctx, conv.ID)
+	members, _, err := s.store.Members(ctx, conv.ID)
 	if err != nil {
 		return fmt.Errorf("load members: %w", err)
 	}
@@ -481,7 +483,7 @@ func (s *Service) openPrivate(ctx context.Context, appID, a, b string) (privateC
 	if err != nil {
 		return pc, fmt.Errorf("open conversation: %w", err)
 	}
-	members, err := s.store.Members(ctx, conv.ID)
+	members, _, err := s.store.Members(ctx, conv.ID)
 	if err != nil {
 		return pc, fmt.Errorf("load members: %w", err)
 	}
@@ -527,7 +529,8 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 
 // send stores the message and tells the notifier. Titles come from titles
 // (per user, private) or from group (one for everyone). members are the
-// conversation's, or nil to read them after the send (a group's may change).
+// conversation's, or nil for a group's, which may change: then they are the
+// ones at the members version the store read inside the send.
 func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, members []store.Member, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
 	msg, dup, err := s.store.Send(ctx, store.NewMessage{
 		ConversationID: conv.ID,
@@ -549,7 +552,7 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 		s.stats.sent.Add(1)
 	}
 	if members == nil {
-		if members, err = s.store.Members(ctx, conv.ID); err != nil {
+		if members, err = s.groupMembers(ctx, conv.ID, msg.MembersVersion); err != nil {
 			return SendResult{}, fmt.Errorf("load members: %w", err)
 		}
 	}

@@ -42,7 +42,7 @@ func TestGroupFanoutToThousands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, err := n.srv.Store.Members(ctx, conv.ID)
+	ms, _, err := n.srv.Store.Members(ctx, conv.ID)
 	if err != nil || len(ms) != members {
 		t.Fatalf("%d members, %v", len(ms), err)
 	}

@@ -87,6 +87,12 @@ type Message struct {
 	// users table; empty when the sender never called getToken.
 	SenderName   string
 	SenderAvatar string
+
+	// MembersVersion is not stored: Send sets it to the conversation's
+	// members version at the send (for a duplicate, at the retry), read in
+	// the send's transaction. The members at that version are exactly the
+	// message's recipients.
+	MembersVersion int64
 }
 
 // Session is one row of a user's session list: their membership joined with
@@ -181,8 +187,15 @@ type Store interface {
 	// MemberBySID returns the membership with that sid, only if it belongs to
 	// (appID, userID); otherwise ErrNotFound.
 	MemberBySID(ctx context.Context, appID, userID, sid string) (Member, error)
-	// Members lists the conversation's members (user ids and sids), for fan-out.
-	Members(ctx context.Context, conversationID string) ([]Member, error)
+	// Members lists the conversation's members (user ids and sids), for
+	// fan-out, ordered by user id, with the conversation's members version,
+	// both read at one moment (0 and none when the conversation is absent).
+	//
+	// The members version starts at 0 and grows with every committed change
+	// of the membership (OpenPrivate, UpsertGroup and AddMembers that add
+	// someone, RemoveMembers that removes someone), in the change's own
+	// transaction: two reads with the same version saw the same members.
+	Members(ctx context.Context, conversationID string) (members []Member, version int64, err error)
 	// Conversation returns a conversation by internal id.
 	Conversation(ctx context.Context, id string) (Conversation, error)
 
@@ -190,6 +203,8 @@ type Store interface {
 	// a member (ErrNotMember), allocates the next seq, inserts the message and
 	// advances the sender's read_seq. When (conversation, sender, ClientMsgID)
 	// already exists it stores nothing and returns the original with dup=true.
+	// The returned message's MembersVersion is the conversation's members
+	// version read in the same transaction.
 	Send(ctx context.Context, m NewMessage) (msg Message, dup bool, err error)
 
 	// Sessions lists the user's sessions, most recent first, in one query.

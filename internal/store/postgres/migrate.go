@@ -107,6 +107,12 @@ CREATE TABLE nonces (
 );
 CREATE INDEX nonces_expiry ON nonces (expires_at);
 `,
+	// 3: every membership change bumps members_version in its transaction,
+	// and Send reads it with the seq, so a node can keep member lists in
+	// memory and know exactly when one is stale.
+	`
+ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

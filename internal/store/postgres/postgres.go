@@ -314,15 +314,21 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 			store.NewID(), appID, store.Private, []byte(key), now); err != nil {
 			return err
 		}
+		// FOR UPDATE: membership changes lock the conversation row before
+		// the members rows, as sends do (see bumpMembersVersion).
 		c, err := scanConv(tx.QueryRow(ctx, `SELECT `+convCols+` FROM conversations
-			WHERE app_id = $1 AND type = $2 AND key = $3`, appID, store.Private, []byte(key)))
+			WHERE app_id = $1 AND type = $2 AND key = $3 FOR UPDATE`, appID, store.Private, []byte(key)))
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, peer_id, created_at)
+		tag, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, peer_id, created_at)
 			VALUES ($1, $2, $3, $4, $5, $7), ($1, $2, $5, $6, $3, $7)
 			ON CONFLICT (conversation_id, user_id) DO NOTHING`,
-			c.ID, appID, a, store.NewID(), b, store.NewID(), now); err != nil {
+			c.ID, appID, a, store.NewID(), b, store.NewID(), now)
+		if err != nil {
+			return err
+		}
+		if err := bumpMembersVersion(ctx, tx, c.ID, tag.RowsAffected()); err != nil {
 			return err
 		}
 		out = c
@@ -345,6 +351,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 		if err != nil {
 			return err
 		}
+		// The upsert has locked the conversation row.
 		if err := addMembers(ctx, tx, c, userIDs); err != nil {
 			return err
 		}
@@ -354,11 +361,36 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 	return out, wrap("upsert group", err, nil)
 }
 
-// addMembers inserts memberships that do not exist yet. A new member starts
-// at the conversation's current seq: earlier messages are history, not unread.
-func addMembers(ctx context.Context, q interface {
-	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
-}, c store.Conversation, userIDs []string) error {
+// bumpMembersVersion records, in the transaction that changed them, that
+// the conversation's members changed (changed rows > 0): member lists
+// cached at an older version are stale from this commit on. The caller
+// locks the conversation row before touching members rows, the order sends
+// take them in (a send locks the row, checks the membership and then
+// updates the sender's read mark), so the two cannot deadlock, and a send
+// either commits before the change and reads the old version or waits for
+// it and reads the new one.
+func bumpMembersVersion(ctx context.Context, tx pgx.Tx, convID string, changed int64) error {
+	if changed == 0 {
+		return nil
+	}
+	_, err := tx.Exec(ctx, `UPDATE conversations SET members_version = members_version + 1 WHERE id = $1`, convID)
+	return err
+}
+
+// lockGroup returns the group with its row locked until tx ends.
+func lockGroup(ctx context.Context, tx pgx.Tx, appID, groupID string) (store.Conversation, error) {
+	c, err := scanConv(tx.QueryRow(ctx, `SELECT `+convCols+` FROM conversations
+		WHERE app_id = $1 AND type = $2 AND key = $3 FOR UPDATE`, appID, store.Group, []byte(groupID)))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, fmt.Errorf("group: %w", store.ErrNotFound)
+	}
+	return c, err
+}
+
+// addMembers inserts memberships that do not exist yet, in tx, and bumps
+// the members version when it added someone. A new member starts at the
+// conversation's current seq: earlier messages are history, not unread.
+func addMembers(ctx context.Context, tx pgx.Tx, c store.Conversation, userIDs []string) error {
 	users := make([]string, 0, len(userIDs))
 	seen := make(map[string]bool, len(userIDs))
 	for _, u := range userIDs {
@@ -374,13 +406,16 @@ func addMembers(ctx context.Context, q interface {
 	for i := range sids {
 		sids[i] = store.NewID()
 	}
-	_, err := q.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at)
+	tag, err := tx.Exec(ctx, `INSERT INTO members (conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at)
 		SELECT c.id, c.app_id, v.user_id, v.sid, c.last_seq, c.last_seq, $4
 		FROM conversations c, unnest($2::text[], $3::text[]) AS v(user_id, sid)
 		WHERE c.id = $1
 		ON CONFLICT (conversation_id, user_id) DO NOTHING`,
 		c.ID, users, sids, ms(time.Now()))
-	return err
+	if err != nil {
+		return err
+	}
+	return bumpMembersVersion(ctx, tx, c.ID, tag.RowsAffected())
 }
 
 func (s *Store) ConversationByKey(ctx context.Context, appID string, typ int, key string) (store.Conversation, error) {
@@ -398,22 +433,28 @@ func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs [
 	if err := validText(userIDs...); err != nil {
 		return err
 	}
-	c, err := s.ConversationByKey(ctx, appID, store.Group, groupID)
-	if err != nil {
-		return fmt.Errorf("postgres: add members: %w", err)
-	}
-	return wrap("add members", addMembers(ctx, s.pool, c, userIDs), nil)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := lockGroup(ctx, tx, appID, groupID)
+		if err != nil {
+			return err
+		}
+		return addMembers(ctx, tx, c, userIDs)
+	})
+	return wrap("add members", err, nil)
 }
 
 func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
-	c, err := s.ConversationByKey(ctx, appID, store.Group, groupID)
-	if err != nil {
-		return fmt.Errorf("postgres: remove members: %w", err)
-	}
-	if len(userIDs) == 0 {
-		return nil
-	}
-	_, err = s.pool.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = ANY($2::text[])`, c.ID, userIDs)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		c, err := lockGroup(ctx, tx, appID, groupID)
+		if err != nil || len(userIDs) == 0 {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM members WHERE conversation_id = $1 AND user_id = ANY($2::text[])`, c.ID, userIDs)
+		if err != nil {
+			return err
+		}
+		return bumpMembersVersion(ctx, tx, c.ID, tag.RowsAffected())
+	})
 	return wrap("remove members", err, nil)
 }
 
@@ -441,14 +482,35 @@ func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (sto
 	return m, wrap("member by sid", err, store.ErrNotFound)
 }
 
-func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+memberCols+` FROM members
-		WHERE conversation_id = $1 ORDER BY user_id`, conversationID)
+// membersQuery reads the members and the version in one statement, so from
+// one snapshot. The LEFT JOIN keeps the conversation's row (and so its
+// version) when it has no members.
+const membersQuery = `SELECT c.members_version, m.user_id IS NOT NULL,
+	coalesce(m.conversation_id, ''), coalesce(m.app_id, ''), coalesce(m.user_id, ''), coalesce(m.sid, ''),
+	coalesce(m.read_seq, 0), coalesce(m.joined_seq, 0), coalesce(m.created_at, 0)
+FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id
+WHERE c.id = $1 ORDER BY m.user_id`
+
+func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, int64, error) {
+	rows, err := s.pool.Query(ctx, membersQuery, conversationID)
 	if err != nil {
-		return nil, wrap("members", err, nil)
+		return nil, 0, wrap("members", err, nil)
 	}
-	ms, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Member, error) { return scanMember(r) })
-	return ms, wrap("members", err, nil)
+	out := []store.Member{}
+	var version, created int64
+	var m store.Member
+	var some bool
+	_, err = pgx.ForEachRow(rows, []any{&version, &some, &m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created}, func() error {
+		if some {
+			m.CreatedAt = fromMS(created)
+			out = append(out, m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, wrap("members", err, nil)
+	}
+	return out, version, nil
 }
 
 // ---- messages

@@ -233,10 +233,12 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 
 	// The row locks come first, so the membership and duplicate checks see
 	// every send committed before ours (READ COMMITTED takes a new snapshot
-	// per statement) and none can commit until we do.
+	// per statement) and none can commit until we do. Membership changes
+	// lock the row too, so the members version read here stays current
+	// until we commit.
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT id, last_seq FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, convs)
+	b.Queue(`SELECT id, last_seq, members_version FROM conversations WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE`, convs)
 	b.Queue(`SELECT m.conversation_id, m.user_id FROM members m
 		JOIN unnest($1::text[], $2::text[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u`,
 		pairConv, pairUser)
@@ -251,11 +253,11 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		return nil, err
 	}
 
-	lastSeq := map[string]int64{}
+	lastSeq, version := map[string]int64{}, map[string]int64{}
 	rows, _ := br.Query()
 	var id string
-	var seq int64
-	_, err = pgx.ForEachRow(rows, []any{&id, &seq}, func() error { lastSeq[id] = seq; return nil })
+	var seq, v int64
+	_, err = pgx.ForEachRow(rows, []any{&id, &seq, &v}, func() error { lastSeq[id], version[id] = seq, v; return nil })
 	if err != nil {
 		br.Close()
 		return nil, err
@@ -316,6 +318,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		if r.m.ClientMsgID != "" {
 			k := clientKey{p.conv, p.sender, r.m.ClientMsgID}
 			if m, ok := original[k]; ok {
+				m.MembersVersion = version[p.conv]
 				res[i] = sendRes{msg: m, dup: true}
 				continue
 			}
@@ -343,6 +346,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 			Content:        r.m.Content,
 			ClientMsgID:    r.m.ClientMsgID,
 			CreatedAt:      r.at,
+			MembersVersion: version[p.conv],
 		}
 		res[i].msg = msg
 		insConv, insID, insSender = append(insConv, p.conv), append(insID, msg.ID), append(insSender, p.sender)

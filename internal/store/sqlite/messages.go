@@ -232,15 +232,19 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 
 const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at`
 
-// scanMsg reads msgCols, followed by the sender's name and avatar when withNames.
-func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message, error) {
+// scanMsg reads msgCols, followed by the sender's name and avatar when
+// withNames, or else by the conversation's members version when withVersion.
+func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (store.Message, error) {
 	var m store.Message
 	var content string
 	var client, name, avatar sql.NullString
 	var created int64
 	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created}
-	if withNames {
+	switch {
+	case withNames:
 		dst = append(dst, &name, &avatar)
+	case withVersion:
+		dst = append(dst, &m.MembersVersion)
 	}
 	if err := row.Scan(dst...); err != nil {
 		return store.Message{}, err
@@ -254,11 +258,13 @@ func scanMsg(row interface{ Scan(...any) error }, withNames bool) (store.Message
 }
 
 // Statements of the send path, prepared once on the writer connection:
-// parsing them costs more than running them.
+// parsing them costs more than running them. qDup and qNextSeq return the
+// conversation's members version too (a duplicate reports the one current
+// at the retry).
 const (
 	qMember   = `SELECT 1 FROM members WHERE conversation_id = ? AND user_id = ?`
-	qDup      = `SELECT ` + msgCols + ` FROM messages m WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
-	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq`
+	qDup      = `SELECT ` + msgCols + `, c.members_version FROM messages m JOIN conversations c ON c.id = m.conversation_id WHERE m.conversation_id = ? AND m.sender_id = ? AND m.client_msg_id = ?`
+	qNextSeq  = `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = MAX(last_msg_at, ?) WHERE id = ? RETURNING last_seq, members_version`
 	qInsert   = `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
 	qOwnRead  = `UPDATE members SET read_seq = ? WHERE conversation_id = ? AND user_id = ? AND read_seq < ?`
 	qSave     = `SAVEPOINT send`
@@ -272,14 +278,15 @@ const (
 var chunkSizes = []int{64, 16, 4, 1}
 
 // qAllocRows allocates column2 seqs in each conversation column1 and
-// returns the last; with column4 set (a lone sender), only if column4 is a
-// member, which saves that sender's membership query.
+// returns the last, with the members version; with column4 set (a lone
+// sender), only if column4 is a member, which saves that sender's
+// membership query.
 func qAllocRows(n int) string {
 	return `UPDATE conversations SET last_seq = last_seq + v.column2, last_msg_at = MAX(last_msg_at, v.column3)
 	FROM (VALUES ` + placeholders(n, 4) + `) AS v
 	WHERE conversations.id = v.column1 AND (v.column4 IS NULL OR
 		EXISTS (SELECT 1 FROM members WHERE conversation_id = v.column1 AND user_id = v.column4))
-	RETURNING id, last_seq`
+	RETURNING id, last_seq, members_version`
 }
 
 func qInsertRows(n int) string {
@@ -360,11 +367,12 @@ func (st *sendStmts) close() {
 // and redoes the batch with savepoints.
 func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
 	type group struct {
-		conv  string
-		idx   []int  // the requests to store, in batch order
-		lone  string // the only sender, whose membership the allocation checks; "" once checked
-		last  int64  // the conversation's last seq after the allocation
-		found bool
+		conv    string
+		idx     []int  // the requests to store, in batch order
+		lone    string // the only sender, whose membership the allocation checks; "" once checked
+		last    int64  // the conversation's last seq after the allocation
+		version int64  // its members version
+		found   bool
 	}
 	var groups []*group
 	byConv := make(map[string]*group, 1)
@@ -414,12 +422,12 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 		defer rows.Close()
 		for rows.Next() {
 			var id string
-			var last int64
-			if err := rows.Scan(&id, &last); err != nil {
+			var last, version int64
+			if err := rows.Scan(&id, &last, &version); err != nil {
 				return err
 			}
 			if g := byConv[id]; g != nil {
-				g.last, g.found = last, true
+				g.last, g.version, g.found = last, version, true
 			}
 		}
 		return rows.Err()
@@ -457,6 +465,7 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 				Content:        m.Content,
 				ClientMsgID:    m.ClientMsgID,
 				CreatedAt:      time.UnixMilli(at),
+				MembersVersion: g.version,
 			}
 			var client any // NULL when absent, so messages without a client id never collide
 			if m.ClientMsgID != "" {
@@ -538,7 +547,7 @@ func (st *sendStmts) checkGroup(ctx context.Context, tx *sql.Tx, batch []*sendRe
 				continue
 			}
 			first[k] = i
-			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, m.SenderID, m.ClientMsgID), false)
+			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, m.SenderID, m.ClientMsgID), false, true)
 			if err == nil {
 				res[i] = sendRes{msg: orig, dup: true}
 				continue
@@ -564,7 +573,7 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 	var client any // NULL when absent, so messages without a client id never collide
 	if n.ClientMsgID != "" {
 		client = n.ClientMsgID
-		orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, n.ConversationID, n.SenderID, n.ClientMsgID), false)
+		orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, n.ConversationID, n.SenderID, n.ClientMsgID), false, true)
 		if err == nil {
 			return orig, true, nil
 		} else if !errors.Is(err, sql.ErrNoRows) {
@@ -572,8 +581,8 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 		}
 	}
 	at := n.At.UnixMilli()
-	var seq int64
-	if err := tx.StmtContext(ctx, st.nextSeq).QueryRowContext(ctx, at, n.ConversationID).Scan(&seq); err != nil {
+	var seq, version int64
+	if err := tx.StmtContext(ctx, st.nextSeq).QueryRowContext(ctx, at, n.ConversationID).Scan(&seq, &version); err != nil {
 		return store.Message{}, false, fmt.Errorf("allocate seq: %w", err)
 	}
 	msg := store.Message{
@@ -585,6 +594,7 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 		Content:        n.Content,
 		ClientMsgID:    n.ClientMsgID,
 		CreatedAt:      time.UnixMilli(at),
+		MembersVersion: version,
 	}
 	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx,
 		msg.ConversationID, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
@@ -609,7 +619,7 @@ func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]s
 	defer rows.Close()
 	out := []store.Message{}
 	for rows.Next() {
-		m, err := scanMsg(rows, true)
+		m, err := scanMsg(rows, true, false)
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 		}
@@ -646,7 +656,7 @@ func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
 	m, err := scanMsg(s.queryRow(ctx, `SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.msg_id = ? AND m.conversation_id = ?`, msgID, conversationID), true)
+		WHERE m.msg_id = ? AND m.conversation_id = ?`, msgID, conversationID), true, false)
 	if err != nil {
 		return store.Message{}, notFound(err, store.ErrNotFound, "message %s in %s", msgID, conversationID)
 	}

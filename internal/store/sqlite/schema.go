@@ -94,6 +94,12 @@ DROP INDEX messages_client_msg_id;
 CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_id, client_msg_id)
 	WHERE client_msg_id IS NOT NULL;
 `,
+	// 3: every membership change bumps members_version in its transaction,
+	// and Send reads it with the seq, so a node can keep member lists in
+	// memory and know exactly when one is stale.
+	`
+ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

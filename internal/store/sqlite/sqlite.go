@@ -419,7 +419,11 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 		if b != a { // a conversation with oneself has one member
 			users = append(users, b)
 		}
-		return insertMembers(ctx, tx, c, users, 0)
+		n, err := insertMembers(ctx, tx, c, users, 0)
+		if err != nil {
+			return err
+		}
+		return bumpMembersVersion(ctx, tx, c.ID, n)
 	})
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("sqlite: open private %s %q: %w", appID, key, err)
@@ -428,23 +432,43 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 }
 
 // insertMembers adds users as members of c with new sids; existing members
-// are left untouched.
-func insertMembers(ctx context.Context, tx *sql.Tx, c store.Conversation, users []string, seq int64) error {
+// are left untouched. It returns how many were added.
+func insertMembers(ctx context.Context, tx *sql.Tx, c store.Conversation, users []string, seq int64) (int64, error) {
 	stmt, err := tx.PrepareContext(ctx, `INSERT INTO members
 		(conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (conversation_id, user_id) DO NOTHING`)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer stmt.Close()
 	now := ms(time.Now())
+	var added int64
 	for _, u := range users {
 		if u == "" {
-			return fmt.Errorf("empty user id: %w", store.ErrInvalid)
+			return 0, fmt.Errorf("empty user id: %w", store.ErrInvalid)
 		}
-		if _, err := stmt.ExecContext(ctx, c.ID, c.AppID, u, store.NewID(), seq, seq, now); err != nil {
-			return fmt.Errorf("add member %s: %w", u, err)
+		res, err := stmt.ExecContext(ctx, c.ID, c.AppID, u, store.NewID(), seq, seq, now)
+		if err != nil {
+			return 0, fmt.Errorf("add member %s: %w", u, err)
 		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, fmt.Errorf("add member %s: %w", u, err)
+		}
+		added += n
+	}
+	return added, nil
+}
+
+// bumpMembersVersion records, in the transaction that changed them, that
+// the conversation's members changed (changed rows > 0): member lists
+// cached at an older version are stale from this commit on.
+func bumpMembersVersion(ctx context.Context, tx *sql.Tx, convID string, changed int64) error {
+	if changed == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET members_version = members_version + 1 WHERE id = ?`, convID); err != nil {
+		return fmt.Errorf("bump members version: %w", err)
 	}
 	return nil
 }
@@ -465,7 +489,11 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 			return err
 		}
 		// New members start with nothing unread: they join at the current seq.
-		return insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+		n, err := insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+		if err != nil {
+			return err
+		}
+		return bumpMembersVersion(ctx, tx, c.ID, n)
 	})
 	if err != nil {
 		return store.Conversation{}, fmt.Errorf("sqlite: upsert group %s/%s: %w", appID, groupID, err)
@@ -505,7 +533,11 @@ func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs [
 		if err != nil {
 			return err
 		}
-		return insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+		n, err := insertMembers(ctx, tx, c, userIDs, c.LastSeq)
+		if err != nil {
+			return err
+		}
+		return bumpMembersVersion(ctx, tx, c.ID, n)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: add members to %s/%s: %w", appID, groupID, err)
@@ -519,12 +551,19 @@ func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userID
 		if err != nil {
 			return err
 		}
+		var removed int64
 		for _, u := range userIDs {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND user_id = ?`, c.ID, u); err != nil {
+			res, err := tx.ExecContext(ctx, `DELETE FROM members WHERE conversation_id = ? AND user_id = ?`, c.ID, u)
+			if err != nil {
 				return fmt.Errorf("remove member %s: %w", u, err)
 			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("remove member %s: %w", u, err)
+			}
+			removed += n
 		}
-		return nil
+		return bumpMembersVersion(ctx, tx, c.ID, removed)
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: remove members from %s/%s: %w", appID, groupID, err)
@@ -550,24 +589,39 @@ func (s *Store) MemberBySID(ctx context.Context, appID, userID, sid string) (sto
 	return m, nil
 }
 
-func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, error) {
-	rows, err := s.query(ctx, `SELECT `+memberCols+` FROM members WHERE conversation_id = ? ORDER BY user_id`, conversationID)
+// membersQuery reads the members and the version in one statement, so from
+// one snapshot. The LEFT JOIN keeps the conversation's row (and so its
+// version) when it has no members; ORDER BY follows the primary key.
+const membersQuery = `SELECT c.members_version, m.user_id IS NOT NULL,
+	COALESCE(m.conversation_id, ''), COALESCE(m.app_id, ''), COALESCE(m.user_id, ''), COALESCE(m.sid, ''),
+	COALESCE(m.read_seq, 0), COALESCE(m.joined_seq, 0), COALESCE(m.created_at, 0)
+FROM conversations c LEFT JOIN members m ON m.conversation_id = c.id
+WHERE c.id = ? ORDER BY m.user_id`
+
+func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Member, int64, error) {
+	rows, err := s.query(ctx, membersQuery, conversationID)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+		return nil, 0, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 	}
 	defer rows.Close()
 	out := []store.Member{}
+	var version int64
 	for rows.Next() {
-		m, err := scanMember(rows)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+		var m store.Member
+		var some bool
+		var created int64
+		if err := rows.Scan(&version, &some, &m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+			return nil, 0, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 		}
-		out = append(out, m)
+		if some {
+			m.CreatedAt = fromMS(created)
+			out = append(out, m)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
+		return nil, 0, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 	}
-	return out, nil
+	return out, version, nil
 }
 
 // ---- files ----

@@ -189,6 +189,11 @@ func TestQueryPlans(t *testing.T) {
 		}},
 		{"client id of a send", qDup, []any{"c", "u", "k"}, []string{
 			"SEARCH m USING INDEX messages_client_msg_id (conversation_id=? AND sender_id=? AND client_msg_id=?)",
+			"SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)",
+		}},
+		{"members with their version", membersQuery, []any{"c"}, []string{
+			"SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)",
+			"SEARCH m USING PRIMARY KEY (conversation_id=?)",
 		}},
 	} {
 		rows, err := s.r.QueryContext(ctx, `EXPLAIN QUERY PLAN `+tc.query, tc.args...)
@@ -210,6 +215,9 @@ func TestQueryPlans(t *testing.T) {
 			if !strings.Contains(joined, w) {
 				t.Errorf("%s plan lacks %q:\n%s", tc.name, w, joined)
 			}
+		}
+		if tc.query == membersQuery && strings.Contains(joined, "TEMP B-TREE") { // the primary key gives the order
+			t.Errorf("%s plan sorts:\n%s", tc.name, joined)
 		}
 		for _, step := range plan {
 			// Scanning the rows given in a VALUES clause is the point.
@@ -454,7 +462,7 @@ func runBatch(t *testing.T, cases []batchCase, commit func(s *Store, batch []*se
 			t.Fatal(err)
 		}
 		fmt.Fprintf(&b, "conv %s last_seq %d last_msg_at %d\n", c.Key, got.LastSeq, got.LastMsgAt.UnixMilli())
-		ms, err := s.Members(ctx, c.ID)
+		ms, _, err := s.Members(ctx, c.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -625,8 +633,12 @@ func TestMigrationPartialClientIndex(t *testing.T) {
 	if !strings.Contains(def, "WHERE client_msg_id IS NOT NULL") {
 		t.Fatalf("index after the migration: %s", def)
 	}
+	// Migration 3: conversations start at members version 0.
+	if ms, v, err := s.Members(ctx, "c"); err != nil || len(ms) != 1 || v != 0 {
+		t.Fatalf("Members after the migrations: %+v at version %d, %v; want u at 0", ms, v, err)
+	}
 	m, dup, err := s.Send(ctx, store.NewMessage{ConversationID: "c", SenderID: "u", Type: 1, Content: json.RawMessage(`{}`), ClientMsgID: "k"})
-	if err != nil || !dup || m.ID != "m1" {
+	if err != nil || !dup || m.ID != "m1" || m.MembersVersion != 0 {
 		t.Fatalf("resend of client id k: %s dup %v, %v; want m1 dup", m.ID, dup, err)
 	}
 	if _, err := s.w.ExecContext(ctx, `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, client_msg_id, created_at)

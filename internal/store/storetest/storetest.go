@@ -50,6 +50,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Session", testSession},
 		{"MemberBySID", testMemberBySID},
 		{"Members", testMembers},
+		{"MembersVersion", testMembersVersion},
+		{"MembersVersionPrivate", testMembersVersionPrivate},
+		{"MembersVersionDuplicate", testMembersVersionDuplicate},
+		{"MembersVersionConcurrent", testMembersVersionConcurrent},
 		{"History", testHistory},
 		{"HistoryPaging", testHistoryPaging},
 		{"After", testAfter},
@@ -289,7 +293,7 @@ func testOpenPrivate(t *testing.T, s store.Store) {
 	if again := member(t, s, c.ID, "alice"); again.SID != a.SID {
 		t.Fatalf("reopening changed the sid: %s → %s", a.SID, again.SID)
 	}
-	ms, err := s.Members(ctx, c.ID)
+	ms, _, err := s.Members(ctx, c.ID)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("Members = %+v, %v; want 2", ms, err)
 	}
@@ -307,7 +311,7 @@ func testOpenPrivateSelf(t *testing.T, s store.Store) {
 	if c.Key != store.PrivateKey("alice", "alice") {
 		t.Fatalf("key = %q", c.Key)
 	}
-	ms, err := s.Members(ctx, c.ID)
+	ms, _, err := s.Members(ctx, c.ID)
 	if err != nil || len(ms) != 1 || ms[0].UserID != "alice" {
 		t.Fatalf("Members of a conversation with oneself = %+v, %v; want exactly alice", ms, err)
 	}
@@ -355,7 +359,7 @@ func testOpenPrivateConcurrent(t *testing.T, s store.Store) {
 		if ids[0] != ids[1] {
 			t.Fatalf("iteration %d: concurrent OpenPrivate made two conversations %s, %s", i, ids[0], ids[1])
 		}
-		ms, err := s.Members(ctx, ids[0])
+		ms, _, err := s.Members(ctx, ids[0])
 		if err != nil || len(ms) != 2 {
 			t.Fatalf("iteration %d: Members = %+v, %v", i, ms, err)
 		}
@@ -402,7 +406,7 @@ func testUpsertGroup(t *testing.T, s store.Store) {
 	if !store.ValidID(carol.SID) || carol.SID == alice.SID || carol.SID == bob.SID {
 		t.Fatalf("carol's sid = %q", carol.SID)
 	}
-	ms, err := s.Members(ctx, c.ID)
+	ms, _, err := s.Members(ctx, c.ID)
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("Members = %+v, %v; want 3", ms, err)
 	}
@@ -438,7 +442,7 @@ func testGroupMembership(t *testing.T, s store.Store) {
 	if got := conv(t, s, c.ID); got.LastSeq != 1 {
 		t.Fatalf("LastSeq = %d after a rejected send, want 1", got.LastSeq)
 	}
-	ms, err := s.Members(ctx, c.ID)
+	ms, _, err := s.Members(ctx, c.ID)
 	if err != nil || len(ms) != 2 {
 		t.Fatalf("Members = %+v, %v; want alice and carol", ms, err)
 	}
@@ -1047,7 +1051,7 @@ func testMemberBySID(t *testing.T, s store.Store) {
 func testMembers(t *testing.T, s store.Store) {
 	app := newApp(t, s)
 	g := upsertGroup(t, s, app, "g", "x", "y", "z")
-	ms, err := s.Members(ctx, g.ID)
+	ms, _, err := s.Members(ctx, g.ID)
 	if err != nil {
 		t.Fatalf("Members: %v", err)
 	}
@@ -1063,6 +1067,217 @@ func testMembers(t *testing.T, s store.Store) {
 	slices.Sort(users)
 	if !slices.Equal(users, []string{"x", "y", "z"}) || len(sids) != 3 {
 		t.Fatalf("Members users %v, %d sids", users, len(sids))
+	}
+}
+
+// memberIDs lists the conversation's member user ids (in Members' order)
+// and the members version read with them.
+func memberIDs(t *testing.T, s store.Store, convID string) ([]string, int64) {
+	t.Helper()
+	ms, v, err := s.Members(ctx, convID)
+	if err != nil {
+		t.Fatalf("Members(%s): %v", convID, err)
+	}
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.UserID
+	}
+	return ids, v
+}
+
+// testMembersVersion: every change of a group's members moves the members
+// version on, in the change's own transaction; nothing moves it back; Send
+// reports the version its members were read at.
+func testMembersVersion(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	if ms, v, err := s.Members(ctx, store.NewID()); err != nil || len(ms) != 0 || v != 0 {
+		t.Fatalf("Members of an unknown conversation = %+v, %d, %v; want none, 0", ms, v, err)
+	}
+	empty := upsertGroup(t, s, app, "empty")
+	if ids, v := memberIDs(t, s, empty.ID); len(ids) != 0 || v != 0 {
+		t.Fatalf("a group created empty: members %v version %d; want none at 0", ids, v)
+	}
+
+	var g store.Conversation
+	steps := []struct {
+		name    string
+		change  func() error
+		want    []string
+		changed bool // false: nothing changed, so the version may stay
+	}{
+		{"create with alice", func() (err error) {
+			g, err = s.UpsertGroup(ctx, app, "g", "G", "", []string{"alice"})
+			return err
+		}, []string{"alice"}, true},
+		{"add bob and carol", func() error { return s.AddMembers(ctx, app, "g", []string{"bob", "carol", "alice"}) },
+			[]string{"alice", "bob", "carol"}, true},
+		{"upsert adding dave", func() error {
+			_, err := s.UpsertGroup(ctx, app, "g", "G", "", []string{"alice", "dave"})
+			return err
+		}, []string{"alice", "bob", "carol", "dave"}, true},
+		{"remove bob", func() error { return s.RemoveMembers(ctx, app, "g", []string{"bob", "nobody"}) },
+			[]string{"alice", "carol", "dave"}, true},
+		{"re-add bob", func() error { return s.AddMembers(ctx, app, "g", []string{"bob"}) },
+			[]string{"alice", "bob", "carol", "dave"}, true},
+		{"remove two", func() error { return s.RemoveMembers(ctx, app, "g", []string{"carol", "dave"}) },
+			[]string{"alice", "bob"}, true},
+		{"add an existing member", func() error { return s.AddMembers(ctx, app, "g", []string{"alice"}) },
+			[]string{"alice", "bob"}, false},
+		{"remove a stranger", func() error { return s.RemoveMembers(ctx, app, "g", []string{"nobody"}) },
+			[]string{"alice", "bob"}, false},
+		{"rename", func() error {
+			_, err := s.UpsertGroup(ctx, app, "g", "Renamed", "r.png", []string{"bob"})
+			return err
+		}, []string{"alice", "bob"}, false},
+	}
+	var prev int64
+	for i, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		ids, v := memberIDs(t, s, g.ID)
+		if !slices.Equal(ids, st.want) {
+			t.Fatalf("%s: members %v, want %v", st.name, ids, st.want)
+		}
+		if st.changed && v <= prev || v < prev {
+			t.Fatalf("%s: members version %d after %d (changed: %v)", st.name, v, prev, st.changed)
+		}
+		prev = v
+		// A send is no membership change, and reports the version current
+		// at it.
+		m := send(t, s, g.ID, "alice", i)
+		if m.MembersVersion != v {
+			t.Fatalf("%s: Send reported members version %d, Members %d", st.name, m.MembersVersion, v)
+		}
+		if _, again := memberIDs(t, s, g.ID); again != v {
+			t.Fatalf("%s: a send moved the members version %d → %d", st.name, v, again)
+		}
+	}
+	// The other group's version did not move with g's.
+	if _, v := memberIDs(t, s, empty.ID); v != 0 {
+		t.Fatalf("an untouched group's members version = %d, want 0", v)
+	}
+}
+
+// testMembersVersionPrivate: creating a private conversation adds its
+// members, which is a change like any other; reopening it is none.
+func testMembersVersionPrivate(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	for _, pair := range [][2]string{{"alice", "bob"}, {"carol", "carol"}} {
+		p := openPrivate(t, s, app, pair[0], pair[1])
+		ids, v := memberIDs(t, s, p.ID)
+		if len(ids) == 0 || v <= 0 {
+			t.Fatalf("%v: members %v at version %d; want them at a version above 0", pair, ids, v)
+		}
+		openPrivate(t, s, app, pair[1], pair[0])
+		if _, again := memberIDs(t, s, p.ID); again != v {
+			t.Fatalf("%v: reopening moved the members version %d → %d", pair, v, again)
+		}
+		if m := send(t, s, p.ID, pair[1], 1); m.MembersVersion != v {
+			t.Fatalf("%v: Send reported members version %d, Members %d", pair, m.MembersVersion, v)
+		}
+	}
+}
+
+// testMembersVersionDuplicate: a retry stores nothing and reports the
+// members version current at the retry.
+func testMembersVersionDuplicate(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	g := upsertGroup(t, s, app, "g", "alice", "bob")
+	nm := store.NewMessage{ConversationID: g.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`{}`), ClientMsgID: "k"}
+	orig, _, err := s.Send(ctx, nm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveMembers(ctx, app, "g", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	_, v := memberIDs(t, s, g.ID)
+	again, dup, err := s.Send(ctx, nm)
+	if err != nil || !dup || again.ID != orig.ID {
+		t.Fatalf("retry = %+v, dup %v, %v; want the original", again, dup, err)
+	}
+	if again.MembersVersion != v || v <= orig.MembersVersion {
+		t.Fatalf("retry reported members version %d; original %d, current %d", again.MembersVersion, orig.MembersVersion, v)
+	}
+}
+
+// testMembersVersionConcurrent: with bob removed and re-added while alice
+// and bob send, every message reports a version that existed, versions
+// never go back as seqs go up, and bob's accepted messages report a version
+// at which he was a member — the membership check and the version are read
+// at one moment, inside the send.
+func testMembersVersionConcurrent(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	g := upsertGroup(t, s, app, "g", "alice", "bob")
+	bobIn := map[int64]bool{} // every version there was: is bob a member at it
+	ids, v := memberIDs(t, s, g.ID)
+	bobIn[v] = slices.Contains(ids, "bob")
+
+	const toggles, each = 30, 60
+	var mu sync.Mutex
+	var msgs []store.Message
+	errs := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() { // the only one changing members, so it sees every version
+		for i := range toggles {
+			var err error
+			if i%2 == 0 {
+				err = s.RemoveMembers(ctx, app, "g", []string{"bob"})
+			} else {
+				err = s.AddMembers(ctx, app, "g", []string{"bob"})
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			ms, v, err := s.Members(ctx, g.ID)
+			if err != nil {
+				errs <- err
+				return
+			}
+			in := slices.ContainsFunc(ms, func(m store.Member) bool { return m.UserID == "bob" })
+			mu.Lock()
+			bobIn[v] = in
+			mu.Unlock()
+		}
+	})
+	for _, sender := range []string{"alice", "bob"} {
+		wg.Go(func() {
+			for i := range each {
+				m, _, err := s.Send(ctx, store.NewMessage{ConversationID: g.ID, SenderID: sender, Type: 1,
+					Content: json.RawMessage(fmt.Sprint(i))})
+				if errors.Is(err, store.ErrNotMember) && sender == "bob" {
+					continue
+				}
+				if err != nil {
+					errs <- fmt.Errorf("%s: %w", sender, err)
+					return
+				}
+				mu.Lock()
+				msgs = append(msgs, m)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	slices.SortFunc(msgs, func(a, b store.Message) int { return int(a.Seq - b.Seq) })
+	var last int64
+	for _, m := range msgs {
+		in, ok := bobIn[m.MembersVersion]
+		switch {
+		case !ok:
+			t.Fatalf("seq %d by %s reports members version %d, which never existed (%v)", m.Seq, m.SenderID, m.MembersVersion, bobIn)
+		case m.MembersVersion < last:
+			t.Fatalf("seq %d reports members version %d after %d", m.Seq, m.MembersVersion, last)
+		case m.SenderID == "bob" && !in:
+			t.Fatalf("seq %d by bob was accepted at members version %d, when he was not a member", m.Seq, m.MembersVersion)
+		}
+		last = m.MembersVersion
 	}
 }
 
@@ -1385,14 +1600,14 @@ func testGroupDuplicateUsers(t *testing.T, s store.Store) {
 	if err := s.AddMembers(ctx, app, "g", []string{"c", "c", "a"}); err != nil {
 		t.Fatalf("AddMembers: %v", err)
 	}
-	ms, err := s.Members(ctx, c.ID)
+	ms, _, err := s.Members(ctx, c.ID)
 	if err != nil || len(ms) != 3 {
 		t.Fatalf("Members = %+v, %v; want a, b and c once each", ms, err)
 	}
 	if err := s.RemoveMembers(ctx, app, "g", []string{"a", "a"}); err != nil {
 		t.Fatalf("RemoveMembers: %v", err)
 	}
-	if ms, err := s.Members(ctx, c.ID); err != nil || len(ms) != 2 {
+	if ms, _, err := s.Members(ctx, c.ID); err != nil || len(ms) != 2 {
 		t.Fatalf("Members after removal = %+v, %v", ms, err)
 	}
 }
