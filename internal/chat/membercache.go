@@ -3,6 +3,7 @@ package chat
 import (
 	"container/list"
 	"context"
+	"fmt"
 	"sync"
 
 	"github.com/chatd/chatd/internal/store"
@@ -97,8 +98,11 @@ func (s *Service) groupMembers(ctx context.Context, convID string, version int64
 	if err != nil {
 		return nil, err
 	}
-	if v >= version {
-		s.members.put(convID, v, ms)
+	if v < version {
+		// The read began after the send committed, so this cannot happen;
+		// were it to, the list could hold someone removed before the send.
+		return nil, fmt.Errorf("members of %s read at version %d, before the send's %d", convID, v, version)
 	}
+	s.members.put(convID, v, ms)
 	return ms, nil
 }

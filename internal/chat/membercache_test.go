@@ -251,3 +251,36 @@ func TestMemberCache(t *testing.T) {
 		})
 	}
 }
+
+// staleReads answers Members as if the read saw a state older than the
+// send: a broken store, which the send path must not trust.
+type staleReads struct{ store.Store }
+
+func (s staleReads) Members(ctx context.Context, id string) ([]store.Member, int64, error) {
+	ms, v, err := s.Store.Members(ctx, id)
+	return ms, v - 1, err
+}
+
+// TestGroupSendRefusesAnOlderList: a member list read at a version older
+// than the send's could hold someone removed before it; nothing is pushed.
+func TestGroupSendRefusesAnOlderList(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	rec := &recorder{}
+	svc := New(staleReads{st}, Options{Notifier: rec})
+	app, err := svc.CreateApp(ctx, "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.CreateGroup(ctx, app.ID, "g", "G", "", []string{"ann", "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.SendGroup(ctx, SendInput{AppID: app.ID, SenderID: "ann", TargetID: "g", Type: TypeText, Content: text("x")})
+	if err == nil || len(rec.sent) != 0 {
+		t.Fatalf("send with an older member list: %v, %d deliveries; want an error and none", err, len(rec.sent))
+	}
+}
