@@ -170,6 +170,10 @@ func run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			logf("%s: %s", sc.name, k.Name)
+			// The previous scenario's writes are still being flushed by the
+			// kernel; without this, the first server of the next scenario
+			// competes with that writeback and the second does not.
+			syscall.Sync()
 			r, err := startServer(ctx, k, serverCPU)
 			if err != nil {
 				return err
