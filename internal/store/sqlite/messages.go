@@ -73,6 +73,7 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 func (s *Store) writeLoop() {
 	defer close(s.exited)
 	batch := make([]*sendReq, 0, s.maxBatch)
+	sinceWALCheck := 0
 	for {
 		// Closing wins over a busy queue, so Close returns promptly.
 		select {
@@ -109,6 +110,10 @@ func (s *Store) writeLoop() {
 		}
 		s.commitBatch(batch)
 		clear(batch) // drop references to finished requests
+		if sinceWALCheck++; sinceWALCheck >= walCheckBatches {
+			sinceWALCheck = 0
+			s.trimWAL()
+		}
 	}
 }
 

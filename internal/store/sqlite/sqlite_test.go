@@ -651,3 +651,66 @@ func TestMigrationPartialClientIndex(t *testing.T) {
 		}
 	}
 }
+
+// TestWALBoundedUnderSteadySends: with sends committing back to back the WAL
+// never starts over by itself; the writer's own checkpoint past walLimit
+// keeps its file near the limit instead of growing with every send.
+func TestWALBoundedUnderSteadySends(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		limit   int64
+		bounded bool
+	}{
+		{"trimmed past 256 KiB", 256 << 10, true},
+		{"never trimmed", 1 << 62, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			path := filepath.Join(t.TempDir(), "chatd.db")
+			s, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			s.walLimit.Store(tc.limit)
+			app := store.NewID()
+			if err := s.CreateApp(ctx, store.App{ID: app, Name: "a", CreatedAt: time.Now()}); err != nil {
+				t.Fatal(err)
+			}
+			const senders, each = 8, 600
+			users := make([]string, senders)
+			for i := range users {
+				users[i] = fmt.Sprint("u", i)
+			}
+			conv, err := s.UpsertGroup(ctx, app, "g", "G", "", users)
+			if err != nil {
+				t.Fatal(err)
+			}
+			content := []byte(`{"content":"` + strings.Repeat("x", 2000) + `"}`)
+			var wg sync.WaitGroup
+			for _, u := range users {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for range each {
+						if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: conv.ID, SenderID: u, Type: 1, Content: content, At: time.Now()}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			fi, err := os.Stat(path + "-wal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// 4,800 messages of 2 KB write about 70 MB of WAL frames.
+			const bound = 24 << 20
+			t.Logf("WAL file %d bytes", fi.Size())
+			if got := fi.Size() <= bound; got != tc.bounded {
+				t.Fatalf("WAL file %d bytes after %d sends; want within %d: %v", fi.Size(), senders*each, bound, tc.bounded)
+			}
+		})
+	}
+}
