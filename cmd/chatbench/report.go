@@ -23,6 +23,7 @@ var metricDefs = []metricDef{
 	{"p2p", "fixed_p99_ms", "one-to-one: p99 send→receive at equal load", "ms", true, 0.33},
 	{"p2p", "cpu_us_per_msg", "one-to-one: server CPU per message", "µs", true, 0},
 	{"p2p", "max_msgs_per_s_p99_100ms", "one-to-one: durable msgs/s with p99 ≤ 100 ms", "msgs/s", false, 3},
+	{"p2p", "wal_mib_after_ramp", "one-to-one: SQLite WAL file after the ramp", "MiB", true, 0},
 	{"fanout", "fixed_deliveries_per_s", "fan-out: deliveries/s at the fixed rate", "deliv/s", false, 0},
 	{"fanout", "fixed_p99_ms", "fan-out: p99 send→receive at the fixed rate", "ms", true, 0},
 	{"fanout", "cpu_us_per_delivery", "fan-out: server CPU per delivery", "µs", true, 0.25},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,11 @@ func oneToOne(ctx context.Context, e env) (figures, error) {
 	settle(ctx, rc)
 	_, best := ramp(ctx, e.r, rc, senders, targets, "send-private-message", e.cfg.P2PRamp, e.cfg.StepDur, 1, 100*time.Millisecond, e.logf)
 	f["max_msgs_per_s_p99_100ms"] = best
+	// The WAL file only grows while checkpoints cannot start it over, so its
+	// size after the ramp's sustained sends is its high-water mark.
+	if fi, err := os.Stat(e.r.kind.db + "-wal"); err == nil {
+		f["wal_mib_after_ramp"] = float64(fi.Size()) / (1 << 20)
+	}
 	return f, nil
 }
 

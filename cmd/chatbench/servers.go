@@ -44,6 +44,7 @@ type serverKind struct {
 	AppID  string
 	Tokens map[string]string
 	dir    string
+	db     string // the SQLite file, whose WAL the p2p scenario reports
 	start  func(ctx context.Context, addr string) (*exec.Cmd, error)
 }
 
@@ -74,7 +75,7 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		st.Close()
 		return nil, err
 	}
-	k := &serverKind{Name: "chatd", AppID: app.ID, Tokens: map[string]string{}, dir: dir}
+	k := &serverKind{Name: "chatd", AppID: app.ID, Tokens: map[string]string{}, dir: dir, db: path}
 	for _, u := range append(fx.Users, fx.HistoryA, fx.HistoryB) {
 		tok, err := svc.GetToken(ctx, app, u, "Name "+u, "")
 		if err != nil {
@@ -231,6 +232,7 @@ func seedPeer(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*ser
 		return nil, err
 	}
 	dbPath := filepath.Join(dir, "peer.db")
+	k.db = dbPath
 	script := filepath.Join(cfg.PeerDir, "server.mjs")
 	cmd := exec.CommandContext(ctx, "node", script, "--seed", specPath)
 	cmd.Env = append(os.Environ(), "PEER_DB="+dbPath)
