@@ -511,7 +511,7 @@ export class ChatdClient extends Emitter {
     // The server's unread already counts messages up to the session's lastSeq.
     if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
     if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
-    s.lastMsg = { content: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
+    s.lastMsg = { content: previewText(m.content), body: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
     s.lastSeq = Math.max(s.lastSeq || 0, seq);
     this.emit('message', m, s);
     this.emit('conversations', this.conversations());
@@ -561,6 +561,12 @@ export class ChatdClient extends Emitter {
     this._syncing.set(sid, job);
     return job.p;
   }
+}
+
+// previewText is a session's lastMsg.content as chatd lists it: the
+// content's inner text when it is a string, else "".
+function previewText(content) {
+  return typeof content?.content === 'string' ? content.content : '';
 }
 
 function lastTime(s) {
