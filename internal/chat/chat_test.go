@@ -249,6 +249,28 @@ func TestDescribeHidesInternalErrors(t *testing.T) {
 	}
 }
 
+// TestDescribeStatuses: the HTTP statuses node-chat clients branch on.
+// Validation errors are 422, as in node-chat, with node-chat's 1002 body code.
+func TestDescribeStatuses(t *testing.T) {
+	for _, c := range []struct {
+		err        error
+		code, http int
+	}{
+		{fmt.Errorf("%w: missing userId", ErrInvalid), CodeBadParam, 422},
+		{fmt.Errorf("%w: content", ErrTooLarge), CodeBadParam, 413},
+		{fmt.Errorf("%w: mismatch", ErrBadSignature), CodeBadSignature, 400},
+		{ErrUnknownApp, CodeUnknownApp, 400},
+		{fmt.Errorf("%w: bob", ErrUnknownUser), CodeBadParam, 404},
+		{ErrNotMember, CodeOther, 403},
+		{ErrBadToken, CodeOther, 401},
+		{ErrRateLimited, CodeOther, 429},
+	} {
+		if code, status, _ := Describe(c.err); code != c.code || status != c.http {
+			t.Errorf("Describe(%v) = %d HTTP %d; want %d HTTP %d", c.err, code, status, c.code, c.http)
+		}
+	}
+}
+
 func TestValidation(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Options{Limits: Limits{MaxContentBytes: 100, MaxGroupSize: 3}})
