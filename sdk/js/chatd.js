@@ -54,6 +54,8 @@ export function newClientMsgId() {
   return Date.now().toString(36) + '-' + clientMsgCounter.toString(36) + '-' + Math.random().toString(36).slice(2, 12);
 }
 
+// CAPABILITIES are the chatd additions this SDK handles, declared on connect.
+const CAPABILITIES = ['own-messages'];
 const SEEN_PER_SID = 2000; // msgIds remembered per conversation for de-duplication
 const SYNC_PAGE = 100;
 
@@ -259,7 +261,8 @@ export class ChatdClient extends Emitter {
         this._pingTimeout = (hs.pingInterval || 25000) + (hs.pingTimeout || 20000);
       } catch { /* defaults */ }
       this._armPing();
-      this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId }));
+      // own-messages: the user's messages sent from other devices are pushed too (docs/socket-protocol.md).
+      this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId, capabilities: CAPABILITIES }));
     } else if (type === '2') { // ping
       this._armPing();
       this._raw('3' + frame.slice(1));
