@@ -1,7 +1,8 @@
 // Cross-origin use in headless Chromium: a page served from another origin (a
 // second HTTP server on another port) uploads a file with progress (which
-// forces a CORS preflight), downloads it, and opens Socket.IO connections over
-// long-polling, with node-chat's socket.io-client 2 and with v4. With
+// forces a CORS preflight), by XHR and with axios as node-chat's SDK does,
+// downloads it, and opens Socket.IO connections over long-polling, with
+// node-chat's socket.io-client 2 and with v4. With
 // CHATD_ALLOWED_ORIGINS set, a page from an origin not on the list gets
 // nothing: no upload (the preflight is refused, so nothing is stored) and no
 // socket.
@@ -25,6 +26,7 @@ const require = createRequire(join(dirname(fileURLToPath(import.meta.url)), '..'
 const scripts = {
   '/sio2.js': readFileSync(require.resolve('socket.io-client-v2/dist/socket.io.js')),
   '/sio4.js': readFileSync(join(dirname(require.resolve('socket.io-client')), '..', '..', 'dist', 'socket.io.min.js')),
+  '/axios.js': readFileSync(join(dirname(require.resolve('axios/package.json')), 'dist', 'axios.min.js')),
 };
 
 // pageServer serves an empty page and the two socket.io clients on its own
@@ -39,7 +41,7 @@ function pageServer() {
         return;
       }
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
-      res.end('<!doctype html><title>app</title><script src="/sio2.js"></script><script>window.io2 = io</script><script src="/sio4.js"></script>');
+      res.end('<!doctype html><title>app</title><script src="/sio2.js"></script><script>window.io2 = io</script><script src="/sio4.js"></script><script src="/axios.js"></script>');
     });
     srv.listen(0, '127.0.0.1', () => resolve({ srv, origin: `http://127.0.0.1:${srv.address().port}` }));
   });
@@ -70,6 +72,15 @@ async function inPage(page, chatdURL, appId, token) {
       xhr.open('POST', `${chatdURL}/file/upload?token=${encodeURIComponent(token)}&appId=${appId}`);
       xhr.send(fd);
     });
+    // node-chat's SDK way: axios, multipart up_file, onUploadProgress.
+    const progress = [];
+    const fd = new FormData();
+    fd.append('up_file', new Blob([big], { type: 'image/png' }), 'dot.png');
+    out.axios = await window.axios.post(`${chatdURL}/file/upload`, fd, {
+      params: { token, appId },
+      headers: { 'Content-Type': 'multipart/form-data' },
+      onUploadProgress: (e) => progress.push([e.loaded, e.total]),
+    }).then((res) => ({ status: res.status, ok: res.data.status, progress }), (err) => ({ status: 0, error: err.message, progress }));
     if (out.upload.status === 200) {
       const url = JSON.parse(out.upload.body).data.fullUrl;
       try {
@@ -144,7 +155,10 @@ describe('cross-origin browser apps (CORS) in Chromium', { skip }, () => {
     assert.ok(out.upload.progress.length >= 1, 'upload progress events');
     const [loaded, total] = out.upload.progress.at(-1);
     assert.ok(total > 256 << 10 && loaded === total, `last progress ${loaded}/${total}`);
-    assert.equal(out.stored, 1);
+    assert.equal(out.axios.status, 200, JSON.stringify(out.axios));
+    assert.equal(out.axios.ok, 1);
+    assert.ok(out.axios.progress.length >= 1 && out.axios.progress.at(-1)[0] > 256 << 10, JSON.stringify(out.axios.progress));
+    assert.equal(out.stored, 2);
     assert.deepEqual(out.download, { status: 200, size: 256 << 10 });
     assert.equal(out.api.status, 200);
     for (const v of ['sio2', 'sio4']) {
@@ -161,6 +175,7 @@ describe('cross-origin browser apps (CORS) in Chromium', { skip }, () => {
     const s = await setup(allowedPage.origin);
     const out = await visit(otherPage.origin, s);
     assert.equal(out.upload.status, 0, JSON.stringify(out.upload));
+    assert.equal(out.axios.status, 0, JSON.stringify(out.axios));
     assert.equal(out.stored, 0, 'the refused preflight kept the upload from being sent');
     assert.equal(out.download, undefined);
     assert.ok(out.api.error, 'the page cannot read an API response');
