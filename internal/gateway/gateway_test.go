@@ -24,15 +24,21 @@ type fixture struct {
 	eventSet []string
 }
 
+// newService is a chat service over a fresh SQLite store.
+func newService(tb testing.TB) *chat.Service {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "gw.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return chat.New(st, chat.Options{})
+}
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc := chat.New(st, chat.Options{})
+	svc := newService(t)
 	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{})
 	if err != nil {
 		t.Fatal(err)

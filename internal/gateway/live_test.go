@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/chatd/chatd/internal/socketio"
 	"github.com/chatd/chatd/internal/socketio/sioclient"
 	"github.com/chatd/chatd/internal/store"
-	"github.com/chatd/chatd/internal/store/sqlite"
 )
 
 // liveGateway is a gateway served over real websockets.
@@ -29,12 +27,7 @@ type liveGateway struct {
 func startLive(tb testing.TB, users ...string) *liveGateway {
 	tb.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "gw.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	svc := chat.New(st, chat.Options{})
+	svc := newService(tb)
 	sio := socketio.NewServer(socketio.Options{PingInterval: time.Hour, PingTimeout: time.Hour, SendQueue: 1 << 16})
 	g, err := New(svc, sio, broker.NewMemory(), Options{})
 	if err != nil {
