@@ -188,6 +188,19 @@ test('pushes reach every device of every recipient with their own session; own m
   }
 });
 
+test('socket.io-client 2 declares own-messages in its query', async () => {
+  const d = await dial('dan', { version: 2, mode: 'polling', capabilities: ['own-messages'] });
+  const got = collect(d, 'message');
+  try {
+    const r = await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'dan', targetId: 'ann', messageType: 1, content: { content: 'from dan over HTTP' } });
+    assert.equal(r.status, 1);
+    await until(() => got.length === 1, 'own push');
+    assert.equal(got[0].data.msgId, r.data.msgId);
+    assert.equal(got[0].data.own, true);
+    assert.equal(got[0].data.sendSession.sid, r.data.sendSession.sid);
+  } finally { d.close(); }
+});
+
 test('read marks show on the other devices', async () => {
   const a = await dial('ben', { version: 4 });
   const b = await dial('ben', { version: 2 });
