@@ -95,7 +95,8 @@ test('private and group sends, sessions with unread, history pages', async () =>
   assert.equal(first.conversationType, 2, 'the group is most recent');
   assert.equal(first.title, 'Team');
   assert.equal(first.unread, 1);
-  assert.equal(first.lastMsg.content.content, 'hi team');
+  assert.equal(first.lastMsg.content, 'hi team', "node-chat's lastMsg.content is the inner text");
+  assert.deepEqual(first.lastMsg.body, { content: 'hi team' });
   assert.equal(second.conversationType, 1);
   assert.equal(second.targetId, 'alice');
   assert.equal(second.title, 'Alice');

@@ -3,7 +3,7 @@
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { startChatd, createApp, call as http } from './lib/chatd.mjs';
-import { connect, open, call, collect, until, sleep } from './lib/clients.mjs';
+import { connect, open, call, collect, until } from './lib/clients.mjs';
 
 let chatd, app;
 const tokens = {};
@@ -114,11 +114,15 @@ for (const version of [2, 4]) {
   });
 }
 
-test('pushes reach every device of every recipient with their own session', async () => {
-  // 3 users × 2 devices, mixing client versions and transports.
+test('pushes reach every device of every recipient with their own session; own messages only where declared', async () => {
+  // 3 users × 2 devices: node-chat's kind (socket.io-client 2, declares
+  // nothing) and a chatd-aware one (socket.io-client 4, declares own-messages).
   const devices = {};
   for (const u of ['ann', 'ben', 'cat']) {
-    devices[u] = [await dial(u, { version: 2, mode: 'websocket' }), await dial(u, { version: 4, mode: 'upgrade' })];
+    devices[u] = [
+      await dial(u, { version: 2, mode: 'websocket' }),
+      await dial(u, { version: 4, mode: 'upgrade', auth: 'auth', capabilities: ['own-messages'] }),
+    ];
   }
   const pushes = {};
   for (const u in devices) pushes[u] = devices[u].map((d) => collect(d, 'message'));
@@ -130,9 +134,6 @@ test('pushes reach every device of every recipient with their own session', asyn
     const sent = await call(devices.ann[0], 'send-private-message', { targetId: 'ben', messageType: 1, content: { content: 'psst' } });
     assert.equal(sent.err, null);
     await until(() => pushes.ben[0].length === 1 && pushes.ben[1].length === 1 && pushes.ann[1].length === 1, 'private pushes');
-    await sleep(200);
-    assert.equal(pushes.ann[0].length, 0, 'the sending device gets the ack, not a push');
-    assert.equal(pushes.cat[0].length + pushes.cat[1].length, 0, 'others get nothing');
     for (const p of [...pushes.ben, pushes.ann[1]].map((x) => x[0])) {
       assert.equal(p.status, 1);
       assert.equal(p.type, 'user');
@@ -143,29 +144,61 @@ test('pushes reach every device of every recipient with their own session', asyn
     const benPush = pushes.ben[0][0].data;
     assert.equal(benPush.sendSession.title, 'ANN', "ben's session is titled with ann");
     assert.notEqual(benPush.sendSession.sid, sent.data.sendSession.sid);
+    assert.equal(benPush.own, undefined, "another user's message is not marked own");
     const annOther = pushes.ann[1][0].data;
+    assert.equal(annOther.own, true, "ann's declaring device gets her message marked own");
     assert.equal(annOther.sendSession.sid, sent.data.sendSession.sid, "ann's other device sees ann's own session");
     assert.equal(annOther.sendSession.title, 'BEN');
 
     // Group: cat (device 1) → room.
     const g = await call(devices.cat[1], 'send-group-message', { targetId: 'room', messageType: 1, content: { content: 'all' } });
     assert.equal(g.err, null);
-    const counts = () => ['ann', 'ben', 'cat'].map((u) => pushes[u].map((x) => x.length).join('+')).join(' ');
-    await until(() => counts() === '1+2 2+2 1+0', 'group pushes');
-    await sleep(200);
-    assert.equal(pushes.cat[1].length, 0);
+    // Barriers: pushes reach a device in the order of the sends, so what a
+    // device got before a later message addressed to it is all it will get.
+    // ben's group message over HTTP is the barrier of ann's and cat's devices
+    // (and of ben's declaring one); ann's private one, of ben's other device.
+    for (const [from, to, text, path] of [['ben', 'room', 'last', '/group/send/message'], ['ann', 'ben', 'after', '/private/send/message']]) {
+      const r = await http(chatd.url, app, 'POST', path, { senderUserId: from, targetId: to, messageType: 1, content: { content: text } });
+      assert.equal(r.status, 1);
+    }
+    const texts = (list) => list.map((p) => p.data.content.content + (p.data.own ? ' (own)' : ''));
+    const upTo = (list, barrier) => {
+      const t = texts(list);
+      return t.slice(0, t.findIndex((x) => x.startsWith(barrier)) + 1);
+    };
+    const barrierOf = (d) => (d === devices.ben[0] ? 'after' : 'last');
+    await until(() => Object.keys(devices).every((u) => devices[u].every((d, i) => upTo(pushes[u][i], barrierOf(d)).length > 0)), 'barriers');
+    assert.deepEqual(upTo(pushes.ann[0], 'last'), ['all', 'last'], 'the sending node-chat device never gets its own message');
+    assert.deepEqual(upTo(pushes.ann[1], 'last'), ['psst (own)', 'all', 'last']);
+    assert.deepEqual(upTo(pushes.ben[0], 'after'), ['psst', 'all', 'after'], "ben's node-chat device gets none of ben's own");
+    assert.deepEqual(upTo(pushes.ben[1], 'last'), ['psst', 'all', 'last (own)'], 'an HTTP send reaches the declaring device, marked own');
+    assert.deepEqual(upTo(pushes.cat[0], 'last'), ['last'], "cat's node-chat device gets none of cat's own");
+    assert.deepEqual(upTo(pushes.cat[1], 'last'), ['last'], 'the sending device gets the ack, not a push');
     for (const u of ['ann', 'ben', 'cat']) {
       const room = sessions[u].find((x) => x.targetId === 'room');
       for (const list of pushes[u]) {
-        const p = list.at(-1);
-        if (!p || p.data.conversationType !== 2) continue;
-        assert.equal(p.data.sendSession.sid, room.sid, `${u} gets their own sid`);
-        assert.equal(p.data.sendSession.title, 'Room');
+        for (const p of list.filter((x) => x.data.conversationType === 2)) {
+          assert.equal(p.data.sendSession.sid, room.sid, `${u} gets their own sid`);
+          assert.equal(p.data.sendSession.title, 'Room');
+        }
       }
     }
   } finally {
     for (const u in devices) devices[u].forEach((d) => d.close());
   }
+});
+
+test('socket.io-client 2 declares own-messages in its query', async () => {
+  const d = await dial('dan', { version: 2, mode: 'polling', capabilities: ['own-messages'] });
+  const got = collect(d, 'message');
+  try {
+    const r = await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'dan', targetId: 'ann', messageType: 1, content: { content: 'from dan over HTTP' } });
+    assert.equal(r.status, 1);
+    await until(() => got.length === 1, 'own push');
+    assert.equal(got[0].data.msgId, r.data.msgId);
+    assert.equal(got[0].data.own, true);
+    assert.equal(got[0].data.sendSession.sid, r.data.sendSession.sid);
+  } finally { d.close(); }
 });
 
 test('read marks show on the other devices', async () => {

@@ -249,6 +249,28 @@ func TestDescribeHidesInternalErrors(t *testing.T) {
 	}
 }
 
+// TestDescribeStatuses: the HTTP statuses node-chat clients branch on.
+// Validation errors are 422, as in node-chat, with node-chat's 1002 body code.
+func TestDescribeStatuses(t *testing.T) {
+	for _, c := range []struct {
+		err        error
+		code, http int
+	}{
+		{fmt.Errorf("%w: missing userId", ErrInvalid), CodeBadParam, 422},
+		{fmt.Errorf("%w: content", ErrTooLarge), CodeBadParam, 413},
+		{fmt.Errorf("%w: mismatch", ErrBadSignature), CodeBadSignature, 400},
+		{ErrUnknownApp, CodeUnknownApp, 400},
+		{fmt.Errorf("%w: bob", ErrUnknownUser), CodeBadParam, 404},
+		{ErrNotMember, CodeOther, 403},
+		{ErrBadToken, CodeOther, 401},
+		{ErrRateLimited, CodeOther, 429},
+	} {
+		if code, status, _ := Describe(c.err); code != c.code || status != c.http {
+			t.Errorf("Describe(%v) = %d HTTP %d; want %d HTTP %d", c.err, code, status, c.code, c.http)
+		}
+	}
+}
+
 func TestValidation(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, Options{Limits: Limits{MaxContentBytes: 100, MaxGroupSize: 3}})
@@ -527,5 +549,71 @@ func TestUserCacheKeepsNoReadRacingAChange(t *testing.T) {
 	}
 	if r.SendSession.Title != "Annie" {
 		t.Fatalf("after a rename racing a read the session is titled %q; want Annie", r.SendSession.Title)
+	}
+}
+
+// TestPreviewText: lastMsg.content is node-chat's inner text, whatever the
+// message type; anything that is not a string there previews as "".
+func TestPreviewText(t *testing.T) {
+	for _, c := range []struct{ content, want string }{
+		{`{"content":"hello"}`, "hello"},
+		{`{"content":"a \"quoted\" \u00e9 <b>"}`, `a "quoted" é <b>`},
+		{`{"content":""}`, ""},
+		{`{"content":"https://x/a.png","width":3}`, "https://x/a.png"},
+		{`{"url":"https://x/a.png","width":3}`, ""},
+		{`{"content":{"text":"nested"}}`, ""},
+		{`{"content":42}`, ""},
+		{`{"content":null}`, ""},
+		{`{"content":["a"]}`, ""},
+		{`{}`, ""},
+		{`[]`, ""},
+		{``, ""},
+	} {
+		if got := PreviewText(json.RawMessage(c.content)); got != c.want {
+			t.Errorf("PreviewText(%s) = %q; want %q", c.content, got, c.want)
+		}
+	}
+}
+
+// TestSessionLastMsg: the session list gives the inner text as
+// lastMsg.content (node-chat's shape) and the whole content as lastMsg.body.
+func TestSessionLastMsg(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	f.token(t, "a")
+	f.token(t, "b")
+	f.token(t, "c")
+	if _, err := f.svc.SendPrivate(ctx, SendInput{AppID: f.app.ID, SenderID: "a", TargetID: "b", Type: TypeText, Content: text("hi b")}); err != nil {
+		t.Fatal(err)
+	}
+	img := json.RawMessage(`{"url":"https://x/a.png","name":"a.png"}`)
+	if _, err := f.svc.SendPrivate(ctx, SendInput{AppID: f.app.ID, SenderID: "a", TargetID: "c", Type: 3, Content: img}); err != nil {
+		t.Fatal(err)
+	}
+	list, err := f.svc.Sessions(ctx, f.app.ID, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, s := range list {
+		b, err := json.Marshal(s.LastMsg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		body, _ := json.Marshal(m["body"])
+		got[s.TargetID] = fmt.Sprintf("%#v %s", m["content"], body)
+	}
+	want := map[string]string{
+		"b": `"hi b" {"content":"hi b"}`,
+		"c": `"" {"name":"a.png","url":"https://x/a.png"}`,
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("lastMsg with %s: %s; want %s", k, got[k], w)
+		}
 	}
 }

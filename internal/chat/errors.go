@@ -41,7 +41,8 @@ func Describe(err error) (code, httpStatus int, message string) {
 	case err == nil:
 		return CodeOK, http.StatusOK, ""
 	case errors.Is(err, ErrInvalid):
-		return CodeBadParam, http.StatusBadRequest, err.Error()
+		// node-chat answers validation errors with 422; clients branch on it.
+		return CodeBadParam, http.StatusUnprocessableEntity, err.Error()
 	case errors.Is(err, ErrTooLarge):
 		return CodeBadParam, http.StatusRequestEntityTooLarge, err.Error()
 	case errors.Is(err, ErrBadSignature):

@@ -46,9 +46,12 @@ type SendResult struct {
 	SendSession SessionRef `json:"sendSession"`
 }
 
-// LastMsg summarises a session's last message.
+// LastMsg summarises a session's last message. Content is node-chat's: the
+// inner text, a string apps render as is (see PreviewText); Body is the whole
+// content object, a chatd addition.
 type LastMsg struct {
-	Content     json.RawMessage `json:"content"`
+	Content     string          `json:"content"`
+	Body        json.RawMessage `json:"body"`
 	MessageType int             `json:"messageType"`
 	Date        string          `json:"date"`
 	MsgID       string          `json:"msgId"`
@@ -118,6 +121,23 @@ func (s *Service) wireMessage(c store.Conversation, m store.Message, now time.Ti
 	}
 }
 
+// PreviewText is what node-chat shows as a session's last message: the
+// content's inner "content" field when it is a string (the text of a text
+// message, and whatever an app put there for other types), else "".
+func PreviewText(content json.RawMessage) string {
+	var c struct {
+		Content json.RawMessage `json:"content"`
+	}
+	if json.Unmarshal(content, &c) != nil || len(c.Content) == 0 || c.Content[0] != '"' {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(c.Content, &s) != nil {
+		return ""
+	}
+	return s
+}
+
 func wireSession(s store.Session, now time.Time) Session {
 	out := Session{
 		SID:              s.SID,
@@ -131,7 +151,8 @@ func wireSession(s store.Session, now time.Time) Session {
 	}
 	if m := s.LastMsg; m != nil {
 		out.LastMsg = &LastMsg{
-			Content:     m.Content,
+			Content:     PreviewText(m.Content),
+			Body:        m.Content,
 			MessageType: m.Type,
 			Date:        displayDate(m.CreatedAt, now),
 			MsgID:       m.ID,

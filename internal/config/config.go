@@ -21,7 +21,7 @@ type Config struct {
 	AdminKey  string // guards /app/create; empty disables it
 	PublicURL string // base URL used in upload fullUrl; empty: derived from the request
 	Demo      bool   // create a demo app and serve the demo chat
-	Origins   string // comma-separated Origin allow-list for sockets; empty: any
+	Origins   string // comma-separated Origin allow-list for CORS and sockets; empty: any
 	LogLevel  string // debug, info, warn, error
 
 	MaxBodyBytes    int64         // any HTTP request body except uploads
@@ -86,7 +86,7 @@ func (c *Config) settings() []setting {
 		{"admin-key", "bearer key that guards POST /app/create (empty: disabled)", &c.AdminKey},
 		{"public-url", "external base URL for upload links (empty: from the request)", &c.PublicURL},
 		{"demo", "create a demo app and serve the demo chat at /", &c.Demo},
-		{"allowed-origins", "comma-separated browser origins allowed to open sockets (empty: any)", &c.Origins},
+		{"allowed-origins", "comma-separated browser origins allowed to call the HTTP API and open sockets (empty: any)", &c.Origins},
 		{"log-level", "debug, info, warn or error", &c.LogLevel},
 		{"max-body-bytes", "largest HTTP request body (uploads excepted)", &c.MaxBodyBytes},
 		{"max-upload-bytes", "largest uploaded file", &c.MaxUploadBytes},

@@ -65,10 +65,58 @@ type Gateway struct {
 	inflight sync.WaitGroup
 }
 
-// identity is what an authenticated socket carries.
+// identity is what an authenticated socket carries. It is also the payload
+// of the revoked and users topics, which need no capabilities.
 type identity struct {
 	AppID  string
 	UserID string
+	Caps   capSet `json:"-"`
+}
+
+// capSet is what a socket declared it understands in its handshake
+// (docs/socket-protocol.md, Capabilities). node-chat's clients declare
+// nothing and so get exactly what node-chat sends them.
+type capSet uint8
+
+const (
+	// capOwnMessages: push the messages the socket's own user sent from
+	// another socket or over the HTTP API, marked data.own.
+	capOwnMessages capSet = 1 << iota
+)
+
+var capNames = map[string]capSet{"own-messages": capOwnMessages}
+
+func (c capSet) has(x capSet) bool { return c&x != 0 }
+
+// parseCaps reads the capabilities of a handshake: the query's comma lists
+// (v3 and v4) and the v4 CONNECT auth's capabilities, an array of strings or
+// a comma list. Unknown names and malformed values are ignored.
+func parseCaps(query []string, auth json.RawMessage) capSet {
+	var c capSet
+	add := func(list string) {
+		for name := range strings.SplitSeq(list, ",") {
+			c |= capNames[strings.TrimSpace(name)]
+		}
+	}
+	for _, q := range query {
+		add(q)
+	}
+	if len(auth) == 0 {
+		return c
+	}
+	var list []json.RawMessage
+	var one string
+	switch {
+	case json.Unmarshal(auth, &list) == nil:
+		for _, raw := range list {
+			if json.Unmarshal(raw, &one) == nil {
+				add(one)
+			}
+		}
+	case json.Unmarshal(auth, &one) == nil:
+		add(one)
+	}
+	return c
 }
 
 // New attaches the gateway to srv's default namespace, subscribes to the
@@ -120,13 +168,15 @@ func (g *Gateway) Close() {
 func (g *Gateway) Sockets() int { return g.reg.count() }
 
 // authenticate accepts node-chat's handshake query (token, appId) or a v4
-// CONNECT auth payload {token, appId}.
+// CONNECT auth payload {token, appId}, either with optional capabilities.
 func (g *Gateway) authenticate(h *socketio.Handshake) (any, error) {
 	token, appID := h.Query.Get("token"), h.Query.Get("appId")
+	var authCaps json.RawMessage
 	if len(h.Auth) > 0 {
 		var a struct {
-			Token string `json:"token"`
-			AppID string `json:"appId"`
+			Token        string          `json:"token"`
+			AppID        string          `json:"appId"`
+			Capabilities json.RawMessage `json:"capabilities"`
 		}
 		if json.Unmarshal(h.Auth, &a) == nil {
 			if a.Token != "" {
@@ -135,6 +185,7 @@ func (g *Gateway) authenticate(h *socketio.Handshake) (any, error) {
 			if a.AppID != "" {
 				appID = a.AppID
 			}
+			authCaps = a.Capabilities
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
@@ -147,7 +198,7 @@ func (g *Gateway) authenticate(h *socketio.Handshake) (any, error) {
 	if max := g.opts.MaxUserSocket; max > 0 && g.reg.userCount(userKey(u.AppID, u.UserID)) >= max {
 		return nil, fmt.Errorf("too many connections for this user (at most %d)", max)
 	}
-	return identity{AppID: u.AppID, UserID: u.UserID}, nil
+	return identity{AppID: u.AppID, UserID: u.UserID, Caps: parseCaps(h.Query["capabilities"], authCaps)}, nil
 }
 
 // connected registers the socket and its handlers. The socketio server calls
@@ -401,14 +452,23 @@ func (g *Gateway) publish(ctx context.Context, topic string, v any) {
 
 // pushEnvelope is node-chat's push: {"message":"","status":1,"data":…,"type":"user"}.
 type pushEnvelope struct {
-	Message string          `json:"message"`
-	Status  int             `json:"status"`
-	Data    chat.SendResult `json:"data"`
-	Type    string          `json:"type"`
+	Message string   `json:"message"`
+	Status  int      `json:"status"`
+	Data    pushData `json:"data"`
+	Type    string   `json:"type"`
+}
+
+// pushData is the pushed SendResult; Own marks a push of the receiver's own
+// message, which only sockets with the own-messages capability get.
+type pushData struct {
+	chat.SendResult
+	Own bool `json:"own,omitempty"`
 }
 
 // deliverMessage pushes a delivery to the recipients connected to this node,
-// each with their own session, skipping the socket that sent it.
+// each with their own session. The sender's sockets get it only when they
+// declared own-messages, and the socket that sent it never (it has the ack):
+// node-chat never pushed a user's own messages back to them.
 func (g *Gateway) deliverMessage(payload any) {
 	d, err := decodePayload[chat.Delivery](payload)
 	if err != nil {
@@ -419,40 +479,54 @@ func (g *Gateway) deliverMessage(payload any) {
 	var enc pushEncoder
 	for _, r := range d.Recipients {
 		socks = g.reg.sockets(socks[:0], userKey(d.AppID, r.UserID))
-		if len(socks) == 0 {
-			continue
-		}
-		p, err := enc.prepare(d.Message, r.Session)
-		if err != nil {
-			g.log.Error("encode push", "err", err)
-			return
-		}
+		own := r.UserID == d.Message.SenderUserID
+		var p *socketio.Prepared
 		for _, s := range socks {
-			if s.ID() != d.Origin {
-				s.EmitRaw(p)
+			if own && !wantsOwn(s, d.Origin) {
+				continue
 			}
+			if p == nil {
+				if p, err = enc.prepare(d.Message, r.Session, own); err != nil {
+					g.log.Error("encode push", "err", err)
+					return
+				}
+			}
+			s.EmitRaw(p)
 		}
 	}
 }
 
+// wantsOwn reports whether s gets pushes of its own user's messages: it did
+// not send the message itself, and declared own-messages.
+func wantsOwn(s *socketio.Socket, origin string) bool {
+	id, _ := s.Data().(identity)
+	return s.ID() != origin && id.Caps.has(capOwnMessages)
+}
+
 // pushEncoder builds the pushes of one message. Recipients differ only in
 // their session (a group's members only in its sid), so the push is encoded
-// once per title and avatar, as far as the websocket frame, and each
-// recipient's sid is spliced into it: one allocation per recipient.
+// once per title and avatar (and once more for the sender's own devices), as
+// far as the websocket frame, and each recipient's sid is spliced into it:
+// one allocation per recipient.
 type pushEncoder struct {
-	templates map[[2]string]*socketio.Template
+	templates map[templateKey]*socketio.Template
+}
+
+type templateKey struct {
+	title, avatar string
+	own           bool
 }
 
 // sidMarker precedes the receiver's sid. It is the last one in the push:
 // sendSession follows the message (whose content might contain the same
-// bytes as an object key) and only "type" comes after it.
+// bytes as an object key) and only "own" and "type" come after it.
 var sidMarker = []byte(`"sendSession":{"sid":"`)
 
-func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef) (*socketio.Prepared, error) {
-	key := [2]string{ref.Title, ref.Avatar}
+func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own bool) (*socketio.Prepared, error) {
+	key := templateKey{ref.Title, ref.Avatar, own}
 	t, ok := e.templates[key]
 	if !ok {
-		b, at, err := encodeTemplate(m, ref)
+		b, at, err := encodeTemplate(m, ref, own)
 		if err != nil {
 			return nil, err
 		}
@@ -460,7 +534,7 @@ func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef) (*socketio.Pr
 			return nil, err
 		}
 		if e.templates == nil {
-			e.templates = make(map[[2]string]*socketio.Template, 2)
+			e.templates = make(map[templateKey]*socketio.Template, 2)
 		}
 		e.templates[key] = t
 	}
@@ -470,10 +544,10 @@ func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef) (*socketio.Pr
 
 // encodeTemplate returns the JSON of the push of m to the owner of a session
 // like ref, with an empty sid at offset at.
-func encodeTemplate(m chat.Message, ref chat.SessionRef) (b []byte, at int, err error) {
+func encodeTemplate(m chat.Message, ref chat.SessionRef, own bool) (b []byte, at int, err error) {
 	b, err = json.Marshal(pushEnvelope{
 		Status: chat.CodeOK,
-		Data:   chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}},
+		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own},
 		Type:   "user",
 	})
 	if err != nil {

@@ -24,15 +24,21 @@ type fixture struct {
 	eventSet []string
 }
 
+// newService is a chat service over a fresh SQLite store.
+func newService(tb testing.TB) *chat.Service {
+	tb.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "gw.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { st.Close() })
+	return chat.New(st, chat.Options{})
+}
+
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "gw.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	svc := chat.New(st, chat.Options{})
+	svc := newService(t)
 	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -138,25 +144,30 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 		{SID: "6b08fc75701c630617e6b831", Title: "Peer <&>", Avatar: ""},
 	}
 	var enc pushEncoder
-	for _, ref := range refs {
-		b, at, err := encodeTemplate(msg, ref)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := slices.Concat(b[:at], []byte(ref.SID), b[at:])
-		if _, err := enc.prepare(msg, ref); err != nil {
-			t.Fatal(err)
-		}
-		want, err := json.Marshal(pushEnvelope{Status: 1, Data: chat.SendResult{Message: msg, SendSession: ref}, Type: "user"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("spliced push differs:\n got %s\nwant %s", got, want)
+	for _, own := range []bool{false, true} {
+		for _, ref := range refs {
+			b, at, err := encodeTemplate(msg, ref, own)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := slices.Concat(b[:at], []byte(ref.SID), b[at:])
+			if _, err := enc.prepare(msg, ref, own); err != nil {
+				t.Fatal(err)
+			}
+			want, err := json.Marshal(pushEnvelope{Status: 1, Data: pushData{SendResult: chat.SendResult{Message: msg, SendSession: ref}, Own: own}, Type: "user"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("spliced push differs:\n got %s\nwant %s", got, want)
+			}
+			if own != bytes.HasSuffix(got, []byte(`"own":true},"type":"user"}`)) {
+				t.Fatalf("own=%v push: %s", own, got)
+			}
 		}
 	}
-	if len(enc.templates) != 2 {
-		t.Fatalf("%d templates for 2 distinct sessions", len(enc.templates))
+	if len(enc.templates) != 4 {
+		t.Fatalf("%d templates for 2 distinct sessions, own and not", len(enc.templates))
 	}
 }
 

@@ -190,34 +190,34 @@ func TestHTTPErrorMatrix(t *testing.T) {
 		wantHTTP int
 		wantMsg  string
 	}{
-		{"missing app_id", "POST", "/user/getToken", "application/json", `{"userId":"x"}`, 1002, 400, "app_id"},
+		{"missing app_id", "POST", "/user/getToken", "application/json", `{"userId":"x"}`, 1002, 422, "app_id"},
 		{"unknown app", "POST", "/user/getToken", "application/json", `{"app_id":"0123456789abcdef01234567","userId":"x","time_stamp":"1","nonce_str":"a","sign":"b"}`, 1006, 400, "unknown"},
 		{"malformed app id", "POST", "/user/getToken", "application/json", `{"app_id":"nope","userId":"x"}`, 1006, 400, "unknown"},
 		{"bad signature", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": "mallory"}, func(m map[string]any) {}) + "", 0, 0, ""},
-		{"missing sign", "POST", "/user/getToken", "application/json", fmt.Sprintf(`{"app_id":%q,"userId":"mallory","time_stamp":"%d","nonce_str":"zz"}`, n.app.AppID, time.Now().UnixMilli()), 1002, 400, "sign"},
-		{"expired timestamp", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": "mallory"}, func(m map[string]any) { m["time_stamp"] = old }), 1002, 400, "time_stamp"},
-		{"future timestamp", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": "mallory"}, func(m map[string]any) { m["time_stamp"] = future }), 1002, 400, "time_stamp"},
+		{"missing sign", "POST", "/user/getToken", "application/json", fmt.Sprintf(`{"app_id":%q,"userId":"mallory","time_stamp":"%d","nonce_str":"zz"}`, n.app.AppID, time.Now().UnixMilli()), 1002, 422, "sign"},
+		{"expired timestamp", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": "mallory"}, func(m map[string]any) { m["time_stamp"] = old }), 1002, 422, "time_stamp"},
+		{"future timestamp", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": "mallory"}, func(m map[string]any) { m["time_stamp"] = future }), 1002, 422, "time_stamp"},
 		{"replayed nonce", "POST", "/private/send/message", "application/json", replayed, 1004, 400, "nonce"},
-		{"not json", "POST", "/user/getToken", "application/json", `{"userId":`, 1002, 400, "body"},
-		{"unsupported content type", "POST", "/user/getToken", "text/plain", `userId=x`, 1002, 400, "Content-Type"},
-		{"missing userId", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"name": "x"}), 1002, 400, "userId"},
-		{"userId not a string", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": map[string]any{"a": 1}}), 1002, 400, "userId"},
+		{"not json", "POST", "/user/getToken", "application/json", `{"userId":`, 1002, 422, "body"},
+		{"unsupported content type", "POST", "/user/getToken", "text/plain", `userId=x`, 1002, 422, "Content-Type"},
+		{"missing userId", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"name": "x"}), 1002, 422, "userId"},
+		{"userId not a string", "POST", "/user/getToken", "application/json", n.signedBody(map[string]any{"userId": map[string]any{"a": 1}}), 1002, 422, "userId"},
 		{"unknown sender", "POST", "/private/send/message", "application/json", n.signedBody(send("mallory", "bob", "x")), 1002, 404, "unknown user"},
 		{"unknown target", "POST", "/private/send/message", "application/json", n.signedBody(send("alice", "mallory", "x")), 1002, 404, "unknown user"},
-		{"bad messageType", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 9, "content": map[string]any{"content": "x"}}), 1002, 400, "messageType"},
-		{"messageType not a number", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": "text", "content": map[string]any{"content": "x"}}), 1002, 400, "messageType"},
-		{"content not an object", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 1, "content": 5}), 1002, 400, "content"},
-		{"missing content", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 1}), 1002, 400, "content"},
+		{"bad messageType", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 9, "content": map[string]any{"content": "x"}}), 1002, 422, "messageType"},
+		{"messageType not a number", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": "text", "content": map[string]any{"content": "x"}}), 1002, 422, "messageType"},
+		{"content not an object", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 1, "content": 5}), 1002, 422, "content"},
+		{"missing content", "POST", "/private/send/message", "application/json", n.signedBody(map[string]any{"senderUserId": "alice", "targetId": "bob", "messageType": 1}), 1002, 422, "content"},
 		{"unknown group send", "POST", "/group/send/message", "application/json", n.signedBody(send("alice", "nogroup", "x")), 1002, 404, "unknown group"},
 		{"non-member group send", "POST", "/group/send/message", "application/json", n.signedBody(send("carol", "g", "x")), 1000, 403, "not a member"},
 		{"join unknown group", "POST", "/group/join", "application/json", n.signedBody(map[string]any{"groupId": "nogroup", "userIds": []string{"carol"}}), 1002, 404, "unknown group"},
 		{"remove from unknown group", "POST", "/group/remove", "application/json", n.signedBody(map[string]any{"groupId": "nogroup", "userIds": []string{"carol"}}), 1002, 404, "unknown group"},
-		{"group without userIds", "POST", "/group/create", "application/json", n.signedBody(map[string]any{"groupId": "g2", "name": "x"}), 1002, 400, "userIds"},
-		{"group without name", "POST", "/group/create", "application/json", n.signedBody(map[string]any{"groupId": "g2", "userIds": []string{"alice"}}), 1002, 400, "name"},
+		{"group without userIds", "POST", "/group/create", "application/json", n.signedBody(map[string]any{"groupId": "g2", "name": "x"}), 1002, 422, "userIds"},
+		{"group without name", "POST", "/group/create", "application/json", n.signedBody(map[string]any{"groupId": "g2", "userIds": []string{"alice"}}), 1002, 422, "name"},
 		{"history bad conversationType", "GET", "/session/messages?", "", "", 0, 0, ""},
 		{"history of a group not joined", "POST", "/session/messages", "application/json", n.signedBody(map[string]any{"userId": "carol", "targetId": "g", "conversationType": 2}), 1000, 403, "not a member"},
 		{"history with unknown lastmsgId", "POST", "/session/messages", "application/json", n.signedBody(map[string]any{"userId": "alice", "targetId": "bob", "conversationType": 1, "lastmsgId": "0123456789abcdef01234567"}), 1002, 404, "message"},
-		{"history with negative limit", "POST", "/session/messages", "application/json", n.signedBody(map[string]any{"userId": "alice", "targetId": "bob", "conversationType": 1, "limit": -3}), 1002, 400, "limit"},
+		{"history with negative limit", "POST", "/session/messages", "application/json", n.signedBody(map[string]any{"userId": "alice", "targetId": "bob", "conversationType": 1, "limit": -3}), 1002, 422, "limit"},
 		{"wrong method", "GET", "/user/getToken", "", "", 1000, 405, "method"},
 		{"unknown route", "GET", "/nope", "", "", 1000, 404, "route"},
 		{"app create without key", "POST", "/app/create", "application/json", `{"appName":"x"}`, 1000, 403, "admin"},
@@ -234,7 +234,7 @@ func TestHTTPErrorMatrix(t *testing.T) {
 			case "history bad conversationType":
 				c.method, c.ctype, c.path = "POST", "application/json", "/session/messages"
 				c.body = n.signedBody(map[string]any{"userId": "alice", "targetId": "bob", "conversationType": 7})
-				c.wantCode, c.wantHTTP, c.wantMsg = 1002, 400, "conversationType"
+				c.wantCode, c.wantHTTP, c.wantMsg = 1002, 422, "conversationType"
 			}
 			r := n.do(c.method, c.path, c.ctype, c.body, "")
 			if r.Status != c.wantCode || r.HTTP != c.wantHTTP || !strings.Contains(r.Message, c.wantMsg) {
@@ -265,11 +265,11 @@ func TestHTTPErrorMatrix(t *testing.T) {
 			wantMsg  string
 		}{
 			{"bad token", "garbage", "up_file", png, 401, "token"},
-			{"wrong field", alice, "file", png, 400, "up_file"},
+			{"wrong field", alice, "file", png, 422, "up_file"},
 			{"too large", alice, "up_file", append(png, make([]byte, 5000)...), 413, "larger"},
-			{"html", alice, "up_file", []byte("<!DOCTYPE html><html><script>x</script>"), 400, "not allowed"},
-			{"executable", alice, "up_file", append([]byte("\x7fELF\x02\x01\x01"), make([]byte, 64)...), 400, "not allowed"},
-			{"empty", alice, "up_file", nil, 400, "empty"},
+			{"html", alice, "up_file", []byte("<!DOCTYPE html><html><script>x</script>"), 422, "not allowed"},
+			{"executable", alice, "up_file", append([]byte("\x7fELF\x02\x01\x01"), make([]byte, 64)...), 422, "not allowed"},
+			{"empty", alice, "up_file", nil, 422, "empty"},
 		} {
 			r := upload(c.token, c.field, "f.bin", c.data)
 			if r.Status == 1 || r.HTTP != c.wantHTTP || !strings.Contains(r.Message, c.wantMsg) {

@@ -64,7 +64,7 @@ func TestGroupFanoutToThousands(t *testing.T) {
 			c, err := sioclient.DialWS(ctx, n.ts.URL, 4, url.Values{})
 			if err == nil {
 				c.AutoPong = true
-				err = c.Send(`40{"token":"` + tokens[i] + `","appId":"` + app.ID + `"}`)
+				err = c.Send(`40{"token":"` + tokens[i] + `","appId":"` + app.ID + `","capabilities":["own-messages"]}`)
 			}
 			if err == nil {
 				var ack string
@@ -93,7 +93,8 @@ func TestGroupFanoutToThousands(t *testing.T) {
 	if got := n.srv.Gateway.Sockets(); got != members {
 		t.Fatalf("%d sockets registered; want %d", got, members)
 	}
-	// Senders' sockets get the pushes too: an HTTP send has no origin socket to skip.
+	// Senders' sockets get the pushes too, marked own: they declared
+	// own-messages, and an HTTP send has no origin socket to skip.
 	for k := range messages {
 		if r := n.call("POST", "/group/send/message", send(ids[k], "crowd", fmt.Sprintf("hello %d", k))); r.Status != 1 {
 			t.Fatalf("send: %+v", r)
@@ -103,6 +104,7 @@ func TestGroupFanoutToThousands(t *testing.T) {
 	type push struct {
 		Data struct {
 			Seq         int64 `json:"seq"`
+			Own         bool  `json:"own"`
 			SendSession struct {
 				SID   string `json:"sid"`
 				Title string `json:"title"`
@@ -127,6 +129,10 @@ func TestGroupFanoutToThousands(t *testing.T) {
 				json.Unmarshal(frame[1], &p)
 				if p.Data.Seq != int64(k+1) || p.Data.SendSession.Title != "Crowd" {
 					recv <- fmt.Errorf("member %d: push %d has seq %d, title %q", i, k, p.Data.Seq, p.Data.SendSession.Title)
+					return
+				}
+				if p.Data.Own != (k == i) {
+					recv <- fmt.Errorf("member %d: push %d marked own=%v", i, k, p.Data.Own)
 					return
 				}
 				if want := sidOf[ids[i]]; p.Data.SendSession.SID != want {

@@ -145,7 +145,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	site.Register(mux)
-	s.Handler = mux
+	s.Handler = api.CORS(cfg.AllowedOrigins(), mux)
 	return s, nil
 }
 

@@ -109,7 +109,11 @@ func (w *Web) Register(mux *http.ServeMux) {
 func (w *Web) sdkFile(name, contentType string) http.HandlerFunc {
 	serve := w.file(sdkjs.FS, name, contentType)
 	return func(rw http.ResponseWriter, r *http.Request) {
-		rw.Header().Set("Access-Control-Allow-Origin", "*")
+		// Public to every origin, unless the CORS handler around every
+		// route already reflected an allowed one.
+		if rw.Header().Get("Access-Control-Allow-Origin") == "" {
+			rw.Header().Set("Access-Control-Allow-Origin", "*")
+		}
 		serve(rw, r)
 	}
 }

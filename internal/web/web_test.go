@@ -140,10 +140,10 @@ func TestDemoEndpoints(t *testing.T) {
 		body       any
 		status     int
 	}{
-		{"empty name", "/demo/token", map[string]string{"userId": "   "}, 400},
-		{"not JSON", "/demo/token", "x", 400},
+		{"empty name", "/demo/token", map[string]string{"userId": "   "}, 422},
+		{"not JSON", "/demo/token", "x", 422},
 		{"group with a forged token", "/demo/group", map[string]any{"token": "forged.x", "name": "g"}, 401},
-		{"group without a name", "/demo/group", map[string]any{"token": token, "name": " "}, 400},
+		{"group without a name", "/demo/group", map[string]any{"token": token, "name": " "}, 422},
 		{"user with a forged token", "/demo/user", map[string]any{"token": "forged.x", "userId": "bob"}, 401},
 	}
 	for _, tc := range bad {

@@ -25,7 +25,10 @@ export interface Message {
 }
 
 export interface LastMsg {
-  content: Record<string, unknown>;
+  /** The inner text (`body.content` when it is a string, else ""), as node-chat lists it. */
+  content: string;
+  /** The whole content object. */
+  body: Record<string, unknown>;
   messageType: number;
   date: string;
   msgId: string;

@@ -54,6 +54,8 @@ export function newClientMsgId() {
   return Date.now().toString(36) + '-' + clientMsgCounter.toString(36) + '-' + Math.random().toString(36).slice(2, 12);
 }
 
+// CAPABILITIES are the chatd additions this SDK handles, declared on connect.
+const CAPABILITIES = ['own-messages'];
 const SEEN_PER_SID = 2000; // msgIds remembered per conversation for de-duplication
 const SYNC_PAGE = 100;
 
@@ -259,7 +261,8 @@ export class ChatdClient extends Emitter {
         this._pingTimeout = (hs.pingInterval || 25000) + (hs.pingTimeout || 20000);
       } catch { /* defaults */ }
       this._armPing();
-      this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId }));
+      // own-messages: the user's messages sent from other devices are pushed too (docs/socket-protocol.md).
+      this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId, capabilities: CAPABILITIES }));
     } else if (type === '2') { // ping
       this._armPing();
       this._raw('3' + frame.slice(1));
@@ -511,7 +514,7 @@ export class ChatdClient extends Emitter {
     // The server's unread already counts messages up to the session's lastSeq.
     if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
     if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
-    s.lastMsg = { content: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
+    s.lastMsg = { content: previewText(m.content), body: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
     s.lastSeq = Math.max(s.lastSeq || 0, seq);
     this.emit('message', m, s);
     this.emit('conversations', this.conversations());
@@ -561,6 +564,12 @@ export class ChatdClient extends Emitter {
     this._syncing.set(sid, job);
     return job.p;
   }
+}
+
+// previewText is a session's lastMsg.content as chatd lists it: the
+// content's inner text when it is a string, else "".
+function previewText(content) {
+  return typeof content?.content === 'string' ? content.content : '';
 }
 
 function lastTime(s) {

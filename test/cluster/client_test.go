@@ -24,6 +24,7 @@ type message struct {
 	MessageType      int             `json:"messageType"`
 	Seq              int64           `json:"seq"`
 	ClientMsgID      string          `json:"clientMsgId"`
+	Own              bool            `json:"own"`
 	SendSession      *struct {
 		SID    string `json:"sid"`
 		Title  string `json:"title"`
@@ -100,7 +101,9 @@ func (d *device) connect(ctx context.Context, node int, base string) error {
 	if err != nil {
 		return err
 	}
-	auth, _ := json.Marshal(map[string]string{"token": d.token, "appId": d.appID})
+	// own-messages: the user's own messages from other devices and over HTTP
+	// are pushed too, so every device sees every message.
+	auth, _ := json.Marshal(map[string]any{"token": d.token, "appId": d.appID, "capabilities": []string{"own-messages"}})
 	if err := ws.Send("40" + string(auth)); err != nil {
 		ws.Close()
 		return err

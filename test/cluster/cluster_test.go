@@ -256,6 +256,9 @@ func runDelivery(t *testing.T, brokerURL string) {
 					if r.via != wantVia {
 						t.Errorf("%s: %s got by %s; want %s", d.name, r.msg.text(), r.via, wantVia)
 					}
+					if r.via == "push" && r.msg.Own != (s.sender == u) {
+						t.Errorf("%s: push of %s from %s marked own=%v", d.name, r.msg.text(), s.sender, r.msg.Own)
+					}
 					if pushes[r.msg.MsgID] > 1 || (wantVia == "ack" && pushes[r.msg.MsgID] != 0) {
 						t.Errorf("%s: %s pushed %d times", d.name, r.msg.text(), pushes[r.msg.MsgID])
 					}

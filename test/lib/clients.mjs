@@ -11,9 +11,9 @@ export const modes = {
 
 // connect opens a socket as the token's user and resolves once connected.
 // version is 2 or 4; mode is a key of modes; auth 'query' (node-chat's way)
-// or 'auth' (the v4 CONNECT payload).
-export function connect(url, { version = 4, mode = 'websocket', appId, token, auth = 'query', timeout = 10000 } = {}) {
-  const socket = open(url, { version, mode, appId, token, auth });
+// or 'auth' (the v4 CONNECT payload); capabilities are declared the same way.
+export function connect(url, { version = 4, mode = 'websocket', appId, token, auth = 'query', capabilities, timeout = 10000 } = {}) {
+  const socket = open(url, { version, mode, appId, token, auth, capabilities });
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => { socket.close(); reject(new Error('connect timeout')); }, timeout);
     socket.once('connect', () => { clearTimeout(timer); resolve(socket); });
@@ -24,14 +24,16 @@ export function connect(url, { version = 4, mode = 'websocket', appId, token, au
 }
 
 // open creates the socket without waiting.
-export function open(url, { version = 4, mode = 'websocket', appId, token, auth = 'query', extra = {} } = {}) {
+export function open(url, { version = 4, mode = 'websocket', appId, token, auth = 'query', capabilities, extra = {} } = {}) {
   const transports = modes[mode];
+  const query = { token, appId };
+  if (capabilities) query.capabilities = capabilities.join(',');
   if (version === 2) {
-    return io2(url, { query: { token, appId }, transports, forceNew: true, reconnection: false, ...extra });
+    return io2(url, { query, transports, forceNew: true, reconnection: false, ...extra });
   }
   const opts = { transports, forceNew: true, reconnection: false, ...extra };
-  if (auth === 'auth') opts.auth = { token, appId };
-  else opts.query = { token, appId };
+  if (auth === 'auth') opts.auth = capabilities ? { token, appId, capabilities } : { token, appId };
+  else opts.query = query;
   return io4(url, opts);
 }
 

@@ -68,7 +68,10 @@ describe('ChatdClient', () => {
     assert.equal(m.senderUserId, 'dan');
     const eveSession = eve.conversation(m.sid);
     assert.equal(eveSession.unread, 1);
-    assert.equal(eveSession.lastMsg.content.content, 'hi eve <b>');
+    assert.equal(eveSession.lastMsg.content, 'hi eve <b>');
+    assert.equal(eveSession.lastMsg.body.content, 'hi eve <b>');
+    const listed = (await eve.refreshConversations()).find((s) => s.sid === m.sid);
+    assert.deepEqual([listed.lastMsg.content, listed.lastMsg.body], ['hi eve <b>', { content: 'hi eve <b>' }], 'the server lists the same lastMsg');
     assert.equal(eve.conversations()[0].sid, m.sid, 'most recent first');
     // The sender's own send is a message event too, and not unread.
     assert.equal(danGot.length, 1);

@@ -115,7 +115,7 @@ function setStatus(s) {
 
 function preview(m) {
   if (!m) return '';
-  const c = m.content || {};
+  const c = m.body || {};
   switch (m.messageType) {
     case MessageType.TEXT: return String(c.content ?? '');
     case MessageType.IMAGE: return '[image]';

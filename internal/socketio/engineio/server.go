@@ -168,7 +168,8 @@ func (srv *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusForbidden, errForbidden)
 		return
 	}
-	if origin != "" {
+	// Unless an outer handler already answered for CORS (chatd's does, for every route).
+	if origin != "" && w.Header().Get("Access-Control-Allow-Origin") == "" {
 		h := w.Header()
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
