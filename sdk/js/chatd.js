@@ -120,6 +120,9 @@ export class ChatdClient extends Emitter {
     this._setState('closed');
     clearTimeout(this._timer);
     clearTimeout(this._pingTimer);
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    for (const t of this._tracks.values()) clearTimeout(t.retry);
     const ws = this._ws;
     this._ws = null;
     if (ws) { try { ws.close(); } catch { /* already closed */ } }
@@ -419,24 +422,24 @@ export class ChatdClient extends Emitter {
   // --- conversations and exactly-once delivery ---
   //
   // The convergence rule (sdk/js/README.md, "Exactly once"). Per conversation
-  // a track keeps `floor` (seqs up to it are history from before the client's
-  // first conversation list) and `delivered` (every seq up to it has been
-  // emitted, or the store said it does not exist). The next seq is emitted at
-  // once; a later one waits in `pending` while `sync` fetches the gap. A
+  // a track keeps `delivered`: every seq up to it has been emitted, is
+  // history from before the client's first conversation list (where it
+  // starts), or does not exist in the store. The next seq is emitted at once;
+  // a later one waits in `pending` while `sync` fetches the gap. A
   // conversation first seen after the first list starts at 0, whatever seq
   // arrives first. Whether a message was seen is decided by its msgId and by
   // these per-seq records, never by comparing with the highest seq seen.
 
-  _track(sid, floor) {
+  _track(sid, start) {
     let t = this._tracks.get(sid);
     if (!t) {
       t = {
-        floor, delivered: floor,
+        delivered: start,
         pending: new Map(), // seq → {msg, ref, tick}: arrived ahead of a gap
         // msgId → {seq} of emitted messages, newest last; per-message state
         // (such as a change version) belongs in these entries.
         messages: new Map(),
-        syncing: null, again: false,
+        syncing: null, again: false, retry: null,
       };
       this._tracks.set(sid, t);
     }
@@ -608,7 +611,7 @@ export class ChatdClient extends Emitter {
       if (this.state === 'closed') return;
       this.emit('error', err);
       // A timeout is tried again; a refusal by the server waits for the next list.
-      if (!err.status) setTimeout(() => { if (this.state !== 'closed') this._sync(sid); }, SYNC_RETRY);
+      if (!err.status) t.retry = setTimeout(() => this._sync(sid), SYNC_RETRY);
     }
   }
 }

@@ -95,6 +95,15 @@ test('malformed frames are ignored', async () => {
 
 const settle = () => new Promise((r) => setImmediate(r));
 
+// waitFor polls for what timers bring about (reconnects, timeouts).
+async function waitFor(cond, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 // Wire is one scripted connection: it answers the client's requests and
 // pushes messages.
 class Wire {
@@ -281,11 +290,45 @@ test('a first session list that fails is not the baseline: the client connects a
   await settle();
   assert.equal(errors[0]?.message, 'try again');
   assert.ok(first.ws.closed, 'reconnects');
-  while (sockets.length < 2) await new Promise((r) => setTimeout(r, 5));
+  await waitFor(() => sockets.length === 2, 'a second connection');
   const second = new Wire(sockets[1]);
   await second.handshake();
   second.answer('session-list', [session('s9', 3)]);
   await connected;
   assert.deepEqual(ids(got), ['s9-m3'], 'the message held before the failed list is emitted');
+  c.close();
+});
+
+test('a sync that times out is tried again', async () => {
+  const { c, wire, got, errors } = await open([session('s9', 1)], { requestTimeout: 50 });
+  wire.push(msg(3));
+  const [first] = wire.requests('sync');
+  assert.equal(first.arg.afterSeq, 1);
+  await waitFor(() => errors.length, 'the sync to time out');
+  assert.match(errors[0].message, /no answer/);
+  wire.answered.add(first.id); // too late: its answer would be ignored
+  await waitFor(() => wire.requests('sync').length, 'the sync to be tried again');
+  wire.answer('sync', [msg(2), msg(3)]);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m2', 's9-m3']);
+  c.close();
+});
+
+test('a connection that drops before its list answers reports nothing; the next one connects once', async () => {
+  const { c, wire: first, connected, sockets } = await open(undefined, { reconnect: true, minReconnectDelay: 1, maxReconnectDelay: 2 });
+  const connects = [];
+  c.on('connect', (info) => connects.push(info));
+  first.ws.close();
+  await waitFor(() => sockets.length === 2, 'a second connection');
+  const second = new Wire(sockets[1]);
+  await second.handshake();
+  // The first connection's list request went out again, beside the new one's.
+  const lists = second.requests('session-list');
+  assert.equal(lists.length, 2);
+  for (const { id } of lists) second.ws.feed(`43${id}[null,[]]`);
+  await connected;
+  await settle();
+  assert.deepEqual(connects, [{ reconnect: false }]);
+  assert.equal(c.state, 'connected');
   c.close();
 });
