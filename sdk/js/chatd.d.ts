@@ -82,6 +82,7 @@ export interface SendOptions {
 }
 
 export interface ClientEvents {
+  /** Every message after the baseline exactly once, in seq order per conversation (README, "Exactly once"). */
   message: (message: Message, conversation: Conversation) => void;
   conversations: (list: Conversation[]) => void;
   read: (mark: ReadMark) => void;
@@ -118,7 +119,10 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   conversations(): Conversation[];
   conversation(sid: string): Conversation | undefined;
   refreshConversations(): Promise<Conversation[]>;
-  /** A page of messages older than `before` (a msgId), oldest first; without `before`, the newest page. */
+  /**
+   * A page of messages older than `before` (a msgId), oldest first; without `before`, the newest page.
+   * A read of the store: it may overlap `message` events (merge by msgId).
+   */
   history(sid: string, options?: { limit?: number; before?: string }): Promise<Message[]>;
   send(targetId: string, messageType: number, content: Record<string, unknown>, options?: SendOptions): Promise<Message>;
   sendText(targetId: string, text: string, options?: SendOptions): Promise<Message>;

@@ -54,10 +54,13 @@ export function newClientMsgId() {
   return Date.now().toString(36) + '-' + clientMsgCounter.toString(36) + '-' + Math.random().toString(36).slice(2, 12);
 }
 
-// CAPABILITIES are the chatd additions this SDK handles, declared on connect.
-const CAPABILITIES = ['own-messages'];
 const SEEN_PER_SID = 2000; // msgIds remembered per conversation for de-duplication
 const SYNC_PAGE = 100;
+const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is tried again
+// What the SDK understands beyond node-chat's protocol (docs/socket-protocol.md):
+// own-messages: pushes of the user's own messages sent from another device or
+// over the HTTP API (data.own is true), handled like any other message.
+const CAPABILITIES = Object.freeze(['own-messages']);
 
 // ChatdClient is one user's connection to chatd.
 export class ChatdClient extends Emitter {
@@ -93,10 +96,9 @@ export class ChatdClient extends Emitter {
     this._pingTimeout = 45000;
     this._everConnected = false;
     this._sessions = new Map(); // sid → session (with unread, lastMsg, lastSeq, readSeq)
-    this._lastSeq = new Map(); // sid → highest seq delivered without a gap
-    this._seen = new Map(); // sid → Set of msgIds delivered
-    this._stash = new Map(); // sid → Map seq → message that arrived after a gap
-    this._syncing = new Map(); // sid → Promise of a running sync
+    this._tracks = new Map(); // sid → Track: what was emitted, for exactly-once delivery
+    this._held = []; // messages that arrived before the first conversation list
+    this._tick = 0; // counts sync requests, to tell what arrived before one
     this._connectWaiters = [];
     this._sessionsLoaded = false;
   }
@@ -118,6 +120,9 @@ export class ChatdClient extends Emitter {
     this._setState('closed');
     clearTimeout(this._timer);
     clearTimeout(this._pingTimer);
+    clearTimeout(this._refreshTimer);
+    this._refreshTimer = null;
+    for (const t of this._tracks.values()) clearTimeout(t.retry);
     const ws = this._ws;
     this._ws = null;
     if (ws) { try { ws.close(); } catch { /* already closed */ } }
@@ -143,19 +148,18 @@ export class ChatdClient extends Emitter {
   }
 
   // history returns a page of messages before `before` (a msgId), oldest
-  // first. Without `before` it is the newest page.
+  // first. Without `before` it is the newest page. A page is a read of the
+  // store: it may hold messages also emitted as `message` events (merge by
+  // msgId), and it never counts as emitted.
   async history(sid, { limit = 20, before } = {}) {
     const arg = { sid, limit };
     if (before) arg.lastmsgId = before;
     const page = await this.request('session-message-list', arg);
     const msgs = page.slice().reverse().map((m) => ({ ...m, sid }));
-    const seen = this._seenSet(sid);
-    for (const m of msgs) seen.add(m.msgId);
-    if (!before && msgs.length) {
-      // The newest page is contiguous: whatever it holds is known.
-      const top = msgs[msgs.length - 1].seq || 0;
-      if (top > (this._lastSeq.get(sid) || 0)) this._lastSeq.set(sid, top);
-    }
+    // A page newer than what was emitted means pushes were missed: catch up.
+    const t = this._tracks.get(sid);
+    const top = msgs.length ? msgs[msgs.length - 1].seq || 0 : 0;
+    if (t && top > t.delivered) this._sync(sid);
     return msgs;
   }
 
@@ -167,7 +171,7 @@ export class ChatdClient extends Emitter {
     const res = await this.request(event, { targetId: String(targetId), messageType, content, clientMsgId });
     if (res && res.senderUserId && !this.userId) this.userId = res.senderUserId;
     const sid = res?.sendSession?.sid;
-    if (sid) this._ingest(sid, res, res.sendSession);
+    if (isMessage(res)) this._ingest(sid, res, res.sendSession);
     return { ...res, sid };
   }
 
@@ -186,7 +190,7 @@ export class ChatdClient extends Emitter {
     const s = this._sessions.get(sid);
     if (s) {
       s.unread = 0;
-      s.readSeq = Math.max(s.readSeq || 0, this._lastSeq.get(sid) || 0);
+      s.readSeq = Math.max(s.readSeq || 0, this._tracks.get(sid)?.delivered || 0);
       this.emit('conversations', this.conversations());
     }
   }
@@ -261,7 +265,6 @@ export class ChatdClient extends Emitter {
         this._pingTimeout = (hs.pingInterval || 25000) + (hs.pingTimeout || 20000);
       } catch { /* defaults */ }
       this._armPing();
-      // own-messages: the user's messages sent from other devices are pushed too (docs/socket-protocol.md).
       this._raw('40' + JSON.stringify({ token: this.token, appId: this.appId, capabilities: CAPABILITIES }));
     } else if (type === '2') { // ping
       this._armPing();
@@ -303,20 +306,25 @@ export class ChatdClient extends Emitter {
 
   async _onConnect() {
     this._socketOpen = true;
-    this._attempt = 0;
-    const first = !this._everConnected;
-    this._everConnected = true;
     // Requests first: the list and syncs queued below go out after any
     // requests that were waiting, all on the fresh connection.
     const waiting = this._queue;
     this._queue = [];
     for (const r of waiting) this._transmit(r);
+    const ws = this._ws;
     try {
       this._applySessions(await this.request('session-list'));
     } catch (err) {
+      if (this.state === 'closed') return;
       this.emit('error', err);
+      // Without the list nothing can be caught up: connect again (with backoff).
+      if (this._ws === ws) ws?.close();
+      return;
     }
-    if (!this._ready()) return; // dropped again meanwhile
+    if (!this._ready() || this._ws !== ws) return; // dropped meanwhile: the next connection reports
+    this._attempt = 0;
+    const first = !this._everConnected;
+    this._everConnected = true;
     this._setState('connected');
     this.emit('connect', { reconnect: !first });
     this._settleConnect(null);
@@ -395,7 +403,7 @@ export class ChatdClient extends Emitter {
     if (name === 'message') {
       const env = args[0];
       const d = env && env.data;
-      if (!d || !d.sendSession || !d.sendSession.sid) return;
+      if (!isMessage(d)) return;
       this._ingest(d.sendSession.sid, d, d.sendSession);
     } else if (name === 'session-read') {
       const r = args[0] || {};
@@ -411,90 +419,128 @@ export class ChatdClient extends Emitter {
     }
   }
 
-  // --- conversations and gap recovery ---
+  // --- conversations and exactly-once delivery ---
+  //
+  // The convergence rule (sdk/js/README.md, "Exactly once"). Per conversation
+  // a track keeps `delivered`: every seq up to it has been emitted, is
+  // history from before the client's first conversation list (where it
+  // starts), or does not exist in the store. The next seq is emitted at once;
+  // a later one waits in `pending` while `sync` fetches the gap. A
+  // conversation first seen after the first list starts at 0, whatever seq
+  // arrives first. Whether a message was seen is decided by its msgId and by
+  // these per-seq records, never by comparing with the highest seq seen.
 
-  // _applySessions merges a session-list answer. The first list is the
-  // baseline (older messages are history); on later lists a conversation
-  // whose lastSeq is ahead of ours is synced, so nothing is skipped.
+  _track(sid, start) {
+    let t = this._tracks.get(sid);
+    if (!t) {
+      t = {
+        delivered: start,
+        pending: new Map(), // seq → {msg, ref, tick}: arrived ahead of a gap
+        // msgId → {seq} of emitted messages, newest last; per-message state
+        // (such as a change version) belongs in these entries.
+        messages: new Map(),
+        syncing: null, again: false, retry: null,
+      };
+      this._tracks.set(sid, t);
+    }
+    return t;
+  }
+
+  // _applySessions merges a session-list answer. The first one is the
+  // baseline: what it shows is history, except what the client received
+  // before it. Then every conversation whose lastSeq is ahead of what was
+  // emitted is synced. Tracks are never dropped, so a conversation that
+  // leaves the list and comes back continues where it was.
   _applySessions(list) {
     if (!Array.isArray(list)) return;
+    list = list.filter((s) => s && typeof s.sid === 'string');
     const baseline = !this._sessionsLoaded;
     this._sessionsLoaded = true;
+    const held = this._held;
+    this._held = [];
+    const lowest = new Map(); // sid → lowest seq received before the baseline
+    for (const h of held) {
+      const seq = h.msg.seq || 0;
+      if (seq > 0 && !(lowest.get(h.sid) <= seq)) lowest.set(h.sid, seq);
+    }
     const fresh = new Map();
     for (const s of list) {
       const old = this._sessions.get(s.sid);
-      fresh.set(s.sid, { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, s.lastSeq || 0) });
-      const known = this._lastSeq.get(s.sid);
-      if (baseline) {
-        if (known === undefined || (s.lastSeq || 0) > known) this._lastSeq.set(s.sid, s.lastSeq || 0);
-      } else if ((s.lastSeq || 0) > (known || 0)) {
-        if (known === undefined) this._lastSeq.set(s.sid, 0);
-        this._sync(s.sid);
+      const last = s.lastSeq || 0;
+      fresh.set(s.sid, { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, last) });
+      if (!this._tracks.has(s.sid)) {
+        this._track(s.sid, baseline ? Math.max(0, Math.min(last, (lowest.get(s.sid) ?? Infinity) - 1)) : 0);
       }
     }
     // Keep sessions we learned from pushes that the list does not show yet.
     for (const [sid, s] of this._sessions) if (!fresh.has(sid)) fresh.set(sid, s);
     this._sessions = fresh;
+    for (const h of held) this._ingest(h.sid, h.msg, h.ref);
+    for (const s of list) if ((s.lastSeq || 0) > this._tracks.get(s.sid).delivered) this._sync(s.sid);
     this.emit('conversations', this.conversations());
   }
 
-  _seenSet(sid) {
-    let s = this._seen.get(sid);
-    if (!s) { s = new Set(); this._seen.set(sid, s); }
-    if (s.size > SEEN_PER_SID) {
-      // Forget the oldest half; seq ordering still drops old duplicates.
-      const keep = [...s].slice(s.size / 2);
-      s = new Set(keep);
-      this._seen.set(sid, s);
-    }
-    return s;
+  // _ingest takes a message of conversation sid from a push or an ack.
+  _ingest(sid, msg, ref) {
+    if (!this._sessionsLoaded) { this._held.push({ sid, msg, ref }); return; }
+    this._accept(this._track(sid, 0), sid, msg, ref);
   }
 
-  // _ingest delivers a message of conversation sid exactly once and in seq
-  // order: duplicates are dropped, a gap triggers a sync.
-  _ingest(sid, msg, ref) {
-    const seen = this._seenSet(sid);
-    if (seen.has(msg.msgId)) return;
-    const last = this._lastSeq.get(sid);
+  // _accept emits msg if it is next in its conversation, drops it if it was
+  // emitted (or is history), and otherwise holds it and fetches the gap.
+  _accept(t, sid, msg, ref) {
+    if (t.messages.has(msg.msgId)) return;
     const seq = msg.seq || 0;
-    if (last === undefined) {
-      // A conversation we did not know: start it here.
-      this._lastSeq.set(sid, seq);
-      this._deliver(sid, msg, ref, true);
+    if (!seq) { this._deliver(t, sid, msg, ref); return; } // chatd always sends seq; once by msgId
+    if (seq <= t.delivered) return;
+    if (seq === t.delivered + 1) {
+      this._deliver(t, sid, msg, ref);
+      for (let next = t.pending.get(t.delivered + 1); next; next = t.pending.get(t.delivered + 1)) {
+        t.pending.delete(t.delivered + 1);
+        this._deliver(t, sid, next.msg, next.ref);
+      }
+      for (const s of t.pending.keys()) if (s <= t.delivered) t.pending.delete(s);
       return;
     }
-    if (seq && seq <= last) { seen.add(msg.msgId); return; }
-    if (!seq || seq === last + 1) {
-      if (seq) this._lastSeq.set(sid, seq);
-      this._deliver(sid, msg, ref, false);
-      this._drainStash(sid);
-      return;
-    }
-    // Gap: hold this one and fetch what is missing.
-    let st = this._stash.get(sid);
-    if (!st) { st = new Map(); this._stash.set(sid, st); }
-    st.set(seq, { msg, ref });
+    if (!t.pending.has(seq)) t.pending.set(seq, { msg, ref, tick: this._tick });
     this._sync(sid);
   }
 
-  _drainStash(sid) {
-    const st = this._stash.get(sid);
-    if (!st) return;
-    for (;;) {
-      const last = this._lastSeq.get(sid) || 0;
-      for (const seq of [...st.keys()]) if (seq <= last) st.delete(seq);
-      const next = st.get(last + 1);
-      if (!next) break;
-      st.delete(last + 1);
-      this._ingest(sid, next.msg, next.ref);
+  // _skipTo moves `delivered` past a gap that nothing will fill, up to seq;
+  // messages held inside it are emitted first, in order.
+  _skipTo(t, sid, seq) {
+    for (const s of [...t.pending.keys()].sort((a, b) => a - b)) {
+      if (s > seq) break;
+      const p = t.pending.get(s);
+      if (!p) continue; // emitted meanwhile
+      t.pending.delete(s);
+      if (s > t.delivered) {
+        t.delivered = s - 1;
+        this._accept(t, sid, p.msg, p.ref);
+      }
     }
-    if (!st.size) this._stash.delete(sid);
+    if (seq > t.delivered) t.delivered = seq;
   }
 
-  _deliver(sid, msg, ref, isNew) {
+  _deliver(t, sid, msg, ref) {
     const m = { ...msg, sid };
     delete m.sendSession;
-    this._seenSet(sid).add(m.msgId);
+    // own marks the user's own message pushed from another device or the
+    // HTTP API; messages look the same whichever way they arrived.
+    const own = m.own === true;
+    delete m.own;
+    if (own && !this.userId && m.senderUserId) this.userId = String(m.senderUserId);
+    const seq = m.seq || 0;
+    if (seq > t.delivered) t.delivered = seq;
+    t.messages.set(m.msgId, { seq });
+    if (t.messages.size > SEEN_PER_SID) {
+      // Forget the oldest half: their seqs are at or below delivered, which still keeps them out.
+      let n = t.messages.size / 2;
+      for (const id of t.messages.keys()) {
+        if (n-- <= 0) break;
+        t.messages.delete(id);
+      }
+    }
     let s = this._sessions.get(sid);
     if (!s) {
       s = {
@@ -505,12 +551,11 @@ export class ChatdClient extends Emitter {
       };
       this._sessions.set(sid, s);
       // Titles and targets of a new conversation come from the server's list.
-      if (isNew && this._sessionsLoaded) this._refreshSoon();
+      this._refreshSoon();
     }
     if (ref?.title) s.title = ref.title;
     if (ref?.avatar !== undefined && ref?.avatar !== '') s.avatar = ref.avatar;
-    const seq = m.seq || 0;
-    const mine = this.userId ? m.senderUserId === this.userId : false;
+    const mine = own || (this.userId ? m.senderUserId === this.userId : false);
     // The server's unread already counts messages up to the session's lastSeq.
     if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
     if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
@@ -524,46 +569,57 @@ export class ChatdClient extends Emitter {
     if (this._refreshTimer) return;
     this._refreshTimer = setTimeout(() => {
       this._refreshTimer = null;
-      this.refreshConversations().catch((err) => this.emit('error', err));
+      this.refreshConversations().catch((err) => { if (this.state !== 'closed') this.emit('error', err); });
     }, 50);
   }
 
-  // _sync fetches every message after the last delivered seq of sid, one
-  // sync at a time per conversation.
+  // _sync fetches what follows the emitted part of sid, one sync at a time
+  // per conversation; a call while one runs makes it go round once more.
   _sync(sid) {
-    const running = this._syncing.get(sid);
-    if (running) { running.again = true; return running.p; }
-    const job = { again: false, p: null };
-    job.p = (async () => {
-      try {
-        do {
-          job.again = false;
-          for (;;) {
-            const after = this._lastSeq.get(sid) || 0;
-            const page = await this.request('sync', { sid, afterSeq: after, limit: SYNC_PAGE });
-            for (const m of page) this._ingest(sid, m, m.sendSession);
-            if (page.length < SYNC_PAGE) break;
-          }
-        } while (job.again);
-        // Whatever is still held is beyond a gap the store cannot fill: show it.
-        const st = this._stash.get(sid);
-        if (st) {
-          this._stash.delete(sid);
-          for (const seq of [...st.keys()].sort((a, b) => a - b)) {
-            const { msg, ref } = st.get(seq);
-            if ((this._lastSeq.get(sid) || 0) < seq) this._lastSeq.set(sid, seq - 1);
-            this._ingest(sid, msg, ref);
-          }
-        }
-      } catch (err) {
-        this.emit('error', err);
-      } finally {
-        this._syncing.delete(sid);
-      }
-    })();
-    this._syncing.set(sid, job);
-    return job.p;
+    const t = this._track(sid, 0);
+    if (t.syncing) { t.again = true; return t.syncing; }
+    t.syncing = this._runSync(t, sid).finally(() => { t.syncing = null; });
+    return t.syncing;
   }
+
+  async _runSync(t, sid) {
+    try {
+      for (;;) {
+        t.again = false;
+        const tick = ++this._tick; // what arrives from now on is newer than this request
+        const page = await this.request('sync', { sid, afterSeq: t.delivered, limit: SYNC_PAGE });
+        if (!Array.isArray(page)) throw new ChatdError('sync: malformed answer');
+        for (const m of page) {
+          if (!m || typeof m.msgId !== 'string') continue;
+          // The store answers every seq after afterSeq (at most delivered)
+          // that exists, in order: a seq it skipped does not exist for us.
+          if ((m.seq || 0) > t.delivered + 1) this._skipTo(t, sid, m.seq - 1);
+          this._accept(t, sid, m, m.sendSession);
+        }
+        if (page.length >= SYNC_PAGE) continue;
+        // The answer was complete when the server read it. What was held
+        // since before the request and is still beyond a gap is not in the
+        // store: nothing will fill that gap.
+        let upTo = 0;
+        for (const [seq, p] of t.pending) if (p.tick < tick && seq > upTo) upTo = seq;
+        if (upTo) this._skipTo(t, sid, upTo);
+        for (const s of t.pending.keys()) if (s <= t.delivered) t.pending.delete(s);
+        if (!t.again && !t.pending.size) return;
+      }
+    } catch (err) {
+      t.again = false;
+      if (this.state === 'closed') return;
+      this.emit('error', err);
+      // A timeout is tried again; a refusal by the server waits for the next list.
+      if (!err.status) t.retry = setTimeout(() => this._sync(sid), SYNC_RETRY);
+    }
+  }
+}
+
+// isMessage tells a message with the receiver's session (a push or a send's
+// ack) from anything malformed.
+function isMessage(d) {
+  return !!d && typeof d.msgId === 'string' && !!d.sendSession && typeof d.sendSession.sid === 'string' && d.sendSession.sid !== '';
 }
 
 // previewText is a session's lastMsg.content as chatd lists it: the

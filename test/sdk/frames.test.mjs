@@ -90,3 +90,245 @@ test('malformed frames are ignored', async () => {
   c.close();
   assert.equal(c.state, 'closed');
 });
+
+// --- exactly once: the convergence rule against scripted frames ---
+
+const settle = () => new Promise((r) => setImmediate(r));
+
+// waitFor polls for what timers bring about (reconnects, timeouts).
+async function waitFor(cond, what, ms = 5000) {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for ' + what);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+// Wire is one scripted connection: it answers the client's requests and
+// pushes messages.
+class Wire {
+  constructor(ws) { this.ws = ws; this.answered = new Set(); }
+  // requests lists the client's unanswered requests of event: [{id, arg}].
+  requests(event) {
+    const out = [];
+    for (const s of this.ws.sent) {
+      const m = s.match(/^42(\d+)(\[.*)$/s);
+      if (!m || this.answered.has(m[1])) continue;
+      const [name, arg] = JSON.parse(m[2]);
+      if (name === event) out.push({ id: m[1], arg });
+    }
+    return out;
+  }
+  // answer acks the one unanswered request of event with data.
+  answer(event, data, which = () => true) {
+    const rs = this.requests(event).filter((r) => which(r.arg));
+    assert.equal(rs.length, 1, `one ${event} request waiting, not ${rs.length}`);
+    this.answered.add(rs[0].id);
+    this.ws.feed(`43${rs[0].id}${JSON.stringify([null, data])}`);
+    return rs[0].arg;
+  }
+  push(data) { this.ws.feed('42' + JSON.stringify(['message', { message: '', status: 1, data, type: 'user' }])); }
+  // handshake opens the Engine.IO session and accepts the CONNECT.
+  async handshake() {
+    this.ws.feed('0{"sid":"x","pingInterval":25000,"pingTimeout":20000}');
+    this.ws.feed('40{"sid":"s1"}');
+    await settle();
+  }
+}
+
+// msg is message seq of conversation sid as the client sees it.
+function msg(seq, { sid = 's9', from = 'bob', to = 'me', own } = {}) {
+  const m = {
+    msgId: `${sid}-m${seq}`, seq, senderUserId: from, targetId: to, conversationType: 1, messageType: 1,
+    content: { content: `n${seq}` }, date: '10:00', sendUser: { name: from, avatarUri: '' }, timestamp: 1000 + seq,
+    sendSession: { sid, title: 'Bob', avatar: '' },
+  };
+  if (own !== undefined) m.own = own;
+  return m;
+}
+
+// open connects a scripted client; list answers its first session-list
+// unless it is undefined (then the test answers it).
+async function open(list, opts = {}) {
+  const { FakeWebSocket, sockets } = scripted();
+  const c = new ChatdClient({ url: 'http://chat.test', appId: 'a1', token: 't1', WebSocket: FakeWebSocket, reconnect: false, requestTimeout: 0, ...opts });
+  const got = [];
+  c.on('message', (m) => got.push(m));
+  const errors = [];
+  c.on('error', (e) => errors.push(e));
+  const connected = c.connect();
+  const wire = new Wire(sockets[0]);
+  await wire.handshake();
+  if (list !== undefined) {
+    wire.answer('session-list', list);
+    await connected;
+  }
+  return { c, wire, got, errors, connected, sockets };
+}
+
+const ids = (got) => got.map((m) => m.msgId);
+const session = (sid, lastSeq) => ({ sid, conversationType: 1, targetId: 'bob', unread: 0, title: 'Bob', avatar: '', lastSeq, readSeq: 0 });
+
+test('a new conversation first seen through the push of seq 2, before the ack of seq 1, is emitted from seq 1', async () => {
+  const { c, wire, got } = await open([], { userId: 'me' });
+  const sent = c.sendText('bob', 'n1');
+  await settle();
+  const [send] = wire.requests('send-private-message');
+  assert.ok(send, 'send transmitted');
+  // bob answered at once; his push overtakes the ack of the send.
+  wire.push(msg(2, { sid: 'sN' }));
+  wire.answered.add(send.id);
+  wire.ws.feed(`43${send.id}${JSON.stringify([null, msg(1, { sid: 'sN', from: 'me', to: 'bob' })])}`);
+  await sent;
+  assert.deepEqual(ids(got), ['sN-m1', 'sN-m2']);
+  // The gap that seq 2 opened is fetched from the start; its answer repeats nothing.
+  assert.equal(wire.answer('sync', [msg(1, { sid: 'sN', from: 'me', to: 'bob' }), msg(2, { sid: 'sN' })]).afterSeq, 0);
+  await settle();
+  assert.deepEqual(ids(got), ['sN-m1', 'sN-m2']);
+  assert.deepEqual(wire.requests('sync'), [], 'no further sync');
+  c.close();
+});
+
+test('a new conversation first seen through the ack of seq 2 is synced from 0 (the reconnect of issue 19)', async () => {
+  // The reconnect of issue 19 at the frame level: a queued send is acked
+  // before the session list answers, and the list shows nothing newer.
+  const { c, wire, got } = await open([], { userId: 'me' });
+  const sent = c.sendText('bob', 'reply');
+  await settle();
+  const [send] = wire.requests('send-private-message');
+  wire.answered.add(send.id);
+  wire.ws.feed(`43${send.id}${JSON.stringify([null, msg(2, { sid: 'sN', from: 'me', to: 'bob' })])}`);
+  await sent;
+  assert.deepEqual(ids(got), [], 'seq 2 waits for seq 1');
+  const refreshed = c.refreshConversations();
+  await settle();
+  wire.answer('session-list', [session('sN', 2)]);
+  await refreshed;
+  assert.equal(wire.answer('sync', [msg(1, { sid: 'sN' }), msg(2, { sid: 'sN', from: 'me', to: 'bob' })]).afterSeq, 0);
+  await settle();
+  assert.deepEqual(ids(got), ['sN-m1', 'sN-m2']);
+  c.close();
+});
+
+test('messages received before the first list are live; the list does not swallow what follows them', async () => {
+  const { c, wire, got, connected } = await open(undefined);
+  wire.push(msg(5));
+  await settle();
+  assert.deepEqual(ids(got), [], 'held until the baseline');
+  wire.answer('session-list', [session('s9', 6)]);
+  await connected;
+  assert.deepEqual(ids(got), ['s9-m5']);
+  assert.equal(wire.answer('sync', [msg(6)]).afterSeq, 5);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m5', 's9-m6']);
+  // Older messages are history: seq 4 is not emitted.
+  wire.push(msg(4));
+  assert.deepEqual(ids(got), ['s9-m5', 's9-m6']);
+  c.close();
+});
+
+test('a history page never counts as emitted: newer messages in it are synced and emitted once', async () => {
+  const { c, wire, got } = await open([session('s9', 4)]);
+  const page = c.history('s9', { limit: 3 });
+  await settle();
+  wire.answer('session-message-list', [msg(6), msg(5), msg(4)]);
+  assert.deepEqual((await page).map((m) => m.seq), [4, 5, 6]);
+  wire.push(msg(7));
+  assert.equal(wire.answer('sync', [msg(5), msg(6), msg(7)]).afterSeq, 4);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m5', 's9-m6', 's9-m7']);
+  c.close();
+});
+
+test('a conversation that leaves the list and comes back continues where it was; one first listed later starts at 0', async () => {
+  const { c, wire, got } = await open([session('s9', 2)]);
+  wire.push(msg(3));
+  assert.deepEqual(ids(got), ['s9-m3']);
+  let r = c.refreshConversations();
+  await settle();
+  wire.answer('session-list', []); // hidden, or left
+  await r;
+  r = c.refreshConversations();
+  await settle();
+  wire.answer('session-list', [session('s9', 5), { ...session('g1', 2), conversationType: 2, targetId: 'crew' }]);
+  await r;
+  assert.equal(wire.answer('sync', [msg(4), msg(5)], (a) => a.sid === 's9').afterSeq, 3);
+  assert.equal(wire.answer('sync', [msg(1, { sid: 'g1' }), msg(2, { sid: 'g1' })], (a) => a.sid === 'g1').afterSeq, 0);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m3', 's9-m4', 's9-m5', 'g1-m1', 'g1-m2']);
+  c.close();
+});
+
+test('a sync answer that skips seqs moves past them: the store has nothing there', async () => {
+  const { c, wire, got } = await open([]);
+  wire.push(msg(9, { sid: 'g1' })); // say, a group joined at seq 8
+  assert.equal(wire.answer('sync', [msg(9, { sid: 'g1' })]).afterSeq, 0);
+  await settle();
+  wire.push(msg(10, { sid: 'g1' }));
+  assert.deepEqual(ids(got), ['g1-m9', 'g1-m10']);
+  assert.deepEqual(wire.requests('sync'), []);
+  c.close();
+});
+
+test('an own message pushed from another device (data.own) is a message like any other, never unread', async () => {
+  const { c, wire, got } = await open([session('s9', 0)]);
+  assert.equal(c.userId, null);
+  wire.push(msg(1, { from: 'me', to: 'bob', own: true }));
+  wire.push(msg(2));
+  assert.deepEqual(ids(got), ['s9-m1', 's9-m2']);
+  assert.equal(got[0].own, undefined, 'shaped like any message');
+  assert.equal(c.userId, 'me', 'learned from the own push');
+  assert.equal(c.conversation('s9').unread, 1, 'only bob\'s message is unread');
+  c.close();
+});
+
+test('a first session list that fails is not the baseline: the client connects again', async () => {
+  const { c, wire: first, got, errors, connected, sockets } = await open(undefined, { reconnect: true, minReconnectDelay: 1, maxReconnectDelay: 2 });
+  first.push(msg(3));
+  const [list] = first.requests('session-list');
+  first.ws.feed(`43${list.id}[{"status":1000,"message":"try again"}]`);
+  await settle();
+  assert.equal(errors[0]?.message, 'try again');
+  assert.ok(first.ws.closed, 'reconnects');
+  await waitFor(() => sockets.length === 2, 'a second connection');
+  const second = new Wire(sockets[1]);
+  await second.handshake();
+  second.answer('session-list', [session('s9', 3)]);
+  await connected;
+  assert.deepEqual(ids(got), ['s9-m3'], 'the message held before the failed list is emitted');
+  c.close();
+});
+
+test('a sync that times out is tried again', async () => {
+  const { c, wire, got, errors } = await open([session('s9', 1)], { requestTimeout: 50 });
+  wire.push(msg(3));
+  const [first] = wire.requests('sync');
+  assert.equal(first.arg.afterSeq, 1);
+  await waitFor(() => errors.length, 'the sync to time out');
+  assert.match(errors[0].message, /no answer/);
+  wire.answered.add(first.id); // too late: its answer would be ignored
+  await waitFor(() => wire.requests('sync').length, 'the sync to be tried again');
+  wire.answer('sync', [msg(2), msg(3)]);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m2', 's9-m3']);
+  c.close();
+});
+
+test('a connection that drops before its list answers reports nothing; the next one connects once', async () => {
+  const { c, wire: first, connected, sockets } = await open(undefined, { reconnect: true, minReconnectDelay: 1, maxReconnectDelay: 2 });
+  const connects = [];
+  c.on('connect', (info) => connects.push(info));
+  first.ws.close();
+  await waitFor(() => sockets.length === 2, 'a second connection');
+  const second = new Wire(sockets[1]);
+  await second.handshake();
+  // The first connection's list request went out again, beside the new one's.
+  const lists = second.requests('session-list');
+  assert.equal(lists.length, 2);
+  for (const { id } of lists) second.ws.feed(`43${id}[null,[]]`);
+  await connected;
+  await settle();
+  assert.deepEqual(connects, [{ reconnect: false }]);
+  assert.equal(c.state, 'connected');
+  c.close();
+});
