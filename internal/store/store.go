@@ -232,4 +232,7 @@ type Store interface {
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
+
+	// Group management and profiles (groups.go).
+	GroupStore
 }

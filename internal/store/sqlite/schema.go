@@ -100,6 +100,17 @@ CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_
 	`
 ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
 `,
+	// 6 (groups): group info, mute-all and dismissal; per-member mutes;
+	// user profile extra and deletion. Roles use members.role (1).
+	`
+ALTER TABLE conversations ADD COLUMN notice TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN extra TEXT NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN mute_all INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE conversations ADD COLUMN dismissed_at INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN muted_until INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN extra TEXT NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

@@ -61,6 +61,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MarkRead", testMarkRead},
 		{"Files", testFiles},
 		{"Ping", testPing},
+		// Group management and profiles (groups.go).
+		{"GroupInfo", testGroupInfo},
+		{"GroupRoles", testGroupRoles},
+		{"GroupMembersPaged", testGroupMembersPaged},
+		{"UserGroups", testUserGroups},
+		{"MuteMembers", testMuteMembers},
+		{"AppendNotice", testAppendNotice},
+		{"DismissGroup", testDismissGroup},
+		{"Profiles", testProfiles},
+		{"DeleteUser", testDeleteUser},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
