@@ -76,6 +76,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	route("/files/{app}/{name}", s.download, http.MethodGet, http.MethodHead)
 	route("/healthz", s.healthz, http.MethodGet, http.MethodHead)
 	route("/readyz", s.readyz, http.MethodGet, http.MethodHead)
+	s.registerGroups(route)
 }
 
 // NotFound answers unknown paths with the envelope.
@@ -285,7 +286,8 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 	groupID, _ := p.String("groupId")
 	name, _ := p.String("name")
 	avatar, _ := p.String("avatarUri")
-	err := s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	ownerID, _ := p.String("ownerId")
+	err := s.chat.CreateGroupWithOwner(r.Context(), chat.CreateGroupInput{AppID: app.ID, GroupID: groupID, Name: name, AvatarURI: avatar, UserIDs: userIDs(p), OwnerID: ownerID})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -295,7 +297,7 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 
 func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	if err := s.chat.AddMembers(r.Context(), backend(app), groupID, userIDs(p)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -304,7 +306,7 @@ func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App
 
 func (s *Server) groupRemove(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.RemoveFromGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	if err := s.chat.RemoveMembers(r.Context(), backend(app), groupID, userIDs(p)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
