@@ -28,7 +28,7 @@ func groupFixture(t *testing.T) (*fixture, context.Context) {
 	return f, ctx
 }
 
-func (f *fixture) backend() Actor        { return Actor{AppID: f.app.ID} }
+func (f *fixture) backend() Actor       { return Actor{AppID: f.app.ID} }
 func (f *fixture) as(user string) Actor { return Actor{AppID: f.app.ID, UserID: user} }
 
 // notices returns the group's notices, oldest first, as {event, content}.
@@ -100,7 +100,10 @@ func TestGroupAuthorization(t *testing.T) {
 	}
 	name := "N"
 	ops := []op{
-		{"info", func(f *fixture, ctx context.Context, a Actor) error { _, err := f.svc.GroupInfo(ctx, a, "g"); return err }},
+		{"info", func(f *fixture, ctx context.Context, a Actor) error {
+			_, err := f.svc.GroupInfo(ctx, a, "g")
+			return err
+		}},
 		{"members", func(f *fixture, ctx context.Context, a Actor) error {
 			_, err := f.svc.GroupMembers(ctx, a, "g", 10, "")
 			return err
@@ -109,13 +112,19 @@ func TestGroupAuthorization(t *testing.T) {
 			_, err := f.svc.UpdateGroup(ctx, a, "g", GroupUpdateInput{Name: &name})
 			return err
 		}},
-		{"add", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.AddMembers(ctx, a, "g", []string{"out"}) }},
-		{"remove", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.RemoveMembers(ctx, a, "g", []string{"m2"}) }},
+		{"add", func(f *fixture, ctx context.Context, a Actor) error {
+			return f.svc.AddMembers(ctx, a, "g", []string{"out"})
+		}},
+		{"remove", func(f *fixture, ctx context.Context, a Actor) error {
+			return f.svc.RemoveMembers(ctx, a, "g", []string{"m2"})
+		}},
 		{"mute", func(f *fixture, ctx context.Context, a Actor) error {
 			return f.svc.Mute(ctx, a, "g", []string{"m2"}, (*f.clock).Add(time.Hour))
 		}},
 		{"muteAll", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.MuteAll(ctx, a, "g", true) }},
-		{"admins", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.SetAdmins(ctx, a, "g", []string{"m2"}, nil) }},
+		{"admins", func(f *fixture, ctx context.Context, a Actor) error {
+			return f.svc.SetAdmins(ctx, a, "g", []string{"m2"}, nil)
+		}},
 		{"transfer", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.Transfer(ctx, a, "g", "m2") }},
 		{"dismiss", func(f *fixture, ctx context.Context, a Actor) error { return f.svc.Dismiss(ctx, a, "g") }},
 	}
