@@ -41,6 +41,11 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+
+	// Groups over the socket.
+	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
+	GroupEventRate    float64 // group and profile socket events per second per user
+	GroupEventBurst   int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -67,6 +72,9 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+
+		GroupEventRate:  5,
+		GroupEventBurst: 20,
 	}
 }
 
@@ -103,6 +111,9 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
+		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
+		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
 	}
 }
 
@@ -222,7 +233,7 @@ func (c Config) Validate() error {
 	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
 		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
 	}
-	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
+	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 || c.GroupEventRate < 0 {
 		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
 	}
 	if c.SignatureWindow < time.Second {

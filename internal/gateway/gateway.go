@@ -47,6 +47,7 @@ type Options struct {
 	Logger        *slog.Logger
 	OpTimeout     time.Duration // budget of one event's store work; default 10s
 	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
+	Groups        GroupOptions  // group and profile events (events_groups.go)
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -57,6 +58,7 @@ type Gateway struct {
 	opts   Options
 	log    *slog.Logger
 	unsub  []func()
+	groups groupState
 
 	// In-flight events, so that a shutdown can let them finish and flush
 	// their acks before the sockets close.
@@ -82,9 +84,12 @@ const (
 	// capOwnMessages: push the messages the socket's own user sent from
 	// another socket or over the HTTP API, marked data.own.
 	capOwnMessages capSet = 1 << iota
+	// capGroupEvents: push group-event to a user who left a group
+	// (removed, left, dismissed), who no longer gets its messages.
+	capGroupEvents
 )
 
-var capNames = map[string]capSet{"own-messages": capOwnMessages}
+var capNames = map[string]capSet{"own-messages": capOwnMessages, "group-events": capGroupEvents}
 
 func (c capSet) has(x capSet) bool { return c&x != 0 }
 
@@ -129,7 +134,9 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser} {
+	g.groups = newGroupState(opts.Groups)
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser,
+		topicGroups: g.deliverGroupEvent} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {

@@ -113,7 +113,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Logger:         log,
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
-	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets})
+	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
+		Groups: gateway.GroupOptions{Manage: gateway.ManageApps(cfg.GroupSocketManage), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst}})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
