@@ -315,16 +315,7 @@ func (s *Server) groupRemove(w http.ResponseWriter, r *http.Request, app store.A
 
 // userIDs reads userIds as an array (userIds[0]=…, userIds[]=…, JSON array),
 // a JSON array inside a string, or one scalar.
-func userIDs(p *params.Params) []string {
-	if v, isScalar := p.String("userIds"); isScalar && strings.HasPrefix(strings.TrimSpace(v), "[") {
-		var ids []string
-		if json.Unmarshal([]byte(v), &ids) == nil {
-			return ids
-		}
-	}
-	ids, _ := p.Strings("userIds")
-	return ids
-}
+func userIDs(p *params.Params) []string { return idList(p, "userIds") }
 
 func (s *Server) sendPrivate(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	s.send(w, r, app, p, s.chat.SendPrivate)

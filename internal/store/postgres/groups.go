@@ -47,13 +47,15 @@ func (s *Store) GroupInfo(ctx context.Context, appID, groupID string) (store.Gro
 }
 
 func (s *Store) UpdateGroup(ctx context.Context, appID, groupID string, u store.GroupUpdate) (store.GroupInfo, error) {
-	var texts []string
-	for _, p := range []*string{u.Name, u.AvatarURI, u.Notice} {
-		if p != nil {
-			texts = append(texts, *p)
-		}
+	a := assignments{args: []any{nil}}
+	a.text("name", u.Name)
+	a.text("avatar_uri", u.AvatarURI)
+	a.text("notice", u.Notice)
+	a.extra(u.Extra)
+	if u.MuteAll != nil {
+		a.add("mute_all", *u.MuteAll)
 	}
-	if err := validText(append(texts, string(u.Extra))...); err != nil {
+	if err := validText(a.texts...); err != nil {
 		return store.GroupInfo{}, err
 	}
 	var g store.GroupInfo
@@ -62,28 +64,9 @@ func (s *Store) UpdateGroup(ctx context.Context, appID, groupID string, u store.
 		if err != nil {
 			return err
 		}
-		set, args := []string{}, []any{c.ID}
-		add := func(col string, v any) {
-			args = append(args, v)
-			set = append(set, col+" = $"+strconv.Itoa(len(args)))
-		}
-		if u.Name != nil {
-			add("name", *u.Name)
-		}
-		if u.AvatarURI != nil {
-			add("avatar_uri", *u.AvatarURI)
-		}
-		if u.Notice != nil {
-			add("notice", *u.Notice)
-		}
-		if u.Extra != nil {
-			add("extra", string(u.Extra))
-		}
-		if u.MuteAll != nil {
-			add("mute_all", *u.MuteAll)
-		}
-		if len(set) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE conversations SET `+strings.Join(set, ", ")+` WHERE id = $1`, args...); err != nil {
+		a.args[0] = c.ID
+		if len(a.set) > 0 {
+			if _, err := tx.Exec(ctx, `UPDATE conversations SET `+strings.Join(a.set, ", ")+` WHERE id = $1`, a.args...); err != nil {
 				return err
 			}
 		}
@@ -91,6 +74,33 @@ func (s *Store) UpdateGroup(ctx context.Context, appID, groupID string, u store.
 		return err
 	})
 	return g, wrap("update group", err, nil)
+}
+
+// assignments builds the SET list of an UPDATE whose first placeholders are
+// args' initial values, and collects the text it sets for validText.
+type assignments struct {
+	set   []string
+	args  []any
+	texts []string
+}
+
+func (a *assignments) add(col string, v any) {
+	a.args = append(a.args, v)
+	a.set = append(a.set, col+" = $"+strconv.Itoa(len(a.args)))
+}
+
+func (a *assignments) text(col string, v *string) {
+	if v != nil {
+		a.add(col, *v)
+		a.texts = append(a.texts, *v)
+	}
+}
+
+func (a *assignments) extra(v []byte) {
+	if v != nil {
+		a.add("extra", string(v))
+		a.texts = append(a.texts, string(v))
+	}
 }
 
 // lockConv locks a conversation row by id until tx ends.
@@ -351,31 +361,15 @@ func (s *Store) Profiles(ctx context.Context, appID string, userIDs []string) ([
 }
 
 func (s *Store) UpdateProfile(ctx context.Context, appID, userID string, u store.ProfileUpdate) (store.Profile, error) {
-	var texts []string
-	for _, p := range []*string{u.Name, u.AvatarURI} {
-		if p != nil {
-			texts = append(texts, *p)
-		}
-	}
-	if err := validText(append(texts, userID, string(u.Extra))...); err != nil {
+	a := assignments{set: []string{"deleted_at = deleted_at"}, args: []any{appID, userID}, texts: []string{userID}}
+	a.text("name", u.Name)
+	a.text("avatar_uri", u.AvatarURI)
+	a.extra(u.Extra)
+	if err := validText(a.texts...); err != nil {
 		return store.Profile{}, err
 	}
-	set, args := []string{"deleted_at = deleted_at"}, []any{appID, userID}
-	add := func(col string, v any) {
-		args = append(args, v)
-		set = append(set, col+" = $"+strconv.Itoa(len(args)))
-	}
-	if u.Name != nil {
-		add("name", *u.Name)
-	}
-	if u.AvatarURI != nil {
-		add("avatar_uri", *u.AvatarURI)
-	}
-	if u.Extra != nil {
-		add("extra", string(u.Extra))
-	}
-	p, err := scanProfile(s.pool.QueryRow(ctx, `UPDATE users SET `+strings.Join(set, ", ")+`
-		WHERE app_id = $1 AND user_id = $2 AND deleted_at = 0 RETURNING user_id, name, avatar_uri, extra, created_at`, args...))
+	p, err := scanProfile(s.pool.QueryRow(ctx, `UPDATE users SET `+strings.Join(a.set, ", ")+`
+		WHERE app_id = $1 AND user_id = $2 AND deleted_at = 0 RETURNING user_id, name, avatar_uri, extra, created_at`, a.args...))
 	return p, wrap("update profile", err, store.ErrNotFound)
 }
 
