@@ -710,7 +710,9 @@ func (s *Service) notice(ctx context.Context, g store.GroupInfo, a Actor, kind s
 	for _, m := range members {
 		recipients = append(recipients, Recipient{UserID: m.UserID, Session: SessionRef{SID: m.SID, Title: conv.Name, Avatar: conv.AvatarURI}})
 	}
-	s.notifier.MessageSent(ctx, Delivery{AppID: a.AppID, Origin: a.Origin, Message: wire, Recipients: recipients})
+	// No origin: the acting socket has no ack carrying the notice, so it
+	// gets the push too (as its own, with the own-messages capability).
+	s.notifier.MessageSent(ctx, Delivery{AppID: a.AppID, Message: wire, Recipients: recipients})
 	return wire, true
 }
 

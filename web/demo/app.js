@@ -394,8 +394,9 @@ async function renderGroupPanel() {
     if (state.active !== conv) return;
     const manager = g.role === 'owner' || g.role === 'admin';
     const rank = { member: 0, admin: 1, owner: 2 };
-    $('group-name').value = g.name;
-    $('group-notice').value = g.notice;
+    // What the user is typing stays.
+    if (document.activeElement !== $('group-name')) $('group-name').value = g.name;
+    if (document.activeElement !== $('group-notice')) $('group-notice').value = g.notice;
     for (const id of ['group-rename', 'group-notice-form', 'group-add']) $(id).hidden = !manager;
     $('group-mute-all').hidden = !manager;
     $('group-mute-all').textContent = g.muteAll ? 'Unmute all' : 'Mute all';
