@@ -411,6 +411,16 @@ func TestProfiles(t *testing.T) {
 	if gs, _ := f.svc.UserGroups(ctx, f.app.ID, "m1"); len(gs) != 0 {
 		t.Fatalf("deleted user's groups: %v", gs)
 	}
+	if _, err := f.svc.SendPrivate(ctx, SendInput{AppID: f.app.ID, SenderID: "m2", TargetID: "m1", Type: TypeText, Content: text("x")}); !errors.Is(err, ErrUnknownUser) {
+		t.Fatalf("send to a deleted user: %v", err)
+	}
+	// Issued again, the user has a new token; the old one stays void.
+	if again := f.token(t, "m1"); again == tok {
+		t.Fatal("the deleted account's token came back")
+	}
+	if _, err := f.svc.Authenticate(ctx, f.app.ID, tok); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("old token after re-creation: %v", err)
+	}
 	f.rec.mu.Lock()
 	revoked := strings.Join(f.rec.revoked, ",")
 	f.rec.mu.Unlock()

@@ -306,10 +306,8 @@ func testDeleteUser(t *testing.T, s store.Store) {
 		if err != nil || len(gone) != 2 {
 			t.Fatalf("DeleteUser = %+v, %v", gone, err)
 		}
-		after, err := s.User(ctx, app, "alice")
-		if err != nil || after.TokenVersion <= before.TokenVersion || after.Name != "" {
-			t.Fatalf("user after delete = %+v, %v", after, err)
-		}
+		_, err = s.User(ctx, app, "alice")
+		wantErr(t, "User after delete", err, store.ErrNotFound)
 		if ps, _ := s.Profiles(ctx, app, []string{"alice"}); len(ps) != 0 {
 			t.Fatalf("deleted user has a profile: %+v", ps)
 		}
@@ -329,5 +327,14 @@ func testDeleteUser(t *testing.T, s store.Store) {
 		}
 		_, err = s.DeleteUser(ctx, app, "nobody", remove)
 		wantErr(t, "DeleteUser unknown", err, store.ErrNotFound)
+		// Created again, the user is back with a later token version, so
+		// the deleted account's tokens stay void.
+		again, err := s.UpsertUser(ctx, store.User{AppID: app, UserID: "alice", Name: "New"})
+		if err != nil || again.TokenVersion <= before.TokenVersion || again.Name != "New" {
+			t.Fatalf("user created again = %+v, %v (before: %+v)", again, err, before)
+		}
+		if u, err := s.User(ctx, app, "alice"); err != nil || u.Name != "New" {
+			t.Fatalf("User after re-creation = %+v, %v", u, err)
+		}
 	}
 }
