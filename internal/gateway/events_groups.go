@@ -165,20 +165,16 @@ func (g *Gateway) manage(c caller) error {
 }
 
 func (g *Gateway) groupAdd(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
-	if err := g.manage(c); err != nil {
-		return nil, err
-	}
-	in, err := decodeGroupArg(arg)
-	if err != nil {
-		return nil, err
-	}
-	if err := g.chat.AddMembers(ctx, c.actor(), string(in.GroupID), in.userIDs()); err != nil {
-		return nil, err
-	}
-	return []any{}, nil
+	return g.changeMembers(ctx, c, arg, g.chat.AddMembers)
 }
 
 func (g *Gateway) groupRemove(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	return g.changeMembers(ctx, c, arg, g.chat.RemoveMembers)
+}
+
+// changeMembers serves group-add and group-remove.
+func (g *Gateway) changeMembers(ctx context.Context, c caller, arg json.RawMessage,
+	do func(context.Context, chat.Actor, string, []string) error) (any, error) {
 	if err := g.manage(c); err != nil {
 		return nil, err
 	}
@@ -186,7 +182,7 @@ func (g *Gateway) groupRemove(ctx context.Context, c caller, arg json.RawMessage
 	if err != nil {
 		return nil, err
 	}
-	if err := g.chat.RemoveMembers(ctx, c.actor(), string(in.GroupID), in.userIDs()); err != nil {
+	if err := do(ctx, c.actor(), string(in.GroupID), in.userIDs()); err != nil {
 		return nil, err
 	}
 	return []any{}, nil
