@@ -315,12 +315,14 @@ func (s *Service) RemoveMembers(ctx context.Context, a Actor, groupID string, us
 	if len(gone) == 0 {
 		return nil
 	}
-	// The notice goes first, so the removed see it in their last sync.
-	n, ok := s.notice(ctx, g, a, "removed", gone, "%s was removed from the group", nil)
+	former, err := s.formerMembers(ctx, g.ID, gone)
+	if err != nil {
+		return err
+	}
 	if err := s.RemoveFromGroup(ctx, a.AppID, groupID, gone); err != nil {
 		return err
 	}
-	if ok {
+	if n, ok := s.noticeTo(ctx, g, a, "removed", gone, "%s was removed from the group", nil, former); ok {
 		s.tellFormer(ctx, g, "removed", gone, n)
 	}
 	return nil
@@ -343,11 +345,14 @@ func (s *Service) Leave(ctx context.Context, a Actor, groupID string) error {
 	if role == store.RoleOwner && g.MemberCount > 1 {
 		return fmt.Errorf("%w: the owner must transfer the group before leaving", ErrForbidden)
 	}
-	n, ok := s.notice(ctx, g, a, "left", []string{a.UserID}, "%s left the group", nil)
+	former, err := s.formerMembers(ctx, g.ID, []string{a.UserID})
+	if err != nil {
+		return err
+	}
 	if err := s.RemoveFromGroup(ctx, a.AppID, groupID, []string{a.UserID}); err != nil {
 		return err
 	}
-	if ok {
+	if n, ok := s.noticeTo(ctx, g, a, "left", []string{a.UserID}, "%s left the group", nil, former); ok {
 		s.tellFormer(ctx, g, "left", []string{a.UserID}, n)
 	}
 	return nil
@@ -363,12 +368,11 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, groupID string) error {
 	if err := s.need(ctx, g, a, store.RoleOwner, "dismiss the group"); err != nil {
 		return err
 	}
-	n, ok := s.notice(ctx, g, a, "dismissed", nil, "The group was dismissed", nil)
 	members, err := s.store.DismissGroup(ctx, a.AppID, groupID, s.now())
 	if err != nil {
 		return fmt.Errorf("dismiss: %w", err)
 	}
-	if ok && len(members) > 0 {
+	if n, ok := s.noticeTo(ctx, g, a, "dismissed", nil, "The group was dismissed", nil, members); ok && len(members) > 0 {
 		ids := make([]string, len(members))
 		for i, m := range members {
 			ids[i] = m.UserID
@@ -668,9 +672,15 @@ func (s *Service) MuteAll(ctx context.Context, a Actor, groupID string, on bool)
 // notice stores a group event as a TypeNotice message, content
 // {"content": text, "event": kind, "groupId", "operatorId", "userIds", …},
 // and pushes it to the members. A %s in text stands for the users' names.
-// A failure is logged by the caller's context only: the change it reports
-// has been committed and must not be reported as failed.
+// It is called once the change it reports has committed; a failure to store
+// the notice does not make the change fail.
 func (s *Service) notice(ctx context.Context, g store.GroupInfo, a Actor, kind string, userIDs []string, text string, extra map[string]any) (Message, bool) {
+	return s.noticeTo(ctx, g, a, kind, userIDs, text, extra, nil)
+}
+
+// noticeTo is notice, pushed also to former members (just removed, left or
+// dismissed) on their old sessions, so their devices learn what happened.
+func (s *Service) noticeTo(ctx context.Context, g store.GroupInfo, a Actor, kind string, userIDs []string, text string, extra map[string]any, former []store.Member) (Message, bool) {
 	if userIDs != nil && strings.Contains(text, "%s") {
 		text = strings.Replace(text, "%s", s.names(ctx, a.AppID, userIDs), 1)
 	}
@@ -706,9 +716,11 @@ func (s *Service) notice(ctx context.Context, g store.GroupInfo, a Actor, kind s
 	if err != nil || s.notifier == nil {
 		return wire, err == nil
 	}
-	recipients := make([]Recipient, 0, len(members))
-	for _, m := range members {
-		recipients = append(recipients, Recipient{UserID: m.UserID, Session: SessionRef{SID: m.SID, Title: conv.Name, Avatar: conv.AvatarURI}})
+	recipients := make([]Recipient, 0, len(members)+len(former))
+	for _, list := range [][]store.Member{members, former} {
+		for _, m := range list {
+			recipients = append(recipients, Recipient{UserID: m.UserID, Session: SessionRef{SID: m.SID, Title: conv.Name, Avatar: conv.AvatarURI}})
+		}
 	}
 	// No origin: the acting socket has no ack carrying the notice, so it
 	// gets the push too (as its own, with the own-messages capability).
@@ -752,6 +764,22 @@ func (s *Service) names(ctx context.Context, appID string, userIDs []string) str
 }
 
 func quote(s string) string { return "\u201c" + s + "\u201d" }
+
+// formerMembers returns the memberships of userIDs, read before they end.
+func (s *Service) formerMembers(ctx context.Context, convID string, userIDs []string) ([]store.Member, error) {
+	out := make([]store.Member, 0, len(userIDs))
+	for _, u := range userIDs {
+		m, err := s.store.Member(ctx, convID, u)
+		if errors.Is(err, store.ErrNotMember) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("load member: %w", err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
 
 // memberSet returns the group's current members.
 func (s *Service) memberSet(ctx context.Context, convID string) (map[string]bool, error) {
