@@ -285,7 +285,16 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 	groupID, _ := p.String("groupId")
 	name, _ := p.String("name")
 	avatar, _ := p.String("avatarUri")
-	err := s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	full, setFull, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	if err == nil && setFull {
+		// The group's history setting: every member sees the whole history.
+		err = s.chat.SetGroupHistory(r.Context(), app.ID, groupID, full)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -295,7 +304,17 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 
 func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	full, _, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p))
+	if err == nil && full {
+		// These members see the whole history, not only from now on.
+		err = s.chat.GrantHistory(r.Context(), app.ID, groupID, userIDs(p))
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -52,6 +52,8 @@ type Store struct {
 
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
 	walLimit atomic.Int64 // WAL size past which the writer checkpoints itself
+
+	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -313,9 +315,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // ---- apps ----
 
 func (s *Store) CreateApp(ctx context.Context, a store.App) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)), a.SignRoute)
 	if err != nil {
 		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
 	}
@@ -330,13 +332,26 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
-		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at, sign_route FROM apps WHERE id = ?`, id).
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created, &a.SignRoute)
 	if err != nil {
 		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
 	}
 	a.CreatedAt = fromMS(created)
 	return a, nil
+}
+
+func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE apps SET sign_route = ? WHERE id = ?`, on, appID)
+	if err != nil {
+		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, store.ErrNotFound)
+	}
+	return nil
 }
 
 // notFound maps sql.ErrNoRows to sentinel and wraps everything with context.
