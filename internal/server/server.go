@@ -121,11 +121,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.closers = append(s.closers, func() error { s.Gateway.Close(); return nil })
 
 	verifier := signature.NewVerifier(cfg.SignatureWindow)
-	// A store that several nodes share also shares the nonces of signed
-	// requests, so a replay is refused on whichever node it reaches.
-	if ns, ok := st.(signature.NonceStore); ok {
-		verifier.Shared = ns
-	}
+	// The store keeps the nonces of signed requests for the window: a
+	// replay is refused after a restart, and on whichever node of a shared
+	// store it reaches.
+	verifier.Shared = st
 	a := api.New(s.Chat, verifier, blobs, api.Options{
 		AdminKey:       cfg.AdminKey,
 		PublicURL:      cfg.PublicURL,

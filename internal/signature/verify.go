@@ -95,18 +95,43 @@ type NonceStore interface {
 }
 
 // Verify checks p's app_id, time_stamp, nonce_str and sign against secret
-// and records the nonce. It returns nil or an *Error.
+// with node-chat's recipe, and records the nonce. It returns nil or an *Error.
 func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) error {
-	fields := map[string]string{}
-	for _, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
+	return v.VerifyRoute(ctx, p, secret, "")
+}
+
+// VerifyRoute is Verify for a request to route ("METHOD /path"): when route
+// is not empty, the signature must also cover it (see SignRoute), so that a
+// request signed for one route is refused on every other.
+//
+// The checks run cheapest first, so that a request that cannot be valid
+// costs next to nothing: parameters present, nonce shape, timestamp window,
+// a nonce this node has already seen; only then is the canonical form built,
+// once per convention that can differ for these parameters (at most 8, one
+// for most requests), and hashed as it is written. The nonce is recorded
+// only once the request is accepted: a request refused for any reason,
+// including a failure of the shared nonce store, leaves its nonce unused, so
+// that its retry is not taken for a replay.
+func (v *Verifier) VerifyRoute(ctx context.Context, p *params.Params, secret, route string) error {
+	var fields [4]string
+	for i, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
 		s, ok := p.String(k)
 		if !ok || s == "" {
 			return &Error{CodeBadParam, "missing parameter " + k}
 		}
-		fields[k] = s
+		fields[i] = s
 	}
-	if len(fields["nonce_str"]) > maxNonceLen {
+	app, nonce, sign := fields[0], fields[2], fields[3]
+	if len(nonce) > maxNonceLen {
 		return &Error{CodeBadParam, fmt.Sprintf("nonce_str is longer than %d characters", maxNonceLen)}
+	}
+	for i := 0; i < len(nonce); i++ {
+		if c := nonce[i]; c < 0x20 || c > 0x7e {
+			return &Error{CodeBadParam, "nonce_str must be printable ASCII"}
+		}
+	}
+	if len(sign) != 32 {
+		return &Error{CodeBadSignature, "signature mismatch"}
 	}
 	ts, ok, err := p.Int("time_stamp")
 	if err != nil || !ok || ts <= 0 {
@@ -120,15 +145,20 @@ func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) 
 	if d := now - ts; d > window.Milliseconds() || d < -window.Milliseconds() {
 		return &Error{CodeBadParam, "time_stamp is more than " + humanDuration(window) + " away from server time"}
 	}
-	if !Match(p, secret, fields["sign"]) {
+	if v.seen(app, nonce, now) {
+		return &Error{CodeBadSignature, "nonce_str already used"}
+	}
+	if !MatchRoute(p, secret, sign, route) {
 		return &Error{CodeBadSignature, "signature mismatch"}
 	}
-	if err := v.useNonce(fields["app_id"], fields["nonce_str"], ts+window.Milliseconds(), now); err != nil {
+	expiry := ts + window.Milliseconds()
+	if err := v.useNonce(app, nonce, expiry, now); err != nil {
 		return err
 	}
 	if v.Shared != nil {
-		fresh, err := v.Shared.UseNonce(ctx, fields["app_id"], fields["nonce_str"], time.UnixMilli(ts+window.Milliseconds()))
+		fresh, err := v.Shared.UseNonce(ctx, app, nonce, time.UnixMilli(expiry))
 		if err != nil {
+			v.forget(app, nonce, expiry)
 			return &Error{CodeOther, "cannot check nonce_str now; retry later"}
 		}
 		if !fresh {
@@ -143,20 +173,17 @@ func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) 
 // nested keys in received or sorted order, numbers as JavaScript prints them
 // or as received. It checks no timestamp or nonce.
 func Match(p *params.Params, secret, sign string) bool {
+	return MatchRoute(p, secret, sign, "")
+}
+
+// MatchRoute is Match with the route bound into the signed string when
+// route is not empty (see SignRoute). Each accepted form is built only when
+// it differs from the others for p, and hashed as it is written.
+func MatchRoute(p *params.Params, secret, sign, route string) bool {
 	got := []byte(strings.ToLower(sign))
-	seen := map[string]bool{}
 	match := 0
-	for _, omit := range []bool{false, true} {
-		for _, sorted := range []bool{false, true} {
-			for _, literal := range []bool{false, true} {
-				c := Canonical(p, CanonicalOptions{OmitEmpty: omit, SortNested: sorted, LiteralNumbers: literal})
-				if seen[c] {
-					continue
-				}
-				seen[c] = true
-				match |= subtle.ConstantTimeCompare(got, []byte(digest(c, secret)))
-			}
-		}
+	for _, opts := range conventions(p) {
+		match |= subtle.ConstantTimeCompare(got, []byte(routeDigest(p, opts, route, secret)))
 	}
 	return match == 1
 }
@@ -220,6 +247,29 @@ func (v *Verifier) nonceCount(app string) int {
 		return len(a.seen)
 	}
 	return 0
+}
+
+// seen reports whether nonce is remembered for app (unexpired) without
+// recording it.
+func (v *Verifier) seen(app, nonce string, now int64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a := v.apps[app]
+	if a == nil {
+		return false
+	}
+	exp, ok := a.seen[nonce]
+	return ok && exp >= now
+}
+
+// forget drops a nonce that useNonce recorded with expiry for a request
+// that was refused after all.
+func (v *Verifier) forget(app, nonce string, expiry int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if a := v.apps[app]; a != nil && a.seen[nonce] == expiry {
+		delete(a.seen, nonce)
+	}
 }
 
 type appNonces struct {
