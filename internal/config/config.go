@@ -41,6 +41,10 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+	UserEventRate    float64 // socket events per second per user (every event)
+	UserEventBurst   int
+	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
+	AuthFailBurstIP  int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -67,6 +71,10 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+		UserEventRate:    50,
+		UserEventBurst:   300,
+		AuthFailRateIP:   2,
+		AuthFailBurstIP:  30,
 	}
 }
 
@@ -103,6 +111,10 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"user-event-rate", "socket events per second one user may emit, all events counted (0: unlimited)", &c.UserEventRate},
+		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
+		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
+		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
 	}
 }
 
@@ -222,7 +234,8 @@ func (c Config) Validate() error {
 	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
 		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
 	}
-	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
+	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 ||
+		c.UserEventRate < 0 || c.AuthFailRateIP < 0 {
 		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
 	}
 	if c.SignatureWindow < time.Second {

@@ -101,3 +101,24 @@ func (l *Limiter) Len() int {
 	}
 	return n
 }
+
+// Peek reports whether key's bucket holds a token, without taking it: a
+// check before costly work whose failures alone are counted (with Allow).
+func (l *Limiter) Peek(key string) bool {
+	if l == nil {
+		return true
+	}
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	now := l.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b := sh.buckets[key]
+	if b == nil {
+		return true
+	}
+	tokens := b.tokens
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		tokens = min(l.burst, tokens+el*l.rate)
+	}
+	return tokens >= 1
+}

@@ -113,7 +113,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Logger:         log,
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
-	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets})
+	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
+		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -130,6 +131,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		PublicURL:      cfg.PublicURL,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxUploadBytes: cfg.MaxUploadBytes,
+		AuthFailRate:   cfg.AuthFailRateIP,
+		AuthFailBurst:  cfg.AuthFailBurstIP,
 		Logger:         log,
 		Ready:          s.ready,
 	})

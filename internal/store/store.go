@@ -262,6 +262,9 @@ type Store interface {
 	// SetAppSignRoute turns the app's route-bound signatures on or off.
 	// ErrNotFound if no app.
 	SetAppSignRoute(ctx context.Context, appID string, on bool) error
+	// SetAppStatus sets the app's status (0 active, 1 locked); a locked
+	// app's requests and tokens are refused. ErrNotFound if no app.
+	SetAppStatus(ctx context.Context, appID string, status int) error
 	// UseNonce records a signed request's nonce for the app until expires,
 	// and reports false when it is already recorded and unexpired: the
 	// request is a replay. Nonces outlive restarts and are shared by every

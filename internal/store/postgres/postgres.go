@@ -234,11 +234,20 @@ func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 }
 
 func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
-	tag, err := s.pool.Exec(ctx, `UPDATE apps SET sign_route = $1 WHERE id = $2`, on, appID)
+	return s.updateApp(ctx, "set sign route", `UPDATE apps SET sign_route = $1 WHERE id = $2`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set app status", `UPDATE apps SET status = $1 WHERE id = $2`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, op, q string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, q, args...)
 	if err == nil && tag.RowsAffected() == 0 {
 		err = pgx.ErrNoRows
 	}
-	return wrap("set sign route", err, store.ErrNotFound)
+	return wrap(op, err, store.ErrNotFound)
 }
 
 // ---- users

@@ -342,14 +342,23 @@ func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 }
 
 func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE apps SET sign_route = ? WHERE id = ?`, on, appID)
+	return s.updateApp(ctx, "set sign route of "+appID, `UPDATE apps SET sign_route = ? WHERE id = ?`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set status of "+appID, `UPDATE apps SET status = ? WHERE id = ?`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, what, q string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, q, args...)
 	if err != nil {
-		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, err)
+		return fmt.Errorf("sqlite: %s: %w", what, err)
 	} else if n == 0 {
-		return fmt.Errorf("sqlite: set sign route of %s: %w", appID, store.ErrNotFound)
+		return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
 	}
 	return nil
 }

@@ -199,6 +199,20 @@ func testAppSignRoute(t *testing.T, s store.Store) {
 		t.Fatal("CreateApp dropped SignRoute")
 	}
 	wantErr(t, "SetAppSignRoute unknown", s.SetAppSignRoute(ctx, store.NewID(), true), store.ErrNotFound)
+
+	if err := s.SetAppStatus(ctx, app, 1); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.App(ctx, app); a.Status != 1 {
+		t.Fatalf("status %d after SetAppStatus(1)", a.Status)
+	}
+	if err := s.SetAppStatus(ctx, app, 0); err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := s.App(ctx, app); a.Status != 0 {
+		t.Fatalf("status %d after SetAppStatus(0)", a.Status)
+	}
+	wantErr(t, "SetAppStatus unknown", s.SetAppStatus(ctx, store.NewID(), 1), store.ErrNotFound)
 }
 
 func testUseNonce(t *testing.T, s store.Store) {
