@@ -48,8 +48,10 @@ type Options struct {
 	Logger        *slog.Logger
 	OpTimeout     time.Duration // budget of one event's store work; default 10s
 	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
-	// EventRate and EventBurst meter every client event per user (all of
-	// the user's sockets on this node together); a rate of 0 disables it.
+	// EventRate and EventBurst meter the client events of each user (all
+	// of the user's sockets on this node together); a rate of 0 disables
+	// it. Sends are metered by the chat service's send rate instead, so
+	// that every event has a limit and a send is counted once.
 	EventRate  float64
 	EventBurst int
 }
@@ -331,6 +333,7 @@ type errorAck struct {
 // handle registers an event whose result goes back through the ack, error
 // first: [null, data] or [{status, message}].
 func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) {
+	metered := event != evSendPrivate && event != evSendGroup
 	nsp.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
 		id, ok := s.Data().(identity)
 		if !ok {
@@ -345,7 +348,7 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 		}
 		var data any
 		err := errShuttingDown
-		if !g.events.Allow(userKey(id.AppID, id.UserID)) {
+		if metered && !g.events.Allow(userKey(id.AppID, id.UserID)) {
 			err = g.errTooManyEvents()
 		} else if g.enter() {
 			data, err = h(g, ctx, c, arg)
