@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -203,10 +204,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("addr is empty"))
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
-		errs = append(errs, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", c.Store))
+		// The value is not echoed: it may hold a password.
+		errs = append(errs, errors.New("store: want sqlite:PATH or postgres://..."))
 	}
-	if c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "nats://") {
-		errs = append(errs, fmt.Errorf("broker %q: want memory, redis://... or nats://...", c.Broker))
+	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
+		errs = append(errs, errors.New("broker: want memory, redis://..., rediss://..., nats://... or tls://..."))
 	}
 	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
 		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))

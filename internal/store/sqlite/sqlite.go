@@ -54,6 +54,7 @@ type Store struct {
 	walLimit atomic.Int64 // WAL size past which the writer checkpoints itself
 
 	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
+	ckpt       ckptLog      // reports failed WAL checkpoints
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -179,7 +180,7 @@ func (s *Store) trimWAL() {
 	if err != nil || fi.Size() <= s.walLimit.Load() {
 		return
 	}
-	_, _ = s.w.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	s.checkpoint(s.w, "writer")
 }
 
 // checkpointLoop copies committed WAL frames into the database file now and
@@ -194,7 +195,7 @@ func (s *Store) checkpointLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			_, _ = s.c.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			s.checkpoint(s.c, "background")
 		}
 	}
 }
