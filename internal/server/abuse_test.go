@@ -1,8 +1,12 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -208,5 +212,36 @@ func TestDemoAppLocked(t *testing.T) {
 	again := startNode(t, at(true))
 	if !connects(again, token) {
 		t.Fatal("demo mode did not unlock the demo app")
+	}
+}
+
+// TestForgedRequestsCheap: once an address has spent its failure budget on
+// forged signatures, its next signed request is refused before its body is
+// read: here the body never comes, and the answer does.
+func TestForgedRequestsCheap(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.AuthFailRateIP = 0.001; c.AuthFailBurstIP = 2 })
+	for range 2 {
+		var m map[string]any
+		json.Unmarshal([]byte(n.signedBody(map[string]any{"userId": "u"})), &m)
+		m["sign"] = strings.Repeat("f", 32)
+		b, _ := json.Marshal(m)
+		if r := n.do("POST", "/user/getToken", "application/json", string(b), ""); r.Status != 1004 {
+			t.Fatalf("forged: %+v", r)
+		}
+	}
+	conn, err := net.Dial("tcp", n.ts.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "POST /user/getToken HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{\"app_id\":", 1<<20)
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body is still coming: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("status %d; want 429", res.StatusCode)
 	}
 }
