@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/params"
 )
 
 // Failed authentication (admin key, request signature) is counted per
@@ -33,6 +34,20 @@ func (s *Server) authBudget(r *http.Request) bool { return s.authFails.Peek(clie
 
 func (s *Server) failed(r *http.Request) { s.authFails.Allow(clientIP(r)) }
 
+// adminParams checks the admin key and reads the request's parameters; on
+// failure it has answered the request.
+func (s *Server) adminParams(w http.ResponseWriter, r *http.Request) (*params.Params, bool) {
+	if !s.admin(w, r) {
+		return nil, false
+	}
+	p, err := s.readParams(w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return nil, false
+	}
+	return p, true
+}
+
 // admin checks the admin key, sent as "Authorization: Bearer <key>" (the
 // scheme is required), and answers the request when it is refused.
 func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
@@ -57,12 +72,8 @@ func (s *Server) admin(w http.ResponseWriter, r *http.Request) bool {
 // appUpdate changes an app's settings (admin key): signRoute turns
 // route-bound signatures on or off.
 func (s *Server) appUpdate(w http.ResponseWriter, r *http.Request) {
-	if !s.admin(w, r) {
-		return
-	}
-	p, err := s.readParams(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	p, isAdmin := s.adminParams(w, r)
+	if !isAdmin {
 		return
 	}
 	appID, _ := p.String("appId")

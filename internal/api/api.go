@@ -247,12 +247,8 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
-	if !s.admin(w, r) {
-		return
-	}
-	p, err := s.readParams(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	p, isAdmin := s.adminParams(w, r)
+	if !isAdmin {
 		return
 	}
 	name, _ := p.String("appName")
