@@ -234,6 +234,9 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 			}
 			if errors.As(err, &se) && se.Code == chat.CodeBadParam {
 				err = fmt.Errorf("%w: %s", chat.ErrInvalid, se.Message)
+			} else if errors.As(err, &se) && se.Code == chat.CodeOther {
+				// Not the caller's fault: the same request may be retried.
+				err = fmt.Errorf("%w: %s", chat.ErrUnavailable, se.Message)
 			} else if errors.As(err, &se) {
 				err = fmt.Errorf("%w: %s", chat.ErrBadSignature, se.Message)
 			} else {

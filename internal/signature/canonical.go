@@ -104,9 +104,17 @@ func routeDigest(p *params.Params, opts CanonicalOptions, route, secret string) 
 // nested object out of order, no number printed differently) is left out,
 // so most requests build one form and none builds more than 8.
 func conventions(p *params.Params) []CanonicalOptions {
+	opts, _ := conventionsAndSize(p)
+	return opts
+}
+
+// conventionsAndSize is conventions with the bytes of text (keys and
+// values) that each canonical form encodes, a measure of its cost.
+func conventionsAndSize(p *params.Params) ([]CanonicalOptions, int64) {
 	var f features
 	for _, k := range p.Keys() {
 		if k != "sign" {
+			f.size += int64(len(k))
 			f.scan(p.Get(k))
 		}
 	}
@@ -127,7 +135,7 @@ func conventions(p *params.Params) []CanonicalOptions {
 			}
 		}
 	}
-	return out
+	return out, f.size
 }
 
 // features records which CanonicalOptions make a difference.
@@ -135,6 +143,7 @@ type features struct {
 	empty    bool // an empty value (OmitEmpty)
 	unsorted bool // a nested object whose received order is not sorted (SortNested)
 	numbers  bool // a number JavaScript prints differently (LiteralNumbers)
+	size     int64
 }
 
 // scan looks at a parameter's value; every object it meets is nested (the
@@ -147,6 +156,7 @@ func (f *features) scan(v *params.Value) {
 			f.unsorted = true
 		}
 		for _, k := range keys {
+			f.size += int64(len(k))
 			f.scan(v.Field(k))
 		}
 	case params.Array:
@@ -162,6 +172,7 @@ func (f *features) scan(v *params.Value) {
 			f.empty = true
 		}
 	}
+	f.size += int64(len(v.Text()))
 }
 
 func sortedCopy(keys []string) []string {

@@ -3,6 +3,7 @@ package signature
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"syscall"
@@ -72,4 +73,27 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestLargeChecksBounded: large signature checks wait for a slot (a request
+// that gives up waiting is told to retry); small ones never wait.
+func TestLargeChecksBounded(t *testing.T) {
+	v := NewVerifier(0)
+	v.MaxLargeChecks = 1
+	release, err := v.acquireLarge(context.Background()) // the one slot is busy
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	gaveUp, cancel := context.WithCancel(context.Background())
+	cancel()
+	var se *Error
+	big := bigBody(1<<20, false)
+	if err := v.Verify(gaveUp, big, "secret"); !errors.As(err, &se) || se.Code != CodeOther || !strings.Contains(se.Message, "retry later") {
+		t.Fatalf("a large check with no slot free: %v; want retry later", err)
+	}
+	small := signed("secret", time.Now().UnixMilli(), "small", "userId", "u")
+	if err := v.Verify(gaveUp, small, "secret"); err != nil {
+		t.Fatalf("a small check waited for the large ones: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +28,12 @@ const DefaultMaxNonces = 100_000
 
 // maxNonceLen bounds what one remembered nonce may cost.
 const maxNonceLen = 128
+
+// largeWork is the canonical text (bytes, summed over the conventions to
+// check) past which a signature check counts as large: large checks run at
+// most MaxLargeChecks at a time, so that forged big requests, from however
+// many addresses, cannot take every core.
+const largeWork = 256 << 10
 
 // Error is a refused signed request. Message is safe to show to the caller:
 // it never holds the secret or the expected signature.
@@ -58,10 +65,16 @@ type Verifier struct {
 	// it, so that a request replayed to another node is refused too. The
 	// local cache still answers repeats on this node without a round trip.
 	Shared NonceStore
+	// MaxLargeChecks bounds the large signature checks running at once;
+	// 0 means half the CPUs (at least 1).
+	MaxLargeChecks int
 
 	mu        sync.Mutex
 	apps      map[string]*appNonces
 	lastSweep time.Time
+
+	largeOnce sync.Once
+	large     chan struct{} // a slot per large check running
 }
 
 // NewVerifier returns a Verifier with the given window (DefaultWindow if
@@ -148,7 +161,15 @@ func (v *Verifier) VerifyRoute(ctx context.Context, p *params.Params, secret, ro
 	if v.seen(app, nonce, now) {
 		return &Error{CodeBadSignature, "nonce_str already used"}
 	}
-	if !MatchRoute(p, secret, sign, route) {
+	convs, size := conventionsAndSize(p)
+	if size*int64(len(convs)) > largeWork {
+		release, err := v.acquireLarge(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if !matchConventions(p, secret, sign, route, convs) {
 		return &Error{CodeBadSignature, "signature mismatch"}
 	}
 	expiry := ts + window.Milliseconds()
@@ -180,12 +201,34 @@ func Match(p *params.Params, secret, sign string) bool {
 // route is not empty (see SignRoute). Each accepted form is built only when
 // it differs from the others for p, and hashed as it is written.
 func MatchRoute(p *params.Params, secret, sign, route string) bool {
+	return matchConventions(p, secret, sign, route, conventions(p))
+}
+
+func matchConventions(p *params.Params, secret, sign, route string, convs []CanonicalOptions) bool {
 	got := []byte(strings.ToLower(sign))
 	match := 0
-	for _, opts := range conventions(p) {
+	for _, opts := range convs {
 		match |= subtle.ConstantTimeCompare(got, []byte(routeDigest(p, opts, route, secret)))
 	}
 	return match == 1
+}
+
+// acquireLarge waits for a slot to run a large check; the caller releases
+// it. A request that gives up waiting is told to retry.
+func (v *Verifier) acquireLarge(ctx context.Context) (release func(), err error) {
+	v.largeOnce.Do(func() {
+		n := v.MaxLargeChecks
+		if n <= 0 {
+			n = max(1, runtime.GOMAXPROCS(0)/2)
+		}
+		v.large = make(chan struct{}, n)
+	})
+	select {
+	case v.large <- struct{}{}:
+		return func() { <-v.large }, nil
+	case <-ctx.Done():
+		return nil, &Error{CodeOther, "too many large signed requests at once; retry later"}
+	}
 }
 
 func humanDuration(d time.Duration) string {
