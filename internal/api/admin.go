@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/chatd/chatd/internal/chat"
@@ -15,14 +16,23 @@ import (
 // client address: past the budget, further attempts from that address are
 // refused with 429 before any costly work, until the budget refills.
 
-// clientIP is the address a request came from (the peer's, not a header
-// any client can set).
+// clientIP is the budget key of the address a request came from (the
+// peer's, not a header any client can set): an IPv4 address, or an IPv6
+// address's /64, since one host commonly holds a whole /64.
 func clientIP(r *http.Request) string {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		return r.RemoteAddr
+		host = r.RemoteAddr
 	}
-	return ip
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	if ip = ip.Unmap(); ip.Is6() {
+		p, _ := ip.Prefix(64)
+		return p.String()
+	}
+	return ip.String()
 }
 
 // errTooManyFailures answers a client address out of its failure budget.
