@@ -50,8 +50,9 @@ type Options struct {
 	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
 	// EventRate and EventBurst meter the client events of each user (all
 	// of the user's sockets on this node together); a rate of 0 disables
-	// it. Sends are metered by the chat service's send rate instead, so
-	// that every event has a limit and a send is counted once.
+	// it. A valid send is metered by the chat service's send rate instead
+	// (it is counted once); an invalid one counts here, and a user out of
+	// event budget cannot send either.
 	EventRate  float64
 	EventBurst int
 }
@@ -348,11 +349,15 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 		}
 		var data any
 		err := errShuttingDown
-		if metered && !g.events.Allow(userKey(id.AppID, id.UserID)) {
+		key := userKey(id.AppID, id.UserID)
+		if metered && !g.events.Allow(key) || !metered && !g.events.Peek(key) {
 			err = g.errTooManyEvents()
 		} else if g.enter() {
 			data, err = h(g, ctx, c, arg)
 			g.inflight.Done()
+			if !metered && errors.Is(err, chat.ErrInvalid) {
+				g.events.Allow(key) // a malformed send is an event like any other
+			}
 		}
 		if err != nil {
 			code, status, msg := chat.Describe(err)

@@ -59,14 +59,28 @@ func TestSocketEventRate(t *testing.T) {
 			t.Fatalf("event %d (%s) past the budget: %v; want a rate-limit error", i, ev.name, e)
 		}
 	}
-	// Sends are metered by the send rate, not counted twice.
-	if e, _ := alice.emit("send-private-message", map[string]any{"targetId": "bob", "messageType": 1, "content": map[string]any{"content": "x"}}); e != nil {
-		t.Fatalf("a send within the send rate: %v", e)
+	// Out of event budget, the user cannot send either.
+	if e, _ := alice.emit("send-private-message", map[string]any{"targetId": "bob", "messageType": 1, "content": map[string]any{"content": "x"}}); e == nil || !strings.Contains(e["message"].(string), "too many socket events") {
+		t.Fatalf("a send out of event budget: %v; want a rate-limit error", e)
 	}
-	// Another user is unaffected.
+	// Another user is unaffected; valid sends are metered by the send rate
+	// only, malformed ones by the event budget too.
 	bob := n.socket(bobToken)
 	if e, _ := bob.emit("session-list", nil); e != nil {
 		t.Fatalf("another user: %v", e)
+	}
+	for i := range 6 {
+		if e, _ := bob.emit("send-private-message", map[string]any{"targetId": "alice", "messageType": 1, "content": map[string]any{"content": "x"}}); e != nil {
+			t.Fatalf("valid send %d: %v", i, e)
+		}
+	}
+	for i := range 3 {
+		if e, _ := bob.emit("send-private-message", map[string]any{"targetId": "alice", "messageType": 99}); e == nil || strings.Contains(e["message"].(string), "too many") {
+			t.Fatalf("malformed send %d: %v; want a validation error", i, e)
+		}
+	}
+	if e, _ := bob.emit("send-private-message", map[string]any{"targetId": "alice", "messageType": 1, "content": map[string]any{"content": "x"}}); e == nil || !strings.Contains(e["message"].(string), "too many socket events") {
+		t.Fatalf("a send after malformed ones spent the budget: %v; want a rate-limit error", e)
 	}
 }
 
