@@ -53,6 +53,7 @@ type Store struct {
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
 	walLimit atomic.Int64 // WAL size past which the writer checkpoints itself
 
+	nonces     nonceBatcher // signed requests' nonces, committed in batches
 	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
 	ckpt       ckptLog      // reports failed WAL checkpoints
 }
