@@ -156,6 +156,14 @@ func TestVerify(t *testing.T) {
 		{"missing nonce_str", without("nonce_str"), 1002, "missing parameter nonce_str"},
 		{"missing sign", without("sign"), 1002, "missing parameter sign"},
 		{"long nonce", func() *params.Params { return signed(secret, ms, strings.Repeat("n", 200)) }, 1002, "nonce_str is longer"},
+		{"nonce with a control character", func() *params.Params { return signed(secret, ms, "n\x00x") }, 1002, "control characters"},
+		{"nonce not UTF-8", func() *params.Params { return signed(secret, ms, "n\xffx") }, 1002, "control characters"},
+		{"ok nonce in any script", func() *params.Params { return signed(secret, ms, "随机-ñ-🎲") }, 0, ""},
+		{"short sign", func() *params.Params {
+			p := signed(secret, ms, "n16")
+			p.Add("sign", "abc")
+			return p
+		}, 1004, "signature mismatch"},
 	}
 	v := NewVerifier(5 * time.Minute)
 	v.Now = func() time.Time { return now }

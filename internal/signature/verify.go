@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/internal/params"
 )
@@ -138,10 +139,8 @@ func (v *Verifier) VerifyRoute(ctx context.Context, p *params.Params, secret, ro
 	if len(nonce) > maxNonceLen {
 		return &Error{CodeBadParam, fmt.Sprintf("nonce_str is longer than %d characters", maxNonceLen)}
 	}
-	for i := 0; i < len(nonce); i++ {
-		if c := nonce[i]; c < 0x20 || c > 0x7e {
-			return &Error{CodeBadParam, "nonce_str must be printable ASCII"}
-		}
+	if !utf8.ValidString(nonce) || strings.ContainsFunc(nonce, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &Error{CodeBadParam, "nonce_str must be text without control characters"}
 	}
 	if len(sign) != 32 {
 		return &Error{CodeBadSignature, "signature mismatch"}
