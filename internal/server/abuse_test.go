@@ -259,3 +259,44 @@ func TestForgedRequestsCheap(t *testing.T) {
 		t.Fatalf("status %d; want 429", res.StatusCode)
 	}
 }
+
+// TestAppUpdate: only the admin key changes an app's settings, and bad
+// input changes nothing.
+func TestAppUpdate(t *testing.T) {
+	n := startNode(t)
+	update := func(body, auth string) reply {
+		return n.do("POST", "/app/update", "application/json", body, auth)
+	}
+	on := `{"appId":"` + n.app.AppID + `","signRoute":true}`
+	for _, c := range []struct {
+		name, body, auth string
+		http             int
+		msg              string
+	}{
+		{"no key", on, "", 403, "Bearer"},
+		{"wrong key", on, "Bearer nope", 403, "Bearer"},
+		{"key without scheme", on, adminKey, 403, "Bearer"},
+		{"unknown app", `{"appId":"0123456789abcdef01234567","signRoute":true}`, "Bearer " + adminKey, 400, "unknown"},
+		{"malformed app id", `{"appId":"x","signRoute":true}`, "Bearer " + adminKey, 400, "unknown"},
+		{"missing signRoute", `{"appId":"` + n.app.AppID + `"}`, "Bearer " + adminKey, 422, "signRoute"},
+		{"bad signRoute", `{"appId":"` + n.app.AppID + `","signRoute":"yes"}`, "Bearer " + adminKey, 422, "signRoute"},
+	} {
+		if r := update(c.body, c.auth); r.HTTP != c.http || !strings.Contains(r.Message, c.msg) {
+			t.Errorf("%s: %+v; want HTTP %d containing %q", c.name, r, c.http, c.msg)
+		}
+	}
+	// Nothing changed: node-chat's recipe still works.
+	if r := n.call("POST", "/user/getToken", map[string]any{"userId": "u"}); r.Status != 1 {
+		t.Fatalf("after refused updates: %+v", r)
+	}
+	// An app created with signRoute requires route-bound signatures at once.
+	r := n.do("POST", "/app/create", "application/json", `{"appName":"strict","signRoute":true}`, "Bearer "+adminKey)
+	var strict app
+	if json.Unmarshal(r.Data, &strict); r.Status != 1 || strict.AppID == "" {
+		t.Fatalf("create a strict app: %+v", r)
+	}
+	other := &node{t: t, srv: n.srv, ts: n.ts, app: strict}
+	if r := other.call("POST", "/user/getToken", map[string]any{"userId": "u"}); r.Status != 1004 {
+		t.Fatalf("node-chat's recipe on a strict app: %+v; want 1004", r)
+	}
+}
