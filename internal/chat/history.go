@@ -47,3 +47,10 @@ func (s *Service) GrantHistory(ctx context.Context, appID, groupID string, userI
 	}
 	return nil
 }
+
+// visible reports whether userID may see message seq of the conversation,
+// by the store's rule (a read error counts as not visible).
+func (s *Service) visible(ctx context.Context, convID, userID string, seq int64) bool {
+	msgs, err := s.store.History(ctx, convID, userID, seq+1, 1)
+	return err == nil && len(msgs) == 1 && msgs[0].Seq == seq
+}

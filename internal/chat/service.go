@@ -668,6 +668,10 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 		if err != nil {
 			return nil, fmt.Errorf("load message: %w", err)
 		}
+		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, m.Seq) {
+			// A message the caller may not see is no cursor of theirs.
+			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
+		}
 		before = m.Seq
 		if before <= 1 {
 			return []Message{}, nil

@@ -209,6 +209,22 @@ func TestGroupVisibility(t *testing.T) {
 	mustOK("/group/create", map[string]any{"groupId": "g", "name": "G2", "userIds": []string{"owner"}})
 	n.wantGroupView("early", []string{"back"}, 1)
 
+	// A message from before the join is no paging cursor for the member.
+	r := n.call("POST", "/session/messages", map[string]any{"userId": "granted", "targetId": "g", "conversationType": 2, "limit": 100})
+	var page []struct {
+		MsgID string `json:"msgId"`
+	}
+	if json.Unmarshal(r.Data, &page); len(page) != len(all) {
+		t.Fatalf("granted member's history: %s", r.Data)
+	}
+	first := page[len(page)-1].MsgID // "before"
+	if r := n.call("POST", "/session/messages", map[string]any{"userId": "late", "targetId": "g", "conversationType": 2, "lastmsgId": first}); r.HTTP != 404 || !strings.Contains(r.Message, "message") {
+		t.Fatalf("paging from a message sent before the join: %+v; want 404", r)
+	}
+	if r := n.call("POST", "/session/messages", map[string]any{"userId": "granted", "targetId": "g", "conversationType": 2, "lastmsgId": page[0].MsgID}); r.Status != 1 || len(texts(t, r.Data)) != len(all)-1 {
+		t.Fatalf("paging within what the member sees: %+v", r)
+	}
+
 	if r := n.call("POST", "/group/join", map[string]any{"groupId": "g", "userIds": []string{"x"}, "fullHistory": "maybe"}); r.Status != 1002 || !strings.Contains(r.Message, "fullHistory") {
 		t.Fatalf("bad fullHistory: %+v", r)
 	}
