@@ -115,11 +115,12 @@ func (s *Server) groupUnmute(w http.ResponseWriter, r *http.Request, app store.A
 
 func (s *Server) groupMuteAll(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	on, err := boolParam(p, "mute", true)
+	on, present, err := boolParam(p, "mute")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
+	on = on || !present // mute defaults to true
 	s.done(w, r, s.chat.MuteAll(r.Context(), backend(app), groupID, on))
 }
 
@@ -154,7 +155,7 @@ func (s *Server) userInfo(w http.ResponseWriter, r *http.Request, app store.App,
 
 func (s *Server) userDelete(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	userID, _ := p.String("userId")
-	remove, err := boolParam(p, "removeMessages", false)
+	remove, _, err := boolParam(p, "removeMessages")
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -205,19 +206,4 @@ func extraParam(p *params.Params) (json.RawMessage, error) {
 	}
 	raw, _ := p.JSON("extra")
 	return raw, nil
-}
-
-// boolParam reads true/false/1/0, def when absent.
-func boolParam(p *params.Params, key string, def bool) (bool, error) {
-	v, present := p.String(key)
-	if !present || v == "" {
-		return def, nil
-	}
-	switch strings.ToLower(v) {
-	case "true", "1":
-		return true, nil
-	case "false", "0":
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: %s must be true or false", chat.ErrInvalid, key)
 }

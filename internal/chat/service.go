@@ -640,7 +640,7 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 		}
 		return nil, fmt.Errorf("load member: %w", err)
 	}
-	return s.history(ctx, conv, p)
+	return s.history(ctx, conv, userID, p)
 }
 
 // HistoryBySID returns a page of the caller's session sid, newest first.
@@ -649,10 +649,12 @@ func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, p)
+	return s.history(ctx, conv, userID, p)
 }
 
-func (s *Service) history(ctx context.Context, conv store.Conversation, p Page) ([]Message, error) {
+// history is a page of what userID may see of conv (the store applies the
+// visibility rule).
+func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
 		return nil, err
@@ -669,12 +671,16 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, p Page) 
 		if err != nil {
 			return nil, fmt.Errorf("load message: %w", err)
 		}
+		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, m.Seq) {
+			// A message the caller may not see is no cursor of theirs.
+			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
+		}
 		before = m.Seq
 		if before <= 1 {
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.store.History(ctx, conv.ID, before, limit)
+	msgs, err := s.store.History(ctx, conv.ID, userID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -695,7 +701,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.store.After(ctx, conv.ID, afterSeq, n)
+	msgs, err := s.store.After(ctx, conv.ID, userID, afterSeq, n)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}

@@ -113,7 +113,15 @@ CREATE INDEX nonces_expiry ON nonces (expires_at);
 	`
 ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
 `,
-	// 6 (groups): group info, mute-all and dismissal; per-member mutes;
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store) and route-bound signatures per app. (Nonces have their table
+	// since 2.)
+	`
+ALTER TABLE conversations ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE members ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE apps ADD COLUMN sign_route boolean NOT NULL DEFAULT false;
+`,
+	// 5 (groups): group info, mute-all and dismissal; per-member mutes;
 	// user profile extra and deletion. Roles use members.role (1).
 	`
 ALTER TABLE conversations ADD COLUMN notice text NOT NULL DEFAULT '';

@@ -100,7 +100,23 @@ CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_
 	`
 ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
 `,
-	// 6 (groups): group info, mute-all and dismissal; per-member mutes;
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store), route-bound signatures per app, and the nonces of signed
+	// requests, kept for the signature window so that a replay is refused
+	// after a restart too.
+	`
+ALTER TABLE conversations ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN sign_route INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE nonces (
+	app_id     TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL,
+	PRIMARY KEY (app_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+`,
+	// 5 (groups): group info, mute-all and dismissal; per-member mutes;
 	// user profile extra and deletion. Roles use members.role (1).
 	`
 ALTER TABLE conversations ADD COLUMN notice TEXT NOT NULL DEFAULT '';

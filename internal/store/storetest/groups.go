@@ -216,7 +216,7 @@ func testAppendNotice(t *testing.T, s store.Store) {
 		t.Fatalf("AppendNotice by a non-member: %v", err)
 	}
 	send(t, s, c.ID, "bob", 4)
-	h, err := s.After(ctx, c.ID, 0, 10)
+	h, err := s.After(ctx, c.ID, "alice", 0, 10)
 	if err != nil || !slices.Equal(seqs(h), []int64{1, 2, 3, 4}) || h[1].Type != store.TypeNotice ||
 		string(h[1].Content) != `{"content":"x joined","event":"joined"}` || h[2].SenderID != "gone" {
 		t.Fatalf("After = %+v, %v", h, err)
@@ -317,7 +317,7 @@ func testDeleteUser(t *testing.T, s store.Store) {
 		if ok, _ := s.ShareConversation(ctx, app, "bob", "alice"); ok {
 			t.Fatalf("bob still shares a conversation with a deleted user")
 		}
-		h, _ := s.After(ctx, g.ID, 0, 10)
+		h, _ := s.After(ctx, g.ID, "bob", 0, 10)
 		want := []int64{1, 2}
 		if remove {
 			want = []int64{2}
