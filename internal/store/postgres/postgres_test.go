@@ -434,7 +434,7 @@ func TestBatchIsolation(t *testing.T) {
 	}
 	req := func(conv, sender, cid, content string) *sendReq {
 		return &sendReq{ctx: ctx, m: store.NewMessage{ConversationID: conv, SenderID: sender, Type: 1,
-			Content: json.RawMessage(content), ClientMsgID: cid}, at: nowOr(ms0), done: make(chan sendRes, 1)}
+			Content: json.RawMessage(content), ClientMsgID: cid, At: store.NowOr(ms0)}, done: make(chan sendRes, 1)}
 	}
 	batch := []*sendReq{
 		req(p.ID, "alice", "a1", `1`),
@@ -494,7 +494,7 @@ func TestBatchIsolation(t *testing.T) {
 	}
 }
 
-var ms0 = fromMS(0)
+var ms0 = store.FromUnixMS(0)
 
 func TestInvalidText(t *testing.T) {
 	ctx := context.Background()
