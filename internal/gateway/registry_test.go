@@ -42,7 +42,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("step %d: counts %d %d", i, r.userCount(k), r.count())
 		}
 	}
-	if _, ok := r.shard(k).users[k]; ok {
+	if _, ok := r.users.Load(k); ok {
 		t.Fatal("the user is still in the registry")
 	}
 	if got := r.sockets(nil, userKey("app", "other")); got != nil {
