@@ -165,11 +165,9 @@ func New(st store.Store, opts Options) *Service {
 	}
 }
 
-// SetNotifier installs the notifier; call it before serving requests.
-func (s *Service) SetNotifier(n Notifier) { s.notifier = n }
-
-// Store returns the underlying store.
-func (s *Service) Store() store.Store { return s.store }
+// appSecretBytes is the random part of an app secret: 192 bits, beyond any
+// guessing, as 48 hex characters.
+const appSecretBytes = 24
 
 // CreateApp registers an application and returns it with its secret.
 func (s *Service) CreateApp(ctx context.Context, name, description string) (store.App, error) {
@@ -179,7 +177,7 @@ func (s *Service) CreateApp(ctx context.Context, name, description string) (stor
 	if err := checkText("description", description, 0, 1024); err != nil {
 		return store.App{}, err
 	}
-	var secret [24]byte
+	var secret [appSecretBytes]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return store.App{}, fmt.Errorf("app secret: %w", err)
 	}

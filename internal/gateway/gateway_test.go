@@ -24,22 +24,23 @@ type fixture struct {
 	eventSet []string
 }
 
-// newService is a chat service over a fresh SQLite store.
-func newService(tb testing.TB) *chat.Service {
+// newService is a chat service over a fresh SQLite store, notifying br.
+func newService(tb testing.TB, br broker.Broker) *chat.Service {
 	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "gw.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	return chat.New(st, chat.Options{})
+	return chat.New(st, chat.Options{Notifier: NewNotifier(br, nil)})
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	svc := newService(t)
-	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{})
+	br := broker.NewMemory()
+	svc := newService(t, br)
+	g, err := New(svc, socketio.NewServer(socketio.Options{}), br, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
