@@ -138,7 +138,7 @@ func PreviewText(content json.RawMessage) string {
 	return s
 }
 
-func wireSession(s store.Session, now time.Time) Session {
+func wireSession(s store.SessionRow, now time.Time) Session {
 	out := Session{
 		SID:              s.SID,
 		ConversationType: s.Type,

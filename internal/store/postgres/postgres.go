@@ -575,9 +575,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 const sessionOrder = `WHERE m.app_id = $1 AND m.user_id = $2
 	ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
 
-func scanSession(row pgx.Row) (store.Session, error) {
+func scanSession(row pgx.Row) (store.SessionRow, error) {
 	var (
-		s                       store.Session
+		s                       store.SessionRow
 		key                     []byte
 		peer, gName, gAvatar    string
 		pName, pAvatar          string
@@ -590,7 +590,7 @@ func scanSession(row pgx.Row) (store.Session, error) {
 	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
 		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
 		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar); err != nil {
-		return store.Session{}, err
+		return store.SessionRow{}, err
 	}
 	s.LastMsgAt = store.FromUnixMS(lastAt)
 	if s.Type == store.Private {
@@ -622,16 +622,16 @@ func deref(p *string) string {
 	return *p
 }
 
-func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.SessionRow, error) {
 	rows, err := s.pool.Query(ctx, sessionSelect+sessionOrder, appID, userID)
 	if err != nil {
 		return nil, wrap("sessions", err, nil)
 	}
-	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Session, error) { return scanSession(r) })
+	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SessionRow, error) { return scanSession(r) })
 	return ss, wrap("sessions", err, nil)
 }
 
-func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.SessionRow, error) {
 	ss, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+`WHERE m.conversation_id = $1 AND m.user_id = $2`,
 		conversationID, userID))
 	return ss, wrap("session", err, store.ErrNotMember)

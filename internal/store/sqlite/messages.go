@@ -641,8 +641,8 @@ ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
 
 const sessionQuery = sessionSelect + `WHERE m.conversation_id = ? AND m.user_id = ?`
 
-func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
-	var ss store.Session
+func scanSession(row interface{ Scan(...any) error }) (store.SessionRow, error) {
+	var ss store.SessionRow
 	var lastAt int64
 	var (
 		msgID, sender, content, client sql.NullString
@@ -651,7 +651,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
 		&ss.LastSeq, &ss.ReadSeq, &lastAt,
 		&msgID, &seq, &sender, &typ, &content, &client, &created); err != nil {
-		return store.Session{}, err
+		return store.SessionRow{}, err
 	}
 	ss.LastMsgAt = store.FromUnixMS(lastAt)
 	if msgID.Valid {
@@ -669,13 +669,13 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	return ss, nil
 }
 
-func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.SessionRow, error) {
 	rows, err := s.query(ctx, sessionsQuery, appID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
 	}
 	defer rows.Close()
-	out := []store.Session{}
+	out := []store.SessionRow{}
 	for rows.Next() {
 		ss, err := scanSession(rows)
 		if err != nil {
@@ -689,10 +689,10 @@ func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Ses
 	return out, nil
 }
 
-func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.SessionRow, error) {
 	ss, err := scanSession(s.queryRow(ctx, sessionQuery, conversationID, userID))
 	if err != nil {
-		return store.Session{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
+		return store.SessionRow{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
 	}
 	return ss, nil
 }
