@@ -10,6 +10,7 @@ import (
 // TestRegistry covers the per-user socket lists: adding twice counts once,
 // removing keeps the others in place and the last removal forgets the user.
 func TestRegistry(t *testing.T) {
+	t.Parallel()
 	a, b, c := new(socketio.Socket), new(socketio.Socket), new(socketio.Socket)
 	r := newRegistry()
 	k := userKey("app", "u")

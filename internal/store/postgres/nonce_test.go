@@ -9,6 +9,7 @@ import (
 )
 
 func TestUseNonce(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	ctx := context.Background()
 	later := time.Now().Add(time.Minute)
@@ -33,6 +34,7 @@ func TestUseNonce(t *testing.T) {
 
 // TestUseNonceRace: of many nodes using one nonce at once, exactly one wins.
 func TestUseNonceRace(t *testing.T) {
+	t.Parallel()
 	s := openTest(t)
 	var wins atomic.Int32
 	var wg sync.WaitGroup
