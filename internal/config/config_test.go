@@ -111,12 +111,13 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"flag duration", nil, []string{"-signature-window=forever"}, []string{"-signature-window", "forever"}},
 		{"unknown flag", nil, []string{"-no-such-thing"}, []string{"no-such-thing"}},
 		{"stray argument", nil, []string{"extra"}, []string{`"extra"`}},
-		{"invalid store", map[string]string{"CHATD_STORE": "mysql://x"}, nil, []string{"store", "mysql://x"}},
-		{"invalid broker", nil, []string{"-broker", "kafka://x"}, []string{"broker", "kafka://x"}},
-		{"invalid log level", map[string]string{"CHATD_LOG_LEVEL": "loud"}, nil, []string{"log-level", "loud"}},
-		{"too small", map[string]string{"CHATD_MAX_BODY_BYTES": "10"}, nil, []string{"max-body-bytes", "1024"}},
-		{"short token ttl", nil, []string{"-token-ttl=1s"}, []string{"token-ttl"}},
-		{"negative rate", map[string]string{"CHATD_USER_SEND_RATE": "-1"}, nil, []string{"rates"}},
+		{"invalid store", map[string]string{"CHATD_STORE": "mysql://x"}, nil, []string{"CHATD_STORE", "mysql://x"}},
+		{"invalid broker", nil, []string{"-broker", "kafka://x"}, []string{"-broker", "CHATD_BROKER", "kafka://x"}},
+		{"invalid log level", map[string]string{"CHATD_LOG_LEVEL": "loud"}, nil, []string{"CHATD_LOG_LEVEL", "loud"}},
+		{"too small", map[string]string{"CHATD_MAX_BODY_BYTES": "10"}, nil, []string{"CHATD_MAX_BODY_BYTES", "1024"}},
+		{"short token ttl", nil, []string{"-token-ttl=1s"}, []string{"-token-ttl", "CHATD_TOKEN_TTL"}},
+		{"negative rate", map[string]string{"CHATD_USER_SEND_RATE": "-1"}, nil, []string{"CHATD_USER_SEND_RATE", "negative"}},
+		{"negative sockets", nil, []string{"-max-user-sockets=-1"}, []string{"CHATD_MAX_USER_SOCKETS", "negative"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -138,7 +139,7 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c := Default()
 	c.Addr, c.HistoryLimit, c.MaxGroupSize = "", 0, 1
 	err := c.Validate()
-	for _, w := range []string{"addr", "history-limit", "max-group-size"} {
+	for _, w := range []string{"CHATD_ADDR", "CHATD_HISTORY_LIMIT", "CHATD_MAX_GROUP_SIZE"} {
 		if err == nil || !strings.Contains(err.Error(), w) {
 			t.Errorf("Validate() = %v, want it to mention %s", err, w)
 		}
@@ -149,6 +150,28 @@ func TestHelp(t *testing.T) {
 	t.Parallel()
 	if _, err := Load([]string{"-h"}, env(nil)); err != flag.ErrHelp {
 		t.Fatalf("-h: err = %v, want flag.ErrHelp", err)
+	}
+}
+
+// Every kind of setting round-trips through its flag.Value, and Usage shows
+// the defaults as a user would type them.
+func TestValues(t *testing.T) {
+	t.Parallel()
+	u := Usage()
+	for _, want := range []string{`(default ":3000")`, "(default false)", "(default 100)", "(default 1048576)", "(default 5m0s)", "(default 20)", "(default 0s)"} {
+		if !strings.Contains(u, want) {
+			t.Errorf("Usage lacks %s", want)
+		}
+	}
+	c := Default()
+	for _, s := range c.settings() {
+		v, _ := valueOf(s.name, s.ptr)
+		if err := v.Set(v.String()); err != nil {
+			t.Errorf("-%s: %q does not parse back: %v", s.name, v.String(), err)
+		}
+	}
+	if c != Default() {
+		t.Errorf("setting every value to itself changed the config: %+v", c)
 	}
 }
 
