@@ -98,6 +98,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		UserSendBurst: cfg.UserSendBurst,
 		AppSendRate:   cfg.AppSendRate,
 		AppSendBurst:  cfg.AppSendBurst,
+		Notifier:      gateway.NewNotifier(br, log),
 	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{

@@ -109,9 +109,10 @@ type Message struct {
 	MembersVersion int64
 }
 
-// Session is one row of a user's session list: their membership joined with
-// the conversation, the peer (private) and the last message.
-type Session struct {
+// SessionRow is one row of a user's session list as the store reads it: their
+// membership joined with the conversation, the peer (private) and the last
+// message. chat.Session is what clients see of it.
+type SessionRow struct {
 	SID            string
 	ConversationID string
 	Type           int
@@ -125,7 +126,7 @@ type Session struct {
 }
 
 // Unread is the number of messages the member has not read.
-func (s Session) Unread() int64 {
+func (s SessionRow) Unread() int64 {
 	if n := s.LastSeq - s.ReadSeq; n > 0 {
 		return n
 	}
@@ -224,10 +225,10 @@ type Store interface {
 	// Sessions lists the user's sessions, most recent first, in one query.
 	// A session's LastMsg is nil when the member may not see the
 	// conversation's last message (see Visibility).
-	Sessions(ctx context.Context, appID, userID string) ([]Session, error)
+	Sessions(ctx context.Context, appID, userID string) ([]SessionRow, error)
 	// Session returns one of the user's sessions by conversation id;
 	// ErrNotMember if the user is not a member.
-	Session(ctx context.Context, conversationID, userID string) (Session, error)
+	Session(ctx context.Context, conversationID, userID string) (SessionRow, error)
 
 	// History returns up to limit messages with seq < beforeSeq that userID
 	// may see (see Visibility in the package documentation), newest first (beforeSeq <= 0 means from the

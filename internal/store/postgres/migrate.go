@@ -17,7 +17,7 @@ import (
 // holds a NUL byte, which PostgreSQL text rejects. Content is text, not jsonb,
 // so it comes back byte for byte.
 var migrations = []string{
-	// 1: the schema of DESIGN §4.
+	// 1: the schema (docs/architecture.md, The data model).
 	`
 CREATE TABLE apps (
 	id          text PRIMARY KEY,

@@ -9,7 +9,7 @@ import (
 // migrations are applied in order; PRAGMA user_version records how many ran.
 // Append new steps, never edit old ones: files in the field are at any version.
 var migrations = []string{
-	// 1: the schema of DESIGN §4.
+	// 1: the schema (docs/architecture.md, The data model).
 	`
 CREATE TABLE apps (
 	id          TEXT PRIMARY KEY,
