@@ -242,7 +242,8 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	b.Queue(`SELECT m.conversation_id, m.user_id FROM members m
 		JOIN unnest($1::text[], $2::text[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u`,
 		pairConv, pairUser)
-	b.Queue(`SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at
+	b.Queue(`SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at,
+		m.version, m.reply_seq, m.meta
 		FROM messages m
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS v(c, s, k)
 		  ON m.conversation_id = v.c AND m.sender_id = v.s AND m.client_msg_id = v.k`,
@@ -278,10 +279,13 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 			var m store.Message
 			var content string
 			var created int64
-			if err := rows.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &m.ClientMsgID, &created); err != nil {
+			var meta *string
+			if err := rows.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &m.ClientMsgID, &created,
+				&m.Version, &m.ReplySeq, &meta); err != nil {
 				return err
 			}
 			m.Content, m.CreatedAt = []byte(content), fromMS(created)
+			m.Meta, _ = store.DecodeMeta(meta) // written by chatd: a bad one reads as none
 			original[clientKey{m.ConversationID, m.SenderID, m.ClientMsgID}] = m
 		}
 		return rows.Err()
@@ -309,6 +313,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		insType                                          []int32
 	)
 	readMark := map[convSender]int64{}
+	var extras extraRows
 	for i, r := range reqs {
 		p := convSender{r.m.ConversationID, r.m.SenderID}
 		if _, ok := lastSeq[p.conv]; !ok || !member[p] {
@@ -347,8 +352,11 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 			ClientMsgID:    r.m.ClientMsgID,
 			CreatedAt:      r.at,
 			MembersVersion: version[p.conv],
+			ReplySeq:       r.m.ReplySeq,
+			Meta:           r.m.SentMeta(),
 		}
 		res[i].msg = msg
+		extras.add(msg)
 		insConv, insID, insSender = append(insConv, p.conv), append(insID, msg.ID), append(insSender, p.sender)
 		insContent, insClient = append(insContent, string(msg.Content)), append(insClient, msg.ClientMsgID)
 		insSeq, insAt, insType = append(insSeq, seq), append(insAt, ms(r.at)), append(insType, int32(msg.Type))
@@ -386,6 +394,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	b.Queue(`UPDATE members m SET read_seq = greatest(m.read_seq, v.s)
 		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(c, u, s)
 		WHERE m.conversation_id = v.c AND m.user_id = v.u`, rmConv, rmUser, rmSeq)
+	nExtras := extras.queue(b)
 	b.Queue(`COMMIT`)
 	br = conn.SendBatch(ctx, b)
 	var mismatch error
@@ -402,7 +411,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		br.Close()
 		return nil, err
 	}
-	for range 3 { // insert, read marks, commit
+	for range 3 + nExtras { // insert, read marks, replies and mentions, commit
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, err

@@ -235,7 +235,7 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 	}
 }
 
-const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at`
+const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at, m.version, m.reply_seq, m.meta`
 
 // scanMsg reads msgCols, followed by the sender's name and avatar when
 // withNames, or else by the conversation's members version when withVersion.
@@ -244,7 +244,8 @@ func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (
 	var content string
 	var client, name, avatar sql.NullString
 	var created int64
-	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created}
+	var meta *string
+	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created, &m.Version, &m.ReplySeq, &meta}
 	switch {
 	case withNames:
 		dst = append(dst, &name, &avatar)
@@ -259,6 +260,10 @@ func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (
 	m.CreatedAt = fromMS(created)
 	m.SenderName = name.String
 	m.SenderAvatar = avatar.String
+	var err error
+	if m.Meta, err = store.DecodeMeta(meta); err != nil {
+		return store.Message{}, fmt.Errorf("message %s meta: %w", m.ID, err)
+	}
 	return m, nil
 }
 
@@ -472,6 +477,7 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 				CreatedAt:      time.UnixMilli(at),
 				MembersVersion: g.version,
 			}
+			withExtras(&msg, m)
 			var client any // NULL when absent, so messages without a client id never collide
 			if m.ClientMsgID != "" {
 				client = m.ClientMsgID
@@ -489,6 +495,15 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 		return err
 	}); err != nil {
 		return fmt.Errorf("insert messages: %w", err)
+	}
+	for _, g := range groups {
+		for _, i := range g.idx {
+			if res[i].err == nil {
+				if err := writeExtras(ctx, tx, res[i].msg); err != nil {
+					return fmt.Errorf("store reply and mentions: %w", err)
+				}
+			}
+		}
 	}
 	if err := chunked(reads, 3, func(n int, args []any) error {
 		_, err := tx.StmtContext(ctx, st.ownReadRows[n]).ExecContext(ctx, args...)
@@ -601,9 +616,13 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 		CreatedAt:      time.UnixMilli(at),
 		MembersVersion: version,
 	}
+	withExtras(&msg, n)
 	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx,
 		msg.ConversationID, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
 		return store.Message{}, false, fmt.Errorf("insert message: %w", err)
+	}
+	if err := writeExtras(ctx, tx, msg); err != nil {
+		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
 	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {
@@ -691,7 +710,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type,
 	CASE WHEN c.type = 1 THEN COALESCE(pu.name, '') ELSE c.name END,
 	CASE WHEN c.type = 1 THEN COALESCE(pu.avatar_uri, '') ELSE c.avatar_uri END,
 	c.last_seq, m.read_seq, c.last_msg_at,
-	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at
+	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
+	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq)
 FROM members m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
@@ -713,7 +734,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	)
 	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
 		&ss.LastSeq, &ss.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &client, &created); err != nil {
+		&msgID, &seq, &sender, &typ, &content, &client, &created, &ss.MentionedUnread); err != nil {
 		return store.Session{}, err
 	}
 	ss.LastMsgAt = fromMS(lastAt)
