@@ -142,6 +142,9 @@ type Lifecycle interface {
 	// HiddenRanges returns userID's hidden ranges in the conversation with
 	// Version greater than afterVersion, in Version order.
 	HiddenRanges(ctx context.Context, conversationID, userID string, afterVersion int64) ([]Hidden, error)
+	// MessageConversation returns the id of the app's conversation that
+	// holds msgID; ErrNotFound if none.
+	MessageConversation(ctx context.Context, appID, msgID string) (string, error)
 }
 
 // SentMeta is the Meta a new message is stored with: its mentions.

@@ -234,3 +234,13 @@ func (s *Store) HiddenRanges(ctx context.Context, conversationID, userID string,
 	}
 	return out, nil
 }
+
+func (s *Store) MessageConversation(ctx context.Context, appID, msgID string) (string, error) {
+	if err := validText(appID, msgID); err != nil {
+		return "", err
+	}
+	var id string
+	err := s.pool.QueryRow(ctx, `SELECT c.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.msg_id = $1 AND c.app_id = $2`, msgID, appID).Scan(&id)
+	return id, wrap("message conversation", err, store.ErrNotFound)
+}

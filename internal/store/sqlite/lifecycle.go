@@ -231,3 +231,13 @@ func (s *Store) HiddenRanges(ctx context.Context, conversationID, userID string,
 	}
 	return out, nil
 }
+
+func (s *Store) MessageConversation(ctx context.Context, appID, msgID string) (string, error) {
+	var id string
+	err := s.queryRow(ctx, `SELECT c.id FROM messages m JOIN conversations c ON c.id = m.conversation_id
+		WHERE m.msg_id = ? AND c.app_id = ?`, msgID, appID).Scan(&id)
+	if err != nil {
+		return "", notFound(err, store.ErrNotFound, "message %s", msgID)
+	}
+	return id, nil
+}

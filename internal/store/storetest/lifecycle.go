@@ -410,7 +410,14 @@ func testHide(t *testing.T, s store.Store) {
 }
 
 func testMessagesBySeq(t *testing.T, s store.Store) {
-	_, c, _ := seed(t, s, 5)
+	app, c, msgs := seed(t, s, 5)
+	if id, err := s.MessageConversation(ctx, app, msgs[2].ID); err != nil || id != c.ID {
+		t.Fatalf("MessageConversation = %q, %v", id, err)
+	}
+	_, err := s.MessageConversation(ctx, newApp(t, s), msgs[2].ID)
+	wantErr(t, "MessageConversation(other app)", err, store.ErrNotFound)
+	_, err = s.MessageConversation(ctx, app, store.NewID())
+	wantErr(t, "MessageConversation(unknown)", err, store.ErrNotFound)
 	got, err := s.MessagesBySeq(ctx, c.ID, []int64{4, 2, 99})
 	if err != nil || !slices.Equal(seqs(got), []int64{2, 4}) || got[0].SenderName != "Alice" {
 		t.Fatalf("MessagesBySeq = %v, %v", seqs(got), err)
