@@ -76,6 +76,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	route("/files/{app}/{name}", s.download, http.MethodGet, http.MethodHead)
 	route("/healthz", s.healthz, http.MethodGet, http.MethodHead)
 	route("/readyz", s.readyz, http.MethodGet, http.MethodHead)
+	s.registerLifecycle(route)
 }
 
 // NotFound answers unknown paths with the envelope.
@@ -354,6 +355,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, app store.App, p *
 		return
 	}
 	in.Content = content
+	if err := sendExtras(p, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	res, err := do(r.Context(), in)
 	if err != nil {
 		s.fail(w, r, err)

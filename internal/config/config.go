@@ -41,6 +41,12 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+
+	// Message lifecycle: how long a sender may recall or edit a message
+	// (0: never), and how many different emoji one message may carry.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
+	MaxReactions int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -67,6 +73,10 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+
+		RecallWindow: 2 * time.Minute,
+		EditWindow:   24 * time.Hour,
+		MaxReactions: 20,
 	}
 }
 
@@ -103,6 +113,9 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
+		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
+		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
 	}
 }
 
@@ -224,6 +237,9 @@ func (c Config) Validate() error {
 	}
 	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
 		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
+	}
+	if c.RecallWindow < 0 || c.EditWindow < 0 || c.MaxReactions < 1 {
+		errs = append(errs, errors.New("recall-window and edit-window must not be negative, max-reactions must be positive"))
 	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, errors.New("signature-window must be at least 1s"))
