@@ -235,10 +235,18 @@ func (s *Service) pushUpdate(ctx context.Context, conv store.Conversation, u Upd
 	if !ok {
 		return
 	}
-	members, _, err := s.store.Members(ctx, conv.ID)
-	if err != nil {
-		// The change is committed: devices recover it with sync-changes.
-		return
+	var members []store.Member
+	if conv.Type == store.Private { // never change: the send path keeps them
+		s.privMu.Lock()
+		members = s.private[conv.AppID+"\x00"+conv.Key].members
+		s.privMu.Unlock()
+	}
+	if members == nil {
+		var err error
+		if members, _, err = s.store.Members(ctx, conv.ID); err != nil {
+			// The change is committed: devices recover it with sync-changes.
+			return
+		}
 	}
 	for _, m := range members {
 		if u.Hidden != nil && m.UserID != u.Actor {
@@ -568,8 +576,12 @@ func excerpt(s string, n int) string {
 func (s *Service) markMine(ctx context.Context, conv store.Conversation, userID string, msgs []*Message) {
 	var seqs []int64
 	for _, m := range msgs {
-		if len(m.Reactions) > 0 {
-			seqs = append(seqs, m.Seq)
+		for i, r := range m.Reactions {
+			if r.Count > len(r.UserIDs) { // a sample: ask the store
+				seqs = append(seqs, m.Seq)
+				break
+			}
+			m.Reactions[i].Me = slices.Contains(r.UserIDs, userID)
 		}
 	}
 	if len(seqs) == 0 || userID == "" {

@@ -55,7 +55,7 @@ type msgTx struct {
 	tx   pgx.Tx
 	conv string
 	seq  int64
-	now  int64
+	now  int64 // ns: reactions keep the order they were made in
 }
 
 func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) (bool, error) {
@@ -116,7 +116,7 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		if err != nil {
 			return wrap("update message", err, store.ErrNotFound)
 		}
-		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixMilli()}, &m); err != nil {
+		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &m); err != nil {
 			out = m
 			return err
 		}

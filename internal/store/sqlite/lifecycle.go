@@ -11,6 +11,56 @@ import (
 	"github.com/chatd/chatd/internal/store"
 )
 
+// wstmt returns q prepared on the writer, preparing it on first use, for
+// the lifecycle's write transactions (tx.StmtContext): parsing a statement
+// costs about what running it does.
+func (s *Store) wstmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if st, ok := s.wstmts.Load(q); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := s.w.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := s.wstmts.LoadOrStore(q, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+// The statements of the lifecycle's write transactions.
+const (
+	qLoadMsg     = `SELECT ` + msgCols + `, u.name, u.avatar_uri` + msgFrom + ` WHERE m.msg_id = ? AND m.conversation_id = ?`
+	qNextChange  = `UPDATE conversations SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq`
+	qUpdateMsg   = `UPDATE messages SET content = ?, type = ?, meta = ?, version = ? WHERE conversation_id = ? AND seq = ?`
+	qReactOn     = `INSERT OR IGNORE INTO reactions (conversation_id, seq, emoji, user_id, created_at) VALUES (?, ?, ?, ?, ?)`
+	qReactOff    = `DELETE FROM reactions WHERE conversation_id = ? AND seq = ? AND emoji = ? AND user_id = ?`
+	qReactions   = `SELECT emoji, user_id FROM reactions WHERE conversation_id = ? AND seq = ? ORDER BY created_at, emoji, user_id`
+	qForgetReact = `DELETE FROM reactions WHERE conversation_id = ? AND seq = ?`
+	qForgetMent  = `DELETE FROM mentions WHERE conversation_id = ? AND seq = ?`
+)
+
+var lifeQueries = []string{qLoadMsg, qNextChange, qUpdateMsg, qReactOn, qReactOff, qReactions, qForgetReact, qForgetMent}
+
+// prepareLife prepares the lifecycle statements on the writer. It must run
+// before the transaction that uses them: the writer has one connection,
+// which the transaction holds.
+func (s *Store) prepareLife(ctx context.Context) error {
+	for _, q := range lifeQueries {
+		if _, err := s.wstmt(ctx, q); err != nil {
+			return fmt.Errorf("sqlite: prepare %q: %w", q, err)
+		}
+	}
+	return nil
+}
+
+// txStmt is the prepared statement q (one of lifeQueries) bound to tx.
+func (s *Store) txStmt(ctx context.Context, tx *sql.Tx, q string) *sql.Stmt {
+	st, _ := s.wstmts.Load(q)
+	return tx.StmtContext(ctx, st.(*sql.Stmt))
+}
+
 // withExtras copies a new message's reply and mentions into the stored message.
 func withExtras(msg *store.Message, n store.NewMessage) {
 	msg.ReplySeq = n.ReplySeq
@@ -42,21 +92,20 @@ func writeExtras(ctx context.Context, tx *sql.Tx, m store.Message) error {
 
 // msgTx is the store.MessageTx of one UpdateMessage.
 type msgTx struct {
+	s    *Store
 	tx   *sql.Tx
 	conv string
 	seq  int64
-	now  int64
+	now  int64 // ns: reactions keep the order they were made in
 }
 
 func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) (bool, error) {
 	var res sql.Result
 	var err error
 	if on {
-		res, err = t.tx.ExecContext(ctx, `INSERT OR IGNORE INTO reactions (conversation_id, seq, emoji, user_id, created_at)
-			VALUES (?, ?, ?, ?, ?)`, t.conv, t.seq, emoji, userID, t.now)
+		res, err = t.s.txStmt(ctx, t.tx, qReactOn).ExecContext(ctx, t.conv, t.seq, emoji, userID, t.now)
 	} else {
-		res, err = t.tx.ExecContext(ctx, `DELETE FROM reactions WHERE conversation_id = ? AND seq = ? AND emoji = ? AND user_id = ?`,
-			t.conv, t.seq, emoji, userID)
+		res, err = t.s.txStmt(ctx, t.tx, qReactOff).ExecContext(ctx, t.conv, t.seq, emoji, userID)
 	}
 	if err != nil {
 		return false, err
@@ -66,8 +115,7 @@ func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) 
 }
 
 func (t *msgTx) Reactions(ctx context.Context) ([]store.Reaction, error) {
-	rows, err := t.tx.QueryContext(ctx, `SELECT emoji, user_id FROM reactions WHERE conversation_id = ? AND seq = ?
-		ORDER BY created_at, emoji, user_id`, t.conv, t.seq)
+	rows, err := t.s.txStmt(ctx, t.tx, qReactions).QueryContext(ctx, t.conv, t.seq)
 	if err != nil {
 		return nil, err
 	}
@@ -87,22 +135,24 @@ func (t *msgTx) Reactions(ctx context.Context) ([]store.Reaction, error) {
 }
 
 func (t *msgTx) Forget(ctx context.Context) error {
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM reactions WHERE conversation_id = ? AND seq = ?`, t.conv, t.seq); err != nil {
+	if _, err := t.s.txStmt(ctx, t.tx, qForgetReact).ExecContext(ctx, t.conv, t.seq); err != nil {
 		return err
 	}
-	_, err := t.tx.ExecContext(ctx, `DELETE FROM mentions WHERE conversation_id = ? AND seq = ?`, t.conv, t.seq)
+	_, err := t.s.txStmt(ctx, t.tx, qForgetMent).ExecContext(ctx, t.conv, t.seq)
 	return err
 }
 
 func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string, fn func(tx store.MessageTx, m *store.Message) error) (store.Message, error) {
+	if err := s.prepareLife(ctx); err != nil {
+		return store.Message{}, err
+	}
 	var out store.Message
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		m, err := scanMsg(tx.QueryRowContext(ctx, `SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-			WHERE m.msg_id = ? AND m.conversation_id = ?`, msgID, conversationID), true, false)
+		m, err := scanMsg(s.txStmt(ctx, tx, qLoadMsg).QueryRowContext(ctx, msgID, conversationID), true, false)
 		if err != nil {
 			return notFound(err, store.ErrNotFound, "message %s in %s", msgID, conversationID)
 		}
-		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixMilli()}, &m); err != nil {
+		if err := fn(&msgTx{s: s, tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &m); err != nil {
 			out = m
 			return err
 		}
@@ -110,11 +160,10 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		if err != nil {
 			return fmt.Errorf("sqlite: encode meta: %w", err)
 		}
-		if err := tx.QueryRowContext(ctx, `UPDATE conversations SET change_seq = change_seq + 1 WHERE id = ? RETURNING change_seq`,
-			conversationID).Scan(&m.Version); err != nil {
+		if err := s.txStmt(ctx, tx, qNextChange).QueryRowContext(ctx, conversationID).Scan(&m.Version); err != nil {
 			return fmt.Errorf("sqlite: next change version of %s: %w", conversationID, err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET content = ?, type = ?, meta = ?, version = ? WHERE conversation_id = ? AND seq = ?`,
+		if _, err := s.txStmt(ctx, tx, qUpdateMsg).ExecContext(ctx,
 			string(m.Content), m.Type, meta, m.Version, conversationID, m.Seq); err != nil {
 			return fmt.Errorf("sqlite: update message %s: %w", msgID, err)
 		}

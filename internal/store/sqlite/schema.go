@@ -105,7 +105,8 @@ ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
 	// a plain message). Only changed messages enter messages_changes, so a
 	// send writes no more index entries than before. mentions feeds the
 	// session list's mentionedUnread (user_id '' is @all); reactions holds
-	// one row per user and emoji; hidden holds delete-for-me ranges.
+	// one row per user and emoji (created_at in ns, to keep their order);
+	// hidden holds delete-for-me ranges.
 	`
 ALTER TABLE conversations ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 0;

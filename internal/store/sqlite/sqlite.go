@@ -43,6 +43,7 @@ type Store struct {
 	stmts    *sendStmts
 	batches  atomic.Int64 // send transactions committed, to measure batching
 	rstmts   sync.Map     // query text → *sql.Stmt on the reader pool
+	wstmts   sync.Map     // query text → *sql.Stmt on the writer (see wstmt)
 	maxBatch int
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
@@ -223,10 +224,12 @@ func (s *Store) Close() error {
 	<-s.exited
 	<-s.ckptDone
 	s.stmts.close()
-	s.rstmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
+		m.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
+	}
 	return errors.Join(s.r.Close(), s.c.Close(), s.w.Close())
 }
 
