@@ -433,6 +433,13 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 	if err != nil {
 		return Changes{}, err
 	}
+	// The counter first: every change up to it has committed, so the
+	// reads below see them all, and a caller with nothing left to fetch
+	// may move its cursor to it (past changes only others see).
+	ss, err := s.store.Session(ctx, conv.ID, userID)
+	if err != nil {
+		return Changes{}, fmt.Errorf("sync changes: %w", err)
+	}
 	msgs, err := s.store.Changes(ctx, conv.ID, afterVersion, n)
 	if err != nil {
 		return Changes{}, fmt.Errorf("sync changes: %w", err)
@@ -454,6 +461,9 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 	}
 	for _, m := range msgs {
 		out.Version = max(out.Version, m.Version)
+	}
+	if !out.More {
+		out.Version = max(out.Version, ss.ChangeSeq)
 	}
 	out.Messages, err = s.viewerMessages(ctx, conv, userID, msgs)
 	if err != nil {

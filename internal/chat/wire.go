@@ -105,6 +105,7 @@ type Session struct {
 	LastSeq          int64    `json:"lastSeq"`
 	ReadSeq          int64    `json:"readSeq"`
 	MentionedUnread  int64    `json:"mentionedUnread"` // unread messages that mention the user or everyone
+	ChangeVersion    int64    `json:"changeVersion"`   // the conversation's change cursor (sync-changes)
 }
 
 // displayDate is node-chat's date string: HH:mm for a message from today,
@@ -205,6 +206,7 @@ func wireSession(s store.Session, now time.Time) Session {
 		LastSeq:          s.LastSeq,
 		ReadSeq:          s.ReadSeq,
 		MentionedUnread:  s.MentionedUnread,
+		ChangeVersion:    s.ChangeSeq,
 	}
 	if m := s.LastMsg; m != nil {
 		out.LastMsg = &LastMsg{

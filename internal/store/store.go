@@ -118,6 +118,8 @@ type Session struct {
 	// MentionedUnread counts the unread messages that mention the user
 	// or everyone.
 	MentionedUnread int64
+	// ChangeSeq is the conversation's change counter (see Lifecycle).
+	ChangeSeq int64
 }
 
 // Unread is the number of messages the member has not read.

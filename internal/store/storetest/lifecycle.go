@@ -165,6 +165,9 @@ func testUpdateMessageEdit(t *testing.T, s store.Store) {
 	if err != nil || m2.Version != 2 {
 		t.Fatalf("second UpdateMessage: version %d, %v", m2.Version, err)
 	}
+	if ss := session(t, s, c.ID, "bob"); ss.ChangeSeq != 2 {
+		t.Fatalf("session change seq %d, want 2", ss.ChangeSeq)
+	}
 	got := messageByID(t, s, c.ID, msgs[1].ID)
 	if got.Version != 1 || string(got.Content) != `{"content":"fixed"}` || got.Meta.EditCount != 1 || got.SenderName != "Alice" {
 		t.Fatalf("stored %+v", got)
