@@ -300,6 +300,7 @@ export class ChatdClient extends Emitter {
     const s = this._sessions.get(sid);
     if (s) {
       s.unread = 0;
+      s.mentionedUnread = 0;
       s.readSeq = Math.max(s.readSeq || 0, this._tracks.get(sid)?.delivered || 0);
       this.emit('conversations', this.conversations());
     }
@@ -523,6 +524,7 @@ export class ChatdClient extends Emitter {
       const s = this._sessions.get(r.sid);
       if (s) {
         s.unread = r.unread || 0;
+        if (!s.unread) s.mentionedUnread = 0;
         s.readSeq = Math.max(s.readSeq || 0, r.readSeq || 0);
       }
       this.emit('read', r);
@@ -677,7 +679,10 @@ export class ChatdClient extends Emitter {
     if (ref?.avatar !== undefined && ref?.avatar !== '') s.avatar = ref.avatar;
     const mine = own || (this.userId ? m.senderUserId === this.userId : false);
     // The server's unread already counts messages up to the session's lastSeq.
-    if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
+    if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) {
+      s.unread = (s.unread || 0) + 1;
+      if (m.mentionAll || (this.userId && m.mentions?.includes(this.userId))) s.mentionedUnread = (s.mentionedUnread || 0) + 1;
+    }
     if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
     s.lastMsg = { content: previewText(m.content), body: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
     s.lastSeq = Math.max(s.lastSeq || 0, seq);
