@@ -115,6 +115,12 @@ func (s *Service) canModerate(ctx context.Context, conv store.Conversation, user
 	return false, nil
 }
 
+// mayMentionAll reports whether sender may mention everyone in the group:
+// its owner and admins, once group roles exist; until then every member.
+func (s *Service) mayMentionAll(ctx context.Context, conv store.Conversation, sender string) (bool, error) {
+	return true, nil
+}
+
 // resolve finds the conversation ref names and checks that the actor may act
 // in it: a user must be a member, the app may act in any of its own.
 func (s *Service) resolve(ctx context.Context, a Actor, ref ConvRef, msgID string) (store.Conversation, error) {
@@ -631,6 +637,15 @@ func (s *Service) replyAndMentions(ctx context.Context, in SendInput, conv store
 	}
 	if in.MentionAll && conv.Type != store.Group {
 		return nil, fmt.Errorf("%w: mentionAll is for groups", ErrInvalid)
+	}
+	if in.MentionAll {
+		ok, err := s.mayMentionAll(ctx, conv, in.SenderID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, fmt.Errorf("%w: only the group's owner and admins may mention everyone", ErrForbidden)
+		}
 	}
 	if len(in.Mentions) > 0 {
 		if members == nil {

@@ -341,6 +341,9 @@ func TestDeleteForMeAndClear(t *testing.T) {
 	if h := f.history(t, "carol"); len(h) != 0 {
 		t.Fatalf("carol after clear: %v", seqsOf(h))
 	}
+	if ss, _ := f.svc.Sessions(ctx, f.app.ID, "carol"); ss[0].LastMsg != nil || ss[0].Unread != 0 {
+		t.Fatalf("carol's session after clear: %+v", ss[0])
+	}
 	after := f.send(t, "alice", "new", nil)
 	if h := f.history(t, "carol"); len(h) != 1 || h[0].MsgID != after.MsgID {
 		t.Fatalf("carol after clear and a new message: %v", seqsOf(h))

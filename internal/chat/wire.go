@@ -208,7 +208,7 @@ func wireSession(s store.Session, now time.Time) Session {
 		MentionedUnread:  s.MentionedUnread,
 		ChangeVersion:    s.ChangeSeq,
 	}
-	if m := s.LastMsg; m != nil {
+	if m := s.LastMsg; m != nil && !s.LastHidden {
 		out.LastMsg = &LastMsg{
 			Content:     PreviewText(m.Content),
 			Body:        m.Content,

@@ -120,6 +120,8 @@ type Session struct {
 	MentionedUnread int64
 	// ChangeSeq is the conversation's change counter (see Lifecycle).
 	ChangeSeq int64
+	// LastHidden says the user hid the last message (Lifecycle.Hide).
+	LastHidden bool
 }
 
 // Unread is the number of messages the member has not read.

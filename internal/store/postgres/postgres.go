@@ -595,7 +595,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
 	su.name, su.avatar_uri,
 	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
-		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq,
+	EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = m.user_id
+		AND h.from_seq <= c.last_seq AND h.to_seq >= c.last_seq)
 	FROM members m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
@@ -621,7 +623,7 @@ func scanSession(row pgx.Row) (store.Session, error) {
 	)
 	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
 		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar, &s.MentionedUnread, &s.ChangeSeq); err != nil {
+		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar, &s.MentionedUnread, &s.ChangeSeq, &s.LastHidden); err != nil {
 		return store.Session{}, err
 	}
 	s.LastMsgAt = fromMS(lastAt)

@@ -712,7 +712,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type,
 	c.last_seq, m.read_seq, c.last_msg_at,
 	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
 	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
-		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq,
+	EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = m.user_id
+		AND h.from_seq <= c.last_seq AND h.to_seq >= c.last_seq)
 FROM members m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
@@ -734,7 +736,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	)
 	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
 		&ss.LastSeq, &ss.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &client, &created, &ss.MentionedUnread, &ss.ChangeSeq); err != nil {
+		&msgID, &seq, &sender, &typ, &content, &client, &created, &ss.MentionedUnread, &ss.ChangeSeq, &ss.LastHidden); err != nil {
 		return store.Session{}, err
 	}
 	ss.LastMsgAt = fromMS(lastAt)

@@ -373,6 +373,9 @@ func testHide(t *testing.T, s store.Store) {
 	if err != nil || h.Version != 2 || h.FromSeq != 3 || h.ToSeq != 3 {
 		t.Fatalf("Hide one = %+v, %v", h, err)
 	}
+	if got := session(t, s, c.ID, "bob"); got.LastHidden {
+		t.Fatal("hiding seq 3 hid the last message")
+	}
 	if got := session(t, s, c.ID, "bob"); got.ReadSeq != msgs[2].Seq { // bob sent seq 3: read up to it
 		t.Fatalf("hiding one message moved the read mark to %d", got.ReadSeq)
 	}
@@ -380,8 +383,11 @@ func testHide(t *testing.T, s store.Store) {
 	if err != nil || all.Version != 3 || all.ToSeq != 5 {
 		t.Fatalf("Hide all = %+v, %v", all, err)
 	}
-	if got := session(t, s, c.ID, "bob"); got.ReadSeq != 5 || got.Unread() != 0 {
-		t.Fatalf("clear left read %d", got.ReadSeq)
+	if got := session(t, s, c.ID, "bob"); got.ReadSeq != 5 || got.Unread() != 0 || !got.LastHidden {
+		t.Fatalf("clear left read %d, last hidden %v", got.ReadSeq, got.LastHidden)
+	}
+	if ss, err := s.Sessions(ctx, c.AppID, "alice"); err != nil || ss[0].LastHidden {
+		t.Fatalf("bob's clear hid alice's last message: %+v, %v", ss, err)
 	}
 	if got := session(t, s, c.ID, "alice"); got.ReadSeq != aliceRead {
 		t.Fatalf("bob's clear moved alice's read mark to %d", got.ReadSeq)
