@@ -180,7 +180,7 @@ func (s *Store) Changes(ctx context.Context, conversationID string, afterVersion
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMsgs(ctx, "changes of "+conversationID,
+	return s.queryMsgs(ctx, "changes of "+conversationID, limit,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
 		WHERE m.conversation_id = ? AND m.version > ? ORDER BY m.version ASC LIMIT ?`,
 		conversationID, max(afterVersion, 0), limit)
@@ -194,7 +194,7 @@ func (s *Store) MessagesBySeq(ctx context.Context, conversationID string, seqs [
 	for _, q := range seqs {
 		args = append(args, q)
 	}
-	return s.queryMsgs(ctx, "messages by seq of "+conversationID,
+	return s.queryMsgs(ctx, "messages by seq of "+conversationID, len(seqs),
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
 		WHERE m.conversation_id = ? AND m.seq IN (?`+strings.Repeat(", ?", len(seqs)-1)+`) ORDER BY m.seq`, args...)
 }

@@ -635,13 +635,15 @@ const msgFrom = ` FROM messages m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id`
 
-func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]store.Message, error) {
+// queryMsgs reads messages; size is how many the query may return at most,
+// so that the result is allocated once.
+func (s *Store) queryMsgs(ctx context.Context, what string, size int, q string, args ...any) ([]store.Message, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []store.Message{}
+	out := make([]store.Message, 0, min(size, 256))
 	for rows.Next() {
 		m, err := scanMsg(rows, true, false)
 		if err != nil {
@@ -662,7 +664,7 @@ func (s *Store) History(ctx context.Context, conversationID string, beforeSeq in
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return s.queryMsgs(ctx, "history of "+conversationID,
+	return s.queryMsgs(ctx, "history of "+conversationID, limit,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
 		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
 		conversationID, beforeSeq, limit)
@@ -672,7 +674,7 @@ func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMsgs(ctx, "messages after of "+conversationID,
+	return s.queryMsgs(ctx, "messages after of "+conversationID, limit,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
 		WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
 		conversationID, afterSeq, limit)
