@@ -36,18 +36,23 @@ func BenchmarkServiceHistoryPage(b *testing.B) {
 	}
 }
 
+// oneMessage returns a service with one private message of u0's, and u0
+// acting on it.
+func oneMessage(b *testing.B) (*chat.Service, chat.Actor, chat.ConvRef, string) {
+	svc, app := newService(b, 2)
+	m := seedPrivate(b, svc, app.ID, 1)
+	return svc, chat.Actor{AppID: app.ID, UserID: "u0"}, chat.ConvRef{SID: m.SendSession.SID}, m.MsgID
+}
+
 // BenchmarkServiceEdit edits one message over and over: one write
 // transaction (the change version, the message row) and the member list for
 // the push. Compare with BenchmarkServiceSendPrivate.
 func BenchmarkServiceEdit(b *testing.B) {
-	svc, app := newService(b, 2)
-	m := seedPrivate(b, svc, app.ID, 1)
+	svc, a, ref, msgID := oneMessage(b)
 	ctx := context.Background()
-	a := chat.Actor{AppID: app.ID, UserID: "u0"}
-	ref := chat.ConvRef{SID: m.SendSession.SID}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if _, err := svc.Edit(ctx, a, ref, m.MsgID, content(i+1)); err != nil {
+		if _, err := svc.Edit(ctx, a, ref, msgID, content(i+1)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -55,14 +60,11 @@ func BenchmarkServiceEdit(b *testing.B) {
 
 // BenchmarkServiceReact adds and removes a reaction in turn.
 func BenchmarkServiceReact(b *testing.B) {
-	svc, app := newService(b, 2)
-	m := seedPrivate(b, svc, app.ID, 1)
+	svc, a, ref, msgID := oneMessage(b)
 	ctx := context.Background()
-	a := chat.Actor{AppID: app.ID, UserID: "u0"}
-	ref := chat.ConvRef{SID: m.SendSession.SID}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
-		if _, err := svc.React(ctx, a, ref, m.MsgID, "👍", i%2 == 0); err != nil {
+		if _, err := svc.React(ctx, a, ref, msgID, "👍", i%2 == 0); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -14,10 +15,10 @@ import (
 // updates"), signed like every server route. userId names the user acting;
 // without it the app itself recalls.
 func (s *Server) registerLifecycle(route func(path string, h http.HandlerFunc, methods ...string)) {
-	route("/message/recall", s.signed(s.recall), http.MethodPost)
-	route("/message/edit", s.signed(s.edit), http.MethodPost)
-	route("/message/delete", s.signed(s.deleteForUser), http.MethodPost)
-	route("/session/clear", s.signed(s.clearSession), http.MethodPost)
+	route("/message/recall", s.signed(s.lifecycleHandler("撤回成功", s.recall)), http.MethodPost)
+	route("/message/edit", s.signed(s.lifecycleHandler("编辑成功", s.edit)), http.MethodPost)
+	route("/message/delete", s.signed(s.lifecycleHandler("删除成功", s.deleteForUser)), http.MethodPost)
+	route("/session/clear", s.signed(s.lifecycleHandler("清除成功", s.clearSession)), http.MethodPost)
 }
 
 // lifecycleArgs reads the actor and the conversation of a lifecycle route.
@@ -37,68 +38,47 @@ func lifecycleArgs(app store.App, p *params.Params) (chat.Actor, chat.ConvRef, e
 	return a, ref, nil
 }
 
-func (s *Server) recall(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
-	a, ref, err := lifecycleArgs(app, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+// lifecycleHandler is a lifecycle route: it reads the actor and the
+// conversation, then runs do and answers with its result.
+func (s *Server) lifecycleHandler(done string, do func(ctx context.Context, a chat.Actor, ref chat.ConvRef, p *params.Params) (any, error)) signedHandler {
+	return func(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
+		a, ref, err := lifecycleArgs(app, p)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		res, err := do(r.Context(), a, ref, p)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		ok(w, done, res)
 	}
-	msgID, _ := p.String("msgId")
-	m, err := s.chat.Recall(r.Context(), a, ref, msgID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ok(w, "撤回成功", m)
 }
 
-func (s *Server) edit(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
-	a, ref, err := lifecycleArgs(app, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
+func msgIDParam(p *params.Params) string {
+	id, _ := p.String("msgId")
+	return id
+}
+
+func (s *Server) recall(ctx context.Context, a chat.Actor, ref chat.ConvRef, p *params.Params) (any, error) {
+	return s.chat.Recall(ctx, a, ref, msgIDParam(p))
+}
+
+func (s *Server) edit(ctx context.Context, a chat.Actor, ref chat.ConvRef, p *params.Params) (any, error) {
 	content, err := contentParam(p)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return nil, err
 	}
-	msgID, _ := p.String("msgId")
-	m, err := s.chat.Edit(r.Context(), a, ref, msgID, content)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ok(w, "编辑成功", m)
+	return s.chat.Edit(ctx, a, ref, msgIDParam(p), content)
 }
 
-func (s *Server) deleteForUser(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
-	a, ref, err := lifecycleArgs(app, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	msgID, _ := p.String("msgId")
-	h, err := s.chat.DeleteForMe(r.Context(), a, ref, msgID)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ok(w, "删除成功", h)
+func (s *Server) deleteForUser(ctx context.Context, a chat.Actor, ref chat.ConvRef, p *params.Params) (any, error) {
+	return s.chat.DeleteForMe(ctx, a, ref, msgIDParam(p))
 }
 
-func (s *Server) clearSession(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
-	a, ref, err := lifecycleArgs(app, p)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	h, err := s.chat.ClearSession(r.Context(), a, ref)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ok(w, "清除成功", h)
+func (s *Server) clearSession(ctx context.Context, a chat.Actor, ref chat.ConvRef, _ *params.Params) (any, error) {
+	return s.chat.ClearSession(ctx, a, ref)
 }
 
 // sendExtras reads a send's optional replyTo, mentions and mentionAll.

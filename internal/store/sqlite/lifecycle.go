@@ -15,18 +15,7 @@ import (
 // the lifecycle's write transactions (tx.StmtContext): parsing a statement
 // costs about what running it does.
 func (s *Store) wstmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.wstmts.Load(q); ok {
-		return st.(*sql.Stmt), nil
-	}
-	st, err := s.w.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	if prev, loaded := s.wstmts.LoadOrStore(q, st); loaded {
-		st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
+	return prepared(ctx, &s.wstmts, s.w, q)
 }
 
 // The statements of the lifecycle's write transactions.

@@ -236,14 +236,20 @@ func (s *Store) Close() error {
 // rstmt returns the reader statement for q, preparing it on first use:
 // parsing the session and history queries costs as much as running them.
 func (s *Store) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.rstmts.Load(q); ok {
+	return prepared(ctx, &s.rstmts, s.r, q)
+}
+
+// prepared returns q prepared on db, from cache (query text → *sql.Stmt)
+// or prepared now and kept there.
+func prepared(ctx context.Context, cache *sync.Map, db *sql.DB, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := s.r.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.rstmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := cache.LoadOrStore(q, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
