@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -116,10 +117,14 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		if err != nil {
 			return wrap("update message", err, store.ErrNotFound)
 		}
-		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &m); err != nil {
+		cur := m // fn's changes are kept only if it succeeds
+		cur.Meta.Mentions = slices.Clone(m.Meta.Mentions)
+		cur.Meta.Reactions = slices.Clone(m.Meta.Reactions)
+		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &cur); err != nil {
 			out = m
 			return err
 		}
+		m = cur
 		if err := validText(m.SenderID); err != nil {
 			return err
 		}

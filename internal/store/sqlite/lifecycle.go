@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,10 +142,14 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		if err != nil {
 			return notFound(err, store.ErrNotFound, "message %s in %s", msgID, conversationID)
 		}
-		if err := fn(&msgTx{s: s, tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &m); err != nil {
+		cur := m // fn's changes are kept only if it succeeds
+		cur.Meta.Mentions = slices.Clone(m.Meta.Mentions)
+		cur.Meta.Reactions = slices.Clone(m.Meta.Reactions)
+		if err := fn(&msgTx{s: s, tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &cur); err != nil {
 			out = m
 			return err
 		}
+		m = cur
 		meta, err := store.EncodeMeta(m.Meta)
 		if err != nil {
 			return fmt.Errorf("sqlite: encode meta: %w", err)
