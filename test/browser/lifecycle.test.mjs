@@ -115,7 +115,12 @@ describe('demo message menu in Chromium', { skip }, () => {
 
     // A mention of ben shows [@me] in his list until he opens the group.
     await reload(ben); // nothing open: the list only
-    await send(ann, 'see you @ben');
+    await ann.fill('[data-testid=composer-text]', '');
+    await ann.type('[data-testid=composer-text]', 'see you @b');
+    await ann.click('[data-testid=mention-option][data-name=ben]');
+    assert.equal(await ann.inputValue('[data-testid=composer-text]'), 'see you @ben ');
+    await ann.click('[data-testid=composer-send]');
+    await msg(ann, 'see you @ben').waitFor();
     await group(ben).locator('[data-testid=at-me]').waitFor();
     await shot(ben, 'lifecycle-03-ben-at-me');
     await group(ben).click();

@@ -325,6 +325,35 @@ function clearCompose() {
   banner().hidden = true;
 }
 
+// suggestMentions offers the group's known members (everyone seen sending
+// here) and "all" while the word being typed starts with @.
+function suggestMentions() {
+  let box = $('mention-suggest');
+  if (!box) {
+    box = el('div', { id: 'mention-suggest', class: 'suggest', 'data-testid': 'mention-suggest', hidden: true });
+    $('composer').before(box);
+  }
+  const conv = state.active;
+  const input = $('text');
+  const upto = input.value.slice(0, input.selectionStart ?? input.value.length);
+  const m = /(^|\s)@([^\s@]*)$/.exec(upto);
+  if (!conv?.group || !m) { box.hidden = true; return; }
+  const known = [...new Set([...view(conv.sid || '').msgs.values()].map((x) => x.senderUserId))].filter((u) => u !== state.me.userId);
+  const names = [...known.sort(), 'all'].filter((n) => n.startsWith(m[2])).slice(0, 8);
+  if (!names.length) { box.hidden = true; return; }
+  box.replaceChildren(...names.map((n) => {
+    const b = el('button', { type: 'button', class: 'link', 'data-testid': 'mention-option', 'data-name': n }, '@' + n);
+    b.addEventListener('click', () => {
+      const start = upto.length - m[2].length;
+      input.value = input.value.slice(0, start) + n + ' ' + input.value.slice(upto.length);
+      box.hidden = true;
+      input.focus();
+    });
+    return b;
+  }));
+  box.hidden = false;
+}
+
 // onUpdated applies a recall, edit, reaction or delete to the open view;
 // replies quoting a recalled message show it as recalled.
 function onUpdated(u) {
@@ -390,6 +419,7 @@ async function sendText(e) {
   const text = input.value;
   if (!conv || !text.trim()) return;
   input.value = '';
+  suggestMentions();
   if (state.editing) {
     const m = state.editing;
     clearCompose();
@@ -476,6 +506,7 @@ async function newGroup(e) {
 $('login-form').addEventListener('submit', (e) => { e.preventDefault(); login($('login-name').value); });
 $('logout').addEventListener('click', logout);
 $('composer').addEventListener('submit', sendText);
+$('text').addEventListener('input', suggestMentions);
 $('image-input').addEventListener('change', sendImage);
 $('new-chat').addEventListener('submit', newChat);
 $('new-group').addEventListener('submit', newGroup);
