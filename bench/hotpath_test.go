@@ -147,7 +147,7 @@ func startChatd(tb testing.TB, users int) (base string, appID string, tokens []s
 	dir := tb.TempDir()
 	cfg.Store = "sqlite:" + filepath.Join(dir, "chatd.db")
 	cfg.Blobs = "file:" + filepath.Join(dir, "files")
-	cfg.UserSendRate, cfg.AppSendRate, cfg.HandshakeRateIP, cfg.MaxUserSockets = 0, 0, 0, 0
+	cfg.UserSendRate, cfg.AppSendRate, cfg.HandshakeRateIP, cfg.MaxUserSockets, cfg.UserEventRate = 0, 0, 0, 0, 0
 	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)

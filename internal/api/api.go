@@ -5,7 +5,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/chatd/chatd/internal/blob"
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/params"
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/signature"
 	"github.com/chatd/chatd/internal/store"
 )
@@ -29,6 +29,10 @@ type Options struct {
 	MaxBodyBytes   int64  // request bodies other than uploads
 	MaxUploadBytes int64  // one uploaded file
 	Logger         *slog.Logger
+	// AuthFailRate and AuthFailBurst bound failed admin-key and signature
+	// checks per client address; a rate of 0 disables the limit.
+	AuthFailRate  float64
+	AuthFailBurst int
 	// Ready reports whether the node can serve (store and broker reachable).
 	Ready func(ctx context.Context) error
 }
@@ -38,8 +42,10 @@ type Server struct {
 	chat     *chat.Service
 	verifier *signature.Verifier
 	blobs    blob.Store
-	opts     Options
-	log      *slog.Logger
+	// authFails counts failed authentication per client address.
+	authFails *ratelimit.Limiter
+	opts      Options
+	log       *slog.Logger
 }
 
 // New returns the API over a chat service, a signature verifier and blob storage.
@@ -54,7 +60,8 @@ func New(svc *chat.Service, verifier *signature.Verifier, blobs blob.Store, opts
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{chat: svc, verifier: verifier, blobs: blobs, opts: opts, log: log}
+	return &Server{chat: svc, verifier: verifier, blobs: blobs, opts: opts, log: log,
+		authFails: ratelimit.New(opts.AuthFailRate, opts.AuthFailBurst)}
 }
 
 // Register adds the API's routes to mux.
@@ -63,6 +70,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 		mux.Handle(path, s.recoverer(allow(h, methods...)))
 	}
 	route("/app/create", s.createApp, http.MethodPost)
+	route("/app/update", s.appUpdate, http.MethodPost)
 	route("/user/getToken", s.signed(s.getToken), http.MethodPost)
 	route("/user/revokeToken", s.signed(s.revokeToken), http.MethodPost)
 	route("/user/sessions", s.signed(s.sessions), http.MethodGet, http.MethodPost)
@@ -193,6 +201,13 @@ type signedHandler func(w http.ResponseWriter, r *http.Request, app store.App, p
 // signed verifies node-chat's request signature before calling h.
 func (s *Server) signed(h signedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// An address that keeps sending bad signatures is refused before
+		// its body is even read.
+		if !s.authBudget(r) {
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, r, errTooManyFailures)
+			return
+		}
 		p, err := s.readParams(w, r)
 		if err != nil {
 			s.fail(w, r, err)
@@ -208,10 +223,21 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.verifier.Verify(r.Context(), p, app.Secret); err != nil {
+		// node-chat's recipe signs no route; an app may require one.
+		route := ""
+		if app.SignRoute {
+			route = r.Method + " " + r.URL.EscapedPath()
+		}
+		if err := s.verifier.VerifyRoute(r.Context(), p, app.Secret, route); err != nil {
 			var se *signature.Error
+			if errors.As(err, &se) && se.Code == chat.CodeBadSignature {
+				s.failed(r)
+			}
 			if errors.As(err, &se) && se.Code == chat.CodeBadParam {
 				err = fmt.Errorf("%w: %s", chat.ErrInvalid, se.Message)
+			} else if errors.As(err, &se) && se.Code == chat.CodeOther {
+				// Not the caller's fault: the same request may be retried.
+				err = fmt.Errorf("%w: %s", chat.ErrUnavailable, se.Message)
 			} else if errors.As(err, &se) {
 				err = fmt.Errorf("%w: %s", chat.ErrBadSignature, se.Message)
 			} else {
@@ -225,28 +251,30 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
-	if s.opts.AdminKey == "" {
-		s.fail(w, r, fmt.Errorf("%w: app creation over HTTP is disabled: set CHATD_ADMIN_KEY, or run `chatd app create`", chat.ErrForbidden))
-		return
-	}
-	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminKey)) != 1 {
-		s.fail(w, r, fmt.Errorf("%w: Authorization: Bearer <admin key> required", chat.ErrForbidden))
-		return
-	}
-	p, err := s.readParams(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	p, isAdmin := s.adminParams(w, r)
+	if !isAdmin {
 		return
 	}
 	name, _ := p.String("appName")
 	desc, _ := p.String("description")
-	app, err := s.chat.CreateApp(r.Context(), name, desc)
+	signRoute, _, err := boolParam(p, "signRoute")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ok(w, "创建成功", map[string]string{"appName": app.Name, "appId": app.ID, "appSecret": app.Secret})
+	app, err := s.chat.CreateApp(r.Context(), name, desc)
+	if err == nil && signRoute {
+		err = s.chat.SetSignRoute(r.Context(), app.ID, true)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := map[string]any{"appName": app.Name, "appId": app.ID, "appSecret": app.Secret}
+	if signRoute {
+		data["signRoute"] = true
+	}
+	ok(w, "创建成功", data)
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
@@ -286,7 +314,16 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 	groupID, _ := p.String("groupId")
 	name, _ := p.String("name")
 	avatar, _ := p.String("avatarUri")
-	err := s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	full, setFull, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	if err == nil && setFull {
+		// The group's history setting: every member sees the whole history.
+		err = s.chat.SetGroupHistory(r.Context(), app.ID, groupID, full)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -296,7 +333,17 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 
 func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	full, _, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p))
+	if err == nil && full {
+		// These members see the whole history, not only from now on.
+		err = s.chat.GrantHistory(r.Context(), app.ID, groupID, userIDs(p))
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}

@@ -478,11 +478,11 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 	return out, nil
 }
 
-// visible returns a page of what userID sees of the conversation: up to
+// visiblePage returns a page of what userID sees of the conversation: up to
 // limit messages before seq from (newest first), or after it (oldest first)
 // when forward, leaving out the ranges userID hid. A user who never hid
 // anything costs one extra (empty) index lookup per page.
-func (s *Service) visible(ctx context.Context, convID, userID string, from int64, limit int, forward bool) ([]store.Message, error) {
+func (s *Service) visiblePage(ctx context.Context, convID, userID string, from int64, limit int, forward bool) ([]store.Message, error) {
 	hidden, err := s.store.HiddenRanges(ctx, convID, userID, 0)
 	if err != nil {
 		return nil, err
@@ -491,9 +491,9 @@ func (s *Service) visible(ctx context.Context, convID, userID string, from int64
 	for {
 		var msgs []store.Message
 		if forward {
-			msgs, err = s.store.After(ctx, convID, from, limit)
+			msgs, err = s.store.After(ctx, convID, userID, from, limit)
 		} else {
-			msgs, err = s.store.History(ctx, convID, from, limit)
+			msgs, err = s.store.History(ctx, convID, userID, from, limit)
 		}
 		if err != nil || len(hidden) == 0 {
 			return msgs, err

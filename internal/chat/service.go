@@ -672,6 +672,8 @@ func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p
 	return s.history(ctx, conv, userID, p)
 }
 
+// history is a page of what userID may see of conv (the store applies the
+// visibility rule).
 func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
@@ -689,12 +691,16 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 		if err != nil {
 			return nil, fmt.Errorf("load message: %w", err)
 		}
+		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, m.Seq) {
+			// A message the caller may not see is no cursor of theirs.
+			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
+		}
 		before = m.Seq
 		if before <= 1 {
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.visible(ctx, conv.ID, userID, before, limit, false)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -715,7 +721,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.visible(ctx, conv.ID, userID, afterSeq, n, true)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}

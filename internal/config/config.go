@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+	UserEventRate    float64 // socket events per second per user (every event)
+	UserEventBurst   int
+	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
+	AuthFailBurstIP  int
 
 	// Message lifecycle: how long a sender may recall or edit a message
 	// (0: never), and how many different emoji one message may carry.
@@ -73,6 +78,10 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+		UserEventRate:    50,
+		UserEventBurst:   300,
+		AuthFailRateIP:   2,
+		AuthFailBurstIP:  30,
 
 		RecallWindow: 2 * time.Minute,
 		EditWindow:   24 * time.Hour,
@@ -113,6 +122,10 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"user-event-rate", "socket events per second one user may emit, all events counted (0: unlimited)", &c.UserEventRate},
+		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
+		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
+		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
 		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
 		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
 		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
@@ -204,10 +217,11 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("addr is empty"))
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
-		errs = append(errs, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", c.Store))
+		// The value is not echoed: it may hold a password.
+		errs = append(errs, errors.New("store: want sqlite:PATH or postgres://..."))
 	}
-	if c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "nats://") {
-		errs = append(errs, fmt.Errorf("broker %q: want memory, redis://... or nats://...", c.Broker))
+	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
+		errs = append(errs, errors.New("broker: want memory, redis://..., rediss://..., nats://... or tls://..."))
 	}
 	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
 		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))
@@ -235,7 +249,8 @@ func (c Config) Validate() error {
 	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
 		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
 	}
-	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
+	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 ||
+		c.UserEventRate < 0 || c.AuthFailRateIP < 0 {
 		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
 	}
 	if c.RecallWindow < 0 || c.EditWindow < 0 || c.MaxReactions < 1 {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/chatd/chatd/internal/broker"
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/socketio"
 )
 
@@ -47,6 +48,13 @@ type Options struct {
 	Logger        *slog.Logger
 	OpTimeout     time.Duration // budget of one event's store work; default 10s
 	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
+	// EventRate and EventBurst meter the client events of each user (all
+	// of the user's sockets on this node together); a rate of 0 disables
+	// it. A valid send is metered by the chat service's send rate instead
+	// (it is counted once); an invalid one counts here, and a user out of
+	// event budget cannot send either.
+	EventRate  float64
+	EventBurst int
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -54,6 +62,7 @@ type Gateway struct {
 	chat   *chat.Service
 	broker broker.Broker
 	reg    *registry
+	events *ratelimit.Limiter // per user, every event
 	opts   Options
 	log    *slog.Logger
 	unsub  []func()
@@ -130,7 +139,8 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 10 * time.Second
 	}
-	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
+	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
+		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate} {
 		var unsub func()
 		var err error
@@ -330,6 +340,7 @@ type errorAck struct {
 // handle registers an event whose result goes back through the ack, error
 // first: [null, data] or [{status, message}].
 func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) {
+	metered := event != evSendPrivate && event != evSendGroup
 	nsp.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
 		id, ok := s.Data().(identity)
 		if !ok {
@@ -344,9 +355,15 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 		}
 		var data any
 		err := errShuttingDown
-		if g.enter() {
+		key := userKey(id.AppID, id.UserID)
+		if metered && !g.events.Allow(key) || !metered && !g.events.Peek(key) {
+			err = g.errTooManyEvents()
+		} else if g.enter() {
 			data, err = h(g, ctx, c, arg)
 			g.inflight.Done()
+			if !metered && errors.Is(err, chat.ErrInvalid) {
+				g.events.Allow(key) // a malformed send is an event like any other
+			}
 		}
 		if err != nil {
 			code, status, msg := chat.Describe(err)
@@ -362,6 +379,12 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 			ack(nil, data)
 		}
 	})
+}
+
+// errTooManyEvents answers an event past the user's event rate.
+func (g *Gateway) errTooManyEvents() error {
+	return fmt.Errorf("%w: too many socket events from this user (at most %g per second, bursts of %d); slow down and retry",
+		chat.ErrRateLimited, g.opts.EventRate, g.opts.EventBurst)
 }
 
 var errShuttingDown = fmt.Errorf("%w: this server is shutting down; reconnect and retry", chat.ErrUnavailable)
@@ -579,6 +602,7 @@ func (g *Gateway) deliverRead(payload any) {
 	}
 	p, err := socketio.Prepare("/", evSessionRead, map[string]any{"sid": r.SID, "readSeq": r.ReadSeq, "unread": 0})
 	if err != nil {
+		g.log.Error("encode read push", "err", err)
 		return
 	}
 	for _, s := range socks {

@@ -51,8 +51,7 @@ func (l *Limiter) Allow(key string) bool {
 	if l == nil {
 		return true
 	}
-	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
-	now := l.now()
+	sh, now := l.shard(key), l.now()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	l.sweepLocked(sh, now)
@@ -61,15 +60,37 @@ func (l *Limiter) Allow(key string) bool {
 		b = &bucket{tokens: l.burst, last: now}
 		sh.buckets[key] = b
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(l.burst, b.tokens+el*l.rate)
-	}
-	b.last = now
+	b.tokens, b.last = l.refilled(b, now), now
 	if b.tokens < 1 {
 		return false
 	}
 	b.tokens--
 	return true
+}
+
+// Peek reports whether key's bucket holds a token, without taking it: a
+// check before costly work whose failures alone are counted (with Allow).
+func (l *Limiter) Peek(key string) bool {
+	if l == nil {
+		return true
+	}
+	sh, now := l.shard(key), l.now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	b := sh.buckets[key]
+	return b == nil || l.refilled(b, now) >= 1
+}
+
+func (l *Limiter) shard(key string) *shard {
+	return &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+}
+
+// refilled is b's token count at now.
+func (l *Limiter) refilled(b *bucket, now time.Time) float64 {
+	if el := now.Sub(b.last).Seconds(); el > 0 {
+		return min(l.burst, b.tokens+el*l.rate)
+	}
+	return b.tokens
 }
 
 // sweepLocked drops buckets that have refilled completely: forgetting them

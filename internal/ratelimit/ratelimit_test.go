@@ -96,3 +96,25 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d allowed; want about 100", allowed)
 	}
 }
+
+// TestPeek: Peek tells whether a token is there and never takes one.
+func TestPeek(t *testing.T) {
+	l, c := newAt(1, 2)
+	for range 5 {
+		if !l.Peek("k") {
+			t.Fatal("Peek refused a full bucket")
+		}
+	}
+	l.Allow("k")
+	l.Allow("k")
+	if l.Peek("k") || l.Peek("k") {
+		t.Fatal("Peek saw a token in an empty bucket")
+	}
+	c.add(time.Second)
+	if !l.Peek("k") || !l.Allow("k") || l.Peek("k") {
+		t.Fatal("after a second: want exactly one token")
+	}
+	if !(*Limiter)(nil).Peek("k") {
+		t.Fatal("a nil limiter refused")
+	}
+}

@@ -318,7 +318,7 @@ func TestConcurrentSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := n.srv.Store.After(context.Background(), conv.ID, 0, senders*each+10)
+	msgs, err := n.srv.Store.After(context.Background(), conv.ID, ids[0], 0, senders*each+10)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,8 +63,21 @@ func New(ctx context.Context, svc *chat.Service, opts Options) (*Web, error) {
 			return nil, fmt.Errorf("demo app: %w", err)
 		}
 		opts.Logger.Info("demo mode: demo chat at /", "app", DemoAppID)
+	} else if err := lockDemoApp(ctx, svc.Store()); err != nil {
+		return nil, fmt.Errorf("demo app: %w", err)
 	}
 	return w, nil
+}
+
+// lockDemoApp locks the demo app, if an earlier start in demo mode created
+// it: anyone could mint its tokens then, so none may work once demo mode is
+// off. Demo mode unlocks it again.
+func lockDemoApp(ctx context.Context, st store.Store) error {
+	err := st.SetAppStatus(ctx, DemoAppID, 1)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	return err
 }
 
 // EnsureDemoApp creates the demo app unless it exists.
@@ -81,10 +94,11 @@ func EnsureDemoApp(ctx context.Context, st store.Store) error {
 		Secret:    hex.EncodeToString(secret[:]),
 		CreatedAt: time.Now(),
 	})
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return err
+	if errors.Is(err, store.ErrExists) {
+		// Locked by a start without demo mode: open it again.
+		return st.SetAppStatus(ctx, DemoAppID, 0)
 	}
-	return nil
+	return err
 }
 
 // Register adds the routes to mux. Paths it does not claim are left to the

@@ -290,6 +290,7 @@ func (c *cluster) launch(i int) (*node, error) {
 			// connects from 127.0.0.1 and the fault test sends in bursts.
 			"CHATD_USER_SEND_RATE=0",
 			"CHATD_HANDSHAKE_RATE_IP=0",
+			"CHATD_USER_EVENT_RATE=0",
 		)
 		logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.log", i))
 		p, err := startProc(c.t, fmt.Sprintf("node%d", i), logPath, env, c.bin)

@@ -113,6 +113,14 @@ CREATE INDEX nonces_expiry ON nonces (expires_at);
 	`
 ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
 `,
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store) and route-bound signatures per app. (Nonces have their table
+	// since 2.)
+	`
+ALTER TABLE conversations ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE members ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE apps ADD COLUMN sign_route boolean NOT NULL DEFAULT false;
+`,
 	// 5 (lifecycle, see store.Lifecycle): the per-conversation change
 	// counter and each message's change version, reply and meta (NULL for
 	// a plain message). Only changed messages enter messages_changes, so a

@@ -41,7 +41,7 @@ type Store struct {
 	closed   bool
 	workers  sync.WaitGroup
 
-	nonceSweeps atomic.Uint64 // UseNonce calls, to clear expired nonces every so often
+	nonceSwept atomic.Int64 // when this node last deleted expired nonces, unix ms
 }
 
 // defaultMaxConns is used when the URL sets no pool_max_conns: the send
@@ -211,9 +211,9 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 	if err := validText(a.ID, a.Name, a.Description, a.Secret); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)), a.SignRoute)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create app %s: %w", a.ID, store.ErrExists)
 	}
@@ -223,14 +223,31 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, name, description, secret, status, created_at
+	err := s.pool.QueryRow(ctx, `SELECT id, name, description, secret, status, created_at, sign_route
 		FROM apps WHERE id = $1`, id).
-		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created, &a.SignRoute)
 	if err != nil {
 		return store.App{}, wrap("app", err, store.ErrNotFound)
 	}
 	a.CreatedAt = fromMS(created)
 	return a, nil
+}
+
+func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
+	return s.updateApp(ctx, "set sign route", `UPDATE apps SET sign_route = $1 WHERE id = $2`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set app status", `UPDATE apps SET status = $1 WHERE id = $2`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, op, q string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
+	return wrap(op, err, store.ErrNotFound)
 }
 
 // ---- users
@@ -550,23 +567,30 @@ func (s *Store) queryMessages(ctx context.Context, op, sql string, args ...any) 
 	return msgs, wrap(op, err, nil)
 }
 
-func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+// visibleFrom joins the reader's membership (alias v, user $1) and keeps
+// the messages of conversation $2 after the seq from which they may see
+// them, as a range on the messages primary key (see Visibility in package
+// store). A reader who is not a member has no row: the join leaves nothing.
+const visibleFrom = `JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = $1
+	WHERE m.conversation_id = $2 AND m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END `
+
+func (s *Store) History(ctx context.Context, conversationID, userID string, beforeSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return s.queryMessages(ctx, "history", msgSelect+`WHERE m.conversation_id = $1 AND m.seq < $2
-		ORDER BY m.seq DESC LIMIT $3`, conversationID, beforeSeq, limit)
+	return s.queryMessages(ctx, "history", msgSelect+visibleFrom+`AND m.seq < $3
+		ORDER BY m.seq DESC LIMIT $4`, userID, conversationID, beforeSeq, limit)
 }
 
-func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+func (s *Store) After(ctx context.Context, conversationID, userID string, afterSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return s.queryMessages(ctx, "after", msgSelect+`WHERE m.conversation_id = $1 AND m.seq > $2
-		ORDER BY m.seq LIMIT $3`, conversationID, afterSeq, limit)
+	return s.queryMessages(ctx, "after", msgSelect+visibleFrom+`AND m.seq > $3
+		ORDER BY m.seq LIMIT $4`, userID, conversationID, afterSeq, limit)
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
@@ -602,6 +626,7 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
 	LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+		AND (lm.seq > m.joined_seq OR c.full_history OR m.full_history)
 	LEFT JOIN users su ON su.app_id = c.app_id AND su.user_id = lm.sender_id `
 
 // sessionOrder selects one user's sessions, most recent message first and

@@ -280,7 +280,7 @@ func TestBatchedSend(t *testing.T) {
 	if len(bySeq) != n {
 		t.Fatalf("%d distinct seqs, want %d", len(bySeq), n)
 	}
-	all, err := s.After(ctx, c.ID, 0, 2*n)
+	all, err := s.After(ctx, c.ID, users[0], 0, 2*n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,7 +370,7 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	total := 0
 	for _, c := range convs {
-		all, err := s2.After(ctx, c.ID, 0, 100000)
+		all, err := s2.After(ctx, c.ID, "a", 0, 100000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -583,7 +583,7 @@ func TestOutage(t *testing.T) {
 	if _, err := s.Sessions(down, app, "alice"); err == nil {
 		t.Fatal("Sessions succeeded during the outage")
 	}
-	if _, err := s.History(down, c.ID, 0, 10); err == nil {
+	if _, err := s.History(down, c.ID, "alice", 0, 10); err == nil {
 		t.Fatal("History succeeded during the outage")
 	}
 	if down.Err() != nil {

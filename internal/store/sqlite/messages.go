@@ -657,7 +657,15 @@ func (s *Store) queryMsgs(ctx context.Context, what string, size int, q string, 
 	return out, nil
 }
 
-func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+// visibleFrom joins the reader's membership (alias v) and yields the seq
+// after which they may see messages, as an expression for a range on the
+// messages primary key (see Visibility in package store). A reader who is
+// not a member has no row: the join leaves nothing.
+const visibleFrom = `
+	JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = ?
+	WHERE m.conversation_id = ? AND m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END`
+
+func (s *Store) History(ctx context.Context, conversationID, userID string, beforeSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
@@ -665,19 +673,19 @@ func (s *Store) History(ctx context.Context, conversationID string, beforeSeq in
 		beforeSeq = 1<<63 - 1
 	}
 	return s.queryMsgs(ctx, "history of "+conversationID, limit,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
-		conversationID, beforeSeq, limit)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+		userID, conversationID, beforeSeq, limit)
 }
 
-func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+func (s *Store) After(ctx context.Context, conversationID, userID string, afterSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
 	return s.queryMsgs(ctx, "messages after of "+conversationID, limit,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
-		conversationID, afterSeq, limit)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
+		userID, conversationID, afterSeq, limit)
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
@@ -720,6 +728,7 @@ const sessionSelect = `SELECT m.sid, c.id, c.type,
 FROM members m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+	AND (lm.seq > m.joined_seq OR c.full_history OR m.full_history)
 LEFT JOIN members pm ON c.type = 1 AND pm.conversation_id = m.conversation_id AND pm.user_id <> m.user_id
 LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = COALESCE(pm.user_id, m.user_id)
 `

@@ -100,6 +100,22 @@ CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_
 	`
 ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
 `,
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store), route-bound signatures per app, and the nonces of signed
+	// requests, kept for the signature window so that a replay is refused
+	// after a restart too.
+	`
+ALTER TABLE conversations ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN sign_route INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE nonces (
+	app_id     TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL,
+	PRIMARY KEY (app_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_expiry ON nonces (expires_at);
+`,
 	// 5 (lifecycle, see store.Lifecycle): the per-conversation change
 	// counter and each message's change version, reply and meta (NULL for
 	// a plain message). Only changed messages enter messages_changes, so a

@@ -53,6 +53,10 @@ type Store struct {
 
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
 	walLimit atomic.Int64 // WAL size past which the writer checkpoints itself
+
+	nonces     nonceBatcher // signed requests' nonces, committed in batches
+	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
+	ckpt       ckptLog      // reports failed WAL checkpoints
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -178,7 +182,7 @@ func (s *Store) trimWAL() {
 	if err != nil || fi.Size() <= s.walLimit.Load() {
 		return
 	}
-	_, _ = s.w.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	s.checkpoint(s.w, "writer")
 }
 
 // checkpointLoop copies committed WAL frames into the database file now and
@@ -193,7 +197,7 @@ func (s *Store) checkpointLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			_, _ = s.c.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			s.checkpoint(s.c, "background")
 		}
 	}
 }
@@ -322,9 +326,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // ---- apps ----
 
 func (s *Store) CreateApp(ctx context.Context, a store.App) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)), a.SignRoute)
 	if err != nil {
 		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
 	}
@@ -339,13 +343,35 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
-		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at, sign_route FROM apps WHERE id = ?`, id).
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created, &a.SignRoute)
 	if err != nil {
 		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
 	}
 	a.CreatedAt = fromMS(created)
 	return a, nil
+}
+
+func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
+	return s.updateApp(ctx, "set sign route of "+appID, `UPDATE apps SET sign_route = ? WHERE id = ?`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set status of "+appID, `UPDATE apps SET status = ? WHERE id = ?`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, what, q string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+	}
+	return nil
 }
 
 // notFound maps sql.ErrNoRows to sentinel and wraps everything with context.

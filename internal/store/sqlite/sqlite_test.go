@@ -469,7 +469,7 @@ func runBatch(t *testing.T, cases []batchCase, commit func(s *Store, batch []*se
 		for _, m := range ms {
 			fmt.Fprintf(&b, "  member %s read_seq %d\n", m.UserID, m.ReadSeq)
 		}
-		msgs, err := s.After(ctx, c.ID, 0, 100)
+		msgs, err := s.After(ctx, c.ID, ms[0].UserID, 0, 100)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -111,7 +111,7 @@ func testSendReplyMentionsBatch(t *testing.T, s store.Store) {
 		}()
 	}
 	wg.Wait()
-	hist, err := s.History(ctx, g.ID, 0, 100)
+	hist, err := s.History(ctx, g.ID, "alice", 0, 100)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +179,7 @@ func testUpdateMessageEdit(t *testing.T, s store.Store) {
 	if u := session(t, s, c.ID, "bob").Unread(); u != unread {
 		t.Fatalf("unread %d → %d", unread, u)
 	}
-	hist, _ := s.History(ctx, c.ID, 0, 10)
+	hist, _ := s.History(ctx, c.ID, "alice", 0, 10)
 	if !slices.Equal(seqs(hist), seqRange(5, 1)) {
 		t.Fatalf("history seqs %v", seqs(hist))
 	}
