@@ -121,6 +121,12 @@ func (s *Service) mayMentionAll(ctx context.Context, conv store.Conversation, se
 	return true, nil
 }
 
+// seen reports whether the actor may see message seq of conv: the app sees
+// everything, a group member what the visibility rule shows them.
+func (s *Service) seen(ctx context.Context, conv store.Conversation, userID string, seq int64) bool {
+	return userID == "" || conv.Type != store.Group || s.visible(ctx, conv.ID, userID, seq)
+}
+
 // resolve finds the conversation ref names and checks that the actor may act
 // in it: a user must be a member, the app may act in any of its own.
 func (s *Service) resolve(ctx context.Context, a Actor, ref ConvRef, msgID string) (store.Conversation, error) {
@@ -208,6 +214,9 @@ func (s *Service) change(ctx context.Context, a Actor, ref ConvRef, msgID string
 		return Message{}, err
 	}
 	m, err := s.store.UpdateMessage(ctx, conv.ID, msgID, func(tx store.MessageTx, m *store.Message) error {
+		if !s.seen(ctx, conv, a.UserID, m.Seq) {
+			return store.ErrNotFound
+		}
 		return fn(tx, conv, m)
 	})
 	unchanged := errors.Is(err, store.ErrUnchanged)
@@ -221,7 +230,7 @@ func (s *Service) change(ctx context.Context, a Actor, ref ConvRef, msgID string
 		return Message{}, fmt.Errorf("update message: %w", err)
 	}
 	one := []Message{s.wireMessage(conv, m, s.now())}
-	if err := s.withQuotes(ctx, conv, []store.Message{m}, one); err != nil {
+	if err := s.withQuotes(ctx, conv, a.UserID, []store.Message{m}, one); err != nil {
 		return Message{}, err
 	}
 	wire := one[0]
@@ -381,7 +390,7 @@ func (s *Service) DeleteForMe(ctx context.Context, a Actor, ref ConvRef, msgID s
 		return HiddenUpdate{}, err
 	}
 	m, err := s.store.MessageByID(ctx, conv.ID, msgID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && !s.seen(ctx, conv, a.UserID, m.Seq) {
 		return HiddenUpdate{}, fmt.Errorf("%w: unknown message %s", ErrNotFound, msgID)
 	}
 	if err != nil {
@@ -446,7 +455,7 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 	if err != nil {
 		return Changes{}, fmt.Errorf("sync changes: %w", err)
 	}
-	msgs, err := s.store.Changes(ctx, conv.ID, afterVersion, n)
+	msgs, err := s.store.Changes(ctx, conv.ID, userID, afterVersion, n)
 	if err != nil {
 		return Changes{}, fmt.Errorf("sync changes: %w", err)
 	}
@@ -528,7 +537,7 @@ func (s *Service) visiblePage(ctx context.Context, convID, userID string, from i
 // replies filled in, and "me" set on the reactions userID made.
 func (s *Service) viewerMessages(ctx context.Context, conv store.Conversation, userID string, msgs []store.Message) ([]Message, error) {
 	out := s.wireMessages(conv, msgs)
-	if err := s.withQuotes(ctx, conv, msgs, out); err != nil {
+	if err := s.withQuotes(ctx, conv, userID, msgs, out); err != nil {
 		return nil, err
 	}
 	wptrs := make([]*Message, len(out))
@@ -540,8 +549,10 @@ func (s *Service) viewerMessages(ctx context.Context, conv store.Conversation, u
 }
 
 // withQuotes fills the quotes of the replies among msgs (out[i] is the
-// wire form of msgs[i]) from one query; a page without replies costs none.
-func (s *Service) withQuotes(ctx context.Context, conv store.Conversation, msgs []store.Message, out []Message) error {
+// wire form of msgs[i]) that userID may see, from one query; a page without
+// replies costs none. For the app (userID "") the quotes are what the
+// reply's sender sees.
+func (s *Service) withQuotes(ctx context.Context, conv store.Conversation, userID string, msgs []store.Message, out []Message) error {
 	var want []int64
 	for _, m := range msgs {
 		if m.ReplySeq > 0 && !slices.Contains(want, m.ReplySeq) {
@@ -551,7 +562,10 @@ func (s *Service) withQuotes(ctx context.Context, conv store.Conversation, msgs 
 	if len(want) == 0 {
 		return nil
 	}
-	orig, err := s.store.MessagesBySeq(ctx, conv.ID, want)
+	if userID == "" {
+		userID = msgs[0].SenderID
+	}
+	orig, err := s.store.MessagesBySeq(ctx, conv.ID, userID, want)
 	if err != nil {
 		return fmt.Errorf("quoted messages: %w", err)
 	}
@@ -624,7 +638,7 @@ func (s *Service) replyAndMentions(ctx context.Context, in SendInput, conv store
 			return nil, fmt.Errorf("%w: replyTo must be a message id", ErrInvalid)
 		}
 		m, err := s.store.MessageByID(ctx, conv.ID, in.ReplyTo)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, store.ErrNotFound) || err == nil && !s.seen(ctx, conv, in.SenderID, m.Seq) {
 			return nil, fmt.Errorf("%w: unknown message %s in this conversation", ErrNotFound, in.ReplyTo)
 		}
 		if err != nil {

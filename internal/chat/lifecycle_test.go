@@ -437,6 +437,35 @@ func TestSyncChangesConverges(t *testing.T) {
 	}
 }
 
+// A member who joined after a message can neither see nor change it, nor
+// reply to it.
+func TestLifecycleVisibility(t *testing.T) {
+	f := newLifeFixture(t, Options{})
+	ctx := context.Background()
+	old := f.send(t, "alice", "before dave", nil)
+	if err := f.svc.JoinGroup(ctx, f.app.ID, "g", []string{"dave"}); err != nil {
+		t.Fatal(err)
+	}
+	ss, _ := f.svc.Sessions(ctx, f.app.ID, "dave")
+	dave, ref := f.actor("dave"), ConvRef{SID: ss[0].SID}
+	if _, err := f.svc.React(ctx, dave, ref, old.MsgID, "👍", true); !errors.Is(err, ErrNotFound) {
+		t.Errorf("react to an earlier message: %v", err)
+	}
+	if _, err := f.svc.DeleteForMe(ctx, dave, ref, old.MsgID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("delete an earlier message: %v", err)
+	}
+	if _, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: "dave", TargetID: "g", Type: TypeText, Content: text("re"), ReplyTo: old.MsgID}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("reply to an earlier message: %v", err)
+	}
+	if _, err := f.svc.React(ctx, f.actor("bob"), f.ref("bob"), old.MsgID, "👍", true); err != nil {
+		t.Fatal(err)
+	}
+	ch, err := f.svc.SyncChanges(ctx, f.app.ID, "dave", ss[0].SID, 0, 10)
+	if err != nil || len(ch.Messages) != 0 {
+		t.Fatalf("dave's sync-changes = %+v, %v", ch, err)
+	}
+}
+
 func TestChangeRateLimit(t *testing.T) {
 	f := newLifeFixture(t, Options{UserSendRate: 1, UserSendBurst: 2})
 	ctx := context.Background()

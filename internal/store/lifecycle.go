@@ -125,12 +125,13 @@ type Lifecycle interface {
 	// error nothing is written and the error is returned (wrapping
 	// ErrUnchanged, with the current message, when fn found nothing to do).
 	UpdateMessage(ctx context.Context, conversationID, msgID string, fn func(tx MessageTx, m *Message) error) (Message, error)
-	// Changes returns up to limit messages of the conversation whose
-	// Version is greater than afterVersion, in Version order.
-	Changes(ctx context.Context, conversationID string, afterVersion int64, limit int) ([]Message, error)
+	// Changes returns up to limit messages of the conversation that
+	// userID may see (see Visibility) whose Version is greater than
+	// afterVersion, in Version order.
+	Changes(ctx context.Context, conversationID, userID string, afterVersion int64, limit int) ([]Message, error)
 	// MessagesBySeq returns the conversation's messages with these seqs
-	// (those that exist), in seq order: the originals of quoted replies.
-	MessagesBySeq(ctx context.Context, conversationID string, seqs []int64) ([]Message, error)
+	// that userID may see, in seq order: the originals of quoted replies.
+	MessagesBySeq(ctx context.Context, conversationID, userID string, seqs []int64) ([]Message, error)
 	// Reacted returns, for the messages with these seqs, the emoji userID
 	// reacted with.
 	Reacted(ctx context.Context, conversationID, userID string, seqs []int64) (map[int64][]string, error)

@@ -149,20 +149,20 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 	return out, err
 }
 
-func (s *Store) Changes(ctx context.Context, conversationID string, afterVersion int64, limit int) ([]store.Message, error) {
+func (s *Store) Changes(ctx context.Context, conversationID, userID string, afterVersion int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMessages(ctx, "changes", msgSelect+`WHERE m.conversation_id = $1 AND m.version > $2
-		ORDER BY m.version LIMIT $3`, conversationID, max(afterVersion, 0), limit)
+	return s.queryMessages(ctx, "changes", msgSelect+visibleFrom+`AND m.version > $3
+		ORDER BY m.version LIMIT $4`, userID, conversationID, max(afterVersion, 0), limit)
 }
 
-func (s *Store) MessagesBySeq(ctx context.Context, conversationID string, seqs []int64) ([]store.Message, error) {
+func (s *Store) MessagesBySeq(ctx context.Context, conversationID, userID string, seqs []int64) ([]store.Message, error) {
 	if len(seqs) == 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMessages(ctx, "messages by seq", msgSelect+`WHERE m.conversation_id = $1 AND m.seq = ANY($2::bigint[])
-		ORDER BY m.seq`, conversationID, seqs)
+	return s.queryMessages(ctx, "messages by seq", msgSelect+visibleFrom+`AND m.seq = ANY($3::bigint[])
+		ORDER BY m.seq`, userID, conversationID, seqs)
 }
 
 func (s *Store) Reacted(ctx context.Context, conversationID, userID string, seqs []int64) (map[int64][]string, error) {

@@ -170,27 +170,27 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 	return out, err
 }
 
-func (s *Store) Changes(ctx context.Context, conversationID string, afterVersion int64, limit int) ([]store.Message, error) {
+func (s *Store) Changes(ctx context.Context, conversationID, userID string, afterVersion int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
 	return s.queryMsgs(ctx, "changes of "+conversationID, limit,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.version > ? ORDER BY m.version ASC LIMIT ?`,
-		conversationID, max(afterVersion, 0), limit)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.version > ? ORDER BY m.version ASC LIMIT ?`,
+		userID, conversationID, max(afterVersion, 0), limit)
 }
 
-func (s *Store) MessagesBySeq(ctx context.Context, conversationID string, seqs []int64) ([]store.Message, error) {
+func (s *Store) MessagesBySeq(ctx context.Context, conversationID, userID string, seqs []int64) ([]store.Message, error) {
 	if len(seqs) == 0 {
 		return []store.Message{}, nil
 	}
-	args := []any{conversationID}
+	args := []any{userID, conversationID}
 	for _, q := range seqs {
 		args = append(args, q)
 	}
 	return s.queryMsgs(ctx, "messages by seq of "+conversationID, len(seqs),
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.seq IN (?`+strings.Repeat(", ?", len(seqs)-1)+`) ORDER BY m.seq`, args...)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.seq IN (?`+strings.Repeat(", ?", len(seqs)-1)+`) ORDER BY m.seq`, args...)
 }
 
 func (s *Store) Reacted(ctx context.Context, conversationID, userID string, seqs []int64) (map[int64][]string, error) {

@@ -25,6 +25,38 @@ var lifecycleTests = []struct {
 	{"Reactions", testReactions},
 	{"Hide", testHide},
 	{"MessagesBySeq", testMessagesBySeq},
+	{"LifecycleVisibility", testLifecycleVisibility},
+}
+
+// A member who joined later sees neither the changes nor the quotes of
+// messages from before (see Visibility), nor may a stranger read them.
+func testLifecycleVisibility(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	g := upsertGroup(t, s, app, "g", "alice")
+	old := send(t, s, g.ID, "alice", 1)
+	if _, err := s.UpdateMessage(ctx, g.ID, old.ID, edit("e")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddMembers(ctx, app, "g", []string{"bob"}); err != nil {
+		t.Fatal(err)
+	}
+	fresh := send(t, s, g.ID, "alice", 2)
+	if _, err := s.UpdateMessage(ctx, g.ID, fresh.ID, edit("f")); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		user string
+		want []int64
+	}{{"alice", []int64{1, 2}}, {"bob", []int64{2}}, {"mallory", nil}} {
+		ch, err := s.Changes(ctx, g.ID, tc.user, 0, 10)
+		if err != nil || !slices.Equal(seqs(ch), tc.want) && !(len(ch) == 0 && tc.want == nil) {
+			t.Errorf("Changes(%s) = %v, %v; want %v", tc.user, seqs(ch), err, tc.want)
+		}
+		q, err := s.MessagesBySeq(ctx, g.ID, tc.user, []int64{1, 2})
+		if err != nil || !slices.Equal(seqs(q), tc.want) && !(len(q) == 0 && tc.want == nil) {
+			t.Errorf("MessagesBySeq(%s) = %v, %v; want %v", tc.user, seqs(q), err, tc.want)
+		}
+	}
 }
 
 func sendWith(t *testing.T, s store.Store, n store.NewMessage) store.Message {
@@ -187,7 +219,7 @@ func testUpdateMessageEdit(t *testing.T, s store.Store) {
 		after int64
 		want  []int64 // seqs, in version order
 	}{{0, []int64{2, 4}}, {1, []int64{4}}, {2, nil}, {-5, []int64{2, 4}}} {
-		ch, err := s.Changes(ctx, c.ID, tc.after, 10)
+		ch, err := s.Changes(ctx, c.ID, "alice", tc.after, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -195,7 +227,7 @@ func testUpdateMessageEdit(t *testing.T, s store.Store) {
 			t.Errorf("Changes(%d) = %v, want %v", tc.after, seqs(ch), tc.want)
 		}
 	}
-	if ch, _ := s.Changes(ctx, c.ID, 0, 1); !slices.Equal(seqs(ch), []int64{2}) {
+	if ch, _ := s.Changes(ctx, c.ID, "alice", 0, 1); !slices.Equal(seqs(ch), []int64{2}) {
 		t.Errorf("Changes limit 1 = %v", seqs(ch))
 	}
 	_, err = s.UpdateMessage(ctx, c.ID, store.NewID(), edit("x"))
@@ -220,7 +252,7 @@ func testUpdateMessageUnchanged(t *testing.T, s store.Store) {
 	if got := messageByID(t, s, c.ID, msgs[0].ID); got.Version != 0 || string(got.Content) != string(msgs[0].Content) {
 		t.Fatalf("a refused update wrote %+v", got)
 	}
-	if ch, _ := s.Changes(ctx, c.ID, 0, 10); len(ch) != 0 {
+	if ch, _ := s.Changes(ctx, c.ID, "alice", 0, 10); len(ch) != 0 {
 		t.Fatalf("Changes = %v", seqs(ch))
 	}
 }
@@ -296,7 +328,7 @@ func testUpdateMessageConcurrent(t *testing.T, s store.Store) {
 	if !slices.Equal(versions, seqRange(1, n)) {
 		t.Fatalf("versions %v", versions)
 	}
-	ch, err := s.Changes(ctx, c.ID, 0, 100)
+	ch, err := s.Changes(ctx, c.ID, "alice", 0, 100)
 	if err != nil || len(ch) != len(msgs) {
 		t.Fatalf("Changes = %d messages, %v", len(ch), err)
 	}
@@ -427,11 +459,11 @@ func testMessagesBySeq(t *testing.T, s store.Store) {
 	wantErr(t, "MessageConversation(other app)", err, store.ErrNotFound)
 	_, err = s.MessageConversation(ctx, app, store.NewID())
 	wantErr(t, "MessageConversation(unknown)", err, store.ErrNotFound)
-	got, err := s.MessagesBySeq(ctx, c.ID, []int64{4, 2, 99})
+	got, err := s.MessagesBySeq(ctx, c.ID, "alice", []int64{4, 2, 99})
 	if err != nil || !slices.Equal(seqs(got), []int64{2, 4}) || got[0].SenderName != "Alice" {
 		t.Fatalf("MessagesBySeq = %v, %v", seqs(got), err)
 	}
-	if got, err := s.MessagesBySeq(ctx, c.ID, nil); err != nil || len(got) != 0 {
+	if got, err := s.MessagesBySeq(ctx, c.ID, "alice", nil); err != nil || len(got) != 0 {
 		t.Fatalf("MessagesBySeq(none) = %v, %v", got, err)
 	}
 }
