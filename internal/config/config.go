@@ -46,6 +46,12 @@ type Config struct {
 	UserEventBurst   int
 	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
 	AuthFailBurstIP  int
+
+	// Message lifecycle: how long a sender may recall or edit a message
+	// (0: never), and how many different emoji one message may carry.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
+	MaxReactions int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -76,6 +82,10 @@ func Default() Config {
 		UserEventBurst:   300,
 		AuthFailRateIP:   2,
 		AuthFailBurstIP:  30,
+
+		RecallWindow: 2 * time.Minute,
+		EditWindow:   24 * time.Hour,
+		MaxReactions: 20,
 	}
 }
 
@@ -116,6 +126,9 @@ func (c *Config) settings() []setting {
 		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
 		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
 		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
+		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
+		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
+		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
 	}
 }
 
@@ -225,6 +238,9 @@ func (c Config) Validate() error {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", named(v.name)))
 		}
+	}
+	if c.RecallWindow < 0 || c.EditWindow < 0 || c.MaxReactions < 1 {
+		errs = append(errs, errors.New("recall-window and edit-window must not be negative, max-reactions must be positive"))
 	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, fmt.Errorf("%s must be at least 1s", named("signature-window")))
