@@ -37,6 +37,21 @@ type Options struct {
 	Ready func(ctx context.Context) error
 }
 
+// Defaults of Options, the same as config's (CHATD_MAX_BODY_BYTES,
+// CHATD_MAX_UPLOAD_BYTES), for an API built without a config.
+const (
+	defaultMaxBodyBytes   = 1 << 20  // node-chat's JSON bodies are small; 1 MiB leaves room for a long text
+	defaultMaxUploadBytes = 20 << 20 // images, voice notes and documents of a chat
+)
+
+// Integer parameters are clamped before they are narrowed to int, so that
+// a huge number cannot wrap into a valid one; chat refuses what is still out
+// of range, or caps it (a page at the history limit).
+const (
+	maxEnumParam  = 1000    // messageType, conversationType: far above any defined value
+	maxLimitParam = 1 << 20 // limit: far above any history limit
+)
+
 // Server holds the API's dependencies.
 type Server struct {
 	chat     *chat.Service
@@ -51,10 +66,10 @@ type Server struct {
 // New returns the API over a chat service, a signature verifier and blob storage.
 func New(svc *chat.Service, verifier *signature.Verifier, blobs blob.Store, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 1 << 20
+		opts.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if opts.MaxUploadBytes <= 0 {
-		opts.MaxUploadBytes = 20 << 20
+		opts.MaxUploadBytes = defaultMaxUploadBytes
 	}
 	log := opts.Logger
 	if log == nil {
@@ -64,27 +79,45 @@ func New(svc *chat.Service, verifier *signature.Verifier, blobs blob.Store, opts
 		authFails: ratelimit.New(opts.AuthFailRate, opts.AuthFailBurst)}
 }
 
-// Register adds the API's routes to mux.
+// Register adds the API's routes to mux as method patterns (a GET route
+// also answers HEAD, as the mux does). Another method on a route's path gets
+// the envelope's 405, not the mux's plain-text one.
 func (s *Server) Register(mux *http.ServeMux) {
-	route := func(path string, h http.HandlerFunc, methods ...string) {
-		mux.Handle(path, s.recoverer(allow(h, methods...)))
+	var paths []string
+	methods := map[string][]string{}
+	route := func(pattern string, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if methods[path] == nil {
+			paths = append(paths, path)
+		}
+		methods[path] = append(methods[path], method)
+		if method == http.MethodGet {
+			methods[path] = append(methods[path], http.MethodHead)
+		}
+		mux.Handle(pattern, s.recoverer(h))
 	}
-	route("/app/create", s.createApp, http.MethodPost)
-	route("/app/update", s.appUpdate, http.MethodPost)
-	route("/user/getToken", s.signed(s.getToken), http.MethodPost)
-	route("/user/revokeToken", s.signed(s.revokeToken), http.MethodPost)
-	route("/user/sessions", s.signed(s.sessions), http.MethodGet, http.MethodPost)
-	route("/group/create", s.signed(s.groupCreate), http.MethodPost)
-	route("/group/join", s.signed(s.groupJoin), http.MethodPost)
-	route("/group/remove", s.signed(s.groupRemove), http.MethodPost)
-	route("/private/send/message", s.signed(s.sendPrivate), http.MethodPost)
-	route("/group/send/message", s.signed(s.sendGroup), http.MethodPost)
-	route("/session/messages", s.signed(s.messages), http.MethodGet, http.MethodPost)
-	route("/file/upload", s.upload, http.MethodPost)
-	route("/files/{app}/{name}", s.download, http.MethodGet, http.MethodHead)
-	route("/healthz", s.healthz, http.MethodGet, http.MethodHead)
-	route("/readyz", s.readyz, http.MethodGet, http.MethodHead)
+	route("POST /app/create", s.createApp)
+	route("POST /app/update", s.appUpdate)
+	route("POST /user/getToken", s.signed(s.getToken))
+	route("POST /user/revokeToken", s.signed(s.revokeToken))
+	route("GET /user/sessions", s.signed(s.sessions))
+	route("POST /user/sessions", s.signed(s.sessions))
+	route("POST /group/create", s.signed(s.groupCreate))
+	route("POST /group/join", s.signed(s.groupJoin))
+	route("POST /group/remove", s.signed(s.groupRemove))
+	route("POST /private/send/message", s.signed(s.sendPrivate))
+	route("POST /group/send/message", s.signed(s.sendGroup))
+	route("GET /session/messages", s.signed(s.messages))
+	route("POST /session/messages", s.signed(s.messages))
+	route("POST /file/upload", s.upload)
+	route("GET /files/{app}/{name}", s.download)
+	route("GET /healthz", s.healthz)
+	route("GET /readyz", s.readyz)
 	s.registerGroups(route)
+	for _, path := range paths {
+		mux.Handle(path, methodNotAllowed(methods[path]))
+	}
+	s.registerLifecycle(route)
 }
 
 // NotFound answers unknown paths with the envelope.
@@ -122,14 +155,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, envelope{Status: code, Message: msg})
 }
 
-func allow(h http.HandlerFunc, methods ...string) http.HandlerFunc {
+// methodNotAllowed answers a method a route does not serve.
+func methodNotAllowed(methods []string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range methods {
-			if r.Method == m {
-				h(w, r)
-				return
-			}
-		}
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		writeJSON(w, http.StatusMethodNotAllowed, envelope{Status: chat.CodeOther, Message: "method " + r.Method + " not allowed; use " + strings.Join(methods, " or ")})
 	}
@@ -387,13 +415,17 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, app store.App, p *
 		s.fail(w, r, fmt.Errorf("%w: missing messageType", chat.ErrInvalid))
 		return
 	}
-	in.Type = int(min(max(typ, -1), 1000))
+	in.Type = int(min(max(typ, -1), maxEnumParam))
 	content, err := contentParam(p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	in.Content = content
+	if err := sendExtras(p, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	res, err := do(r.Context(), in)
 	if err != nil {
 		s.fail(w, r, err)
@@ -435,10 +467,10 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, app store.App,
 			s.fail(w, r, fmt.Errorf("%w: limit must be positive", chat.ErrInvalid))
 			return
 		}
-		page.Limit = int(min(n, 1<<20))
+		page.Limit = int(min(n, maxLimitParam))
 	}
 	page.LastMsgID, _ = p.String("lastmsgId")
-	msgs, err := s.chat.HistoryWith(r.Context(), app.ID, userID, targetID, int(min(max(ct, -1), 1000)), page)
+	msgs, err := s.chat.HistoryWith(r.Context(), app.ID, userID, targetID, int(min(max(ct, -1), maxEnumParam)), page)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -15,20 +15,30 @@ import (
 // Group management and user profile routes (README, HTTP API). Every one is
 // signed: the app backend may do anything in its own app.
 
-func (s *Server) registerGroups(route func(string, http.HandlerFunc, ...string)) {
-	route("/group/transfer", s.signed(s.groupTransfer), http.MethodPost)
-	route("/group/admins", s.signed(s.groupAdmins), http.MethodPost)
-	route("/group/update", s.signed(s.groupUpdate), http.MethodPost)
-	route("/group/info", s.signed(s.groupInfo), http.MethodGet, http.MethodPost)
-	route("/group/members", s.signed(s.groupMembers), http.MethodGet, http.MethodPost)
-	route("/user/groups", s.signed(s.userGroups), http.MethodGet, http.MethodPost)
-	route("/group/mute", s.signed(s.groupMute), http.MethodPost)
-	route("/group/unmute", s.signed(s.groupUnmute), http.MethodPost)
-	route("/group/mute-all", s.signed(s.groupMuteAll), http.MethodPost)
-	route("/group/dismiss", s.signed(s.groupDismiss), http.MethodPost)
-	route("/user/update", s.signed(s.userUpdate), http.MethodPost)
-	route("/user/info", s.signed(s.userInfo), http.MethodGet, http.MethodPost)
-	route("/user/delete", s.signed(s.userDelete), http.MethodPost)
+func (s *Server) registerGroups(route func(pattern string, h http.HandlerFunc)) {
+	for _, r := range []struct {
+		methods string
+		path    string
+		h       signedHandler
+	}{
+		{"POST", "/group/transfer", s.groupTransfer},
+		{"POST", "/group/admins", s.groupAdmins},
+		{"POST", "/group/update", s.groupUpdate},
+		{"GET POST", "/group/info", s.groupInfo},
+		{"GET POST", "/group/members", s.groupMembers},
+		{"GET POST", "/user/groups", s.userGroups},
+		{"POST", "/group/mute", s.groupMute},
+		{"POST", "/group/unmute", s.groupUnmute},
+		{"POST", "/group/mute-all", s.groupMuteAll},
+		{"POST", "/group/dismiss", s.groupDismiss},
+		{"POST", "/user/update", s.userUpdate},
+		{"GET POST", "/user/info", s.userInfo},
+		{"POST", "/user/delete", s.userDelete},
+	} {
+		for m := range strings.FieldsSeq(r.methods) {
+			route(m+" "+r.path, s.signed(r.h))
+		}
+	}
 }
 
 func backend(app store.App) chat.Actor { return chat.Actor{AppID: app.ID} }

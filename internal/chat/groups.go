@@ -37,13 +37,8 @@ var roleNames = map[int]string{store.RoleMember: "member", store.RoleAdmin: "adm
 // RoleName is a role as clients see it.
 func RoleName(r int) string { return roleNames[r] }
 
-// Actor is who asks for a group operation: the app backend (UserID "")
-// through the signed API, or a user over their socket.
-type Actor struct {
-	AppID  string
-	UserID string // "" for the app backend
-	Origin string // socket id, "" for HTTP
-}
+// Group operations act as an Actor (lifecycle.go): the app backend
+// (UserID "") through the signed API, or a user over their socket.
 
 func (a Actor) backend() bool { return a.UserID == "" }
 

@@ -371,7 +371,7 @@ func TestGroupInputBounds(t *testing.T) {
 
 func TestCanModerate(t *testing.T) {
 	f, ctx := groupFixture(t)
-	conv, _ := f.svc.Store().ConversationByKey(ctx, f.app.ID, store.Group, "g")
+	conv, _ := f.svc.store.ConversationByKey(ctx, f.app.ID, store.Group, "g")
 	for u, want := range map[string]bool{"o": true, "ad": true, "m1": false, "out": false} {
 		if got, err := f.svc.canModerate(ctx, conv, u); err != nil || got != want {
 			t.Fatalf("canModerate(%s) = %v, %v", u, got, err)

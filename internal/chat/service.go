@@ -96,6 +96,8 @@ type Options struct {
 	UserSendBurst int
 	AppSendRate   float64
 	AppSendBurst  int
+	// Lifecycle sets the recall and edit windows and the reaction limit.
+	Lifecycle LifecycleOptions
 }
 
 // Service implements chatd's operations on a store.
@@ -107,6 +109,7 @@ type Service struct {
 	tokenTTL  time.Duration
 	userSends *ratelimit.Limiter
 	appSends  *ratelimit.Limiter
+	life      LifecycleOptions
 
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
@@ -162,24 +165,35 @@ func New(st store.Store, opts Options) *Service {
 		members:   newMemberCache(maxCachedMemberRows),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
+		life:      opts.Lifecycle.withDefaults(),
 	}
 }
 
-// SetNotifier installs the notifier; call it before serving requests.
-func (s *Service) SetNotifier(n Notifier) { s.notifier = n }
+// Sizes (bytes of UTF-8) of what apps and clients name. They are generous for
+// any real name or URL and keep a row, a cache entry and an error message
+// small; the wire contract (README.md, HTTP API) promises nothing tighter.
+const (
+	maxIDBytes          = 128  // userId, groupId, clientMsgId
+	maxAppNameBytes     = 128  // appName
+	maxDescriptionBytes = 1024 // an app's description
+	maxNameBytes        = 256  // a user's or a group's display name
+	maxAvatarURIBytes   = 2048 // avatarUri: the URL length every browser accepts
+	maxQuotedBytes      = 64   // a client's value quoted back in an error message
+)
 
-// Store returns the underlying store.
-func (s *Service) Store() store.Store { return s.store }
+// appSecretBytes is the random part of an app secret: 192 bits, beyond any
+// guessing, as 48 hex characters.
+const appSecretBytes = 24
 
 // CreateApp registers an application and returns it with its secret.
 func (s *Service) CreateApp(ctx context.Context, name, description string) (store.App, error) {
-	if err := checkText("appName", name, 1, 128); err != nil {
+	if err := checkText("appName", name, 1, maxAppNameBytes); err != nil {
 		return store.App{}, err
 	}
-	if err := checkText("description", description, 0, 1024); err != nil {
+	if err := checkText("description", description, 0, maxDescriptionBytes); err != nil {
 		return store.App{}, err
 	}
-	var secret [24]byte
+	var secret [appSecretBytes]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return store.App{}, fmt.Errorf("app secret: %w", err)
 	}
@@ -217,10 +231,10 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 	if err := checkUserID("userId", userID); err != nil {
 		return "", err
 	}
-	if err := checkText("name", name, 0, 256); err != nil {
+	if err := checkText("name", name, 0, maxNameBytes); err != nil {
 		return "", err
 	}
-	if err := checkText("avatarUri", avatarURI, 0, 2048); err != nil {
+	if err := checkText("avatarUri", avatarURI, 0, maxAvatarURIBytes); err != nil {
 		return "", err
 	}
 	u, err := s.store.UpsertUser(ctx, store.User{AppID: app.ID, UserID: userID, Name: name, AvatarURI: avatarURI, CreatedAt: s.now()})
@@ -308,10 +322,10 @@ func (s *Service) CreateGroup(ctx context.Context, appID, groupID, name, avatarU
 	if err := checkUserID("groupId", groupID); err != nil {
 		return err
 	}
-	if err := checkText("name", name, 1, 256); err != nil {
+	if err := checkText("name", name, 1, maxNameBytes); err != nil {
 		return err
 	}
-	if err := checkText("avatarUri", avatarURI, 0, 2048); err != nil {
+	if err := checkText("avatarUri", avatarURI, 0, maxAvatarURIBytes); err != nil {
 		return err
 	}
 	if err := s.checkUserIDs(userIDs); err != nil {
@@ -401,6 +415,11 @@ type SendInput struct {
 	Content     json.RawMessage
 	ClientMsgID string // optional idempotency key
 	Origin      string // sending socket id, "" for HTTP
+	// Optional: the msgId answered (same conversation), and the members
+	// mentioned (mentionAll: everyone, groups only).
+	ReplyTo    string
+	Mentions   []string
+	MentionAll bool
 }
 
 func (s *Service) checkSend(in SendInput) error {
@@ -410,7 +429,7 @@ func (s *Service) checkSend(in SendInput) error {
 	if err := checkUserID("targetId", in.TargetID); err != nil {
 		return err
 	}
-	if in.Type < TypeText || in.Type > TypeCustom {
+	if in.Type < TypeText || in.Type > TypeCustom { // node-chat's types, all of them
 		return fmt.Errorf("%w: messageType must be an integer from 1 to 6", ErrInvalid)
 	}
 	if len(in.Content) > s.limits.MaxContentBytes {
@@ -419,8 +438,11 @@ func (s *Service) checkSend(in SendInput) error {
 	if !isJSONObject(in.Content) {
 		return fmt.Errorf("%w: content must be an object", ErrInvalid)
 	}
-	if len(in.ClientMsgID) > 128 || !utf8.ValidString(in.ClientMsgID) {
-		return fmt.Errorf("%w: clientMsgId must be at most 128 characters", ErrInvalid)
+	if len(in.ClientMsgID) > maxIDBytes || !utf8.ValidString(in.ClientMsgID) {
+		return fmt.Errorf("%w: clientMsgId must be at most %d characters", ErrInvalid, maxIDBytes)
+	}
+	if err := checkMentions(in); err != nil {
+		return err
 	}
 	if !s.userSends.Allow(in.AppID + "\x00" + in.SenderID) {
 		s.stats.rateLimited.Add(1)
@@ -535,14 +557,22 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 // conversation's, or nil for a group's, which may change: then they are the
 // ones at the members version the store read inside the send.
 func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, members []store.Member, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
-	msg, dup, err := s.store.Send(ctx, store.NewMessage{
+	nm := store.NewMessage{
 		ConversationID: conv.ID,
 		SenderID:       in.SenderID,
 		Type:           in.Type,
 		Content:        in.Content,
 		ClientMsgID:    in.ClientMsgID,
 		At:             s.now(),
-	})
+	}
+	var orig *store.Message
+	if in.ReplyTo != "" || len(in.Mentions) > 0 || in.MentionAll {
+		var err error
+		if orig, err = s.replyAndMentions(ctx, in, conv, members, &nm); err != nil {
+			return SendResult{}, err
+		}
+	}
+	msg, dup, err := s.store.Send(ctx, nm)
 	if errors.Is(err, store.ErrNotMember) {
 		return SendResult{}, fmt.Errorf("%w: %s may not send to %s", ErrNotMember, truncate(in.SenderID), truncate(in.TargetID))
 	}
@@ -561,6 +591,9 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 	}
 	msg.SenderName, msg.SenderAvatar = sender.Name, sender.AvatarURI
 	wire := s.wireMessage(conv, msg, s.now())
+	if orig != nil && orig.Seq == msg.ReplySeq {
+		wire.ReplyTo, wire.Quote = orig.ID, quoteOf(*orig)
+	}
 	res := SendResult{Message: wire}
 	recipients := make([]Recipient, 0, len(members))
 	for _, m := range members {
@@ -680,11 +713,11 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.store.History(ctx, conv.ID, userID, before, limit)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	return s.wireMessages(conv, msgs), nil
+	return s.viewerMessages(ctx, conv, userID, msgs)
 }
 
 // Sync returns up to limit messages of the caller's session with seq >
@@ -701,11 +734,11 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.store.After(ctx, conv.ID, userID, afterSeq, n)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
-	return s.wireMessages(conv, msgs), nil
+	return s.viewerMessages(ctx, conv, userID, msgs)
 }
 
 // MarkRead marks the caller's session read up to its last message and tells
@@ -800,8 +833,8 @@ func checkUserID(name, v string) error {
 	if v == "" {
 		return fmt.Errorf("%w: missing %s", ErrInvalid, name)
 	}
-	if len(v) > 128 || !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s must be at most 128 characters of UTF-8", ErrInvalid, name)
+	if len(v) > maxIDBytes || !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s must be at most %d characters of UTF-8", ErrInvalid, name, maxIDBytes)
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f {
@@ -848,8 +881,8 @@ func dedupe(ids []string) []string {
 
 // truncate keeps client-supplied values short in error messages.
 func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) > maxQuotedBytes {
+		return s[:maxQuotedBytes] + "…"
 	}
 	return s
 }

@@ -47,6 +47,11 @@ type Config struct {
 	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
 	AuthFailBurstIP  int
 
+	// Message lifecycle: how long a sender may recall or edit a message
+	// (0: never), and how many different emoji one message may carry.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
+	MaxReactions int
 	// Groups over the socket.
 	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
 	GroupEventRate    float64 // group and profile socket events per second per user
@@ -82,6 +87,9 @@ func Default() Config {
 		AuthFailRateIP:   2,
 		AuthFailBurstIP:  30,
 
+		RecallWindow:    2 * time.Minute,
+		EditWindow:      24 * time.Hour,
+		MaxReactions:    20,
 		GroupEventRate:  5,
 		GroupEventBurst: 20,
 	}
@@ -124,6 +132,9 @@ func (c *Config) settings() []setting {
 		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
 		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
 		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
+		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
+		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
+		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
 		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
 		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
 		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
@@ -136,30 +147,19 @@ func EnvName(flagName string) string {
 }
 
 // Load builds the configuration: defaults, then the environment (getenv,
-// normally os.Getenv), then args parsed as flags.
+// normally os.Getenv), then args parsed as flags. A bad value is an error
+// naming its variable or flag.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	c := Default()
 	fs := flag.NewFlagSet("chatd serve", flag.ContinueOnError)
 	for _, s := range c.settings() {
-		if v := getenv(EnvName(s.name)); v != "" {
-			if err := setValue(s.ptr, v); err != nil {
-				return c, fmt.Errorf("%s: %w", EnvName(s.name), err)
+		v, want := valueOf(s.name, s.ptr)
+		if env := getenv(EnvName(s.name)); env != "" {
+			if err := v.Set(env); err != nil {
+				return c, fmt.Errorf("%s: want %s, got %q", EnvName(s.name), want, env)
 			}
 		}
-		switch p := s.ptr.(type) {
-		case *string:
-			fs.StringVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *bool:
-			fs.BoolVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *int:
-			fs.IntVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *int64:
-			fs.Int64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *time.Duration:
-			fs.DurationVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *float64:
-			fs.Float64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		}
+		fs.Var(v, s.name, s.usage+" (env "+EnvName(s.name)+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -170,92 +170,96 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-func setValue(ptr any, v string) error {
+// valueOf returns the flag.Value of a setting's field (the flag package's
+// own, so that help shows its type) and what a valid value looks like: the
+// one place that knows each kind of setting.
+func valueOf(name string, ptr any) (v flag.Value, want string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	switch p := ptr.(type) {
 	case *string:
-		*p = v
+		fs.StringVar(p, name, *p, "")
 	case *bool:
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		*p = b
+		fs.BoolVar(p, name, *p, "")
+		want = "true or false"
 	case *int:
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("want an integer, got %q", v)
-		}
-		*p = n
+		fs.IntVar(p, name, *p, "")
+		want = "an integer"
 	case *int64:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("want an integer, got %q", v)
-		}
-		*p = n
+		fs.Int64Var(p, name, *p, "")
+		want = "an integer"
 	case *time.Duration:
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("want a duration such as 5m, got %q", v)
-		}
-		*p = d
+		fs.DurationVar(p, name, *p, "")
+		want = "a duration such as 5m"
 	case *float64:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return fmt.Errorf("want a number, got %q", v)
-		}
-		*p = f
+		fs.Float64Var(p, name, *p, "")
+		want = "a number"
+	default:
+		panic(fmt.Sprintf("config: setting -%s has unsupported type %T", name, ptr))
 	}
-	return nil
+	return fs.Lookup(name).Value, want
 }
 
 // Validate reports every setting that cannot work, together.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, errors.New("addr is empty"))
+		errs = append(errs, fmt.Errorf("%s is empty", named("addr")))
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		// The value is not echoed: it may hold a password.
-		errs = append(errs, errors.New("store: want sqlite:PATH or postgres://..."))
+		errs = append(errs, fmt.Errorf("%s: want sqlite:PATH or postgres://...", named("store")))
 	}
 	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
-		errs = append(errs, errors.New("broker: want memory, redis://..., rediss://..., nats://... or tls://..."))
+		errs = append(errs, fmt.Errorf("%s: want memory, redis://..., rediss://..., nats://... or tls://...", named("broker")))
 	}
 	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
-		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))
+		errs = append(errs, fmt.Errorf("%s %q: want file:DIR", named("blobs"), c.Blobs))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+		errs = append(errs, fmt.Errorf("%s %q: want debug, info, warn or error", named("log-level"), c.LogLevel))
 	}
 	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, errors.New("max-body-bytes must be at least 1024"))
+		errs = append(errs, fmt.Errorf("%s must be at least 1024", named("max-body-bytes")))
 	}
 	if c.MaxUploadBytes < 1 {
-		errs = append(errs, errors.New("max-upload-bytes must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", named("max-upload-bytes")))
 	}
 	if c.MaxContentBytes < 16 {
-		errs = append(errs, errors.New("max-content-bytes must be at least 16"))
+		errs = append(errs, fmt.Errorf("%s must be at least 16", named("max-content-bytes")))
 	}
 	if c.HistoryLimit < 1 {
-		errs = append(errs, errors.New("history-limit must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", named("history-limit")))
 	}
 	if c.MaxGroupSize < 2 {
-		errs = append(errs, errors.New("max-group-size must be at least 2"))
+		errs = append(errs, fmt.Errorf("%s must be at least 2", named("max-group-size")))
 	}
 	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
-		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
+		errs = append(errs, fmt.Errorf("%s must be 0 or at least 1m", named("token-ttl")))
 	}
-	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 ||
-		c.UserEventRate < 0 || c.AuthFailRateIP < 0 || c.GroupEventRate < 0 {
-		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
+	for _, v := range []struct {
+		name string
+		n    float64
+	}{{"user-send-rate", c.UserSendRate}, {"app-send-rate", c.AppSendRate},
+		{"handshake-rate-ip", c.HandshakeRateIP}, {"max-user-sockets", float64(c.MaxUserSockets)},
+		{"user-event-rate", c.UserEventRate}, {"auth-fail-rate-ip", c.AuthFailRateIP},
+		{"group-event-rate", c.GroupEventRate}} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", named(v.name)))
+		}
+	}
+	if c.RecallWindow < 0 || c.EditWindow < 0 || c.MaxReactions < 1 {
+		errs = append(errs, errors.New("recall-window and edit-window must not be negative, max-reactions must be positive"))
 	}
 	if c.SignatureWindow < time.Second {
-		errs = append(errs, errors.New("signature-window must be at least 1s"))
+		errs = append(errs, fmt.Errorf("%s must be at least 1s", named("signature-window")))
 	}
 	return errors.Join(errs...)
 }
+
+// named names a setting in an error: its flag and its variable.
+func named(name string) string { return "-" + name + " (" + EnvName(name) + ")" }
 
 // AllowedOrigins is the Origin allow-list as a slice.
 func (c Config) AllowedOrigins() []string {
@@ -273,25 +277,12 @@ func Usage() string {
 	c := Default()
 	var b strings.Builder
 	for _, s := range c.settings() {
-		fmt.Fprintf(&b, "  -%s (env %s)\n    \t%s (default %v)\n", s.name, EnvName(s.name), s.usage, deref(s.ptr))
+		v, _ := valueOf(s.name, s.ptr)
+		def := v.String()
+		if _, ok := s.ptr.(*string); ok {
+			def = strconv.Quote(def)
+		}
+		fmt.Fprintf(&b, "  -%s (env %s)\n    \t%s (default %s)\n", s.name, EnvName(s.name), s.usage, def)
 	}
 	return b.String()
-}
-
-func deref(p any) any {
-	switch p := p.(type) {
-	case *string:
-		return strconv.Quote(*p)
-	case *bool:
-		return *p
-	case *int:
-		return *p
-	case *int64:
-		return *p
-	case *time.Duration:
-		return *p
-	case *float64:
-		return *p
-	}
-	return nil
 }

@@ -90,10 +90,6 @@ func metered(h eventHandler) eventHandler {
 	}
 }
 
-func (c caller) actor() chat.Actor {
-	return chat.Actor{AppID: c.AppID, UserID: c.UserID, Origin: c.origin}
-}
-
 // groupArg is the payload of the group events.
 type groupArg struct {
 	GroupID   flexString      `json:"groupId"`
@@ -226,8 +222,8 @@ type groupEventPush struct {
 }
 
 // GroupEvent publishes a group event for former members to every node.
-func (g *Gateway) GroupEvent(ctx context.Context, e chat.GroupEvent) {
-	g.publish(ctx, topicGroups, e)
+func (n *Notifier) GroupEvent(ctx context.Context, e chat.GroupEvent) {
+	n.publish(ctx, topicGroups, e)
 }
 
 // deliverGroupEvent pushes group-event to the sockets on this node of the
@@ -252,4 +248,4 @@ func (g *Gateway) deliverGroupEvent(payload any) {
 	}
 }
 
-var _ chat.GroupNotifier = (*Gateway)(nil)
+var _ chat.GroupNotifier = (*Notifier)(nil)

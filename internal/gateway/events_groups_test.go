@@ -15,8 +15,9 @@ import (
 func groupGateway(t *testing.T, opts GroupOptions) (*Gateway, func(user string) caller) {
 	t.Helper()
 	ctx := context.Background()
-	svc := newService(t)
-	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{Groups: opts})
+	br := broker.NewMemory()
+	svc := newService(t, br)
+	g, err := New(svc, socketio.NewServer(socketio.Options{}), br, Options{Groups: opts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +39,7 @@ func groupGateway(t *testing.T, opts GroupOptions) (*Gateway, func(user string) 
 	}
 }
 
-func call(g *Gateway, c caller, event, arg string) (any, error) {
+func callGroup(g *Gateway, c caller, event, arg string) (any, error) {
 	return events[event](g, context.Background(), c, json.RawMessage(arg))
 }
 
@@ -83,7 +84,7 @@ func TestGroupEventsAuthorization(t *testing.T) {
 			{as("m"), evGroupLeave, `{"groupId":"g"}`, 403},
 			{as("o"), evGroupLeave, `{"groupId":"g"}`, 403}, // the owner must transfer first
 		} {
-			_, err := call(g, c.who, c.event, c.arg)
+			_, err := callGroup(g, c.who, c.event, c.arg)
 			got := 200
 			if err != nil {
 				got = status(err)
@@ -97,14 +98,14 @@ func TestGroupEventsAuthorization(t *testing.T) {
 
 func TestUserInfoOnlyContacts(t *testing.T) {
 	g, as := groupGateway(t, GroupOptions{})
-	got, err := call(g, as("x"), evUserInfo, `{"userIds":["o","x"]}`)
+	got, err := callGroup(g, as("x"), evUserInfo, `{"userIds":["o","x"]}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ps := got.([]chat.Profile); len(ps) != 1 || ps[0].UserID != "x" {
 		t.Fatalf("x sees %+v; want only themselves", ps)
 	}
-	got, _ = call(g, as("m"), evUserInfo, `{"userIds":["o","x"]}`)
+	got, _ = callGroup(g, as("m"), evUserInfo, `{"userIds":["o","x"]}`)
 	if ps := got.([]chat.Profile); len(ps) != 1 || ps[0].UserID != "o" {
 		t.Fatalf("m sees %+v; want o (same group) only", ps)
 	}
@@ -113,15 +114,15 @@ func TestUserInfoOnlyContacts(t *testing.T) {
 func TestGroupEventsRateLimit(t *testing.T) {
 	g, as := groupGateway(t, GroupOptions{Rate: 0.001, Burst: 3})
 	for i := 0; i < 3; i++ {
-		if _, err := call(g, as("m"), evMyGroups, `null`); err != nil {
+		if _, err := callGroup(g, as("m"), evMyGroups, `null`); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := call(g, as("m"), evMyGroups, `null`); !errors.Is(err, chat.ErrRateLimited) {
+	if _, err := callGroup(g, as("m"), evMyGroups, `null`); !errors.Is(err, chat.ErrRateLimited) {
 		t.Fatalf("4th event: %v", err)
 	}
 	// The limit is per user.
-	if _, err := call(g, as("o"), evMyGroups, `null`); err != nil {
+	if _, err := callGroup(g, as("o"), evMyGroups, `null`); err != nil {
 		t.Fatalf("another user: %v", err)
 	}
 }

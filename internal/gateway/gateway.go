@@ -93,6 +93,8 @@ const (
 	// capOwnMessages: push the messages the socket's own user sent from
 	// another socket or over the HTTP API, marked data.own.
 	capOwnMessages capSet = 1 << iota
+	// capMessageUpdated: push message-updated (events_lifecycle.go).
+	capMessageUpdated
 	// capGroupEvents: push group-event to a user who left a group
 	// (removed, left, dismissed), who no longer gets its messages.
 	capGroupEvents
@@ -133,8 +135,9 @@ func parseCaps(query []string, auth json.RawMessage) capSet {
 	return c
 }
 
-// New attaches the gateway to srv's default namespace, subscribes to the
-// broker and installs itself as the chat service's notifier.
+// New attaches the gateway to srv's default namespace and subscribes to the
+// broker. svc's changes reach the broker through a Notifier given to
+// chat.New (NewNotifier) on the same broker.
 func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -145,7 +148,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
 	g.groups = newGroupState(opts.Groups)
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser,
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
 		topicGroups: g.deliverGroupEvent} {
 		var unsub func()
 		var err error
@@ -169,7 +172,6 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		g.handle(nsp, name, h)
 	}
 	nsp.OnDisconnect(g.disconnected)
-	svc.SetNotifier(g)
 	return g, nil
 }
 
@@ -294,6 +296,9 @@ func (g *Gateway) send(ctx context.Context, c caller, arg json.RawMessage, do fu
 		MessageType flexInt         `json:"messageType"`
 		Content     json.RawMessage `json:"content"`
 		ClientMsgID string          `json:"clientMsgId"`
+		ReplyTo     string          `json:"replyTo"`
+		Mentions    []string        `json:"mentions"`
+		MentionAll  bool            `json:"mentionAll"`
 	}
 	if err := decodeArg(arg, &in); err != nil {
 		return nil, err
@@ -306,6 +311,7 @@ func (g *Gateway) send(ctx context.Context, c caller, arg json.RawMessage, do fu
 	return do(ctx, chat.SendInput{
 		AppID: c.AppID, SenderID: c.UserID, TargetID: string(in.TargetID),
 		Type: in.MessageType.int(), Content: content, ClientMsgID: in.ClientMsgID, Origin: c.origin,
+		ReplyTo: in.ReplyTo, Mentions: in.Mentions, MentionAll: in.MentionAll,
 	})
 }
 
@@ -418,26 +424,6 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 }
 
-// MessageSent publishes a committed message to every node.
-func (g *Gateway) MessageSent(ctx context.Context, d chat.Delivery) {
-	g.publish(ctx, topicMessages, d)
-}
-
-// SessionRead publishes a read mark to every node.
-func (g *Gateway) SessionRead(ctx context.Context, r chat.ReadMark) {
-	g.publish(ctx, topicReads, r)
-}
-
-// TokensRevoked tells every node to close the user's sockets.
-func (g *Gateway) TokensRevoked(ctx context.Context, appID, userID string) {
-	g.publish(ctx, topicRevoked, identity{AppID: appID, UserID: userID})
-}
-
-// UserChanged tells every node to forget what it remembers of the user.
-func (g *Gateway) UserChanged(ctx context.Context, appID, userID string) {
-	g.publish(ctx, topicUsers, identity{AppID: appID, UserID: userID})
-}
-
 // forgetUser drops this node's cached copy of a user changed on some node.
 func (g *Gateway) forgetUser(payload any) {
 	id, err := decodePayload[identity](payload)
@@ -459,24 +445,6 @@ func (g *Gateway) disconnectRevoked(payload any) {
 	g.chat.ForgetUser(id.AppID, id.UserID)
 	for _, s := range g.reg.sockets(nil, userKey(id.AppID, id.UserID)) {
 		s.Disconnect()
-	}
-}
-
-// publish sends v to every node: as is through an in-process broker (no
-// JSON round trip for a 1,000-recipient delivery), as JSON otherwise.
-func (g *Gateway) publish(ctx context.Context, topic string, v any) {
-	var err error
-	if lb, ok := g.broker.(broker.Local); ok {
-		err = lb.PublishValue(ctx, topic, v)
-	} else {
-		var b []byte
-		if b, err = json.Marshal(v); err == nil {
-			err = g.broker.Publish(ctx, topic, b)
-		}
-	}
-	// The message is committed: a client that misses this push recovers it with sync.
-	if err != nil {
-		g.log.Warn("publish failed", "topic", topic, "err", err)
 	}
 }
 

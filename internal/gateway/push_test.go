@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseCaps(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		query []string
@@ -93,6 +94,7 @@ func readFrame(tb testing.TB, c *sioclient.WS) frame {
 // sockets unless the socket declared own-messages (then marked own), and
 // never to the socket that sent it; everyone else gets them unmarked.
 func TestOwnMessagePushes(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, "alice", "bob")
 	ctx := context.Background()
 	if err := l.svc.CreateGroup(ctx, l.app.ID, "g", "G", "", []string{"alice", "bob"}); err != nil {
@@ -104,7 +106,7 @@ func TestOwnMessagePushes(t *testing.T) {
 		"plain":       l.dial(t, "alice", nil, nil),
 		"query cap":   l.dial(t, "alice", own, nil),
 		"auth cap":    l.dial(t, "alice", nil, map[string]any{"capabilities": []string{"own-messages", "later"}}),
-		"unknown cap": l.dial(t, "alice", url.Values{"capabilities": {"message-updated"}}, nil),
+		"unknown cap": l.dial(t, "alice", url.Values{"capabilities": {"not-yet-invented"}}, nil),
 		"bob":         l.dial(t, "bob", nil, nil),
 		"bob cap":     l.dial(t, "bob", own, nil),
 	}

@@ -19,6 +19,7 @@ func newAt(rate float64, burst int) (*Limiter, *clock) {
 }
 
 func TestBurstThenRate(t *testing.T) {
+	t.Parallel()
 	l, c := newAt(10, 5)
 	for i := 0; i < 5; i++ {
 		if !l.Allow("k") {
@@ -47,6 +48,7 @@ func TestBurstThenRate(t *testing.T) {
 }
 
 func TestDisabled(t *testing.T) {
+	t.Parallel()
 	var l *Limiter = New(0, 10)
 	for i := 0; i < 1000; i++ {
 		if !l.Allow("k") {
@@ -56,6 +58,7 @@ func TestDisabled(t *testing.T) {
 }
 
 func TestIdleBucketsAreForgotten(t *testing.T) {
+	t.Parallel()
 	l, c := newAt(100, 10)
 	for i := 0; i < 1000; i++ {
 		l.Allow(fmt.Sprint("user", i))
@@ -73,6 +76,7 @@ func TestIdleBucketsAreForgotten(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	l := New(1, 100) // 100 tokens now, refilling slowly
 	var wg sync.WaitGroup
 	var mu sync.Mutex

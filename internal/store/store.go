@@ -107,11 +107,19 @@ type Message struct {
 	// the send's transaction. The members at that version are exactly the
 	// message's recipients.
 	MembersVersion int64
+
+	// The message's lifecycle (see Lifecycle): its change version, the
+	// seq of the message it replies to (0: none), and what it gained after
+	// it was sent.
+	Version  int64
+	ReplySeq int64
+	Meta     MessageMeta
 }
 
-// Session is one row of a user's session list: their membership joined with
-// the conversation, the peer (private) and the last message.
-type Session struct {
+// SessionRow is one row of a user's session list as the store reads it: their
+// membership joined with the conversation, the peer (private) and the last
+// message. chat.Session is what clients see of it.
+type SessionRow struct {
 	SID            string
 	ConversationID string
 	Type           int
@@ -122,10 +130,17 @@ type Session struct {
 	ReadSeq        int64
 	LastMsgAt      time.Time
 	LastMsg        *Message // nil when the conversation has no message
+	// MentionedUnread counts the unread messages that mention the user
+	// or everyone.
+	MentionedUnread int64
+	// ChangeSeq is the conversation's change counter (see Lifecycle).
+	ChangeSeq int64
+	// LastHidden says the user hid the last message (Lifecycle.Hide).
+	LastHidden bool
 }
 
 // Unread is the number of messages the member has not read.
-func (s Session) Unread() int64 {
+func (s SessionRow) Unread() int64 {
 	if n := s.LastSeq - s.ReadSeq; n > 0 {
 		return n
 	}
@@ -140,6 +155,11 @@ type NewMessage struct {
 	Content        json.RawMessage
 	ClientMsgID    string    // optional; makes a retry return the original message
 	At             time.Time // creation time; the backend uses time.Now when zero
+	// Optional: the seq of the message replied to, and the mentioned users
+	// (stored in Meta and in the mentions the session list counts).
+	ReplySeq   int64
+	Mentions   []string
+	MentionAll bool
 }
 
 // File records an uploaded blob.
@@ -224,10 +244,10 @@ type Store interface {
 	// Sessions lists the user's sessions, most recent first, in one query.
 	// A session's LastMsg is nil when the member may not see the
 	// conversation's last message (see Visibility).
-	Sessions(ctx context.Context, appID, userID string) ([]Session, error)
+	Sessions(ctx context.Context, appID, userID string) ([]SessionRow, error)
 	// Session returns one of the user's sessions by conversation id;
 	// ErrNotMember if the user is not a member.
-	Session(ctx context.Context, conversationID, userID string) (Session, error)
+	Session(ctx context.Context, conversationID, userID string) (SessionRow, error)
 
 	// History returns up to limit messages with seq < beforeSeq that userID
 	// may see (see Visibility in the package documentation), newest first (beforeSeq <= 0 means from the
@@ -246,6 +266,9 @@ type Store interface {
 	// Files.
 	CreateFile(ctx context.Context, f File) error
 	File(ctx context.Context, appID, id string) (File, error)
+
+	// Lifecycle: recall, edit, reactions, delete-for-me.
+	Lifecycle
 
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -6,8 +6,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -59,46 +56,20 @@ func New(ctx context.Context, svc *chat.Service, opts Options) (*Web, error) {
 	}
 	w := &Web{chat: svc, opts: opts, log: opts.Logger, files: web.FS}
 	if opts.Demo {
-		if err := EnsureDemoApp(ctx, svc.Store()); err != nil {
+		if err := svc.EnsureApp(ctx, DemoAppID, "chatd demo", "created by chatd -demo"); err != nil {
+			return nil, fmt.Errorf("demo app: %w", err)
+		}
+		// A start without demo mode locked it: open it again.
+		if err := svc.SetAppLocked(ctx, DemoAppID, false); err != nil {
 			return nil, fmt.Errorf("demo app: %w", err)
 		}
 		opts.Logger.Info("demo mode: demo chat at /", "app", DemoAppID)
-	} else if err := lockDemoApp(ctx, svc.Store()); err != nil {
+	} else if err := svc.SetAppLocked(ctx, DemoAppID, true); err != nil && !errors.Is(err, chat.ErrUnknownApp) {
+		// Anyone could mint the demo app's tokens while demo mode was on,
+		// so none may work once it is off.
 		return nil, fmt.Errorf("demo app: %w", err)
 	}
 	return w, nil
-}
-
-// lockDemoApp locks the demo app, if an earlier start in demo mode created
-// it: anyone could mint its tokens then, so none may work once demo mode is
-// off. Demo mode unlocks it again.
-func lockDemoApp(ctx context.Context, st store.Store) error {
-	err := st.SetAppStatus(ctx, DemoAppID, 1)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	}
-	return err
-}
-
-// EnsureDemoApp creates the demo app unless it exists.
-func EnsureDemoApp(ctx context.Context, st store.Store) error {
-	var secret [24]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return fmt.Errorf("secret: %w", err)
-	}
-	err := st.CreateApp(ctx, store.App{
-		ID:          DemoAppID,
-		Name:        "chatd demo",
-		Description: "created by chatd -demo",
-		// Nobody needs the secret: demo tokens come from the demo endpoints.
-		Secret:    hex.EncodeToString(secret[:]),
-		CreatedAt: time.Now(),
-	})
-	if errors.Is(err, store.ErrExists) {
-		// Locked by a start without demo mode: open it again.
-		return st.SetAppStatus(ctx, DemoAppID, 0)
-	}
-	return err
 }
 
 // Register adds the routes to mux. Paths it does not claim are left to the

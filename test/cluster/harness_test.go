@@ -433,10 +433,10 @@ func (c *cluster) token(i int, userID string) string {
 func displayName(userID string) string { return "Name " + userID }
 
 // sessionsHTTP lists a user's sessions through node i's HTTP API.
-func (c *cluster) sessionsHTTP(i int, userID string) []session {
+func (c *cluster) sessionsHTTP(i int, userID string) []listedSession {
 	c.t.Helper()
 	r := c.call(i, "GET", "/user/sessions", map[string]any{"userId": userID})
-	var ss []session
+	var ss []listedSession
 	if err := json.Unmarshal(r.Data, &ss); err != nil {
 		c.t.Fatalf("sessions: %v: %s", err, r.Data)
 	}

@@ -33,7 +33,7 @@ func scanGroup(row pgx.Row, extra ...any) (store.GroupInfo, error) {
 		return store.GroupInfo{}, err
 	}
 	g.Key, g.MemberCount = string(key), int(count)
-	g.LastMsgAt, g.CreatedAt, g.DismissedAt = fromMS(lastAt), fromMS(created), fromMS(dismissed)
+	g.LastMsgAt, g.CreatedAt, g.DismissedAt = store.FromUnixMS(lastAt), store.FromUnixMS(created), store.FromUnixMS(dismissed)
 	if ex != "" {
 		g.Extra = []byte(ex)
 	}
@@ -203,7 +203,7 @@ func (s *Store) GroupMembers(ctx context.Context, conversationID, afterUserID st
 		var m store.GroupMember
 		var joined, muted int64
 		err := r.Scan(&m.UserID, &m.Role, &joined, &muted, &m.Name, &m.AvatarURI)
-		m.JoinedAt, m.MutedUntil = fromMS(joined), fromMS(muted)
+		m.JoinedAt, m.MutedUntil = store.FromUnixMS(joined), store.FromUnixMS(muted)
 		return m, err
 	})
 	if out == nil {
@@ -223,7 +223,7 @@ func (s *Store) UserGroups(ctx context.Context, appID, userID string) ([]store.U
 		var ug store.UserGroup
 		var joined int64
 		g, err := scanGroup(r, &ug.Role, &joined, &ug.SID)
-		ug.GroupInfo, ug.JoinedAt = g, fromMS(joined)
+		ug.GroupInfo, ug.JoinedAt = g, store.FromUnixMS(joined)
 		return ug, err
 	})
 	if out == nil {
@@ -242,7 +242,7 @@ func (s *Store) MemberState(ctx context.Context, conversationID, userID string) 
 	if err != nil {
 		return store.MemberState{}, wrap("member state", err, store.ErrNotMember)
 	}
-	st.MutedUntil, st.JoinedAt, st.DismissedAt = fromMS(muted), fromMS(joined), fromMS(dismissed)
+	st.MutedUntil, st.JoinedAt, st.DismissedAt = store.FromUnixMS(muted), store.FromUnixMS(joined), store.FromUnixMS(dismissed)
 	return st, nil
 }
 
@@ -256,7 +256,7 @@ func (s *Store) MuteMembers(ctx context.Context, conversationID string, userIDs 
 			return err
 		}
 		rows, err := tx.Query(ctx, `UPDATE members SET muted_until = $3
-			WHERE conversation_id = $1 AND user_id = ANY($2::text[]) RETURNING user_id`, conversationID, userIDs, ms(until))
+			WHERE conversation_id = $1 AND user_id = ANY($2::text[]) RETURNING user_id`, conversationID, userIDs, store.UnixMS(until))
 		if err != nil {
 			return err
 		}
@@ -276,19 +276,19 @@ func (s *Store) AppendNotice(ctx context.Context, n store.NewMessage) (store.Mes
 	if err := validText(n.SenderID, string(n.Content)); err != nil {
 		return store.Message{}, err
 	}
-	at := nowOr(n.At)
+	at := store.NowOr(n.At)
 	msg := store.Message{ID: store.NewID(), ConversationID: n.ConversationID, SenderID: n.SenderID, Type: n.Type,
 		Content: n.Content, CreatedAt: at}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		err := tx.QueryRow(ctx, `UPDATE conversations SET last_seq = last_seq + 1, last_msg_at = greatest(last_msg_at, $2)
-			WHERE id = $1 RETURNING last_seq, members_version`, n.ConversationID, ms(at)).Scan(&msg.Seq, &msg.MembersVersion)
+			WHERE id = $1 RETURNING last_seq, members_version`, n.ConversationID, store.UnixMS(at)).Scan(&msg.Seq, &msg.MembersVersion)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return store.ErrNotFound
 		} else if err != nil {
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7)`, msg.ConversationID, msg.Seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), ms(at))
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, msg.ConversationID, msg.Seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), store.UnixMS(at))
 		return err
 	})
 	if err != nil {
@@ -307,7 +307,7 @@ func (s *Store) DismissGroup(ctx context.Context, appID, groupID string, at time
 		if out, err = deleteMembers(ctx, tx, `WHERE conversation_id = $1`, c.ID); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE conversations SET dismissed_at = $2 WHERE id = $1 AND dismissed_at = 0`, c.ID, ms(nowOr(at))); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE conversations SET dismissed_at = $2 WHERE id = $1 AND dismissed_at = 0`, c.ID, store.UnixMS(store.NowOr(at))); err != nil {
 			return err
 		}
 		return bumpMembersVersion(ctx, tx, c.ID, int64(len(out)))
@@ -340,7 +340,7 @@ func scanProfile(row pgx.Row) (store.Profile, error) {
 	if ex != "" {
 		p.Extra = []byte(ex)
 	}
-	p.CreatedAt = fromMS(created)
+	p.CreatedAt = store.FromUnixMS(created)
 	return p, nil
 }
 
@@ -379,7 +379,7 @@ func (s *Store) DeleteUser(ctx context.Context, appID, userID string, removeMess
 		// The row stays, with a bumped token version, so that tokens issued
 		// before stay void if the user is created again.
 		tag, err := tx.Exec(ctx, `UPDATE users SET token_version = token_version + 1, name = '', avatar_uri = '',
-			extra = '', deleted_at = $3 WHERE app_id = $1 AND user_id = $2`, appID, userID, ms(time.Now()))
+			extra = '', deleted_at = $3 WHERE app_id = $1 AND user_id = $2`, appID, userID, store.UnixMS(time.Now()))
 		if err != nil {
 			return err
 		}

@@ -148,30 +148,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ms and fromMS convert between time.Time and the stored Unix milliseconds;
-// 0 stands for the zero time.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
-}
-
-// nowOr returns t, or the current time when t is zero, at stored resolution.
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return fromMS(t.UnixMilli())
-}
-
 // wrap adds the operation to err and maps PostgreSQL errors onto the store's
 // sentinels: a missing row becomes notFound (nil: leave it), bad text (NUL
 // bytes, invalid UTF-8) becomes store.ErrInvalid.
@@ -213,7 +189,7 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
 		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)), a.SignRoute)
+		a.ID, a.Name, a.Description, a.Secret, a.Status, store.UnixMS(store.NowOr(a.CreatedAt)), a.SignRoute)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create app %s: %w", a.ID, store.ErrExists)
 	}
@@ -229,7 +205,7 @@ func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	if err != nil {
 		return store.App{}, wrap("app", err, store.ErrNotFound)
 	}
-	a.CreatedAt = fromMS(created)
+	a.CreatedAt = store.FromUnixMS(created)
 	return a, nil
 }
 
@@ -260,7 +236,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
 		return store.User{}, err
 	}
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = store.FromUnixMS(created)
 	return u, nil
 }
 
@@ -272,7 +248,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri, deleted_at = 0
 		RETURNING `+userCols,
-		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt))))
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt))))
 	return got, wrap("upsert user", err, nil)
 }
 
@@ -300,8 +276,8 @@ func scanConv(row pgx.Row) (store.Conversation, error) {
 		return store.Conversation{}, err
 	}
 	c.Key = string(key)
-	c.LastMsgAt = fromMS(lastAt)
-	c.CreatedAt = fromMS(created)
+	c.LastMsgAt = store.FromUnixMS(lastAt)
+	c.CreatedAt = store.FromUnixMS(created)
 	return c, nil
 }
 
@@ -325,7 +301,7 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 	// next statement sees the winner's row.
 	var out store.Conversation
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		now := ms(time.Now())
+		now := store.UnixMS(time.Now())
 		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, type, key) DO NOTHING`,
 			store.NewID(), appID, store.Private, []byte(key), now); err != nil {
@@ -364,7 +340,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 			RETURNING `+convCols,
-			store.NewID(), appID, store.Group, []byte(groupID), name, avatarURI, ms(time.Now())))
+			store.NewID(), appID, store.Group, []byte(groupID), name, avatarURI, store.UnixMS(time.Now())))
 		if err != nil {
 			return err
 		}
@@ -428,7 +404,7 @@ func addMembers(ctx context.Context, tx pgx.Tx, c store.Conversation, userIDs []
 		FROM conversations c, unnest($2::text[], $3::text[]) AS v(user_id, sid)
 		WHERE c.id = $1
 		ON CONFLICT (conversation_id, user_id) DO NOTHING`,
-		c.ID, users, sids, ms(time.Now()))
+		c.ID, users, sids, store.UnixMS(time.Now()))
 	if err != nil {
 		return err
 	}
@@ -483,7 +459,7 @@ func scanMember(row pgx.Row) (store.Member, error) {
 	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
 		return store.Member{}, err
 	}
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	return m, nil
 }
 
@@ -519,7 +495,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 	var some bool
 	_, err = pgx.ForEachRow(rows, []any{&version, &some, &m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created}, func() error {
 		if some {
-			m.CreatedAt = fromMS(created)
+			m.CreatedAt = store.FromUnixMS(created)
 			out = append(out, m)
 		}
 		return nil
@@ -534,7 +510,8 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 
 // msgSelect reads messages with their sender's profile; callers add WHERE.
 const msgSelect = `SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content,
-	coalesce(m.client_msg_id, ''), m.created_at, coalesce(u.name, ''), coalesce(u.avatar_uri, '')
+	coalesce(m.client_msg_id, ''), m.created_at, coalesce(u.name, ''), coalesce(u.avatar_uri, ''),
+	m.version, m.reply_seq, m.meta
 	FROM messages m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id `
@@ -543,12 +520,17 @@ func scanMessage(row pgx.Row) (store.Message, error) {
 	var m store.Message
 	var content string
 	var created int64
+	var meta *string
 	if err := row.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content,
-		&m.ClientMsgID, &created, &m.SenderName, &m.SenderAvatar); err != nil {
+		&m.ClientMsgID, &created, &m.SenderName, &m.SenderAvatar, &m.Version, &m.ReplySeq, &meta); err != nil {
 		return store.Message{}, err
 	}
 	m.Content = []byte(content)
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
+	var err error
+	if m.Meta, err = store.DecodeMeta(meta); err != nil {
+		return store.Message{}, fmt.Errorf("message %s meta: %w", m.ID, err)
+	}
 	return m, nil
 }
 
@@ -611,7 +593,11 @@ func (s *Store) MarkRead(ctx context.Context, conversationID, userID string, seq
 const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.avatar_uri,
 	coalesce(pu.name, ''), coalesce(pu.avatar_uri, ''), c.last_seq, m.read_seq, c.last_msg_at,
 	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
-	su.name, su.avatar_uri
+	su.name, su.avatar_uri,
+	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq,
+	EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = m.user_id
+		AND h.from_seq <= c.last_seq AND h.to_seq >= c.last_seq)
 	FROM members m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
@@ -624,9 +610,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 const sessionOrder = `WHERE m.app_id = $1 AND m.user_id = $2
 	ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
 
-func scanSession(row pgx.Row) (store.Session, error) {
+func scanSession(row pgx.Row) (store.SessionRow, error) {
 	var (
-		s                       store.Session
+		s                       store.SessionRow
 		key                     []byte
 		peer, gName, gAvatar    string
 		pName, pAvatar          string
@@ -638,10 +624,10 @@ func scanSession(row pgx.Row) (store.Session, error) {
 	)
 	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
 		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar); err != nil {
-		return store.Session{}, err
+		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar, &s.MentionedUnread, &s.ChangeSeq, &s.LastHidden); err != nil {
+		return store.SessionRow{}, err
 	}
-	s.LastMsgAt = fromMS(lastAt)
+	s.LastMsgAt = store.FromUnixMS(lastAt)
 	if s.Type == store.Private {
 		s.TargetID, s.Title, s.Avatar = peer, pName, pAvatar
 	} else {
@@ -656,7 +642,7 @@ func scanSession(row pgx.Row) (store.Session, error) {
 			Type:           *typ,
 			Content:        []byte(*content),
 			ClientMsgID:    deref(cmid),
-			CreatedAt:      fromMS(*created),
+			CreatedAt:      store.FromUnixMS(*created),
 			SenderName:     deref(sName),
 			SenderAvatar:   deref(sAvatar),
 		}
@@ -671,16 +657,16 @@ func deref(p *string) string {
 	return *p
 }
 
-func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.SessionRow, error) {
 	rows, err := s.pool.Query(ctx, sessionSelect+sessionOrder, appID, userID)
 	if err != nil {
 		return nil, wrap("sessions", err, nil)
 	}
-	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Session, error) { return scanSession(r) })
+	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SessionRow, error) { return scanSession(r) })
 	return ss, wrap("sessions", err, nil)
 }
 
-func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.SessionRow, error) {
 	ss, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+`WHERE m.conversation_id = $1 AND m.user_id = $2`,
 		conversationID, userID))
 	return ss, wrap("session", err, store.ErrNotMember)
@@ -694,7 +680,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create file %s: %w", f.ID, store.ErrExists)
 	}
@@ -710,6 +696,6 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	if err != nil {
 		return store.File{}, wrap("file", err, store.ErrNotFound)
 	}
-	f.CreatedAt = fromMS(created)
+	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }

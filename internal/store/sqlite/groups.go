@@ -28,7 +28,7 @@ func scanGroup(row scanner, extra ...any) (store.GroupInfo, error) {
 	if err := row.Scan(append(dst, extra...)...); err != nil {
 		return store.GroupInfo{}, err
 	}
-	g.LastMsgAt, g.CreatedAt, g.DismissedAt = fromMS(lastAt), fromMS(created), fromMS(dismissed)
+	g.LastMsgAt, g.CreatedAt, g.DismissedAt = store.FromUnixMS(lastAt), store.FromUnixMS(created), store.FromUnixMS(dismissed)
 	if ex != "" {
 		g.Extra = json.RawMessage(ex)
 	}
@@ -154,7 +154,7 @@ func (s *Store) GroupMembers(ctx context.Context, conversationID, afterUserID st
 		if err := rows.Scan(&m.UserID, &m.Role, &joined, &muted, &m.Name, &m.AvatarURI); err != nil {
 			return nil, fmt.Errorf("sqlite: group members of %s: %w", conversationID, err)
 		}
-		m.JoinedAt, m.MutedUntil = fromMS(joined), fromMS(muted)
+		m.JoinedAt, m.MutedUntil = store.FromUnixMS(joined), store.FromUnixMS(muted)
 		out = append(out, m)
 	}
 	if err := rows.Err(); err != nil {
@@ -179,7 +179,7 @@ func (s *Store) UserGroups(ctx context.Context, appID, userID string) ([]store.U
 		if err != nil {
 			return nil, fmt.Errorf("sqlite: groups of %s/%s: %w", appID, userID, err)
 		}
-		ug.GroupInfo, ug.JoinedAt = g, fromMS(joined)
+		ug.GroupInfo, ug.JoinedAt = g, store.FromUnixMS(joined)
 		out = append(out, ug)
 	}
 	if err := rows.Err(); err != nil {
@@ -198,7 +198,7 @@ func (s *Store) MemberState(ctx context.Context, conversationID, userID string) 
 	if err != nil {
 		return store.MemberState{}, notFound(err, store.ErrNotMember, "member %s of %s", userID, conversationID)
 	}
-	st.MutedUntil, st.JoinedAt, st.DismissedAt = fromMS(muted), fromMS(joined), fromMS(dismissed)
+	st.MutedUntil, st.JoinedAt, st.DismissedAt = store.FromUnixMS(muted), store.FromUnixMS(joined), store.FromUnixMS(dismissed)
 	return st, nil
 }
 
@@ -206,7 +206,7 @@ func (s *Store) MuteMembers(ctx context.Context, conversationID string, userIDs 
 	out := []string{}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		for _, u := range userIDs {
-			res, err := tx.ExecContext(ctx, `UPDATE members SET muted_until = ? WHERE conversation_id = ? AND user_id = ?`, ms(until), conversationID, u)
+			res, err := tx.ExecContext(ctx, `UPDATE members SET muted_until = ? WHERE conversation_id = ? AND user_id = ?`, store.UnixMS(until), conversationID, u)
 			if err != nil {
 				return err
 			}
@@ -228,7 +228,7 @@ func (s *Store) AppendNotice(ctx context.Context, n store.NewMessage) (store.Mes
 	if len(n.Content) == 0 {
 		return store.Message{}, fmt.Errorf("sqlite: append notice: empty content: %w", store.ErrInvalid)
 	}
-	at := nowOr(n.At).UnixMilli()
+	at := store.NowOr(n.At).UnixMilli()
 	msg := store.Message{ID: store.NewID(), ConversationID: n.ConversationID, SenderID: n.SenderID, Type: n.Type,
 		Content: n.Content, CreatedAt: time.UnixMilli(at)}
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
@@ -257,7 +257,7 @@ func (s *Store) DismissGroup(ctx context.Context, appID, groupID string, at time
 		if out, err = deleteMembers(ctx, tx, `WHERE conversation_id = ?`, c.ID); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET dismissed_at = ? WHERE id = ? AND dismissed_at = 0`, ms(nowOr(at)), c.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET dismissed_at = ? WHERE id = ? AND dismissed_at = 0`, store.UnixMS(store.NowOr(at)), c.ID); err != nil {
 			return err
 		}
 		return bumpMembersVersion(ctx, tx, c.ID, int64(len(out)))
@@ -304,7 +304,7 @@ func (s *Store) Profiles(ctx context.Context, appID string, userIDs []string) ([
 		if ex != "" {
 			p.Extra = json.RawMessage(ex)
 		}
-		p.CreatedAt = fromMS(created)
+		p.CreatedAt = store.FromUnixMS(created)
 		out = append(out, p)
 	}
 	return out, nil
@@ -334,7 +334,7 @@ func (s *Store) UpdateProfile(ctx context.Context, appID, userID string, u store
 		if ex != "" {
 			p.Extra = json.RawMessage(ex)
 		}
-		p.CreatedAt = fromMS(created)
+		p.CreatedAt = store.FromUnixMS(created)
 		return err
 	})
 	if err != nil {
@@ -349,7 +349,7 @@ func (s *Store) DeleteUser(ctx context.Context, appID, userID string, removeMess
 		// The row stays, with a bumped token version, so that tokens issued
 		// before stay void if the user is created again.
 		res, err := tx.ExecContext(ctx, `UPDATE users SET token_version = token_version + 1, name = '', avatar_uri = '',
-			extra = '', deleted_at = ? WHERE app_id = ? AND user_id = ?`, ms(time.Now()), appID, userID)
+			extra = '', deleted_at = ? WHERE app_id = ? AND user_id = ?`, store.UnixMS(time.Now()), appID, userID)
 		if err != nil {
 			return err
 		}

@@ -43,6 +43,7 @@ type Store struct {
 	stmts    *sendStmts
 	batches  atomic.Int64 // send transactions committed, to measure batching
 	rstmts   sync.Map     // query text → *sql.Stmt on the reader pool
+	wstmts   sync.Map     // query text → *sql.Stmt on the writer (see wstmt)
 	maxBatch int
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
@@ -227,24 +228,32 @@ func (s *Store) Close() error {
 	<-s.exited
 	<-s.ckptDone
 	s.stmts.close()
-	s.rstmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
+		m.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
+	}
 	return errors.Join(s.r.Close(), s.c.Close(), s.w.Close())
 }
 
 // rstmt returns the reader statement for q, preparing it on first use:
 // parsing the session and history queries costs as much as running them.
 func (s *Store) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.rstmts.Load(q); ok {
+	return prepared(ctx, &s.rstmts, s.r, q)
+}
+
+// prepared returns q prepared on db, from cache (query text → *sql.Stmt)
+// or prepared now and kept there.
+func prepared(ctx context.Context, cache *sync.Map, db *sql.DB, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := s.r.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.rstmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := cache.LoadOrStore(q, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}
@@ -276,28 +285,6 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	return st.QueryContext(ctx, args...)
 }
 
-// ms converts to the stored representation: unix milliseconds, 0 for zero.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
-}
-
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now()
-	}
-	return t
-}
-
 // withTx runs fn in a write transaction (BEGIN IMMEDIATE on the writer).
 func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -319,7 +306,7 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
 		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)), a.SignRoute)
+		a.ID, a.Name, a.Description, a.Secret, a.Status, store.UnixMS(store.NowOr(a.CreatedAt)), a.SignRoute)
 	if err != nil {
 		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
 	}
@@ -339,7 +326,7 @@ func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	if err != nil {
 		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
 	}
-	a.CreatedAt = fromMS(created)
+	a.CreatedAt = store.FromUnixMS(created)
 	return a, nil
 }
 
@@ -384,7 +371,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
 		return store.User{}, err
 	}
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = store.FromUnixMS(created)
 	return u, nil
 }
 
@@ -392,7 +379,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 	row := s.w.QueryRowContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri, deleted_at = 0
 		RETURNING `+userCols,
-		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt)))
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt)))
 	got, err := scanUser(row)
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: upsert user %s/%s: %w", u.AppID, u.UserID, err)
@@ -428,8 +415,8 @@ func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
 	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &c.Key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
 		return store.Conversation{}, err
 	}
-	c.LastMsgAt = fromMS(lastAt)
-	c.CreatedAt = fromMS(created)
+	c.LastMsgAt = store.FromUnixMS(lastAt)
+	c.CreatedAt = store.FromUnixMS(created)
 	return c, nil
 }
 
@@ -441,7 +428,7 @@ func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
 	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
 		return store.Member{}, err
 	}
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	return m, nil
 }
 
@@ -460,7 +447,7 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		// BEGIN IMMEDIATE serialises this with every other writer, so two
 		// concurrent opens of the same pair see each other's row.
-		now := ms(time.Now())
+		now := store.UnixMS(time.Now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, type, key) DO NOTHING`,
 			store.NewID(), appID, store.Private, key, now); err != nil {
@@ -498,7 +485,7 @@ func insertMembers(ctx context.Context, tx *sql.Tx, c store.Conversation, users 
 		return 0, err
 	}
 	defer stmt.Close()
-	now := ms(time.Now())
+	now := store.UnixMS(time.Now())
 	var added int64
 	for _, u := range users {
 		if u == "" {
@@ -541,7 +528,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 			RETURNING `+convCols,
-			store.NewID(), appID, store.Group, groupID, name, avatarURI, ms(time.Now())))
+			store.NewID(), appID, store.Group, groupID, name, avatarURI, store.UnixMS(time.Now())))
 		if err != nil {
 			return err
 		}
@@ -671,7 +658,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 			return nil, 0, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 		}
 		if some {
-			m.CreatedAt = fromMS(created)
+			m.CreatedAt = store.FromUnixMS(created)
 			out = append(out, m)
 		}
 	}
@@ -686,7 +673,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 func (s *Store) CreateFile(ctx context.Context, f store.File) error {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 	if err != nil {
 		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
 	}
@@ -707,6 +694,6 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	if err != nil {
 		return store.File{}, notFound(err, store.ErrNotFound, "file %s/%s", appID, id)
 	}
-	f.CreatedAt = fromMS(created)
+	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }

@@ -78,8 +78,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Profiles", testProfiles},
 		{"DeleteUser", testDeleteUser},
 	}
+	tests = append(tests, lifecycleTests...)
+	// Each test has a store of its own: they run in parallel.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			tt.fn(t, open(t))
 		})
 	}
@@ -152,7 +155,7 @@ func member(t *testing.T, s store.Store, convID, user string) store.Member {
 	return m
 }
 
-func session(t *testing.T, s store.Store, convID, user string) store.Session {
+func session(t *testing.T, s store.Store, convID, user string) store.SessionRow {
 	t.Helper()
 	ss, err := s.Session(ctx, convID, user)
 	if err != nil {
@@ -928,7 +931,7 @@ func testSessions(t *testing.T, s store.Store) {
 	if want := []string{g.ID, pDan.ID, pBob.ID, quiet.ID}; !slices.Equal(order, want) {
 		t.Fatalf("session order %v, want %v (most recent message first, silent last)", order, want)
 	}
-	byConv := map[string]store.Session{}
+	byConv := map[string]store.SessionRow{}
 	for _, x := range ss {
 		byConv[x.ConversationID] = x
 		if want := member(t, s, x.ConversationID, "alice").SID; x.SID != want {
