@@ -428,3 +428,29 @@ func TestProfiles(t *testing.T) {
 		t.Fatalf("sockets not closed: %q", revoked)
 	}
 }
+
+// TestModeratorsRecall: group owners and admins recall anyone's message in
+// their group, at any time; a member only their own.
+func TestModeratorsRecall(t *testing.T) {
+	f, ctx := groupFixture(t)
+	sent := func(u string) string {
+		r, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: u, TargetID: "g", Type: TypeText, Content: text("x")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.MsgID
+	}
+	ref := ConvRef{Type: store.Group, TargetID: "g"}
+	if _, err := f.svc.Recall(ctx, f.as("m2"), ref, sent("m1")); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("a member recalls another's message: %v", err)
+	}
+	for _, mod := range []string{"ad", "o"} {
+		m, err := f.svc.Recall(ctx, f.as(mod), ref, sent("m1"))
+		if err != nil {
+			t.Fatalf("%s recalls m1's message: %v", mod, err)
+		}
+		if PreviewText(m.Content) != "" {
+			t.Fatalf("recalled content = %s", m.Content)
+		}
+	}
+}
