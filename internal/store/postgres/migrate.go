@@ -113,6 +113,16 @@ CREATE INDEX nonces_expiry ON nonces (expires_at);
 	`
 ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
 `,
+	// 4: what each app's uploads add up to, kept with every recorded file,
+	// so a storage quota is checked without summing the files table.
+	`
+CREATE TABLE file_usage (
+	app_id text PRIMARY KEY,
+	bytes  bigint NOT NULL DEFAULT 0,
+	files  bigint NOT NULL DEFAULT 0
+);
+INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*) FROM files GROUP BY app_id;
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

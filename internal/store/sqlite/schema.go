@@ -100,6 +100,16 @@ CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_
 	`
 ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
 `,
+	// 4: what each app's uploads add up to, kept with every recorded file,
+	// so a storage quota is checked without summing the files table.
+	`
+CREATE TABLE file_usage (
+	app_id TEXT PRIMARY KEY,
+	bytes  INTEGER NOT NULL DEFAULT 0,
+	files  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*) FROM files GROUP BY app_id;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a
