@@ -31,6 +31,11 @@ type Options struct {
 	Logger         *slog.Logger
 	// Ready reports whether the node can serve (store and broker reachable).
 	Ready func(ctx context.Context) error
+	// Uploads bound upload rates and the per-app storage quota.
+	Uploads UploadLimits
+	// BlobsRedirect answers downloads with a redirect to a presigned URL
+	// when the blob store can make one.
+	BlobsRedirect bool
 }
 
 // Server holds the API's dependencies.
@@ -40,6 +45,7 @@ type Server struct {
 	blobs    blob.Store
 	opts     Options
 	log      *slog.Logger
+	counters uploadCounters
 }
 
 // New returns the API over a chat service, a signature verifier and blob storage.

@@ -17,7 +17,7 @@ type Config struct {
 	Addr      string // listen address
 	Store     string // sqlite:PATH or postgres://...
 	Broker    string // memory, redis://..., nats://...
-	Blobs     string // file:DIR
+	Blobs     string // file:DIR or s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=…
 	AdminKey  string // guards /app/create; empty disables it
 	PublicURL string // base URL used in upload fullUrl; empty: derived from the request
 	Demo      bool   // create a demo app and serve the demo chat
@@ -41,6 +41,16 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+
+	// Object storage and upload limits.
+	BlobsRedirect   bool    // downloads answer 302 to a presigned URL (s3: only)
+	UserUploadRate  float64 // bytes per second one user may upload; 0: unlimited
+	UserUploadBurst int64   // bytes one user may upload at once before the rate applies
+	AppUploadRate   float64 // bytes per second one app's users may upload together; 0: unlimited
+	AppUploadBurst  int64
+	UserUploadFiles int   // uploads per minute per user; 0: unlimited
+	AppUploadFiles  int   // uploads per minute per app; 0: unlimited
+	AppStorageQuota int64 // bytes of uploads an app may keep; 0: unlimited
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -67,6 +77,13 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+
+		UserUploadRate:  1 << 20,
+		UserUploadBurst: 64 << 20,
+		AppUploadRate:   64 << 20,
+		AppUploadBurst:  1 << 30,
+		UserUploadFiles: 60,
+		AppUploadFiles:  6000,
 	}
 }
 
@@ -82,7 +99,7 @@ func (c *Config) settings() []setting {
 		{"addr", "listen address", &c.Addr},
 		{"store", "store: sqlite:PATH or postgres://USER@HOST/DB", &c.Store},
 		{"broker", "cross-node broker: memory, redis://HOST:PORT or nats://HOST:PORT", &c.Broker},
-		{"blobs", "upload storage: file:DIR", &c.Blobs},
+		{"blobs", "upload storage: file:DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false (credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", &c.Blobs},
 		{"admin-key", "bearer key that guards POST /app/create (empty: disabled)", &c.AdminKey},
 		{"public-url", "external base URL for upload links (empty: from the request)", &c.PublicURL},
 		{"demo", "create a demo app and serve the demo chat at /", &c.Demo},
@@ -103,6 +120,14 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"blobs-redirect", "downloads answer 302 to a short-lived presigned URL of the object store (s3: only)", &c.BlobsRedirect},
+		{"user-upload-rate", "bytes per second one user may upload (0: unlimited)", &c.UserUploadRate},
+		{"user-upload-burst", "bytes one user may upload at once before user-upload-rate applies", &c.UserUploadBurst},
+		{"app-upload-rate", "bytes per second one app's users may upload together (0: unlimited)", &c.AppUploadRate},
+		{"app-upload-burst", "bytes one app may upload at once before app-upload-rate applies", &c.AppUploadBurst},
+		{"user-upload-files", "files per minute one user may upload (0: unlimited)", &c.UserUploadFiles},
+		{"app-upload-files", "files per minute one app's users may upload together (0: unlimited)", &c.AppUploadFiles},
+		{"app-storage-quota", "bytes of uploaded files one app may keep (0: unlimited)", &c.AppStorageQuota},
 	}
 }
 
@@ -196,8 +221,15 @@ func (c Config) Validate() error {
 	if c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "nats://") {
 		errs = append(errs, fmt.Errorf("broker %q: want memory, redis://... or nats://...", c.Broker))
 	}
-	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
-		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))
+	if err := validBlobs(c.Blobs); err != nil {
+		errs = append(errs, err)
+	}
+	if c.UserUploadRate < 0 || c.AppUploadRate < 0 || c.UserUploadFiles < 0 || c.AppUploadFiles < 0 || c.AppStorageQuota < 0 ||
+		c.UserUploadBurst < 0 || c.AppUploadBurst < 0 {
+		errs = append(errs, errors.New("upload rates, bursts, file counts and app-storage-quota must not be negative"))
+	}
+	if c.BlobsRedirect && !strings.HasPrefix(c.Blobs, "s3://") {
+		errs = append(errs, errors.New("blobs-redirect needs s3:// blobs"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -229,6 +261,18 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("signature-window must be at least 1s"))
 	}
 	return errors.Join(errs...)
+}
+
+// validBlobs checks the shape of a CHATD_BLOBS value; the S3 URL's
+// parameters and credentials are checked when the store opens.
+func validBlobs(b string) error {
+	switch {
+	case strings.HasPrefix(b, "file:") && len(b) > len("file:"):
+		return nil
+	case strings.HasPrefix(b, "s3://") && len(b) > len("s3://") && b[len("s3://")] != '/':
+		return nil
+	}
+	return fmt.Errorf("blobs %q: want file:DIR or s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=true|false", b)
 }
 
 // AllowedOrigins is the Origin allow-list as a slice.

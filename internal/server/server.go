@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -39,6 +40,8 @@ type Server struct {
 	Chat    *chat.Service
 	Gateway *gateway.Gateway
 	Sockets *socketio.Server
+	API     *api.Server
+	Blobs   blob.Store
 	Handler http.Handler
 	log     *slog.Logger
 	closers []func() error
@@ -81,11 +84,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.Store = st
 	s.closers = append(s.closers, st.Close)
 
-	blobs, err := blob.NewDisk(strings.TrimPrefix(cfg.Blobs, "file:"))
+	blobs, err := OpenBlobs(cfg.Blobs, os.Getenv)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open blobs: %w", err)
 	}
+	s.Blobs = blobs
+	checkBlobs(ctx, blobs, cfg.Blobs, log)
 
 	br, err := OpenBroker(ctx, cfg.Broker, log)
 	if err != nil {
@@ -133,7 +138,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		Logger:         log,
 		Ready:          s.ready,
+		Uploads:        uploadLimits(cfg),
+		BlobsRedirect:  cfg.BlobsRedirect,
 	})
+	s.API = a
 	mux := http.NewServeMux()
 	a.Register(mux)
 	mux.Handle("/socket.io/", limitHandshakes(s.Sockets, ratelimit.New(cfg.HandshakeRateIP, cfg.HandshakeBurstIP)))
@@ -157,6 +165,11 @@ func (s *Server) ready(ctx context.Context) error {
 	}
 	if err := s.Broker.Ping(ctx); err != nil {
 		return fmt.Errorf("broker: %w", err)
+	}
+	if p, ok := s.Blobs.(blob.Pinger); ok {
+		if err := p.Ping(ctx); err != nil {
+			return fmt.Errorf("blobs: %w", err)
+		}
 	}
 	return nil
 }
