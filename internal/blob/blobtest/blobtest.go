@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -365,6 +366,20 @@ func S3Config(t testing.TB) blob.S3Config {
 	rand.Read(b[:])
 	cfg.Prefix += "t-" + hex.EncodeToString(b[:]) + "/"
 	return cfg
+}
+
+// S3URL returns a CHATD_BLOBS value for the test S3 server with a prefix
+// of this test's own (see S3Config), and the store it names, whose bucket
+// exists and which is emptied at the end of the test.
+func S3URL(t testing.TB) (string, *blob.S3) {
+	t.Helper()
+	cfg := S3Config(t)
+	u, err := url.Parse(os.Getenv("CHATD_TEST_S3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + cfg.Prefix
+	return u.String(), OpenS3(t, cfg)
 }
 
 // OpenS3 returns a store on the test S3 server (see S3Config) whose bucket
