@@ -75,6 +75,11 @@ const maxParts = 10000
 func ParseS3URL(raw string, getenv func(string) string) (S3Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// Not url.Error's message: it quotes the whole URL.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return S3Config{}, fmt.Errorf("blob: s3 URL: %w", err)
 	}
 	if u.Scheme != "s3" || u.Host == "" {

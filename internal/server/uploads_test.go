@@ -183,6 +183,37 @@ func TestUploadLimits(t *testing.T) {
 	}
 }
 
+// TestUploadFloodDefaults replays the flood of one token writing 400 MB in
+// 5 s against the default limits: uploads of 16 MiB are refused with 429
+// once the user's burst is spent, after at most burst + one file.
+func TestUploadFloodDefaults(t *testing.T) {
+	n := startNode(t)
+	def := config.Default()
+	token := n.token("flooder")
+	file := zipData(16 << 20)
+	var accepted int64
+	for i := 0; ; i++ {
+		r := n.uploadFile(token, file, 0)
+		if r.HTTP == http.StatusTooManyRequests {
+			break
+		}
+		if r.Status != 1 {
+			t.Fatalf("upload %d: %+v", i, r.reply)
+		}
+		accepted += int64(len(file))
+		if accepted > def.UserUploadBurst+def.MaxUploadBytes {
+			t.Fatalf("%d bytes accepted without a 429; the default burst is %d", accepted, def.UserUploadBurst)
+		}
+	}
+	if accepted < def.UserUploadBurst-int64(len(file)) {
+		t.Errorf("refused after %d bytes, before the burst of %d was spent", accepted, def.UserUploadBurst)
+	}
+	// Another user of the app is not held back.
+	if r := n.uploadFile(n.token("honest"), zipData(1000), 0); r.Status != 1 {
+		t.Errorf("another user: %+v", r.reply)
+	}
+}
+
 // TestUploadAbortedLeavesNothing: a client that hangs up in the middle of an
 // upload leaves no blob, no temporary file or pending multipart upload, and
 // no row, on file: and on s3: (where the body is large enough for a
