@@ -14,7 +14,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,7 +23,6 @@ import (
 	"github.com/chatd/chatd/internal/blob"
 	"github.com/chatd/chatd/internal/blob/blobtest"
 	"github.com/chatd/chatd/internal/config"
-	"github.com/chatd/chatd/internal/server"
 	"github.com/chatd/chatd/internal/store"
 )
 
@@ -296,28 +294,8 @@ func (l *logBuffer) String() string {
 // startNodeLog is startNode with the node's log captured.
 func startNodeLog(t *testing.T, mutate ...func(*config.Config)) (*node, *logBuffer) {
 	t.Helper()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.Store = "sqlite:" + filepath.Join(dir, "chatd.db")
-	cfg.Blobs = "file:" + filepath.Join(dir, "files")
-	cfg.AdminKey = adminKey
-	for _, m := range mutate {
-		m(&cfg)
-	}
 	var logs logBuffer
-	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts := httptest.NewServer(srv.Handler)
-	t.Cleanup(func() { ts.Close(); srv.Close() })
-	n := &node{t: t, srv: srv, ts: ts}
-	r := n.do("POST", "/app/create", "application/json", `{"appName":"e2e","description":"d"}`, "Bearer "+adminKey)
-	if r.Status != 1 {
-		t.Fatalf("app create: %+v", r)
-	}
-	json.Unmarshal(r.Data, &n.app)
-	return n, &logs
+	return startNodeLogger(t, slog.New(slog.NewTextHandler(&logs, nil)), mutate...), &logs
 }
 
 // TestFailedBlobDeleteIsLoggedAndCounted: the blob of an upload refused
