@@ -226,9 +226,62 @@ func (e *S3Error) Unwrap() error {
 	return ErrUnavailable
 }
 
+// attempts bounds the tries of one request: S3 asks clients to retry its
+// 500 and 503 (SlowDown) answers, and connections to it do drop now and then.
+const attempts = 3
+
+// retryable reports whether a request may be sent again after this answer.
+func retryable(status int) bool {
+	switch status {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
 // do sends one signed request and returns the response when its status is
-// one of ok; otherwise the service's error, with the body drained.
+// one of ok; otherwise the service's error, with the body drained. Every
+// request chatd sends is idempotent and its body is in memory, so failures
+// the service calls transient are retried, with a short backoff.
 func (s *S3) do(ctx context.Context, op, method, key string, q url.Values, body []byte, header http.Header, ok ...int) (*http.Response, error) {
+	payload := emptySHA256
+	if len(body) > 0 {
+		payload = hashHex(body)
+	}
+	var last error
+	for try := range attempts {
+		if try > 0 {
+			t := time.NewTimer(time.Duration(try*try) * 100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil, fmt.Errorf("s3 %s: %w (after: %w)", op, ctx.Err(), last)
+			case <-t.C:
+			}
+		}
+		resp, err := s.send(ctx, op, method, key, q, body, payload, header)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("s3 %s: %w", op, ctx.Err())
+			}
+			last = err
+			continue
+		}
+		for _, c := range ok {
+			if resp.StatusCode == c {
+				return resp, nil
+			}
+		}
+		last = readS3Error(op, resp)
+		resp.Body.Close()
+		if !retryable(resp.StatusCode) {
+			break
+		}
+	}
+	return nil, last
+}
+
+func (s *S3) send(ctx context.Context, op, method, key string, q url.Values, body []byte, payload string, header http.Header) (*http.Response, error) {
 	u := s.objectURL(key, q)
 	var rd io.Reader
 	if body != nil {
@@ -243,27 +296,14 @@ func (s *S3) do(ctx context.Context, op, method, key string, q url.Values, body 
 		req.Header[k] = vs
 	}
 	req.ContentLength = int64(len(body))
-	payload := emptySHA256
-	if len(body) > 0 {
-		payload = hashHex(body)
-	}
 	s.creds.sign(req, s.cfg.Region, payload, s.now())
 	resp, err := s.client.Do(req)
 	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("s3 %s: %w", op, ctx.Err())
-		}
 		// The error names the URL, which holds no credentials (they
 		// travel in the Authorization header).
 		return nil, fmt.Errorf("s3 %s: %w: %w", op, ErrUnavailable, err)
 	}
-	for _, c := range ok {
-		if resp.StatusCode == c {
-			return resp, nil
-		}
-	}
-	defer resp.Body.Close()
-	return nil, readS3Error(op, resp)
+	return resp, nil
 }
 
 func readS3Error(op string, resp *http.Response) error {

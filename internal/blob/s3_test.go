@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -183,6 +186,49 @@ func TestS3Requests(t *testing.T) {
 			if strings.Contains(strings.Join(v, " "), "SECRET") {
 				t.Errorf("header %s holds the secret", k)
 			}
+		}
+	}
+}
+
+// TestS3Retries: answers S3 asks clients to retry are retried a few times;
+// others are not.
+func TestS3Retries(t *testing.T) {
+	var calls atomic.Int32
+	var failFirst atomic.Int32
+	status := atomic.Int32{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if calls.Add(1) <= failFirst.Load() {
+			w.WriteHeader(int(status.Load()))
+			io.WriteString(w, "<Error><Code>SlowDown</Code><Message>reduce your request rate</Message></Error>")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	s, err := blob.NewS3(blob.S3Config{Bucket: "b", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "a", SecretAccessKey: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		status, fail int32
+		wantCalls    int32
+		wantErr      bool
+	}{
+		{503, 2, 3, false}, // two SlowDowns, then success
+		{503, 5, 3, true},  // gives up after three tries
+		{500, 1, 2, false},
+		{403, 1, 1, true}, // refusals are final
+	} {
+		calls.Store(0)
+		failFirst.Store(tt.fail)
+		status.Store(tt.status)
+		_, err := s.Put(context.Background(), "k.txt", strings.NewReader("x"))
+		if calls.Load() != tt.wantCalls || (err != nil) != tt.wantErr {
+			t.Errorf("%d ×%d: %d calls, err %v; want %d calls, error %v", tt.status, tt.fail, calls.Load(), err, tt.wantCalls, tt.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "HTTP "+strconv.Itoa(int(tt.status))) {
+			t.Errorf("error %q does not name the status", err)
 		}
 	}
 }
