@@ -113,16 +113,20 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 	}
 	fid := hex.EncodeToString(rnd[:])
 	key := user.AppID + "-" + fid + ext
-	// Read one byte past the limit so an oversized file is detected, not truncated.
-	body := io.LimitReader(io.MultiReader(bytes.NewReader(head), part), s.opts.MaxUploadBytes+1)
+	// A file past the limit fails the write itself, so the store never
+	// keeps it (no object is created; a multipart upload is aborted).
+	body := &maxReader{r: io.MultiReader(bytes.NewReader(head), part), max: s.opts.MaxUploadBytes}
 	size, err := s.blobs.Put(r.Context(), key, body)
 	if err == nil && size > s.opts.MaxUploadBytes {
-		err = fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, s.opts.MaxUploadBytes)
+		// Defence in depth: a store that ignored the reader's error.
+		s.deleteBlob(r.Context(), key, "file over the size limit")
+		err = errFileTooLarge
 	}
 	if err != nil {
-		s.deleteBlob(r.Context(), key, "upload failed")
+		// A failed Put leaves nothing under the key (blob.Store), so there
+		// is nothing to delete.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || errors.Is(err, chat.ErrTooLarge) {
+		if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) {
 			return store.File{}, fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, s.opts.MaxUploadBytes)
 		}
 		return store.File{}, s.blobError(r, "store upload", err)
@@ -147,6 +151,23 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 	s.counters.uploads.Add(1)
 	s.counters.bytes.Add(size)
 	return f, nil
+}
+
+var errFileTooLarge = errors.New("file over the size limit")
+
+// maxReader fails once more than max bytes have been read.
+type maxReader struct {
+	r      io.Reader
+	n, max int64
+}
+
+func (m *maxReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	if m.n > m.max {
+		return n, errFileTooLarge
+	}
+	return n, err
 }
 
 func cleanName(name string) string {

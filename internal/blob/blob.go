@@ -29,7 +29,8 @@ var ErrBadKey = errors.New("blob: invalid key")
 // Store keeps blobs by key.
 type Store interface {
 	// Put stores r under key, replacing any previous blob, and returns the
-	// number of bytes written. The caller bounds r's size.
+	// number of bytes written. The caller bounds r's size. A Put that fails
+	// (r fails, ctx ends, the store refuses) leaves no new blob behind.
 	Put(ctx context.Context, key string, r io.Reader) (size int64, err error)
 	// Open returns the blob and its size; ErrNotFound if there is none.
 	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)

@@ -213,19 +213,25 @@ func TestUploadFloodDefaults(t *testing.T) {
 }
 
 // TestUploadAbortedLeavesNothing: a client that hangs up in the middle of an
-// upload leaves no blob, no temporary file or pending multipart upload, and
-// no row, on file: and on s3: (where the body is large enough for a
-// multipart upload to have begun).
+// upload, or a file over the size limit, leaves no blob, no temporary file or
+// pending multipart upload, and no row, on file: and on s3: (where the body
+// is large enough for a multipart upload to have begun).
 func TestUploadAbortedLeavesNothing(t *testing.T) {
 	for _, kind := range []string{"file", "s3"} {
 		t.Run(kind, func(t *testing.T) {
-			var mutate []func(*config.Config)
+			mutate := []func(*config.Config){func(c *config.Config) { c.MaxUploadBytes = 8 << 20 }}
 			if kind == "s3" {
 				dsn, _ := blobtest.S3URL(t)
 				mutate = append(mutate, func(c *config.Config) { c.Blobs = dsn })
 			}
 			n := startNode(t, mutate...)
 			token := n.token("alice")
+			if r := n.uploadFile(token, zipData(9<<20), 0); r.HTTP != http.StatusRequestEntityTooLarge {
+				t.Fatalf("oversized upload: %+v", r.reply)
+			}
+			if h := n.held(); len(h) != 0 {
+				t.Errorf("after an oversized upload the blob store holds %v", h)
+			}
 			sent := 7 << 20
 			u, _ := url.Parse(n.ts.URL)
 			conn, err := net.Dial("tcp", u.Host)
@@ -241,7 +247,7 @@ func TestUploadAbortedLeavesNothing(t *testing.T) {
 			conn.Write(zipData(sent))
 			conn.Close()
 			deadline := time.Now().Add(30 * time.Second)
-			for n.srv.API.UploadStats().Failed == 0 {
+			for n.srv.API.UploadStats().Failed < 2 {
 				if time.Now().After(deadline) {
 					t.Fatal("the aborted upload did not end")
 				}
@@ -454,6 +460,9 @@ func TestS3Unusable(t *testing.T) {
 			}
 			if keys, err := bucket.List(context.Background()); err != nil || len(keys) != 0 {
 				t.Errorf("bucket holds %v %v", keys, err)
+			}
+			if n.srv.API.UploadStats().BlobDeleteErrors != 0 || strings.Contains(logs.String(), "orphaned") {
+				t.Error("a failed write was reported as an orphaned blob")
 			}
 			for _, s := range []string{c.secret, secret} {
 				if strings.Contains(logs.String(), s) {
