@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -60,7 +61,7 @@ func (c S3Config) String() string {
 }
 
 // LogValue keeps the credentials out of structured logs too.
-func (c S3Config) LogValue() string { return c.String() }
+func (c S3Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // MinPartSize is S3's smallest part size (but for the last part).
 const MinPartSize = 5 << 20

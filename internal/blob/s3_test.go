@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -123,8 +125,12 @@ func TestParseS3URL(t *testing.T) {
 	if c != want {
 		t.Errorf("got %+v", c)
 	}
-	if s := c.String(); strings.Contains(s, "SECRET") || strings.Contains(s, "TOK") {
-		t.Errorf("String shows credentials: %s", s)
+	var logged bytes.Buffer
+	slog.New(slog.NewJSONHandler(&logged, nil)).Info("blobs", "cfg", c)
+	for _, s := range []string{c.String(), fmt.Sprintf("%v %+v", c, c), logged.String()} {
+		if strings.Contains(s, "SECRET") || strings.Contains(s, "TOK") {
+			t.Errorf("credentials shown: %s", s)
+		}
 	}
 	c, err = blob.ParseS3URL("s3://b", getenv)
 	if err != nil || c.Prefix != "" || c.Region != "us-east-1" || c.PathStyle {
