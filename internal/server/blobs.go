@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/chatd/chatd/internal/api"
@@ -44,6 +45,32 @@ func checkBlobs(ctx context.Context, b blob.Store, dsn string, log *slog.Logger)
 		log.Error("upload storage is not usable: uploads and downloads fail and /readyz is false until it is",
 			"blobs", dsn, "err", err)
 	}
+}
+
+// blobHealth remembers the blob store's last Ping for a moment, so that
+// /readyz, which anyone may call, does not turn into a request to a paid
+// object store per call.
+type blobHealth struct {
+	store blob.Store
+	mu    sync.Mutex
+	at    time.Time
+	err   error
+}
+
+const blobHealthTTL = 2 * time.Second
+
+func (h *blobHealth) check(ctx context.Context) error {
+	p, ok := h.store.(blob.Pinger)
+	if !ok {
+		return nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.at.IsZero() && time.Since(h.at) < blobHealthTTL {
+		return h.err
+	}
+	h.err, h.at = p.Ping(ctx), time.Now()
+	return h.err
 }
 
 // uploadLimits builds the upload meters and quota of cfg.

@@ -45,6 +45,8 @@ type Server struct {
 	Handler http.Handler
 	log     *slog.Logger
 	closers []func() error
+
+	blobHealth blobHealth
 }
 
 // OpenStore opens the store named by a CHATD_STORE value.
@@ -90,6 +92,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("open blobs: %w", err)
 	}
 	s.Blobs = blobs
+	s.blobHealth.store = blobs
 	checkBlobs(ctx, blobs, cfg.Blobs, log)
 
 	br, err := OpenBroker(ctx, cfg.Broker, log)
@@ -166,10 +169,8 @@ func (s *Server) ready(ctx context.Context) error {
 	if err := s.Broker.Ping(ctx); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	if p, ok := s.Blobs.(blob.Pinger); ok {
-		if err := p.Ping(ctx); err != nil {
-			return fmt.Errorf("blobs: %w", err)
-		}
+	if err := s.blobHealth.check(ctx); err != nil {
+		return fmt.Errorf("blobs: %w", err)
 	}
 	return nil
 }

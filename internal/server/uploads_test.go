@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,5 +471,37 @@ func TestS3Unusable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadyzDoesNotHammerTheBucket: /readyz, open to anyone, checks the
+// bucket at most once per moment, however often it is called.
+func TestReadyzDoesNotHammerTheBucket(t *testing.T) {
+	var heads atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodHead {
+			heads.Add(1)
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKID")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	n := startNode(t, func(c *config.Config) { c.Blobs = "s3://bkt?endpoint=" + url.QueryEscape(srv.URL) + "&path_style=true" })
+	start, began := heads.Load(), time.Now()
+	for range 50 {
+		res, err := http.Get(n.ts.URL + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("/readyz = %d", res.StatusCode)
+		}
+	}
+	// One check per 2 s at most, however slow the machine.
+	allowed := 1 + int32(time.Since(began)/(2*time.Second))
+	if got := heads.Load() - start; got > allowed {
+		t.Errorf("50 /readyz calls sent %d bucket checks, want at most %d", got, allowed)
 	}
 }
