@@ -371,7 +371,12 @@ func (s *S3) Put(ctx context.Context, key string, r io.Reader) (int64, error) {
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF:
 		// It fits in one part: one PUT, which S3 applies whole or not at all.
-		resp, err := s.do(ctx, "put "+key, http.MethodPut, s.cfg.Prefix+key, nil, buf[:n], nil, http.StatusOK)
+		fctx, cancel, err := finishing(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("blob: put %s: %w", key, err)
+		}
+		defer cancel()
+		resp, err := s.do(fctx, "put "+key, http.MethodPut, s.cfg.Prefix+key, nil, buf[:n], nil, http.StatusOK)
 		if err != nil {
 			return 0, fmt.Errorf("blob: put %s: %w", key, err)
 		}
@@ -452,7 +457,12 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 	if err != nil {
 		return 0, fmt.Errorf("blob: put %s: %w", key, err)
 	}
-	resp, err = s.do(ctx, "complete upload "+key, http.MethodPost, obj, url.Values{"uploadId": {start.UploadID}}, body,
+	fctx, cancel, err := finishing(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("blob: put %s: %w", key, err)
+	}
+	defer cancel()
+	resp, err = s.do(fctx, "complete upload "+key, http.MethodPost, obj, url.Values{"uploadId": {start.UploadID}}, body,
 		http.Header{"Content-Type": {"application/xml"}}, http.StatusOK)
 	if err != nil {
 		return 0, fmt.Errorf("blob: put %s: %w", key, err)
@@ -472,6 +482,19 @@ func (s *S3) putMultipart(ctx context.Context, key string, r io.Reader, buf []by
 		return 0, fmt.Errorf("blob: put %s: %w", key, &S3Error{Op: "complete upload", StatusCode: http.StatusOK, Code: res.Code, Message: clip(res.Message)})
 	}
 	return size, nil
+}
+
+// finishing returns the context for the request that completes a write,
+// once every byte has been read: it is not cancelled with ctx, because a
+// write cancelled in flight may still have been applied, leaving an object
+// the caller believes was never written. If ctx has already ended, the
+// write is abandoned before that request (err).
+func finishing(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
+	return fctx, cancel, nil
 }
 
 func (s *S3) abort(ctx context.Context, obj, uploadID string) error {

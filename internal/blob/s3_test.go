@@ -238,3 +238,30 @@ func TestS3Retries(t *testing.T) {
 		}
 	}
 }
+
+// TestS3FinishingWriteIsNotCancelled: a client hanging up while the last
+// request of a write is in flight must not make Put report a failure for a
+// write the service then applies (the caller would never delete it).
+func TestS3FinishingWriteIsNotCancelled(t *testing.T) {
+	received, release := make(chan struct{}), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		close(received)
+		<-release
+		w.WriteHeader(http.StatusOK)
+	}))
+	defer srv.Close()
+	s, err := blob.NewS3(blob.S3Config{Bucket: "b", Endpoint: srv.URL, PathStyle: true, AccessKeyID: "a", SecretAccessKey: "s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-received
+		cancel()
+		close(release)
+	}()
+	if _, err := s.Put(ctx, "k.txt", strings.NewReader("x")); err != nil {
+		t.Errorf("Put = %v; the service applied the write", err)
+	}
+}
