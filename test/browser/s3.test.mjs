@@ -13,8 +13,8 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import crypto from 'node:crypto';
 import { startChatd, createApp, call } from '../lib/chatd.mjs';
+import { CHROMIUM, launchChromium } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const S3 = process.env.CHATD_TEST_S3;
 const missing = !existsSync(CHROMIUM) ? `Chromium not found at ${CHROMIUM}` : !S3 ? 'CHATD_TEST_S3 is not set' : '';
 if (missing && process.env.CI === 'true') throw new Error(`${missing} (required when CI=true)`);
@@ -108,12 +108,8 @@ describe('uploads in an S3-compatible bucket, from a browser page of another ori
   const nodes = [];
   before(async () => {
     await createBucket(S3);
-    const { chromium } = await import('playwright-core');
     pageSrv = await pageServer();
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

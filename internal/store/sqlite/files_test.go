@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
 )
 
 // TestFileUsageBackfill: a database from before migration 4 gets each
@@ -42,9 +43,5 @@ func TestFileUsageBackfill(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	for app, want := range map[string]store.FileUsage{"a1": {Bytes: 350, Files: 2}, "a2": {Bytes: 7, Files: 1}, "a3": {}} {
-		if got, err := s.FileUsage(ctx, app); err != nil || got != want {
-			t.Errorf("FileUsage(%s) = %+v %v, want %+v", app, got, err, want)
-		}
-	}
+	storetest.WantFileUsage(t, s, map[string]store.FileUsage{"a1": {Bytes: 350, Files: 2}, "a2": {Bytes: 7, Files: 1}, "a3": {}})
 }

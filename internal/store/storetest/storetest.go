@@ -1530,6 +1530,17 @@ func testFileUsage(t *testing.T, s store.Store) {
 	}
 }
 
+// WantFileUsage checks the usage of each app in want (backends' migration
+// tests use it).
+func WantFileUsage(t *testing.T, s store.Store, want map[string]store.FileUsage) {
+	t.Helper()
+	for app, w := range want {
+		if got, err := s.FileUsage(context.Background(), app); err != nil || got != w {
+			t.Errorf("FileUsage(%s) = %+v %v, want %+v", app, got, err, w)
+		}
+	}
+}
+
 // testFileQuotaConcurrent: uploads racing for the last bytes of a quota
 // never pass it together.
 func testFileQuotaConcurrent(t *testing.T, s store.Store) {
