@@ -140,7 +140,7 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 		Size:        size,
 		ContentType: contentType,
 	}
-	if err := s.chat.Store().CreateFileWithin(r.Context(), f, s.opts.Uploads.AppQuota); err != nil {
+	if err := s.chat.RecordFileWithin(r.Context(), f, s.opts.Uploads.AppQuota); err != nil {
 		s.deleteBlob(r.Context(), key, "recording the upload failed")
 		if errors.Is(err, store.ErrQuota) {
 			s.counters.overQuota.Add(1)
@@ -191,9 +191,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: file", chat.ErrNotFound))
 		return
 	}
-	f, err := s.chat.Store().File(r.Context(), appID, fid)
+	f, err := s.chat.File(r.Context(), appID, fid)
 	if err != nil || f.Key != appID+"-"+name {
-		if err == nil || errors.Is(err, store.ErrNotFound) {
+		if err == nil {
 			err = fmt.Errorf("%w: file", chat.ErrNotFound)
 		}
 		s.fail(w, r, err)

@@ -82,7 +82,7 @@ func (s *Server) admitUpload(ctx context.Context, w http.ResponseWriter, user st
 		return limited(d, "upload volume limit of this app reached: retry in %d s", int(math.Ceil(d.Seconds())))
 	}
 	if l.AppQuota > 0 {
-		u, err := s.chat.Store().FileUsage(ctx, user.AppID)
+		u, err := s.chat.FileUsage(ctx, user.AppID)
 		if err != nil {
 			return fmt.Errorf("upload quota: %w", err)
 		}

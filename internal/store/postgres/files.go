@@ -30,7 +30,7 @@ func (s *Store) CreateFileWithin(ctx context.Context, f store.File, maxAppBytes 
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-			f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+			f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 		if isUniqueViolation(err) {
 			return store.ErrExists
 		}

@@ -26,7 +26,7 @@ func (s *Store) CreateFileWithin(ctx context.Context, f store.File, maxAppBytes 
 		}
 		res, err := tx.ExecContext(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+			f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 		if err != nil {
 			return err
 		}

@@ -11,7 +11,7 @@ import (
 	"github.com/chatd/chatd/internal/store/storetest"
 )
 
-// TestFileUsageBackfill: a database from before migration 4 gets each
+// TestFileUsageBackfill: a database from before the file_usage migration gets each
 // app's usage from the files it already holds.
 func TestFileUsageBackfill(t *testing.T) {
 	ctx := context.Background()
@@ -20,7 +20,7 @@ func TestFileUsageBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range migrations[:3] {
+	for i, m := range migrations[:len(migrations)-1] { // all before file_usage
 		if _, err := db.ExecContext(ctx, m); err != nil {
 			t.Fatalf("migration %d: %v", i+1, err)
 		}
@@ -34,7 +34,7 @@ func TestFileUsageBackfill(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.ExecContext(ctx, `PRAGMA user_version = 3`); err != nil {
+	if _, err := db.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, len(migrations)-1)); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
