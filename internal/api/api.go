@@ -122,6 +122,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	for _, path := range paths {
 		mux.Handle(path, methodNotAllowed(methods[path]))
 	}
+	s.registerLifecycle(route)
 }
 
 // NotFound answers unknown paths with the envelope.
@@ -434,6 +435,10 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, app store.App, p *
 		return
 	}
 	in.Content = content
+	if err := sendExtras(p, &in); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	res, err := do(r.Context(), in)
 	if err != nil {
 		s.fail(w, r, err)

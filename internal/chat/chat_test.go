@@ -62,7 +62,9 @@ func newFixture(t *testing.T, opts Options) *fixture {
 	t.Cleanup(func() { st.Close() })
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.Local)
 	f := &fixture{rec: &recorder{}, clock: &now}
-	opts.Notifier = f.rec
+	if opts.Notifier == nil { // a test may bring its own
+		opts.Notifier = f.rec
+	}
 	opts.Now = func() time.Time { return *f.clock }
 	f.svc = New(st, opts)
 	f.app, err = f.svc.CreateApp(context.Background(), "test", "")

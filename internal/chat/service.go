@@ -96,6 +96,8 @@ type Options struct {
 	UserSendBurst int
 	AppSendRate   float64
 	AppSendBurst  int
+	// Lifecycle sets the recall and edit windows and the reaction limit.
+	Lifecycle LifecycleOptions
 }
 
 // Service implements chatd's operations on a store.
@@ -107,6 +109,7 @@ type Service struct {
 	tokenTTL  time.Duration
 	userSends *ratelimit.Limiter
 	appSends  *ratelimit.Limiter
+	life      LifecycleOptions
 
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
@@ -162,6 +165,7 @@ func New(st store.Store, opts Options) *Service {
 		members:   newMemberCache(maxCachedMemberRows),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
+		life:      opts.Lifecycle.withDefaults(),
 	}
 }
 
@@ -411,6 +415,11 @@ type SendInput struct {
 	Content     json.RawMessage
 	ClientMsgID string // optional idempotency key
 	Origin      string // sending socket id, "" for HTTP
+	// Optional: the msgId answered (same conversation), and the members
+	// mentioned (mentionAll: everyone, groups only).
+	ReplyTo    string
+	Mentions   []string
+	MentionAll bool
 }
 
 func (s *Service) checkSend(in SendInput) error {
@@ -431,6 +440,9 @@ func (s *Service) checkSend(in SendInput) error {
 	}
 	if len(in.ClientMsgID) > maxIDBytes || !utf8.ValidString(in.ClientMsgID) {
 		return fmt.Errorf("%w: clientMsgId must be at most %d characters", ErrInvalid, maxIDBytes)
+	}
+	if err := checkMentions(in); err != nil {
+		return err
 	}
 	if !s.userSends.Allow(in.AppID + "\x00" + in.SenderID) {
 		s.stats.rateLimited.Add(1)
@@ -542,14 +554,22 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 // conversation's, or nil for a group's, which may change: then they are the
 // ones at the members version the store read inside the send.
 func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversation, members []store.Member, sender UserRef, titles map[string]SessionRef, group *SessionRef) (SendResult, error) {
-	msg, dup, err := s.store.Send(ctx, store.NewMessage{
+	nm := store.NewMessage{
 		ConversationID: conv.ID,
 		SenderID:       in.SenderID,
 		Type:           in.Type,
 		Content:        in.Content,
 		ClientMsgID:    in.ClientMsgID,
 		At:             s.now(),
-	})
+	}
+	var orig *store.Message
+	if in.ReplyTo != "" || len(in.Mentions) > 0 || in.MentionAll {
+		var err error
+		if orig, err = s.replyAndMentions(ctx, in, conv, members, &nm); err != nil {
+			return SendResult{}, err
+		}
+	}
+	msg, dup, err := s.store.Send(ctx, nm)
 	if errors.Is(err, store.ErrNotMember) {
 		return SendResult{}, fmt.Errorf("%w: %s may not send to %s", ErrNotMember, truncate(in.SenderID), truncate(in.TargetID))
 	}
@@ -568,6 +588,9 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 	}
 	msg.SenderName, msg.SenderAvatar = sender.Name, sender.AvatarURI
 	wire := s.wireMessage(conv, msg, s.now())
+	if orig != nil && orig.Seq == msg.ReplySeq {
+		wire.ReplyTo, wire.Quote = orig.ID, quoteOf(*orig)
+	}
 	res := SendResult{Message: wire}
 	recipients := make([]Recipient, 0, len(members))
 	for _, m := range members {
@@ -687,11 +710,11 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.store.History(ctx, conv.ID, userID, before, limit)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
-	return s.wireMessages(conv, msgs), nil
+	return s.viewerMessages(ctx, conv, userID, msgs)
 }
 
 // Sync returns up to limit messages of the caller's session with seq >
@@ -708,11 +731,11 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.store.After(ctx, conv.ID, userID, afterSeq, n)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
-	return s.wireMessages(conv, msgs), nil
+	return s.viewerMessages(ctx, conv, userID, msgs)
 }
 
 // MarkRead marks the caller's session read up to its last message and tells

@@ -30,6 +30,41 @@ type Message struct {
 	Seq              int64           `json:"seq"`
 	Timestamp        int64           `json:"timestamp"`
 	ClientMsgID      string          `json:"clientMsgId,omitempty"`
+
+	// The message's lifecycle (docs/socket-protocol.md, "Message
+	// updates"); absent on a message never replied to, mentioned with,
+	// changed or reacted to.
+	Version    int64      `json:"version,omitempty"`
+	EditedAt   int64      `json:"editedAt,omitempty"`
+	EditCount  int        `json:"editCount,omitempty"`
+	Recalled   bool       `json:"recalled,omitempty"`
+	RecalledBy string     `json:"recalledBy,omitempty"` // absent when the app recalled it
+	RecalledAt int64      `json:"recalledAt,omitempty"`
+	ReplyTo    string     `json:"replyTo,omitempty"` // msgId of the quoted message
+	Quote      *Quote     `json:"quote,omitempty"`
+	Mentions   []string   `json:"mentions,omitempty"`
+	MentionAll bool       `json:"mentionAll,omitempty"`
+	Reactions  []Reaction `json:"reactions,omitempty"`
+}
+
+// Quote is what a reply shows of the message it answers.
+type Quote struct {
+	MsgID        string  `json:"msgId"`
+	Seq          int64   `json:"seq"`
+	SenderUserID string  `json:"senderUserId"`
+	SendUser     UserRef `json:"sendUser"`
+	MessageType  int     `json:"messageType"`
+	Excerpt      string  `json:"excerpt"` // the start of its text; "" when recalled or not text
+	Recalled     bool    `json:"recalled,omitempty"`
+}
+
+// Reaction is one emoji's reactions to a message: how many, the first few
+// users, and whether the receiving user is one of them.
+type Reaction struct {
+	Emoji   string   `json:"emoji"`
+	Count   int      `json:"count"`
+	UserIDs []string `json:"userIds"`
+	Me      bool     `json:"me"`
 }
 
 // SessionRef is the sendSession of a SendResult: the session of whoever
@@ -69,6 +104,8 @@ type Session struct {
 	LastMsg          *LastMsg `json:"lastMsg,omitempty"`
 	LastSeq          int64    `json:"lastSeq"`
 	ReadSeq          int64    `json:"readSeq"`
+	MentionedUnread  int64    `json:"mentionedUnread"` // unread messages that mention the user or everyone
+	ChangeVersion    int64    `json:"changeVersion"`   // the conversation's change cursor (sync-changes)
 }
 
 // displayDate is node-chat's date string: HH:mm for a message from today,
@@ -118,7 +155,27 @@ func (s *Service) wireMessage(c store.Conversation, m store.Message, now time.Ti
 		Seq:              m.Seq,
 		Timestamp:        m.CreatedAt.UnixMilli(),
 		ClientMsgID:      m.ClientMsgID,
+		Version:          m.Version,
+		EditedAt:         m.Meta.EditedAt,
+		EditCount:        m.Meta.EditCount,
+		Recalled:         m.Meta.Recalled(),
+		RecalledBy:       m.Meta.RecalledBy,
+		RecalledAt:       m.Meta.RecalledAt,
+		Mentions:         m.Meta.Mentions,
+		MentionAll:       m.Meta.MentionAll,
+		Reactions:        wireReactions(m.Meta.Reactions),
 	}
+}
+
+func wireReactions(rs []store.Reaction) []Reaction {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := make([]Reaction, len(rs))
+	for i, r := range rs {
+		out[i] = Reaction{Emoji: r.Emoji, Count: r.Count, UserIDs: r.Users}
+	}
+	return out
 }
 
 // PreviewText is what node-chat shows as a session's last message: the
@@ -148,8 +205,10 @@ func wireSession(s store.SessionRow, now time.Time) Session {
 		Avatar:           s.Avatar,
 		LastSeq:          s.LastSeq,
 		ReadSeq:          s.ReadSeq,
+		MentionedUnread:  s.MentionedUnread,
+		ChangeVersion:    s.ChangeSeq,
 	}
-	if m := s.LastMsg; m != nil {
+	if m := s.LastMsg; m != nil && !s.LastHidden {
 		out.LastMsg = &LastMsg{
 			Content:     PreviewText(m.Content),
 			Body:        m.Content,

@@ -47,6 +47,12 @@ type Config struct {
 	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
 	AuthFailBurstIP  int
 
+	// Message lifecycle: how long a sender may recall or edit a message
+	// (0: never), and how many different emoji one message may carry.
+	RecallWindow time.Duration
+	EditWindow   time.Duration
+	MaxReactions int
+
 	// Object storage and upload limits.
 	BlobsRedirect   bool    // downloads answer 302 to a presigned URL (s3: only)
 	UserUploadRate  float64 // bytes per second one user may upload; 0: unlimited
@@ -87,6 +93,9 @@ func Default() Config {
 		AuthFailRateIP:   2,
 		AuthFailBurstIP:  30,
 
+		RecallWindow:    2 * time.Minute,
+		EditWindow:      24 * time.Hour,
+		MaxReactions:    20,
 		UserUploadRate:  1 << 20,
 		UserUploadBurst: 64 << 20,
 		AppUploadRate:   64 << 20,
@@ -133,6 +142,9 @@ func (c *Config) settings() []setting {
 		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
 		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
 		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
+		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
+		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
+		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
 		{"blobs-redirect", "downloads answer 302 to a short-lived presigned URL of the object store (s3: only)", &c.BlobsRedirect},
 		{"user-upload-rate", "bytes per second one user may upload (0: unlimited)", &c.UserUploadRate},
 		{"user-upload-burst", "bytes one user may upload at once before user-upload-rate applies", &c.UserUploadBurst},
@@ -257,6 +269,9 @@ func (c Config) Validate() error {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", named(v.name)))
 		}
+	}
+	if c.RecallWindow < 0 || c.EditWindow < 0 || c.MaxReactions < 1 {
+		errs = append(errs, errors.New("recall-window and edit-window must not be negative, max-reactions must be positive"))
 	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, fmt.Errorf("%s must be at least 1s", named("signature-window")))

@@ -111,8 +111,10 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 		{"flag duration", nil, []string{"-signature-window=forever"}, []string{"-signature-window", "forever"}},
 		{"unknown flag", nil, []string{"-no-such-thing"}, []string{"no-such-thing"}},
 		{"stray argument", nil, []string{"extra"}, []string{`"extra"`}},
-		{"invalid store", map[string]string{"CHATD_STORE": "mysql://x"}, nil, []string{"CHATD_STORE", "mysql://x"}},
-		{"invalid broker", nil, []string{"-broker", "kafka://x"}, []string{"-broker", "CHATD_BROKER", "kafka://x"}},
+		// Store and broker values may hold a password: named, never echoed.
+		{"invalid store", map[string]string{"CHATD_STORE": "mysql://x"}, nil, []string{"CHATD_STORE", "sqlite:PATH"}},
+		{"invalid broker", nil, []string{"-broker", "kafka://x"}, []string{"-broker", "CHATD_BROKER", "nats://"}},
+		{"invalid store with password", map[string]string{"CHATD_STORE": "mysql://u:hunter2@db/x"}, nil, []string{"CHATD_STORE"}},
 		{"invalid log level", map[string]string{"CHATD_LOG_LEVEL": "loud"}, nil, []string{"CHATD_LOG_LEVEL", "loud"}},
 		{"too small", map[string]string{"CHATD_MAX_BODY_BYTES": "10"}, nil, []string{"CHATD_MAX_BODY_BYTES", "1024"}},
 		{"short token ttl", nil, []string{"-token-ttl=1s"}, []string{"-token-ttl", "CHATD_TOKEN_TTL"}},
@@ -124,6 +126,9 @@ func TestBadValuesNameTheVariable(t *testing.T) {
 			_, err := Load(tc.args, env(tc.env))
 			if err == nil {
 				t.Fatal("no error")
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error %q echoes a password", err)
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(err.Error(), w) {

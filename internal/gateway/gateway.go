@@ -91,6 +91,8 @@ const (
 	// capOwnMessages: push the messages the socket's own user sent from
 	// another socket or over the HTTP API, marked data.own.
 	capOwnMessages capSet = 1 << iota
+	// capMessageUpdated: push message-updated (events_lifecycle.go).
+	capMessageUpdated
 )
 
 var capNames = map[string]capSet{"own-messages": capOwnMessages}
@@ -140,7 +142,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser} {
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -287,6 +289,9 @@ func (g *Gateway) send(ctx context.Context, c caller, arg json.RawMessage, do fu
 		MessageType flexInt         `json:"messageType"`
 		Content     json.RawMessage `json:"content"`
 		ClientMsgID string          `json:"clientMsgId"`
+		ReplyTo     string          `json:"replyTo"`
+		Mentions    []string        `json:"mentions"`
+		MentionAll  bool            `json:"mentionAll"`
 	}
 	if err := decodeArg(arg, &in); err != nil {
 		return nil, err
@@ -299,6 +304,7 @@ func (g *Gateway) send(ctx context.Context, c caller, arg json.RawMessage, do fu
 	return do(ctx, chat.SendInput{
 		AppID: c.AppID, SenderID: c.UserID, TargetID: string(in.TargetID),
 		Type: in.MessageType.int(), Content: content, ClientMsgID: in.ClientMsgID, Origin: c.origin,
+		ReplyTo: in.ReplyTo, Mentions: in.Mentions, MentionAll: in.MentionAll,
 	})
 }
 

@@ -106,7 +106,7 @@ func TestOwnMessagePushes(t *testing.T) {
 		"plain":       l.dial(t, "alice", nil, nil),
 		"query cap":   l.dial(t, "alice", own, nil),
 		"auth cap":    l.dial(t, "alice", nil, map[string]any{"capabilities": []string{"own-messages", "later"}}),
-		"unknown cap": l.dial(t, "alice", url.Values{"capabilities": {"message-updated"}}, nil),
+		"unknown cap": l.dial(t, "alice", url.Values{"capabilities": {"not-yet-invented"}}, nil),
 		"bob":         l.dial(t, "bob", nil, nil),
 		"bob cap":     l.dial(t, "bob", own, nil),
 	}

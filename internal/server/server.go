@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AppSendRate:   cfg.AppSendRate,
 		AppSendBurst:  cfg.AppSendBurst,
 		Notifier:      gateway.NewNotifier(br, log),
+		Lifecycle:     lifecycleOptions(cfg),
 	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{
@@ -242,4 +243,17 @@ func limitHandshakes(h http.Handler, l *ratelimit.Limiter) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// lifecycleOptions maps the settings, where 0 means "never", onto the chat
+// service's options, where 0 means the default.
+func lifecycleOptions(cfg config.Config) chat.LifecycleOptions {
+	o := chat.LifecycleOptions{RecallWindow: cfg.RecallWindow, EditWindow: cfg.EditWindow, MaxReactions: cfg.MaxReactions}
+	if o.RecallWindow == 0 {
+		o.RecallWindow = -1
+	}
+	if o.EditWindow == 0 {
+		o.EditWindow = -1
+	}
+	return o
 }

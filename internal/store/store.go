@@ -108,6 +108,13 @@ type Message struct {
 	// the send's transaction. The members at that version are exactly the
 	// message's recipients.
 	MembersVersion int64
+
+	// The message's lifecycle (see Lifecycle): its change version, the
+	// seq of the message it replies to (0: none), and what it gained after
+	// it was sent.
+	Version  int64
+	ReplySeq int64
+	Meta     MessageMeta
 }
 
 // SessionRow is one row of a user's session list as the store reads it: their
@@ -124,6 +131,13 @@ type SessionRow struct {
 	ReadSeq        int64
 	LastMsgAt      time.Time
 	LastMsg        *Message // nil when the conversation has no message
+	// MentionedUnread counts the unread messages that mention the user
+	// or everyone.
+	MentionedUnread int64
+	// ChangeSeq is the conversation's change counter (see Lifecycle).
+	ChangeSeq int64
+	// LastHidden says the user hid the last message (Lifecycle.Hide).
+	LastHidden bool
 }
 
 // Unread is the number of messages the member has not read.
@@ -142,6 +156,11 @@ type NewMessage struct {
 	Content        json.RawMessage
 	ClientMsgID    string    // optional; makes a retry return the original message
 	At             time.Time // creation time; the backend uses time.Now when zero
+	// Optional: the seq of the message replied to, and the mentioned users
+	// (stored in Meta and in the mentions the session list counts).
+	ReplySeq   int64
+	Mentions   []string
+	MentionAll bool
 }
 
 // File records an uploaded blob.
@@ -261,6 +280,9 @@ type Store interface {
 	CreateFileWithin(ctx context.Context, f File, maxAppBytes int64) error
 	// FileUsage returns the bytes and number of files recorded for an app.
 	FileUsage(ctx context.Context, appID string) (FileUsage, error)
+
+	// Lifecycle: recall, edit, reactions, delete-for-me.
+	Lifecycle
 
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error

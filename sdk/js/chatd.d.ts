@@ -22,7 +22,49 @@ export interface Message {
   seq: number;
   timestamp: number;
   clientMsgId?: string;
+  /** The message's change version (0 or absent: never changed). A newer version wins. */
+  version?: number;
+  editedAt?: number;
+  editCount?: number;
+  /** Recalled: the content is gone (`{content: ""}`), msgId and seq stay. */
+  recalled?: boolean;
+  /** Who recalled it; absent when the app did. */
+  recalledBy?: string;
+  recalledAt?: number;
+  /** msgId of the message this one answers, with a quote of it. */
+  replyTo?: string;
+  quote?: Quote;
+  mentions?: string[];
+  mentionAll?: boolean;
+  reactions?: Reaction[];
 }
+
+export interface Quote {
+  msgId: string;
+  seq: number;
+  senderUserId: string;
+  sendUser: UserRef;
+  messageType: number;
+  /** The start of its text; "" when recalled or not text. */
+  excerpt: string;
+  recalled?: boolean;
+}
+
+export interface Reaction {
+  emoji: string;
+  count: number;
+  /** The first few users who chose it. */
+  userIds: string[];
+  /** Whether this user is one of them. */
+  me: boolean;
+}
+
+/** A `message-updated` event: a message's new state, or (deleted) a range this user hid. */
+export type MessageUpdate =
+  | (Message & { deleted?: false; reaction?: { userId: string; emoji: string; added: boolean } })
+  | { sid: string; deleted: true; msgId?: string; fromSeq: number; toSeq: number; version: number; cleared?: boolean };
+
+export interface Hidden { msgId?: string; fromSeq: number; toSeq: number; version: number; cleared?: boolean }
 
 export interface LastMsg {
   /** The inner text (`body.content` when it is a string, else ""), as node-chat lists it. */
@@ -46,6 +88,10 @@ export interface Conversation {
   lastMsg?: LastMsg;
   lastSeq: number;
   readSeq: number;
+  /** Unread messages that mention this user or everyone: show "[@me]". */
+  mentionedUnread?: number;
+  /** The conversation's change cursor, as of the list. */
+  changeVersion?: number;
 }
 
 export interface ReadMark { sid: string; readSeq: number; unread: number }
@@ -79,11 +125,19 @@ export interface SendOptions {
   group?: boolean;
   /** Idempotency key; one is generated when omitted. */
   clientMsgId?: string;
+  /** msgId of the message answered (same conversation). */
+  replyTo?: string;
+  /** Members to mention. */
+  mentions?: string[];
+  /** Mention everyone (groups). */
+  mentionAll?: boolean;
 }
 
 export interface ClientEvents {
   /** Every message after the baseline exactly once, in seq order per conversation (README, "Exactly once"). */
   message: (message: Message, conversation: Conversation) => void;
+  /** A recall, edit, reaction or delete-for-me, each state once, from pushes, acks or sync-changes (README, "Message updates"). */
+  'message-updated': (update: MessageUpdate, conversation: Conversation | undefined) => void;
   conversations: (list: Conversation[]) => void;
   read: (mark: ReadMark) => void;
   state: (state: ConnectionState) => void;
@@ -131,6 +185,19 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   sendLocation(targetId: string, location: { latitude: number; longitude: number; name?: string; address?: string }, options?: SendOptions): Promise<Message>;
   sendCustom(targetId: string, content: Record<string, unknown>, options?: SendOptions): Promise<Message>;
   markRead(sid: string): Promise<void>;
+  /** Answer msg with a text in its conversation. */
+  reply(msg: Message, text: string, options?: SendOptions): Promise<Message>;
+  recall(sid: string, msgId: string): Promise<Message>;
+  /** A string is sent as {content: text}. */
+  edit(sid: string, msgId: string, content: Record<string, unknown> | string): Promise<Message>;
+  react(sid: string, msgId: string, emoji: string): Promise<Message>;
+  unreact(sid: string, msgId: string, emoji: string): Promise<Message>;
+  /** Hide one message on all of this user's devices. */
+  deleteForMe(sid: string, msgId: string): Promise<Hidden>;
+  /** Hide the whole conversation so far on all of this user's devices (and mark it read). */
+  clear(sid: string): Promise<Hidden>;
+  /** Fetch and apply the changes after this client's change cursor (runs by itself after reconnects). */
+  syncChanges(sid: string): Promise<void>;
   upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
   /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
   request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;

@@ -60,7 +60,9 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // What the SDK understands beyond node-chat's protocol (docs/socket-protocol.md):
 // own-messages: pushes of the user's own messages sent from another device or
 // over the HTTP API (data.own is true), handled like any other message.
-const CAPABILITIES = Object.freeze(['own-messages']);
+// message-updated: pushes of recalls, edits, reactions and the user's own
+// deletes (see "Message updates" in sdk/js/README.md).
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated']);
 
 // ChatdClient is one user's connection to chatd.
 export class ChatdClient extends Emitter {
@@ -166,9 +168,15 @@ export class ChatdClient extends Emitter {
   // send sends a message to a user (or a group with {group: true}) and
   // resolves with the stored message. Unacknowledged sends are retried after
   // a reconnect with the same clientMsgId, so they are stored once.
-  async send(targetId, messageType, content, { group = false, clientMsgId = newClientMsgId() } = {}) {
+  // Options replyTo (a msgId of the same conversation), mentions (user
+  // ids) and mentionAll (groups) are sent along when given.
+  async send(targetId, messageType, content, { group = false, clientMsgId = newClientMsgId(), replyTo, mentions, mentionAll } = {}) {
     const event = group ? 'send-group-message' : 'send-private-message';
-    const res = await this.request(event, { targetId: String(targetId), messageType, content, clientMsgId });
+    const arg = { targetId: String(targetId), messageType, content, clientMsgId };
+    if (replyTo) arg.replyTo = String(replyTo);
+    if (mentions?.length) arg.mentions = mentions.map(String);
+    if (mentionAll) arg.mentionAll = true;
+    const res = await this.request(event, arg);
     if (res && res.senderUserId && !this.userId) this.userId = res.senderUserId;
     const sid = res?.sendSession?.sid;
     if (isMessage(res)) this._ingest(sid, res, res.sendSession);
@@ -183,6 +191,108 @@ export class ChatdClient extends Emitter {
   // location: {latitude, longitude, name?, address?}
   sendLocation(targetId, loc, opts) { return this.send(targetId, MessageType.LOCATION, { ...loc }, opts); }
   sendCustom(targetId, content, opts) { return this.send(targetId, MessageType.CUSTOM, { ...content }, opts); }
+  // reply answers msg (a message with sid, msgId, targetId…) with a text,
+  // in msg's conversation.
+  reply(msg, text, opts = {}) {
+    const s = this._sessions.get(msg.sid);
+    const group = (s?.conversationType ?? msg.conversationType) === ConversationType.GROUP;
+    const target = s?.targetId ?? (group ? msg.targetId : (msg.senderUserId === this.userId ? msg.targetId : msg.senderUserId));
+    return this.sendText(target, text, { ...opts, group, replyTo: msg.msgId });
+  }
+
+  // --- message updates (recall, edit, reactions, delete for me) ---
+  //
+  // Each resolves with the new state and applies it locally as a push would:
+  // a 'message-updated' event follows unless the state was already known.
+
+  recall(sid, msgId) { return this._change('recall-message', { sid, msgId }); }
+  edit(sid, msgId, content) {
+    if (typeof content === 'string') content = { content };
+    return this._change('edit-message', { sid, msgId, content });
+  }
+  react(sid, msgId, emoji) { return this._change('react', { sid, msgId, emoji }); }
+  unreact(sid, msgId, emoji) { return this._change('unreact', { sid, msgId, emoji }); }
+  // deleteForMe hides one message on all of this user's devices.
+  deleteForMe(sid, msgId) { return this._change('delete-message', { sid, msgId }); }
+  // clear hides the whole conversation so far on all of this user's devices.
+  clear(sid) { return this._change('clear-session', { sid }); }
+
+  async _change(event, arg) {
+    const res = await this.request(event, arg);
+    if (res && typeof res === 'object') {
+      if (event === 'delete-message' || event === 'clear-session') this._applyUpdate(arg.sid, { ...res, deleted: true }, true);
+      else this._applyUpdate(arg.sid, res, true);
+    }
+    return res;
+  }
+
+  // syncChanges fetches what changed in sid since this client's change
+  // cursor and applies it; it runs by itself after reconnects and gaps.
+  syncChanges(sid) {
+    const t = this._track(sid, 0);
+    if (t.changing) { t.changeAgain = true; return t.changing; }
+    t.changing = this._runSyncChanges(t, sid).finally(() => { t.changing = null; });
+    return t.changing;
+  }
+
+  async _runSyncChanges(t, sid) {
+    try {
+      for (;;) {
+        t.changeAgain = false;
+        const ch = await this.request('sync-changes', { sid, afterVersion: t.version, limit: SYNC_PAGE });
+        if (!ch || !Array.isArray(ch.messages)) throw new ChatdError('sync-changes: malformed answer');
+        for (const h of ch.hidden || []) this._applyUpdate(sid, { ...h, deleted: true }, false);
+        for (const m of ch.messages) this._applyUpdate(sid, m, false);
+        if ((ch.version || 0) > t.version) t.version = ch.version;
+        if (!ch.more && !t.changeAgain) return;
+      }
+    } catch (err) {
+      if (this.state !== 'closed') this.emit('error', err);
+    }
+  }
+
+  // _applyUpdate applies a changed message or a hidden range once: a state
+  // is applied only when its version is newer than the one known for that
+  // message (or range), so pushes, acks and sync-changes may overlap.
+  // Versions from pushes also move the conversation's change cursor; a
+  // push beyond the next version means some were missed: catch up.
+  _applyUpdate(sid, u, fromPush) {
+    const t = this._track(sid, 0);
+    const v = u.version || 0;
+    if (fromPush) {
+      if (v === t.version + 1) t.version = v;
+      else if (v > t.version + 1) this.syncChanges(sid);
+    }
+    const key = u.deleted ? 'hidden:' + u.fromSeq + '-' + u.toSeq : u.msgId;
+    if (!key || (t.versions.get(key) || 0) >= v) return;
+    t.versions.set(key, v);
+    if (t.versions.size > SEEN_PER_SID) t.versions.delete(t.versions.keys().next().value);
+    const out = { ...u, sid };
+    delete out.sendSession;
+    if (!u.deleted && out.reactions) {
+      // "me" is exact in acks and sync-changes; a push says whose reaction
+      // changed, so keep what was known for everyone else's.
+      const known = t.mine.get(u.msgId) || new Set();
+      if (u.reaction) {
+        if (u.reaction.userId === this.userId) {
+          if (u.reaction.added) known.add(u.reaction.emoji); else known.delete(u.reaction.emoji);
+        }
+        for (const r of out.reactions) r.me = known.has(r.emoji);
+      } else {
+        known.clear();
+        for (const r of out.reactions) if (r.me) known.add(r.emoji);
+      }
+      t.mine.set(u.msgId, known);
+    }
+    const s = this._sessions.get(sid);
+    if (s && s.lastMsg) {
+      if (u.deleted ? (s.lastSeq >= u.fromSeq && s.lastSeq <= u.toSeq) : s.lastMsg.msgId === u.msgId) {
+        s.lastMsg = u.deleted ? null : { ...s.lastMsg, content: previewText(u.content), body: u.content, recalled: !!u.recalled };
+      }
+    }
+    this.emit('message-updated', out, s);
+    if (s) this.emit('conversations', this.conversations());
+  }
 
   // markRead marks a conversation read up to its newest message.
   async markRead(sid) {
@@ -190,6 +300,7 @@ export class ChatdClient extends Emitter {
     const s = this._sessions.get(sid);
     if (s) {
       s.unread = 0;
+      s.mentionedUnread = 0;
       s.readSeq = Math.max(s.readSeq || 0, this._tracks.get(sid)?.delivered || 0);
       this.emit('conversations', this.conversations());
     }
@@ -405,11 +516,15 @@ export class ChatdClient extends Emitter {
       const d = env && env.data;
       if (!isMessage(d)) return;
       this._ingest(d.sendSession.sid, d, d.sendSession);
+    } else if (name === 'message-updated') {
+      const u = args[0];
+      if (u && typeof u.sid === 'string' && (typeof u.msgId === 'string' || u.deleted)) this._applyUpdate(u.sid, u, true);
     } else if (name === 'session-read') {
       const r = args[0] || {};
       const s = this._sessions.get(r.sid);
       if (s) {
         s.unread = r.unread || 0;
+        if (!s.unread) s.mentionedUnread = 0;
         s.readSeq = Math.max(s.readSeq || 0, r.readSeq || 0);
       }
       this.emit('read', r);
@@ -440,6 +555,10 @@ export class ChatdClient extends Emitter {
         // (such as a change version) belongs in these entries.
         messages: new Map(),
         syncing: null, again: false, retry: null,
+        // Message updates: the change cursor (every change up to it was
+        // applied or is history), the newest version applied per msgId or
+        // hidden range, and the emoji this user reacted with per msgId.
+        version: 0, versions: new Map(), mine: new Map(), changing: null, changeAgain: false,
       };
       this._tracks.set(sid, t);
     }
@@ -469,7 +588,9 @@ export class ChatdClient extends Emitter {
       const last = s.lastSeq || 0;
       fresh.set(s.sid, { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, last) });
       if (!this._tracks.has(s.sid)) {
-        this._track(s.sid, baseline ? Math.max(0, Math.min(last, (lowest.get(s.sid) ?? Infinity) - 1)) : 0);
+        const t = this._track(s.sid, baseline ? Math.max(0, Math.min(last, (lowest.get(s.sid) ?? Infinity) - 1)) : 0);
+        // Changes before the first list are in what history shows.
+        if (baseline) t.version = s.changeVersion || 0;
       }
     }
     // Keep sessions we learned from pushes that the list does not show yet.
@@ -477,6 +598,7 @@ export class ChatdClient extends Emitter {
     this._sessions = fresh;
     for (const h of held) this._ingest(h.sid, h.msg, h.ref);
     for (const s of list) if ((s.lastSeq || 0) > this._tracks.get(s.sid).delivered) this._sync(s.sid);
+    for (const s of list) if ((s.changeVersion || 0) > this._tracks.get(s.sid).version) this.syncChanges(s.sid);
     this.emit('conversations', this.conversations());
   }
 
@@ -557,7 +679,10 @@ export class ChatdClient extends Emitter {
     if (ref?.avatar !== undefined && ref?.avatar !== '') s.avatar = ref.avatar;
     const mine = own || (this.userId ? m.senderUserId === this.userId : false);
     // The server's unread already counts messages up to the session's lastSeq.
-    if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) s.unread = (s.unread || 0) + 1;
+    if (!mine && seq > (s.lastSeq || 0) && seq > (s.readSeq || 0)) {
+      s.unread = (s.unread || 0) + 1;
+      if (m.mentionAll || (this.userId && m.mentions?.includes(this.userId))) s.mentionedUnread = (s.mentionedUnread || 0) + 1;
+    }
     if (mine) s.readSeq = Math.max(s.readSeq || 0, seq);
     s.lastMsg = { content: previewText(m.content), body: m.content, messageType: m.messageType, date: m.date, msgId: m.msgId, timestamp: m.timestamp };
     s.lastSeq = Math.max(s.lastSeq || 0, seq);

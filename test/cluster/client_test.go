@@ -85,8 +85,9 @@ type device struct {
 	acks       map[int]chan []json.RawMessage
 	gone       chan struct{} // closed when the current connection's reader ends
 	log        []received
-	pushes     map[string]int // msgId → pushes seen
-	reads      []string       // sids of session-read pushes
+	pushes     map[string]int    // msgId → pushes seen
+	reads      []string          // sids of session-read pushes
+	updates    []json.RawMessage // message-updated pushes
 	reconnects int
 	seen       map[string]map[int64]bool
 }
@@ -103,8 +104,9 @@ func (d *device) connect(ctx context.Context, node int, base string) error {
 		return err
 	}
 	// own-messages: the user's own messages from other devices and over HTTP
-	// are pushed too, so every device sees every message.
-	auth, _ := json.Marshal(map[string]any{"token": d.token, "appId": d.appID, "capabilities": []string{"own-messages"}})
+	// are pushed too, so every device sees every message; message-updated:
+	// recalls, edits and reactions are pushed.
+	auth, _ := json.Marshal(map[string]any{"token": d.token, "appId": d.appID, "capabilities": []string{"own-messages", "message-updated"}})
 	if err := ws.Send("40" + string(auth)); err != nil {
 		ws.Close()
 		return err
@@ -222,6 +224,10 @@ func (d *device) onEvent(name string, arg json.RawMessage) {
 		d.mu.Lock()
 		d.pushes[env.Data.MsgID]++
 		d.record(received{via: "push", sid: sid, msg: env.Data})
+		d.mu.Unlock()
+	case "message-updated":
+		d.mu.Lock()
+		d.updates = append(d.updates, append(json.RawMessage(nil), arg...))
 		d.mu.Unlock()
 	case "session-read":
 		var r struct{ SID string }

@@ -41,7 +41,10 @@ const state = {
   active: null, // {sid, targetId, group, title}
   views: new Map(), // sid → {msgs: Map msgId → message, done, loading}
   pending: new Map(), // clientMsgId → element
+  replyTo: null, // the message being answered
+  editing: null, // the message being edited
 };
+const REACTIONS = ['👍', '❤️', '😂'];
 
 // --- login ---
 
@@ -102,6 +105,7 @@ async function start(me) {
   c.on('state', setStatus);
   c.on('conversations', renderConversations);
   c.on('message', onMessage);
+  c.on('message-updated', onUpdated);
   c.on('error', (err) => console.warn('chatd:', err));
   setStatus(c.state);
   await c.connect();
@@ -137,7 +141,8 @@ function renderConversations() {
       'data-sid': s.sid, 'data-target': s.targetId, 'data-testid': 'conversation',
     },
     el('span', { class: 'title' }, s.conversationType === ConversationType.GROUP ? '# ' + title : title),
-    el('span', { class: 'preview' }, preview(s.lastMsg)),
+    el('span', { class: 'preview' }, s.mentionedUnread > 0 ? el('strong', { class: 'at-me', 'data-testid': 'at-me' }, '[@me] ') : null,
+      s.lastMsg?.recalled ? 'message recalled' : preview(s.lastMsg)),
     s.unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread' }, s.unread > 99 ? '99+' : s.unread) : null);
     const open = () => openConversation({ sid: s.sid, targetId: s.targetId, group: s.conversationType === ConversationType.GROUP, title });
     li.addEventListener('click', open);
@@ -155,6 +160,7 @@ function view(sid) {
 
 async function openConversation(conv) {
   state.active = conv;
+  clearCompose();
   $('app').classList.add('show-chat');
   $('chat-title').textContent = conv.group ? '# ' + conv.title : conv.title;
   $('composer').hidden = false;
@@ -244,11 +250,124 @@ function messageNode(m) {
     default:
       body.push(el('span', { class: 'text' }, JSON.stringify(c)));
   }
+  if (m.recalled) body.splice(0, body.length, el('span', { class: 'recalled', 'data-testid': 'recalled' }, 'message recalled'));
   const when = m.timestamp ? new Date(m.timestamp).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }) : '';
+  const q = m.quote;
   return el('li', { class: 'msg' + (mine ? ' mine' : ''), 'data-msg-id': m.msgId, 'data-seq': m.seq, 'data-testid': 'message' },
     state.active?.group && !mine ? el('span', { class: 'who' }, m.sendUser?.name || m.senderUserId) : null,
+    q ? el('span', { class: 'quote', 'data-testid': 'quote' }, (q.sendUser?.name || q.senderUserId) + ': ' + (q.recalled ? 'message recalled' : (q.excerpt || '[message]'))) : null,
     ...body,
-    el('span', { class: 'when' }, when));
+    m.reactions?.length ? el('span', { class: 'reactions' }, ...m.reactions.map((r) => {
+      const b = el('button', { type: 'button', class: 'reaction' + (r.me ? ' me' : ''), 'data-testid': 'reaction', 'data-emoji': r.emoji }, `${r.emoji} ${r.count}`);
+      b.addEventListener('click', () => react(m, r.emoji, !r.me));
+      return b;
+    })) : null,
+    el('span', { class: 'when' }, m.editCount && !m.recalled ? el('span', { 'data-testid': 'edited' }, 'edited · ') : null, when),
+    m.recalled ? null : actions(m, mine));
+}
+
+// actions is the message's menu: reply, react, and for one's own text
+// messages edit and recall; delete (for me) on every message.
+function actions(m, mine) {
+  const bar = el('span', { class: 'actions' });
+  const add = (label, testid, fn) => {
+    const b = el('button', { type: 'button', 'data-testid': testid, title: label }, label);
+    b.addEventListener('click', (e) => { e.stopPropagation(); fn(); });
+    bar.append(b);
+  };
+  add('↩', 'action-reply', () => startReply(m));
+  for (const e of REACTIONS) add(e, 'action-react', () => react(m, e, !m.reactions?.some((r) => r.emoji === e && r.me)));
+  if (mine && m.messageType === MessageType.TEXT) add('✎', 'action-edit', () => startEdit(m));
+  if (mine) add('⟲', 'action-recall', () => state.client.recall(m.sid || state.active.sid, m.msgId).catch(showError));
+  add('🗑', 'action-delete', () => state.client.deleteForMe(m.sid || state.active.sid, m.msgId).catch(showError));
+  return bar;
+}
+
+function react(m, emoji, on) {
+  const sid = m.sid || state.active.sid;
+  (on ? state.client.react(sid, m.msgId, emoji) : state.client.unreact(sid, m.msgId, emoji)).catch(showError);
+}
+
+function banner() {
+  let b = $('compose-banner');
+  if (!b) {
+    b = el('div', { id: 'compose-banner', class: 'banner', 'data-testid': 'compose-banner', hidden: true });
+    $('composer').before(b);
+  }
+  return b;
+}
+
+function showBanner(text) {
+  const b = banner();
+  const cancel = el('button', { type: 'button', class: 'link', 'data-testid': 'banner-cancel' }, '✕');
+  cancel.addEventListener('click', clearCompose);
+  b.replaceChildren(el('span', {}, text), cancel);
+  b.hidden = false;
+  $('text').focus();
+}
+
+function startReply(m) {
+  state.editing = null;
+  state.replyTo = m;
+  showBanner('Replying to ' + (m.sendUser?.name || m.senderUserId) + ': ' + preview({ body: m.content, messageType: m.messageType }));
+}
+
+function startEdit(m) {
+  state.replyTo = null;
+  state.editing = m;
+  $('text').value = String(m.content?.content ?? '');
+  showBanner('Editing your message');
+}
+
+function clearCompose() {
+  state.replyTo = null;
+  state.editing = null;
+  banner().hidden = true;
+}
+
+// suggestMentions offers the group's known members (everyone seen sending
+// here) and "all" while the word being typed starts with @.
+function suggestMentions() {
+  let box = $('mention-suggest');
+  if (!box) {
+    box = el('div', { id: 'mention-suggest', class: 'suggest', 'data-testid': 'mention-suggest', hidden: true });
+    $('composer').before(box);
+  }
+  const conv = state.active;
+  const input = $('text');
+  const upto = input.value.slice(0, input.selectionStart ?? input.value.length);
+  const m = /(^|\s)@([^\s@]*)$/.exec(upto);
+  if (!conv?.group || !m) { box.hidden = true; return; }
+  const known = [...new Set([...view(conv.sid || '').msgs.values()].map((x) => x.senderUserId))].filter((u) => u !== state.me.userId);
+  const names = [...known.sort(), 'all'].filter((n) => n.startsWith(m[2])).slice(0, 8);
+  if (!names.length) { box.hidden = true; return; }
+  box.replaceChildren(...names.map((n) => {
+    const b = el('button', { type: 'button', class: 'link', 'data-testid': 'mention-option', 'data-name': n }, '@' + n);
+    b.addEventListener('click', () => {
+      const start = upto.length - m[2].length;
+      input.value = input.value.slice(0, start) + n + ' ' + input.value.slice(upto.length);
+      box.hidden = true;
+      input.focus();
+    });
+    return b;
+  }));
+  box.hidden = false;
+}
+
+// onUpdated applies a recall, edit, reaction or delete to the open view;
+// replies quoting a recalled message show it as recalled.
+function onUpdated(u) {
+  const v = state.views.get(u.sid);
+  if (!v) return;
+  if (u.deleted) {
+    for (const [id, m] of v.msgs) if (m.seq >= u.fromSeq && m.seq <= u.toSeq) v.msgs.delete(id);
+  } else {
+    if (v.msgs.has(u.msgId)) v.msgs.set(u.msgId, { ...v.msgs.get(u.msgId), ...u });
+    if (u.recalled) {
+      for (const [id, m] of v.msgs) if (m.quote?.msgId === u.msgId) v.msgs.set(id, { ...m, quote: { ...m.quote, recalled: true, excerpt: '' } });
+    }
+  }
+  if (state.active?.sid === u.sid) renderMessages(false);
 }
 
 function onMessage(m) {
@@ -300,10 +419,28 @@ async function sendText(e) {
   const text = input.value;
   if (!conv || !text.trim()) return;
   input.value = '';
+  suggestMentions();
+  if (state.editing) {
+    const m = state.editing;
+    clearCompose();
+    try { await state.client.edit(conv.sid, m.msgId, text); } catch (err) { showError(err); }
+    return;
+  }
+  const replyTo = state.replyTo?.msgId;
+  clearCompose();
+  // @name of someone seen in this group mentions them; @all everyone.
+  const opts = { group: conv.group, replyTo };
+  if (conv.group) {
+    const known = new Set([...view(conv.sid || '').msgs.values()].map((m) => m.senderUserId));
+    const names = [...text.matchAll(/@([^\s@]+)/g)].map((x) => x[1]);
+    opts.mentions = [...new Set(names.filter((n) => known.has(n) && n !== state.me.userId))];
+    opts.mentionAll = names.includes('all');
+  }
   const clientMsgId = newClientMsgId();
+  opts.clientMsgId = clientMsgId;
   pendingNode(conv, text, clientMsgId);
   try {
-    await state.client.sendText(conv.targetId, text, { group: conv.group, clientMsgId });
+    await state.client.sendText(conv.targetId, text, opts);
   } catch (err) {
     showError(err);
   } finally {
@@ -369,6 +506,7 @@ async function newGroup(e) {
 $('login-form').addEventListener('submit', (e) => { e.preventDefault(); login($('login-name').value); });
 $('logout').addEventListener('click', logout);
 $('composer').addEventListener('submit', sendText);
+$('text').addEventListener('input', suggestMentions);
 $('image-input').addEventListener('change', sendImage);
 $('new-chat').addEventListener('submit', newChat);
 $('new-group').addEventListener('submit', newGroup);

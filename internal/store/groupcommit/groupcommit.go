@@ -205,6 +205,8 @@ func (p *Plan) Assign(conv string, lastSeq, membersVersion int64) {
 			ClientMsgID:    m.ClientMsgID,
 			CreatedAt:      store.FromUnixMS(store.UnixMS(m.At)),
 			MembersVersion: membersVersion,
+			ReplySeq:       m.ReplySeq,
+			Meta:           m.SentMeta(),
 		}
 	}
 }

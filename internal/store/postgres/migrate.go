@@ -121,7 +121,48 @@ ALTER TABLE conversations ADD COLUMN full_history boolean NOT NULL DEFAULT false
 ALTER TABLE members ADD COLUMN full_history boolean NOT NULL DEFAULT false;
 ALTER TABLE apps ADD COLUMN sign_route boolean NOT NULL DEFAULT false;
 `,
-	// 5: what each app's uploads add up to, kept with every recorded file,
+	// 5 (lifecycle, see store.Lifecycle): the per-conversation change
+	// counter and each message's change version, reply and meta (NULL for
+	// a plain message). Only changed messages enter messages_changes, so a
+	// send writes no more index entries than before. mentions feeds the
+	// session list's mentionedUnread (user_id '' is @all); reactions holds
+	// one row per user and emoji (created_at in ns, to keep their order);
+	// hidden holds delete-for-me ranges.
+	`
+ALTER TABLE conversations ADD COLUMN change_seq bigint NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN version bigint NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN reply_seq bigint NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN meta text;
+CREATE INDEX messages_changes ON messages (conversation_id, version) WHERE version > 0;
+
+CREATE TABLE mentions (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         text NOT NULL,
+	seq             bigint NOT NULL,
+	PRIMARY KEY (conversation_id, user_id, seq)
+);
+
+CREATE TABLE reactions (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             bigint NOT NULL,
+	emoji           text NOT NULL,
+	user_id         text NOT NULL,
+	created_at      bigint NOT NULL,
+	PRIMARY KEY (conversation_id, seq, emoji, user_id)
+);
+CREATE INDEX reactions_by_user ON reactions (conversation_id, user_id, seq);
+
+CREATE TABLE hidden (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         text NOT NULL,
+	version         bigint NOT NULL,
+	from_seq        bigint NOT NULL,
+	to_seq          bigint NOT NULL,
+	created_at      bigint NOT NULL,
+	PRIMARY KEY (conversation_id, user_id, version)
+);
+`,
+	// 6: what each app's uploads add up to, kept with every recorded file,
 	// so a storage quota is checked without summing the files table.
 	`
 CREATE TABLE file_usage (

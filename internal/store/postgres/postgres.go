@@ -510,7 +510,8 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 
 // msgSelect reads messages with their sender's profile; callers add WHERE.
 const msgSelect = `SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content,
-	coalesce(m.client_msg_id, ''), m.created_at, coalesce(u.name, ''), coalesce(u.avatar_uri, '')
+	coalesce(m.client_msg_id, ''), m.created_at, coalesce(u.name, ''), coalesce(u.avatar_uri, ''),
+	m.version, m.reply_seq, m.meta
 	FROM messages m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id `
@@ -519,12 +520,17 @@ func scanMessage(row pgx.Row) (store.Message, error) {
 	var m store.Message
 	var content string
 	var created int64
+	var meta *string
 	if err := row.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content,
-		&m.ClientMsgID, &created, &m.SenderName, &m.SenderAvatar); err != nil {
+		&m.ClientMsgID, &created, &m.SenderName, &m.SenderAvatar, &m.Version, &m.ReplySeq, &meta); err != nil {
 		return store.Message{}, err
 	}
 	m.Content = []byte(content)
 	m.CreatedAt = store.FromUnixMS(created)
+	var err error
+	if m.Meta, err = store.DecodeMeta(meta); err != nil {
+		return store.Message{}, fmt.Errorf("message %s meta: %w", m.ID, err)
+	}
 	return m, nil
 }
 
@@ -587,7 +593,11 @@ func (s *Store) MarkRead(ctx context.Context, conversationID, userID string, seq
 const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.avatar_uri,
 	coalesce(pu.name, ''), coalesce(pu.avatar_uri, ''), c.last_seq, m.read_seq, c.last_msg_at,
 	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
-	su.name, su.avatar_uri
+	su.name, su.avatar_uri,
+	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq,
+	EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = m.user_id
+		AND h.from_seq <= c.last_seq AND h.to_seq >= c.last_seq)
 	FROM members m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
@@ -614,7 +624,7 @@ func scanSession(row pgx.Row) (store.SessionRow, error) {
 	)
 	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
 		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar); err != nil {
+		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar, &s.MentionedUnread, &s.ChangeSeq, &s.LastHidden); err != nil {
 		return store.SessionRow{}, err
 	}
 	s.LastMsgAt = store.FromUnixMS(lastAt)

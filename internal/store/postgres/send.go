@@ -241,7 +241,8 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	b.Queue(`SELECT m.conversation_id, m.user_id FROM members m
 		JOIN unnest($1::text[], $2::text[]) AS v(c, u) ON m.conversation_id = v.c AND m.user_id = v.u`,
 		pairConv, pairUser)
-	b.Queue(`SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at
+	b.Queue(`SELECT m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at,
+		m.version, m.reply_seq, m.meta
 		FROM messages m
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS v(c, s, k)
 		  ON m.conversation_id = v.c AND m.sender_id = v.s AND m.client_msg_id = v.k`,
@@ -277,10 +278,13 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 			var m store.Message
 			var content string
 			var created int64
-			if err := rows.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &m.ClientMsgID, &created); err != nil {
+			var meta *string
+			if err := rows.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &m.ClientMsgID, &created,
+				&m.Version, &m.ReplySeq, &meta); err != nil {
 				return err
 			}
 			m.Content, m.CreatedAt = []byte(content), store.FromUnixMS(created)
+			m.Meta, _ = store.DecodeMeta(meta) // written by chatd: a bad one reads as none
 			original[clientKey{m.ConversationID, m.SenderID, m.ClientMsgID}] = m
 		}
 		return rows.Err()
@@ -332,7 +336,9 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		insSeq, insAt                                    []int64
 		insType                                          []int32
 	)
+	var extras extraRows
 	for _, m := range plan.Inserts() {
+		extras.add(m)
 		insConv, insID, insSender = append(insConv, m.ConversationID), append(insID, m.ID), append(insSender, m.SenderID)
 		insContent, insClient = append(insContent, string(m.Content)), append(insClient, m.ClientMsgID)
 		insSeq, insAt, insType = append(insSeq, m.Seq), append(insAt, store.UnixMS(m.CreatedAt)), append(insType, int32(m.Type))
@@ -365,6 +371,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	b.Queue(`UPDATE members m SET read_seq = greatest(m.read_seq, v.s)
 		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(c, u, s)
 		WHERE m.conversation_id = v.c AND m.user_id = v.u`, rmConv, rmUser, rmSeq)
+	nExtras := extras.queue(b)
 	b.Queue(`COMMIT`)
 	br = conn.SendBatch(ctx, b)
 	var mismatch error
@@ -381,7 +388,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		br.Close()
 		return nil, err
 	}
-	for range 3 { // insert, read marks, commit
+	for range 3 + nExtras { // insert, read marks, replies and mentions, commit
 		if _, err := br.Exec(); err != nil {
 			br.Close()
 			return nil, err

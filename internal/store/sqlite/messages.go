@@ -244,7 +244,7 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 	}
 }
 
-const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at`
+const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at, m.version, m.reply_seq, m.meta`
 
 // scanMsg reads msgCols, followed by the sender's name and avatar when
 // withNames, or else by the conversation's members version when withVersion.
@@ -253,7 +253,8 @@ func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (
 	var content string
 	var client, name, avatar sql.NullString
 	var created int64
-	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created}
+	var meta *string
+	dst := []any{&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &client, &created, &m.Version, &m.ReplySeq, &meta}
 	switch {
 	case withNames:
 		dst = append(dst, &name, &avatar)
@@ -268,6 +269,10 @@ func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (
 	m.CreatedAt = store.FromUnixMS(created)
 	m.SenderName = name.String
 	m.SenderAvatar = avatar.String
+	var err error
+	if m.Meta, err = store.DecodeMeta(meta); err != nil {
+		return store.Message{}, fmt.Errorf("message %s meta: %w", m.ID, err)
+	}
 	return m, nil
 }
 
@@ -465,6 +470,11 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("insert messages: %w", err)
 	}
+	for _, m := range plan.Inserts() {
+		if err := writeExtras(ctx, tx, m); err != nil {
+			return fmt.Errorf("store reply and mentions: %w", err)
+		}
+	}
 	if err := chunked(reads, 3, func(n int, args []any) error {
 		_, err := tx.StmtContext(ctx, st.ownReadRows[n]).ExecContext(ctx, args...)
 		return err
@@ -538,9 +548,13 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 		CreatedAt:      time.UnixMilli(at),
 		MembersVersion: version,
 	}
+	withExtras(&msg, n)
 	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx,
 		msg.ConversationID, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at); err != nil {
 		return store.Message{}, false, fmt.Errorf("insert message: %w", err)
+	}
+	if err := writeExtras(ctx, tx, msg); err != nil {
+		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
 	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {
@@ -553,13 +567,15 @@ const msgFrom = ` FROM messages m
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id`
 
-func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]store.Message, error) {
+// queryMsgs reads messages; size is how many the query may return at most,
+// so that the result is allocated once.
+func (s *Store) queryMsgs(ctx context.Context, what string, size int, q string, args ...any) ([]store.Message, error) {
 	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
 	}
 	defer rows.Close()
-	out := []store.Message{}
+	out := make([]store.Message, 0, min(size, 256))
 	for rows.Next() {
 		m, err := scanMsg(rows, true, false)
 		if err != nil {
@@ -588,7 +604,7 @@ func (s *Store) History(ctx context.Context, conversationID, userID string, befo
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return s.queryMsgs(ctx, "history of "+conversationID,
+	return s.queryMsgs(ctx, "history of "+conversationID, limit,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
 		AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
 		userID, conversationID, beforeSeq, limit)
@@ -598,7 +614,7 @@ func (s *Store) After(ctx context.Context, conversationID, userID string, afterS
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMsgs(ctx, "messages after of "+conversationID,
+	return s.queryMsgs(ctx, "messages after of "+conversationID, limit,
 		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
 		AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
 		userID, conversationID, afterSeq, limit)
@@ -636,7 +652,11 @@ const sessionSelect = `SELECT m.sid, c.id, c.type,
 	CASE WHEN c.type = 1 THEN COALESCE(pu.name, '') ELSE c.name END,
 	CASE WHEN c.type = 1 THEN COALESCE(pu.avatar_uri, '') ELSE c.avatar_uri END,
 	c.last_seq, m.read_seq, c.last_msg_at,
-	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at
+	lm.msg_id, lm.seq, lm.sender_id, lm.type, lm.content, lm.client_msg_id, lm.created_at,
+	(SELECT count(*) FROM mentions x WHERE x.conversation_id = m.conversation_id
+		AND x.user_id IN (m.user_id, '') AND x.seq > m.read_seq), c.change_seq,
+	EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = m.user_id
+		AND h.from_seq <= c.last_seq AND h.to_seq >= c.last_seq)
 FROM members m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
@@ -659,7 +679,7 @@ func scanSession(row interface{ Scan(...any) error }) (store.SessionRow, error) 
 	)
 	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
 		&ss.LastSeq, &ss.ReadSeq, &lastAt,
-		&msgID, &seq, &sender, &typ, &content, &client, &created); err != nil {
+		&msgID, &seq, &sender, &typ, &content, &client, &created, &ss.MentionedUnread, &ss.ChangeSeq, &ss.LastHidden); err != nil {
 		return store.SessionRow{}, err
 	}
 	ss.LastMsgAt = store.FromUnixMS(lastAt)

@@ -116,7 +116,48 @@ CREATE TABLE nonces (
 ) WITHOUT ROWID;
 CREATE INDEX nonces_expiry ON nonces (expires_at);
 `,
-	// 5: what each app's uploads add up to, kept with every recorded file,
+	// 5 (lifecycle, see store.Lifecycle): the per-conversation change
+	// counter and each message's change version, reply and meta (NULL for
+	// a plain message). Only changed messages enter messages_changes, so a
+	// send writes no more index entries than before. mentions feeds the
+	// session list's mentionedUnread (user_id '' is @all); reactions holds
+	// one row per user and emoji (created_at in ns, to keep their order);
+	// hidden holds delete-for-me ranges.
+	`
+ALTER TABLE conversations ADD COLUMN change_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN reply_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE messages ADD COLUMN meta TEXT;
+CREATE INDEX messages_changes ON messages (conversation_id, version) WHERE version > 0;
+
+CREATE TABLE mentions (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, user_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE reactions (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	seq             INTEGER NOT NULL,
+	emoji           TEXT NOT NULL,
+	user_id         TEXT NOT NULL,
+	created_at      INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq, emoji, user_id)
+) WITHOUT ROWID;
+CREATE INDEX reactions_by_user ON reactions (conversation_id, user_id, seq);
+
+CREATE TABLE hidden (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         TEXT NOT NULL,
+	version         INTEGER NOT NULL,
+	from_seq        INTEGER NOT NULL,
+	to_seq          INTEGER NOT NULL,
+	created_at      INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, user_id, version)
+) WITHOUT ROWID;
+`,
+	// 6: what each app's uploads add up to, kept with every recorded file,
 	// so a storage quota is checked without summing the files table.
 	`
 CREATE TABLE file_usage (

@@ -43,6 +43,7 @@ type Store struct {
 	stmts    *sendStmts
 	batches  atomic.Int64 // send transactions committed, to measure batching
 	rstmts   sync.Map     // query text → *sql.Stmt on the reader pool
+	wstmts   sync.Map     // query text → *sql.Stmt on the writer (see wstmt)
 	maxBatch int
 	sends    chan *sendReq
 	done     chan struct{} // closed by Close: the writer loop should stop
@@ -227,24 +228,32 @@ func (s *Store) Close() error {
 	<-s.exited
 	<-s.ckptDone
 	s.stmts.close()
-	s.rstmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
+	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
+		m.Range(func(_, v any) bool {
+			v.(*sql.Stmt).Close()
+			return true
+		})
+	}
 	return errors.Join(s.r.Close(), s.c.Close(), s.w.Close())
 }
 
 // rstmt returns the reader statement for q, preparing it on first use:
 // parsing the session and history queries costs as much as running them.
 func (s *Store) rstmt(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := s.rstmts.Load(q); ok {
+	return prepared(ctx, &s.rstmts, s.r, q)
+}
+
+// prepared returns q prepared on db, from cache (query text → *sql.Stmt)
+// or prepared now and kept there.
+func prepared(ctx context.Context, cache *sync.Map, db *sql.DB, q string) (*sql.Stmt, error) {
+	if st, ok := cache.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := s.r.PrepareContext(ctx, q)
+	st, err := db.PrepareContext(ctx, q)
 	if err != nil {
 		return nil, err
 	}
-	if prev, loaded := s.rstmts.LoadOrStore(q, st); loaded {
+	if prev, loaded := cache.LoadOrStore(q, st); loaded {
 		st.Close()
 		return prev.(*sql.Stmt), nil
 	}

@@ -70,6 +70,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UseNonce", testUseNonce},
 		{"UseNonceRace", testUseNonceRace},
 	}
+	tests = append(tests, lifecycleTests...)
 	// Each test has a store of its own: they run in parallel.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,139 @@
+// The demo's message menu in headless Chromium: two users reply, edit,
+// recall, react and mention; each sees the other's changes live and again
+// after a reload.
+import { test, before, after, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startChatd } from '../lib/chatd.mjs';
+
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const artifacts = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
+const haveChromium = existsSync(CHROMIUM);
+if (!haveChromium && process.env.CI === 'true') {
+  throw new Error(`Chromium is required under CI: ${CHROMIUM} is missing (apt-get install -y chromium)`);
+}
+const skip = haveChromium ? false : `Chromium not found at ${CHROMIUM}; skipping the browser tests`;
+
+let chatd, browser;
+const errors = [];
+
+async function login(name) {
+  const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  const page = await ctx.newPage();
+  page.on('pageerror', (err) => errors.push(err));
+  page.on('dialog', (d) => { errors.push(new Error('dialog: ' + d.message())); d.dismiss(); });
+  await page.goto(chatd.url + '/');
+  await page.fill('[data-testid=login-name]', name);
+  await page.click('[data-testid=login-submit]');
+  await page.waitForSelector('#status[data-state=connected]');
+  return page;
+}
+
+const msg = (page, text) => page.locator('#messages [data-testid=message]').filter({ has: page.locator('.text', { hasText: text }) }).last();
+
+async function send(page, text) {
+  await page.fill('[data-testid=composer-text]', text);
+  await page.click('[data-testid=composer-send]');
+  await msg(page, text).waitFor();
+}
+
+async function openChat(page, target) {
+  await page.locator(`[data-testid=conversation][data-target="${target}"]`).click();
+}
+
+async function reload(page) {
+  await page.reload();
+  await page.waitForSelector('#status[data-state=connected]');
+}
+
+async function shot(page, name) {
+  mkdirSync(artifacts, { recursive: true });
+  await page.screenshot({ path: join(artifacts, name + '.png'), fullPage: true });
+}
+
+describe('demo message menu in Chromium', { skip }, () => {
+  before(async () => {
+    const { chromium } = await import('playwright-core');
+    chatd = await startChatd({ env: { CHATD_DEMO: '1', CHATD_USER_SEND_RATE: '0' } });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
+    });
+  });
+  after(async () => {
+    await browser?.close();
+    await chatd?.stop();
+  });
+
+  test('reply, edit, react, recall, mention: live and after a reload', async () => {
+    const ann = await login('ann');
+    const ben = await login('ben');
+    await ann.click('#new-group-box summary');
+    await ann.fill('[data-testid=new-group-name]', 'Book club');
+    await ann.fill('[data-testid=new-group-members]', 'ben');
+    await ann.click('[data-testid=new-group-submit]');
+    await ann.waitForFunction(() => document.getElementById('chat-title').textContent === '# Book club');
+    await send(ann, 'first chapter tonight');
+    const group = (p) => p.locator('[data-testid=conversation]', { hasText: '# Book club' });
+    await group(ben).click();
+    await msg(ben, 'first chapter tonight').waitFor();
+
+    // ben replies with a quote and mentions ann.
+    await msg(ben, 'first chapter tonight').locator('[data-testid=action-reply]').click();
+    await ben.locator('[data-testid=compose-banner]').waitFor();
+    await send(ben, 'count me in @ann');
+    await msg(ann, 'count me in').locator('[data-testid=quote]', { hasText: 'first chapter tonight' }).waitFor();
+
+    // ann edits her message; ben sees the new text marked edited.
+    await msg(ann, 'first chapter tonight').locator('[data-testid=action-edit]').click();
+    await ann.fill('[data-testid=composer-text]', 'second chapter tonight');
+    await ann.click('[data-testid=composer-send]');
+    await msg(ben, 'second chapter tonight').locator('[data-testid=edited]').waitFor();
+
+    // ann reacts to ben's reply; ben sees the count.
+    await msg(ann, 'count me in').locator('[data-testid=action-react]').first().click();
+    await msg(ben, 'count me in').locator('[data-testid=reaction]', { hasText: '👍 1' }).waitFor();
+    await shot(ben, 'lifecycle-01-ben');
+
+    // ann recalls her message: ben sees it recalled, and the quote too.
+    await msg(ann, 'second chapter tonight').locator('[data-testid=action-recall]').click();
+    await ben.locator('#messages [data-testid=recalled]').waitFor();
+    await msg(ben, 'count me in').locator('[data-testid=quote]', { hasText: 'message recalled' }).waitFor();
+    await shot(ben, 'lifecycle-02-ben-recalled');
+
+    // After a reload both see the same final state.
+    for (const p of [ann, ben]) {
+      await reload(p);
+      await group(p).click();
+      await msg(p, 'count me in').locator('[data-testid=reaction]', { hasText: '👍 1' }).waitFor();
+      await p.locator('#messages [data-testid=recalled]').waitFor();
+      assert.equal(await p.locator('#messages .text', { hasText: 'chapter tonight' }).count(), 0, 'recalled content is gone');
+      await msg(p, 'count me in').locator('[data-testid=quote]', { hasText: 'message recalled' }).waitFor();
+    }
+
+    // A mention of ben shows [@me] in his list until he opens the group.
+    await reload(ben); // nothing open: the list only
+    await ann.fill('[data-testid=composer-text]', '');
+    await ann.type('[data-testid=composer-text]', 'see you @b');
+    await ann.click('[data-testid=mention-option][data-name=ben]');
+    assert.equal(await ann.inputValue('[data-testid=composer-text]'), 'see you @ben ');
+    await ann.click('[data-testid=composer-send]');
+    await msg(ann, 'see you @ben').waitFor();
+    await group(ben).locator('[data-testid=at-me]').waitFor();
+    await shot(ben, 'lifecycle-03-ben-at-me');
+    await group(ben).click();
+    await group(ben).locator('[data-testid=at-me]').waitFor({ state: 'detached' });
+
+    // ben deletes ann's last message for himself only.
+    await msg(ben, 'see you').locator('[data-testid=action-delete]').click();
+    await msg(ben, 'see you').waitFor({ state: 'detached' });
+    await reload(ben);
+    await group(ben).click();
+    await msg(ben, 'count me in').waitFor();
+    assert.equal(await ben.locator('#messages .text', { hasText: 'see you' }).count(), 0);
+    assert.equal(await ann.locator('#messages .text', { hasText: 'see you' }).count(), 1);
+    assert.deepEqual(errors, []);
+  });
+});
