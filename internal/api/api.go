@@ -35,6 +35,11 @@ type Options struct {
 	AuthFailBurst int
 	// Ready reports whether the node can serve (store and broker reachable).
 	Ready func(ctx context.Context) error
+	// Uploads bound upload rates and the per-app storage quota.
+	Uploads UploadLimits
+	// BlobsRedirect answers downloads with a redirect to a presigned URL
+	// when the blob store can make one.
+	BlobsRedirect bool
 }
 
 // Defaults of Options, the same as config's (CHATD_MAX_BODY_BYTES,
@@ -61,6 +66,7 @@ type Server struct {
 	authFails *ratelimit.Limiter
 	opts      Options
 	log       *slog.Logger
+	counters  uploadCounters
 }
 
 // New returns the API over a chat service, a signature verifier and blob storage.

@@ -29,14 +29,27 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.admitUpload(r.Context(), w, user); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// Whatever is read counts against the upload volume, stored or not.
+	body := &countingBody{ReadCloser: r.Body}
+	defer func() { s.chargeUpload(user, body.n) }()
 	// Room for the multipart framing and a few small fields besides the file.
-	r.Body = http.MaxBytesReader(w, r.Body, s.opts.MaxUploadBytes+64<<10)
+	r.Body = http.MaxBytesReader(w, body, s.opts.MaxUploadBytes+64<<10)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("%w: send multipart/form-data with the file in field up_file", chat.ErrInvalid))
 		return
 	}
-	for {
+	stored := false
+	defer func() {
+		if !stored {
+			s.counters.failed.Add(1)
+		}
+	}()
+	for parts := 1; ; parts++ {
 		part, err := mr.NextPart()
 		if err == io.EOF {
 			s.fail(w, r, fmt.Errorf("%w: missing file field up_file", chat.ErrInvalid))
@@ -48,6 +61,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		}
 		if part.FormName() != "up_file" {
 			part.Close()
+			if parts >= maxUploadParts {
+				s.fail(w, r, fmt.Errorf("%w: too many form fields: send up_file within the first %d parts", chat.ErrTooLarge, maxUploadParts))
+				return
+			}
 			continue
 		}
 		f, err := s.storeUpload(r, user, part)
@@ -56,6 +73,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
+		stored = true
 		ok(w, "上传成功", map[string]any{
 			"fid":         f.ID,
 			"fullUrl":     s.baseURL(r) + "/files/" + f.AppID + "/" + strings.TrimPrefix(f.Key, f.AppID+"-"),
@@ -95,19 +113,23 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 	}
 	fid := hex.EncodeToString(rnd[:])
 	key := user.AppID + "-" + fid + ext
-	// Read one byte past the limit so an oversized file is detected, not truncated.
-	body := io.LimitReader(io.MultiReader(bytes.NewReader(head), part), s.opts.MaxUploadBytes+1)
+	// A file past the limit fails the write itself, so the store never
+	// keeps it (no object is created; a multipart upload is aborted).
+	body := &maxReader{r: io.MultiReader(bytes.NewReader(head), part), max: s.opts.MaxUploadBytes}
 	size, err := s.blobs.Put(r.Context(), key, body)
 	if err == nil && size > s.opts.MaxUploadBytes {
-		err = fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, s.opts.MaxUploadBytes)
+		// Defence in depth: a store that ignored the reader's error.
+		s.deleteBlob(r.Context(), key, "file over the size limit")
+		err = errFileTooLarge
 	}
 	if err != nil {
-		s.blobs.Delete(r.Context(), key)
+		// A failed Put leaves nothing under the key (blob.Store), so there
+		// is nothing to delete.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || errors.Is(err, chat.ErrTooLarge) {
+		if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) {
 			return store.File{}, fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, s.opts.MaxUploadBytes)
 		}
-		return store.File{}, fmt.Errorf("store upload: %w", err)
+		return store.File{}, s.blobError(r, "store upload", err)
 	}
 	f := store.File{
 		ID:          fid,
@@ -118,11 +140,34 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 		Size:        size,
 		ContentType: contentType,
 	}
-	if err := s.chat.RecordFile(r.Context(), f); err != nil {
-		s.blobs.Delete(r.Context(), key)
+	if err := s.chat.RecordFileWithin(r.Context(), f, s.opts.Uploads.AppQuota); err != nil {
+		s.deleteBlob(r.Context(), key, "recording the upload failed")
+		if errors.Is(err, store.ErrQuota) {
+			s.counters.overQuota.Add(1)
+			return store.File{}, quotaError(s.opts.Uploads.AppQuota)
+		}
 		return store.File{}, fmt.Errorf("record upload: %w", err)
 	}
+	s.counters.uploads.Add(1)
+	s.counters.bytes.Add(size)
 	return f, nil
+}
+
+var errFileTooLarge = errors.New("file over the size limit")
+
+// maxReader fails once more than max bytes have been read.
+type maxReader struct {
+	r      io.Reader
+	n, max int64
+}
+
+func (m *maxReader) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	m.n += int64(n)
+	if m.n > m.max {
+		return n, errFileTooLarge
+	}
+	return n, err
 }
 
 func cleanName(name string) string {
@@ -154,10 +199,29 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	disposition := "inline"
+	if !isMedia(f.ContentType) {
+		disposition = "attachment"
+	}
+	disposition += "; filename*=UTF-8''" + url.PathEscape(f.Name)
+	if p, ok := s.blobs.(blob.Presigner); ok && s.opts.BlobsRedirect {
+		// The client fetches the object from the store itself, with the
+		// same type and disposition; the redirect must not outlive the URL.
+		u, err := p.PresignGet(f.Key, presignTTL, f.ContentType, disposition)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "private, no-store")
+		http.Redirect(w, r, u, http.StatusFound)
+		return
+	}
 	rc, size, err := s.blobs.Open(r.Context(), f.Key)
 	if err != nil {
 		if errors.Is(err, blob.ErrNotFound) {
 			err = fmt.Errorf("%w: file", chat.ErrNotFound)
+		} else {
+			err = s.blobError(r, "open upload", err)
 		}
 		s.fail(w, r, err)
 		return
@@ -169,11 +233,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "private, max-age=31536000, immutable")
 	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
-	disposition := "inline"
-	if !isMedia(f.ContentType) {
-		disposition = "attachment"
-	}
-	h.Set("Content-Disposition", disposition+"; filename*=UTF-8''"+url.PathEscape(f.Name))
+	h.Set("Content-Disposition", disposition)
 	http.ServeContent(w, r, "", f.CreatedAt, rc)
 }
 

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -28,7 +29,8 @@ var ErrBadKey = errors.New("blob: invalid key")
 // Store keeps blobs by key.
 type Store interface {
 	// Put stores r under key, replacing any previous blob, and returns the
-	// number of bytes written. The caller bounds r's size.
+	// number of bytes written. The caller bounds r's size. A Put that fails
+	// (r fails, ctx ends, the store refuses) leaves no new blob behind.
 	Put(ctx context.Context, key string, r io.Reader) (size int64, err error)
 	// Open returns the blob and its size; ErrNotFound if there is none.
 	Open(ctx context.Context, key string) (io.ReadSeekCloser, int64, error)
@@ -228,4 +230,47 @@ func (c ctxReader) Read(p []byte) (int, error) {
 		return 0, err
 	}
 	return c.r.Read(p)
+}
+
+// Pinger is implemented by stores that can check they are usable (for
+// /readyz and the check at start).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Presigner is implemented by stores that can hand out short-lived URLs
+// from which clients fetch a blob directly.
+type Presigner interface {
+	PresignGet(key string, ttl time.Duration, contentType, disposition string) (string, error)
+}
+
+// Lister is implemented by stores that can list everything they hold,
+// including unfinished writes, so tests can prove nothing is left behind.
+type Lister interface {
+	List(ctx context.Context) ([]string, error)
+}
+
+// Ping checks that the directory is there and is a directory.
+func (d *Disk) Ping(ctx context.Context) error {
+	st, err := os.Stat(d.dir)
+	if err != nil {
+		return fmt.Errorf("blob: %w", err)
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("blob: %s is not a directory", d.dir)
+	}
+	return nil
+}
+
+// List returns every file in the directory, temporary ones included.
+func (d *Disk) List(ctx context.Context) ([]string, error) {
+	entries, err := os.ReadDir(d.dir)
+	if err != nil {
+		return nil, fmt.Errorf("blob: list: %w", err)
+	}
+	out := make([]string, 0, len(entries))
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out, nil
 }

@@ -18,7 +18,7 @@ type Config struct {
 	Addr      string // listen address
 	Store     string // sqlite:PATH or postgres://...
 	Broker    string // memory, redis://..., nats://...
-	Blobs     string // file:DIR
+	Blobs     string // file:DIR or s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=…
 	AdminKey  string // guards /app/create; empty disables it
 	PublicURL string // base URL used in upload fullUrl; empty: derived from the request
 	Demo      bool   // create a demo app and serve the demo chat
@@ -52,6 +52,17 @@ type Config struct {
 	RecallWindow time.Duration
 	EditWindow   time.Duration
 	MaxReactions int
+
+	// Object storage and upload limits.
+	BlobsRedirect   bool    // downloads answer 302 to a presigned URL (s3: only)
+	UserUploadRate  float64 // bytes per second one user may upload; 0: unlimited
+	UserUploadBurst int64   // bytes one user may upload at once before the rate applies
+	AppUploadRate   float64 // bytes per second one app's users may upload together; 0: unlimited
+	AppUploadBurst  int64
+	UserUploadFiles int   // uploads per minute per user; 0: unlimited
+	AppUploadFiles  int   // uploads per minute per app; 0: unlimited
+	AppStorageQuota int64 // bytes of uploads an app may keep; 0: unlimited
+
 	// Groups over the socket.
 	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
 	GroupEventRate    float64 // group and profile socket events per second per user
@@ -90,6 +101,12 @@ func Default() Config {
 		RecallWindow:    2 * time.Minute,
 		EditWindow:      24 * time.Hour,
 		MaxReactions:    20,
+		UserUploadRate:  1 << 20,
+		UserUploadBurst: 64 << 20,
+		AppUploadRate:   64 << 20,
+		AppUploadBurst:  1 << 30,
+		UserUploadFiles: 60,
+		AppUploadFiles:  6000,
 		GroupEventRate:  5,
 		GroupEventBurst: 20,
 	}
@@ -107,7 +124,7 @@ func (c *Config) settings() []setting {
 		{"addr", "listen address", &c.Addr},
 		{"store", "store: sqlite:PATH or postgres://USER@HOST/DB", &c.Store},
 		{"broker", "cross-node broker: memory, redis://HOST:PORT or nats://HOST:PORT", &c.Broker},
-		{"blobs", "upload storage: file:DIR", &c.Blobs},
+		{"blobs", "upload storage: file:DIR or s3://BUCKET/PREFIX?endpoint=URL&region=R&path_style=true|false (credentials in AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN)", &c.Blobs},
 		{"admin-key", "bearer key that guards POST /app/create (empty: disabled)", &c.AdminKey},
 		{"public-url", "external base URL for upload links (empty: from the request)", &c.PublicURL},
 		{"demo", "create a demo app and serve the demo chat at /", &c.Demo},
@@ -135,6 +152,14 @@ func (c *Config) settings() []setting {
 		{"recall-window", "how long a sender may recall a message (0: never; the app may always)", &c.RecallWindow},
 		{"edit-window", "how long a sender may edit a text or custom message (0: never)", &c.EditWindow},
 		{"max-reactions", "most different emoji one message may carry", &c.MaxReactions},
+		{"blobs-redirect", "downloads answer 302 to a short-lived presigned URL of the object store (s3: only)", &c.BlobsRedirect},
+		{"user-upload-rate", "bytes per second one user may upload (0: unlimited)", &c.UserUploadRate},
+		{"user-upload-burst", "bytes one user may upload at once before user-upload-rate applies", &c.UserUploadBurst},
+		{"app-upload-rate", "bytes per second one app's users may upload together (0: unlimited)", &c.AppUploadRate},
+		{"app-upload-burst", "bytes one app may upload at once before app-upload-rate applies", &c.AppUploadBurst},
+		{"user-upload-files", "files per minute one user may upload (0: unlimited)", &c.UserUploadFiles},
+		{"app-upload-files", "files per minute one app's users may upload together (0: unlimited)", &c.AppUploadFiles},
+		{"app-storage-quota", "bytes of uploaded files one app may keep (0: unlimited)", &c.AppStorageQuota},
 		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
 		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
 		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
@@ -212,8 +237,15 @@ func (c Config) Validate() error {
 	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
 		errs = append(errs, fmt.Errorf("%s: want memory, redis://..., rediss://..., nats://... or tls://...", named("broker")))
 	}
-	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
-		errs = append(errs, fmt.Errorf("%s %q: want file:DIR", named("blobs"), c.Blobs))
+	if err := validBlobs(c.Blobs); err != nil {
+		errs = append(errs, err)
+	}
+	if c.UserUploadRate < 0 || c.AppUploadRate < 0 || c.UserUploadFiles < 0 || c.AppUploadFiles < 0 || c.AppStorageQuota < 0 ||
+		c.UserUploadBurst < 0 || c.AppUploadBurst < 0 {
+		errs = append(errs, errors.New("upload rates, bursts and file counts (-user-upload-*, -app-upload-*) and -app-storage-quota must not be negative"))
+	}
+	if c.BlobsRedirect && !strings.HasPrefix(c.Blobs, "s3://") {
+		errs = append(errs, fmt.Errorf("%s needs s3:// blobs", named("blobs-redirect")))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -260,6 +292,18 @@ func (c Config) Validate() error {
 
 // named names a setting in an error: its flag and its variable.
 func named(name string) string { return "-" + name + " (" + EnvName(name) + ")" }
+
+// validBlobs checks the shape of a CHATD_BLOBS value; the S3 URL's
+// parameters and credentials are checked when the store opens.
+func validBlobs(b string) error {
+	switch {
+	case strings.HasPrefix(b, "file:") && len(b) > len("file:"):
+		return nil
+	case strings.HasPrefix(b, "s3://") && len(b) > len("s3://") && b[len("s3://")] != '/':
+		return nil
+	}
+	return fmt.Errorf("%s %q: want file:DIR or s3://BUCKET/PREFIX?endpoint=…&region=…&path_style=true|false", named("blobs"), b)
+}
 
 // AllowedOrigins is the Origin allow-list as a slice.
 func (c Config) AllowedOrigins() []string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
@@ -50,6 +51,12 @@ type reply struct {
 
 func startNode(t *testing.T, mutate ...func(*config.Config)) *node {
 	t.Helper()
+	return startNodeLogger(t, nil, mutate...)
+}
+
+// startNodeLogger is startNode with the node logging to log.
+func startNodeLogger(t *testing.T, log *slog.Logger, mutate ...func(*config.Config)) *node {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := config.Default()
 	cfg.Store = "sqlite:" + filepath.Join(dir, "chatd.db")
@@ -58,7 +65,7 @@ func startNode(t *testing.T, mutate ...func(*config.Config)) *node {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	srv, err := server.New(context.Background(), cfg, nil)
+	srv, err := server.New(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,13 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 		metric("chatd_broker_dropped_total", "counter", "Payloads dropped by full subscriber queues.", bs.Dropped)
 		metric("chatd_broker_reconnects_total", "counter", "Broker reconnections.", bs.Reconnects)
 	}
+	us := s.API.UploadStats()
+	metric("chatd_uploads_total", "counter", "Files stored.", us.Uploads)
+	metric("chatd_uploads_failed_total", "counter", "Uploads that failed after passing the limits; nothing of them is kept.", us.Failed)
+	metric("chatd_upload_bytes_total", "counter", "Bytes of files stored.", us.UploadBytes)
+	metric("chatd_uploads_rate_limited_total", "counter", "Uploads refused by a rate limit.", us.Limited)
+	metric("chatd_uploads_over_quota_total", "counter", "Uploads refused by the app's storage quota.", us.OverQuota)
+	metric("chatd_blob_delete_errors_total", "counter", "Blobs of failed uploads that could not be deleted (orphaned; see the log).", us.BlobDeleteErrors)
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	metric("go_goroutines", "gauge", "Goroutines.", runtime.NumGoroutine())

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -38,9 +39,13 @@ type Server struct {
 	Chat    *chat.Service
 	Gateway *gateway.Gateway
 	Sockets *socketio.Server
+	API     *api.Server
+	Blobs   blob.Store
 	Handler http.Handler
 	log     *slog.Logger
 	closers []func() error
+
+	blobHealth blobHealth
 }
 
 // OpenStore opens the store named by a CHATD_STORE value. An unknown value
@@ -73,11 +78,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		l.SetLogger(log)
 	}
 
-	blobs, err := blob.NewDisk(strings.TrimPrefix(cfg.Blobs, "file:"))
+	blobs, err := OpenBlobs(cfg.Blobs, os.Getenv)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open blobs: %w", err)
 	}
+	s.Blobs = blobs
+	s.blobHealth.store = blobs
+	checkBlobs(ctx, blobs, cfg.Blobs, log)
 
 	br, err := brokers.Open(ctx, cfg.Broker, log)
 	if err != nil {
@@ -130,7 +138,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AuthFailBurst:  cfg.AuthFailBurstIP,
 		Logger:         log,
 		Ready:          s.ready,
+		Uploads:        uploadLimits(cfg),
+		BlobsRedirect:  cfg.BlobsRedirect,
 	})
+	s.API = a
 	mux := http.NewServeMux()
 	a.Register(mux)
 	mux.Handle("/socket.io/", limitHandshakes(s.Sockets, ratelimit.New(cfg.HandshakeRateIP, cfg.HandshakeBurstIP)))
@@ -154,6 +165,9 @@ func (s *Server) ready(ctx context.Context) error {
 	}
 	if err := s.Broker.Ping(ctx); err != nil {
 		return fmt.Errorf("broker: %w", err)
+	}
+	if err := s.blobHealth.check(ctx); err != nil {
+		return fmt.Errorf("blobs: %w", err)
 	}
 	return nil
 }

@@ -29,6 +29,7 @@ var (
 	ErrExists    = errors.New("already exists")
 	ErrNotMember = errors.New("not a member of the conversation")
 	ErrInvalid   = errors.New("invalid argument")
+	ErrQuota     = errors.New("storage quota exceeded")
 )
 
 // Conversation types, as on node-chat's wire.
@@ -174,6 +175,12 @@ type File struct {
 	CreatedAt   time.Time
 }
 
+// FileUsage is what an app's recorded uploads add up to.
+type FileUsage struct {
+	Bytes int64
+	Files int64
+}
+
 // PrivateKey is the conversation key of the private conversation between a
 // and b: the sorted pair, so both directions find the same conversation.
 // A conversation with oneself has the key "a\x00a".
@@ -266,6 +273,13 @@ type Store interface {
 	// Files.
 	CreateFile(ctx context.Context, f File) error
 	File(ctx context.Context, appID, id string) (File, error)
+	// CreateFileWithin records f like CreateFile and adds its size to the
+	// app's usage in the same transaction; with maxAppBytes > 0 it refuses
+	// with ErrQuota, recording nothing, when the usage would pass it.
+	// (CreateFile is CreateFileWithin with no limit.)
+	CreateFileWithin(ctx context.Context, f File, maxAppBytes int64) error
+	// FileUsage returns the bytes and number of files recorded for an app.
+	FileUsage(ctx context.Context, appID string) (FileUsage, error)
 
 	// Lifecycle: recall, edit, reactions, delete-for-me.
 	Lifecycle

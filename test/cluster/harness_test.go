@@ -206,7 +206,7 @@ type cluster struct {
 	bin    string
 	store  string
 	broker string
-	blobs  string
+	blobs  string // CHATD_BLOBS
 	dir    string
 	mu     sync.Mutex // guards nodes: a restart replaces one while clients look them up
 	nodes  []*node
@@ -222,13 +222,16 @@ type appCreds struct {
 
 // newCluster starts n nodes at once (concurrent migrations included) and
 // registers an application.
-func newCluster(t testing.TB, n int, storeURL, brokerURL string) *cluster {
+func newCluster(t testing.TB, n int, storeURL, brokerURL string, opts ...func(*cluster)) *cluster {
 	t.Helper()
 	dir := t.TempDir()
 	c := &cluster{
 		t: t, bin: chatdBinary(t), store: storeURL, broker: brokerURL,
-		blobs: filepath.Join(dir, "files"), dir: dir, nodes: make([]*node, n),
+		blobs: "file:" + filepath.Join(dir, "files"), dir: dir, nodes: make([]*node, n),
 		http: &http.Client{Timeout: 15 * time.Second},
+	}
+	for _, o := range opts {
+		o(c)
 	}
 	t.Cleanup(func() {
 		c.mu.Lock()
@@ -282,7 +285,7 @@ func (c *cluster) launch(i int) (*node, error) {
 			"CHATD_ADDR=127.0.0.1:"+strconv.Itoa(port),
 			"CHATD_STORE="+c.store,
 			"CHATD_BROKER="+c.broker,
-			"CHATD_BLOBS=file:"+c.blobs,
+			"CHATD_BLOBS="+c.blobs,
 			"CHATD_ADMIN_KEY="+adminKey,
 			"CHATD_LOG_LEVEL=warn",
 			"CHATD_SHUTDOWN_TIMEOUT=5s",

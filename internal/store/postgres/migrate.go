@@ -162,7 +162,17 @@ CREATE TABLE hidden (
 	PRIMARY KEY (conversation_id, user_id, version)
 );
 `,
-	// 6 (groups): group info, mute-all and dismissal; per-member mutes;
+	// 6: what each app's uploads add up to, kept with every recorded file,
+	// so a storage quota is checked without summing the files table.
+	`
+CREATE TABLE file_usage (
+	app_id text PRIMARY KEY,
+	bytes  bigint NOT NULL DEFAULT 0,
+	files  bigint NOT NULL DEFAULT 0
+);
+INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*) FROM files GROUP BY app_id;
+`,
+	// 7 (groups): group info, mute-all and dismissal; per-member mutes;
 	// user profile extra and deletion. Roles use members.role (1).
 	`
 ALTER TABLE conversations ADD COLUMN notice text NOT NULL DEFAULT '';

@@ -675,16 +675,7 @@ func (s *Store) Session(ctx context.Context, conversationID, userID string) (sto
 // ---- files
 
 func (s *Store) CreateFile(ctx context.Context, f store.File) error {
-	if err := validText(f.ID, f.AppID, f.UserID, f.Key, f.Name, f.ContentType); err != nil {
-		return err
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
-	if isUniqueViolation(err) {
-		return fmt.Errorf("postgres: create file %s: %w", f.ID, store.ErrExists)
-	}
-	return wrap("create file", err, nil)
+	return s.CreateFileWithin(ctx, f, 0)
 }
 
 func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) {

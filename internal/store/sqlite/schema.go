@@ -157,7 +157,17 @@ CREATE TABLE hidden (
 	PRIMARY KEY (conversation_id, user_id, version)
 ) WITHOUT ROWID;
 `,
-	// 6 (groups): group info, mute-all and dismissal; per-member mutes;
+	// 6: what each app's uploads add up to, kept with every recorded file,
+	// so a storage quota is checked without summing the files table.
+	`
+CREATE TABLE file_usage (
+	app_id TEXT PRIMARY KEY,
+	bytes  INTEGER NOT NULL DEFAULT 0,
+	files  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*) FROM files GROUP BY app_id;
+`,
+	// 7 (groups): group info, mute-all and dismissal; per-member mutes;
 	// user profile extra and deletion. Roles use members.role (1).
 	`
 ALTER TABLE conversations ADD COLUMN notice TEXT NOT NULL DEFAULT '';

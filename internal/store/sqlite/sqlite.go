@@ -671,18 +671,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 // ---- files ----
 
 func (s *Store) CreateFile(ctx context.Context, f store.File) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
-	if err != nil {
-		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
-	} else if n == 0 {
-		return fmt.Errorf("sqlite: create file %s: %w", f.ID, store.ErrExists)
-	}
-	return nil
+	return s.CreateFileWithin(ctx, f, 0)
 }
 
 func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) {

@@ -60,6 +60,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MessageByID", testMessageByID},
 		{"MarkRead", testMarkRead},
 		{"Files", testFiles},
+		{"FileUsage", testFileUsage},
+		{"FileQuotaConcurrent", testFileQuotaConcurrent},
 		{"Ping", testPing},
 		{"Visibility", testVisibility},
 		{"VisibilitySessions", testVisibilitySessions},
@@ -1497,6 +1499,96 @@ func testFiles(t *testing.T, s store.Store) {
 	wantErr(t, "File from another app", err, store.ErrNotFound)
 	_, err = s.File(ctx, app, store.NewID())
 	wantErr(t, "File unknown", err, store.ErrNotFound)
+}
+
+func testFileUsage(t *testing.T, s store.Store) {
+	app, other := newApp(t, s), newApp(t, s)
+	usage := func(app string) store.FileUsage {
+		t.Helper()
+		u, err := s.FileUsage(ctx, app)
+		if err != nil {
+			t.Fatalf("FileUsage: %v", err)
+		}
+		return u
+	}
+	if u := usage(app); u != (store.FileUsage{}) {
+		t.Fatalf("new app usage = %+v", u)
+	}
+	file := func(app string, size int64) store.File {
+		return store.File{ID: store.NewID(), AppID: app, UserID: "alice", Key: store.NewID(), Size: size, ContentType: "text/plain"}
+	}
+	f1 := file(app, 100)
+	if err := s.CreateFile(ctx, f1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateFileWithin(ctx, file(app, 50), 150); err != nil {
+		t.Fatalf("CreateFileWithin up to the quota: %v", err)
+	}
+	if u := usage(app); u != (store.FileUsage{Bytes: 150, Files: 2}) {
+		t.Fatalf("usage = %+v", u)
+	}
+	over := file(app, 1)
+	wantErr(t, "CreateFileWithin over the quota", s.CreateFileWithin(ctx, over, 150), store.ErrQuota)
+	_, err := s.File(ctx, app, over.ID)
+	wantErr(t, "File refused by the quota", err, store.ErrNotFound)
+	dup := f1
+	dup.Size = 7
+	wantErr(t, "CreateFileWithin duplicate", s.CreateFileWithin(ctx, dup, 0), store.ErrExists)
+	if u := usage(app); u != (store.FileUsage{Bytes: 150, Files: 2}) {
+		t.Fatalf("usage after refusals = %+v", u)
+	}
+	// Quotas and usage are per app.
+	if err := s.CreateFileWithin(ctx, file(other, 150), 150); err != nil {
+		t.Fatalf("other app: %v", err)
+	}
+	if u := usage(other); u != (store.FileUsage{Bytes: 150, Files: 1}) {
+		t.Fatalf("other app usage = %+v", u)
+	}
+	if err := s.CreateFileWithin(ctx, file(app, 1000), 0); err != nil {
+		t.Fatalf("no quota: %v", err)
+	}
+}
+
+// WantFileUsage checks the usage of each app in want (backends' migration
+// tests use it).
+func WantFileUsage(t *testing.T, s store.Store, want map[string]store.FileUsage) {
+	t.Helper()
+	for app, w := range want {
+		if got, err := s.FileUsage(context.Background(), app); err != nil || got != w {
+			t.Errorf("FileUsage(%s) = %+v %v, want %+v", app, got, err, w)
+		}
+	}
+}
+
+// testFileQuotaConcurrent: uploads racing for the last bytes of a quota
+// never pass it together.
+func testFileQuotaConcurrent(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	const n, size, quota = 12, 10, 55
+	var ok sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for range n {
+		ok.Go(func() {
+			err := s.CreateFileWithin(ctx, store.File{ID: store.NewID(), AppID: app, UserID: "u", Key: store.NewID(), Size: size}, quota)
+			switch {
+			case err == nil:
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+			case !errors.Is(err, store.ErrQuota):
+				t.Errorf("CreateFileWithin: %v", err)
+			}
+		})
+	}
+	ok.Wait()
+	u, err := s.FileUsage(ctx, app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if accepted != quota/size || u != (store.FileUsage{Bytes: int64(accepted * size), Files: int64(accepted)}) {
+		t.Errorf("accepted %d, usage %+v; want %d files", accepted, u, quota/size)
+	}
 }
 
 func testPing(t *testing.T, s store.Store) {
