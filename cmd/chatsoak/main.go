@@ -79,7 +79,7 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 		"CHATD_ADMIN_KEY="+adminKey,
 		"CHATD_LOG_LEVEL=warn",
 		// Every client comes from 127.0.0.1 and the load is the point here.
-		"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
+		"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0", "CHATD_MAX_CONNS_PER_IP=0",
 	)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

@@ -41,6 +41,15 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+
+	// Transport limits (SECURITY.md, Limits).
+	MaxConnsPerIP        int           // connections open at once from one IPv4 address or IPv6 /64; 0: unlimited
+	MaxSocketBufferBytes int64         // pending output of one socket; over it the socket is disconnected
+	SocketConnectTimeout time.Duration // a socket connection must be authenticated by then
+	HTTPReadTimeout      time.Duration // a request body must arrive within it (uploads: no gap longer)
+	HTTPWriteTimeout     time.Duration // an answer must be written within it (downloads: each write)
+	HTTPIdleTimeout      time.Duration // an idle keep-alive connection is closed after it
+	UploadMinRate        int64         // bytes/s an upload must average after the read timeout
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -67,6 +76,14 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+
+		MaxConnsPerIP:        1000,
+		MaxSocketBufferBytes: 4 << 20,
+		SocketConnectTimeout: 10 * time.Second,
+		HTTPReadTimeout:      20 * time.Second,
+		HTTPWriteTimeout:     30 * time.Second,
+		HTTPIdleTimeout:      60 * time.Second,
+		UploadMinRate:        4 << 10,
 	}
 }
 
@@ -103,6 +120,13 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"max-conns-per-ip", "connections open at once from one IPv4 address or IPv6 /64 (0: unlimited)", &c.MaxConnsPerIP},
+		{"max-socket-buffer-bytes", "pending output of one socket in bytes; over it the socket is disconnected", &c.MaxSocketBufferBytes},
+		{"socket-connect-timeout", "time a socket connection has to upgrade and authenticate", &c.SocketConnectTimeout},
+		{"http-read-timeout", "time a request body has to arrive (uploads: longest gap)", &c.HTTPReadTimeout},
+		{"http-write-timeout", "time an answer has to be written (downloads: each write)", &c.HTTPWriteTimeout},
+		{"http-idle-timeout", "time an idle keep-alive connection stays open", &c.HTTPIdleTimeout},
+		{"upload-min-rate", "bytes per second an upload must average after the read timeout (0: no minimum)", &c.UploadMinRate},
 	}
 }
 
@@ -227,6 +251,20 @@ func (c Config) Validate() error {
 	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, errors.New("signature-window must be at least 1s"))
+	}
+	if c.MaxConnsPerIP < 0 || c.UploadMinRate < 0 {
+		errs = append(errs, errors.New("max-conns-per-ip and upload-min-rate must not be negative"))
+	}
+	if c.MaxSocketBufferBytes < 64<<10 {
+		errs = append(errs, errors.New("max-socket-buffer-bytes must be at least 65536"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"socket-connect-timeout", c.SocketConnectTimeout}, {"http-read-timeout", c.HTTPReadTimeout}, {"http-write-timeout", c.HTTPWriteTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
+		if d.v < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be at least 100ms", d.name))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -20,7 +20,7 @@ import (
 // reaches every one of them exactly once, in order, with its own session.
 func TestGroupFanoutToThousands(t *testing.T) {
 	const members, messages = 2000, 5
-	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.UserSendRate = 0 })
+	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.UserSendRate = 0; c.MaxConnsPerIP = 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	app, err := n.srv.Chat.App(ctx, n.app.AppID)
