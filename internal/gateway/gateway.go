@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/internal/broker"
@@ -63,6 +64,8 @@ type Gateway struct {
 	mu       sync.Mutex
 	draining bool
 	inflight sync.WaitGroup
+
+	overflowed atomic.Uint64 // sockets closed for a push the fan-out could not queue (overflow.go)
 }
 
 // identity is what an authenticated socket carries. It is also the payload
@@ -129,6 +132,9 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
+	if or, ok := br.(broker.OverflowReporter); ok {
+		or.OnOverflow(g.overflow)
+	}
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser} {
 		var unsub func()
 		var err error

@@ -1,0 +1,281 @@
+package server_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/config"
+	"github.com/chatd/chatd/internal/socketio/sioclient"
+)
+
+// These tests reproduce, against a real chatd, the attacks on its transport
+// that SECURITY.md (Limits) bounds: each fails without its limit.
+
+// closedWithin reports whether the server closes c within d, reading (and
+// discarding) whatever it sends until then.
+func closedWithin(c net.Conn, d time.Duration) bool {
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	return !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// rawUpgrade opens a websocket upgrade of an existing polling session and
+// returns the connection once the server accepted it, sending nothing more.
+func rawUpgrade(t *testing.T, base, sid string, proto int) net.Conn {
+	t.Helper()
+	u, _ := url.Parse(sioclient.URL(base, proto, "websocket", sid, nil))
+	c, err := net.Dial("tcp", u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", u.RequestURI(), u.Host)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", resp, err)
+	}
+	return c
+}
+
+// Item: silent websocket upgrades stayed open for ever, outside any limit.
+func TestSilentUpgradeIsClosed(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.SocketConnectTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	for _, proto := range []int{3, 4} {
+		p, _, err := sioclient.DialPolling(ctx, n.ts.URL, proto, url.Values{"token": {n.token("u1")}, "appId": {n.app.AppID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := rawUpgrade(t, n.ts.URL, p.SID, proto)
+		if !closedWithin(c, 5*time.Second) {
+			t.Fatalf("EIO%d: a silent upgrade connection is still open after the connect timeout", proto)
+		}
+		c.Close()
+	}
+}
+
+// Item: upgrades with a sid skipped the per-IP handshake limit.
+func TestUpgradesCountAgainstHandshakeLimit(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0.001; c.HandshakeBurstIP = 2 })
+	ctx := context.Background()
+	p, _, err := sioclient.DialPolling(ctx, n.ts.URL, 4, nil) // takes one token
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := rawUpgrade(t, n.ts.URL, p.SID, 4) // the second
+	defer c.Close()
+	_, err = sioclient.DialRaw(ctx, sioclient.URL(n.ts.URL, 4, "websocket", p.SID, nil), 4, nil)
+	if err == nil || !strings.Contains(err.Error(), "429") {
+		t.Fatalf("third upgrade from the address: %v, want 429", err)
+	}
+}
+
+// Item: connections per address were unbounded.
+func TestConnectionsPerAddressCapped(t *testing.T) {
+	const max = 8
+	n := startNode(t, func(c *config.Config) { c.MaxConnsPerIP = max })
+	host := strings.TrimPrefix(n.ts.URL, "http://")
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	// Idle connections, and one per kind of long-held connection.
+	p, _, err := sioclient.DialPolling(context.Background(), n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held = append(held, rawUpgrade(t, n.ts.URL, p.SID, 4))
+	for len(held) < max {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// The polling client's keep-alive connection is the max+1st: close it.
+	p.HTTP.CloseIdleConnections()
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	var resp *http.Response
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err = client.Get(n.ts.URL + "/healthz")
+		if err == nil && resp.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+		if err == nil {
+			resp.Body.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection %d from one address: %v %v, want 429", max+1, resp, err)
+		}
+		// The polling client's connection closes asynchronously.
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp.Body.Close()
+	held[len(held)-1].Close()
+	held = held[:len(held)-1]
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		resp, err = client.Get(n.ts.URL + "/healthz")
+		if err == nil && resp.StatusCode == http.StatusOK {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after closing one: %v %v", resp, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(n.metrics(), "chatd_http_conns_refused_total ") {
+		t.Fatal("no refused-connections metric")
+	}
+}
+
+func (n *node) metrics() string {
+	n.t.Helper()
+	resp, err := http.Get(n.ts.URL + "/metrics")
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// Item: an EIO3 session refused on "/" (bad token) lived as long as it pinged.
+func TestUnauthenticatedV3SessionExpires(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.SocketConnectTimeout = 300 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, first, err := sioclient.DialPolling(ctx, n.ts.URL, 3, url.Values{"token": {"forged"}, "appId": {n.app.AppID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := false
+	for _, pk := range first {
+		refused = refused || strings.HasPrefix(string(pk.Data), "4")
+	}
+	for {
+		if ctx.Err() != nil {
+			t.Fatal("the refused EIO3 session is still open while it pings")
+		}
+		if code, err := p.Post(ctx, p.Encode("2")); err != nil || code != http.StatusOK {
+			break // unknown sid: closed
+		}
+		code, pkts, err := p.Get(ctx)
+		if err != nil || code != http.StatusOK {
+			break
+		}
+		closed := false
+		for _, pk := range pkts {
+			refused = refused || (pk.Type == 4 && strings.HasPrefix(string(pk.Data), "4"))
+			closed = closed || pk.Type == 1
+		}
+		if closed {
+			break
+		}
+	}
+	if ctx.Err() != nil {
+		t.Fatal("the refused EIO3 session is still open while it pings")
+	}
+	if !refused {
+		t.Fatal("the client never got the error packet")
+	}
+}
+
+// Item: incomplete binary attachments were parked without limit.
+func TestIncompleteAttachmentsBounded(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.SocketConnectTimeout = 300 * time.Millisecond })
+	ctx := context.Background()
+	// Not connected to the namespace: refused at once.
+	c, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Send(`451-["send-private-message",{"_placeholder":true,"num":0}]`); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(c.Conn, 5*time.Second) {
+		t.Fatal("a binary packet before CONNECT was kept")
+	}
+	// Connected, attachments never sent: closed after the connect timeout.
+	c2, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Send(`40{"token":"` + n.token("u2") + `","appId":"` + n.app.AppID + `"}`)
+	if ack, err := c2.NextText(); err != nil || !strings.HasPrefix(ack, "40{") {
+		t.Fatalf("connect: %q %v", ack, err)
+	}
+	c2.Send(`452-["send-private-message",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]`)
+	c2.SendBinary(make([]byte, 500_000))
+	if !closedWithin(c2.Conn, 5*time.Second) {
+		t.Fatal("a binary packet missing an attachment was kept")
+	}
+}
+
+// Item: one user's socket could hold hundreds of MB of unread output.
+func TestSlowReaderDisconnected(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.UserSendRate = 0
+		c.MaxSocketBufferBytes = 1 << 20
+	})
+	ctx := context.Background()
+	tok := n.token("reader")
+	n.token("writer")
+	big := strings.Repeat("x", 60<<10)
+	for range 40 {
+		if _, err := n.srv.Chat.SendPrivate(ctx, chat.SendInput{AppID: n.app.AppID, SenderID: "writer", TargetID: "reader", Type: 1,
+			Content: json.RawMessage(`{"content":"` + big + `"}`)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ss, err := n.srv.Chat.Sessions(ctx, n.app.AppID, "reader")
+	if err != nil || len(ss) != 1 {
+		t.Fatalf("sessions: %v %v", ss, err)
+	}
+	c, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Send(`40{"token":"` + tok + `","appId":"` + n.app.AppID + `"}`)
+	if ack, err := c.NextText(); err != nil || !strings.HasPrefix(ack, "40{") {
+		t.Fatalf("connect: %q %v", ack, err)
+	}
+	// Ask for ~2.4 MB at a time and never read: the answers pile up.
+	before := n.srv.Sockets.SlowConsumers()
+	req := fmt.Sprintf(`42%%d["sync",{"sid":%q,"afterSeq":0,"limit":100}]`, ss[0].SID)
+	// 60 answers are 144 MB: far more than the socket buffers take.
+	for i := range 60 {
+		if err := c.Send(fmt.Sprintf(req, i)); err != nil {
+			break // closed by the server
+		}
+	}
+	for deadline := time.Now().Add(20 * time.Second); n.srv.Sockets.SlowConsumers() == before; {
+		if time.Now().After(deadline) {
+			t.Fatal("144 MB of unread sync answers and the socket is still connected")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !closedWithin(c.Conn, 10*time.Second) {
+		t.Fatal("slow consumer counted but not closed")
+	}
+	if !strings.Contains(n.metrics(), "chatd_socket_slow_disconnects_total 1") {
+		t.Fatal("the slow disconnect is not in /metrics")
+	}
+}
