@@ -279,3 +279,70 @@ func TestSlowReaderDisconnected(t *testing.T) {
 		t.Fatal("the slow disconnect is not in /metrics")
 	}
 }
+
+// Item: a POST that announced a body and never sent it held its connection.
+func TestSilentBodyIsCut(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.HTTPReadTimeout = 300 * time.Millisecond })
+	host := strings.TrimPrefix(n.ts.URL, "http://")
+	for _, path := range []string{"/user/getToken", "/file/upload?appId=" + n.app.AppID + "&token=" + n.token("u"), "/socket.io/?EIO=4&transport=polling&sid=x"} {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{", path, host)
+		closed := closedWithin(c, 5*time.Second)
+		c.Close()
+		if !closed {
+			t.Fatalf("%s: the connection is still open after the read timeout", path)
+		}
+	}
+}
+
+// trickleUpload sends a multipart upload of a PNG of size bytes, trickled in
+// chunks with pause between them.
+func trickleUpload(t *testing.T, n *node, size, chunk int, pause time.Duration) (int, error) {
+	t.Helper()
+	const boundary = "XbOuNdArY"
+	png := append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, size)...)
+	body := "--" + boundary + "\r\nContent-Disposition: form-data; name=\"up_file\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n" +
+		string(png) + "\r\n--" + boundary + "--\r\n"
+	pr, pw := io.Pipe()
+	go func() {
+		defer pw.Close()
+		for b := []byte(body); len(b) > 0; {
+			k := min(chunk, len(b))
+			if _, err := pw.Write(b[:k]); err != nil {
+				return
+			}
+			b = b[k:]
+			time.Sleep(pause)
+		}
+	}()
+	req, _ := http.NewRequest("POST", n.ts.URL+"/file/upload?appId="+n.app.AppID+"&token="+n.token("up"), pr)
+	req.ContentLength = int64(len(body))
+	req.Header.Set("Content-Type", "multipart/form-data; boundary="+boundary)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, nil
+}
+
+// Uploads get a progress-based limit: one that keeps coming may take longer
+// than the read timeout; one slower than the minimum rate is cut.
+func TestUploadDeadlineFollowsProgress(t *testing.T) {
+	n := startNode(t, func(c *config.Config) {
+		c.HTTPReadTimeout = 300 * time.Millisecond
+		c.UploadMinRate = 16 << 10
+	})
+	// 64 KiB in 8 KiB chunks every 50ms: about 160 KiB/s, 400ms in all.
+	if code, err := trickleUpload(t, n, 64<<10, 8<<10, 50*time.Millisecond); err != nil || code != http.StatusOK {
+		t.Fatalf("upload that keeps coming: %d %v", code, err)
+	}
+	// 64 KiB in 1 KiB chunks every 100ms: 10 KiB/s, under the minimum.
+	if code, err := trickleUpload(t, n, 64<<10, 1<<10, 100*time.Millisecond); err == nil && code == http.StatusOK {
+		t.Fatal("an upload under the minimum rate completed")
+	}
+}
