@@ -262,6 +262,7 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 		srv:        srv,
 		id:         newSID(),
 		proto:      proto,
+		b64:        proto == 3 && r.URL.Query().Get("b64") != "",
 		rawQuery:   r.URL.RawQuery,
 		header:     flattenHeader(r.Header),
 		remoteAddr: r.RemoteAddr,

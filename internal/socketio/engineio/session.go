@@ -60,6 +60,7 @@ type Session struct {
 	srv        *Server
 	id         string
 	proto      int
+	b64        bool   // an EIO3 polling client that takes binary only as base64 (b64=1)
 	rawQuery   string // the handshake's query, parsed on demand
 	header     string // the handshake's header, flattened by flattenHeader
 	remoteAddr string
@@ -412,13 +413,22 @@ func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Session) writePayload(w http.ResponseWriter, frames []*Frame) {
 	var buf []byte
-	for i, f := range frames {
-		buf = f.appendPolling(buf, s.proto, i == 0)
+	contentType := "text/plain; charset=UTF-8"
+	if s.proto == 3 && !s.b64 && slices.ContainsFunc(frames, (*Frame).Binary) {
+		// An EIO3 client that did not ask for base64 gets binary as binary.
+		contentType = "application/octet-stream"
+		for _, f := range frames {
+			buf = f.appendBinaryPayloadV3(buf)
+		}
+	} else {
+		for i, f := range frames {
+			buf = f.appendPolling(buf, s.proto, i == 0)
+		}
 	}
 	// The wait for frames may have been long; the write gets its own time.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", fmt.Sprint(len(buf)))
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf)
