@@ -346,3 +346,34 @@ func TestUploadDeadlineFollowsProgress(t *testing.T) {
 		t.Fatal("an upload under the minimum rate completed")
 	}
 }
+
+// A connection that has not authenticated may only send small packets: one
+// IP's connections cannot each park a 1 MB frame.
+func TestUnauthenticatedFramesSmall(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	c, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Send(`40{"pad":"` + strings.Repeat("x", 100_000) + `"}`)
+	if !closedWithin(c.Conn, 5*time.Second) {
+		t.Fatal("a 100 KB frame before authentication was accepted")
+	}
+	// Once authenticated, the full limit applies.
+	n.token("peer")
+	c2, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Send(`40{"token":"` + n.token("big") + `","appId":"` + n.app.AppID + `"}`)
+	if ack, err := c2.NextText(); err != nil || !strings.HasPrefix(ack, "40{") {
+		t.Fatalf("connect: %q %v", ack, err)
+	}
+	c2.Send(`420["send-private-message",{"targetId":"peer","messageType":1,"content":{"content":"` + strings.Repeat("y", 60_000) + `"}}]`)
+	if ack, err := c2.NextText(); err != nil || !strings.HasPrefix(ack, "430[null") {
+		t.Fatalf("60 KB send after authentication: %.80q %v", ack, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -65,6 +66,7 @@ type Session struct {
 	header     string // the handshake's header, flattened by flattenHeader
 	remoteAddr string
 	handler    Handler
+	limit      atomic.Int64 // SetMessageLimit's; 0: MaxPayload
 
 	mu           sync.Mutex
 	state        state
@@ -113,8 +115,18 @@ func (s *Session) Header() http.Header { return unflattenHeader(s.header) }
 // RemoteAddr returns the handshake request's remote address.
 func (s *Session) RemoteAddr() string { return s.remoteAddr }
 
-// MaxPayload returns the largest message the session accepts.
-func (s *Session) MaxPayload() int64 { return s.srv.opts.MaxPayload }
+// MaxPayload returns the largest message the session accepts now.
+func (s *Session) MaxPayload() int64 {
+	if l := s.limit.Load(); l > 0 && l < s.srv.opts.MaxPayload {
+		return l
+	}
+	return s.srv.opts.MaxPayload
+}
+
+// SetMessageLimit lowers the largest message the session accepts to n bytes
+// (0 restores Options.MaxPayload): an application keeps what a client that
+// has not authenticated yet may send small.
+func (s *Session) SetMessageLimit(n int64) { s.limit.Store(n) }
 
 // SetHandler sets the session's handler; call it from Options.OnSession.
 func (s *Session) SetHandler(h Handler) { s.handler = h }
@@ -455,7 +467,7 @@ func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	max := s.srv.opts.MaxPayload
+	max := s.MaxPayload()
 	if r.ContentLength > max {
 		s.closeWith("payload too large", closeError)
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
@@ -752,7 +764,7 @@ func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, 
 			}
 			started, op = true, h.OpCode
 		}
-		if int64(len(buf))+h.Length > s.srv.opts.MaxPayload {
+		if int64(len(buf))+h.Length > s.MaxPayload() {
 			return nil, 0, errTooLarge
 		}
 		// The buffer grows as the payload arrives, never from the announced
