@@ -21,7 +21,8 @@ func TestMeasureAttackMemory(t *testing.T) {
 		t.Skip("set CHATD_MEASURE=1 to measure")
 	}
 	const conns = 300
-	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.MaxConnsPerIP = 0 })
+	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.MaxConnsPerIP = 0; c.MaxUserSockets = 0 })
+	tok := n.token("m")
 	heap := func() uint64 {
 		runtime.GC()
 		var ms runtime.MemStats
@@ -44,11 +45,16 @@ func TestMeasureAttackMemory(t *testing.T) {
 		time.Sleep(500 * time.Millisecond) // the server sees them close
 	}
 	ctx := context.Background()
-	// A websocket that announces a 1 MB frame and sends 64 KiB of it.
-	measure("websocket, 1 MB frame announced, 64 KiB sent", func() net.Conn {
+	// An authenticated websocket that announces a 1 MB frame and sends 64
+	// KiB of it (unauthenticated, it is closed at once: 16 KiB limit).
+	measure("authenticated websocket, 1 MB frame announced, 64 KiB sent", func() net.Conn {
 		c, err := sioclient.DialWS(ctx, n.ts.URL, 4, nil)
 		if err != nil {
 			t.Fatal(err)
+		}
+		c.Send(`40{"token":"` + tok + `","appId":"` + n.app.AppID + `"}`)
+		if ack, err := c.NextText(); err != nil || !strings.HasPrefix(ack, "40{") {
+			t.Fatalf("connect: %q %v", ack, err)
 		}
 		hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
 		binary.BigEndian.PutUint64(hdr[2:], 999_000)
