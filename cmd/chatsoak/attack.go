@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"log"
@@ -119,7 +120,7 @@ func (c *timed) read(lat *latencies, pushes, acks, nacks *atomic.Int64) {
 	}
 }
 
-func runAttack(bin string, sockets, senders int, rate float64, duration time.Duration, maxRSS float64) error {
+func runAttack(bin string, sockets, senders int, rate float64, duration time.Duration, maxRSS float64, only map[string]bool) error {
 	dir, err := os.MkdirTemp("", "chatsoak-attack-")
 	if err != nil {
 		return err
@@ -219,7 +220,7 @@ func runAttack(bin string, sockets, senders int, rate float64, duration time.Dur
 	lat.mu.Unlock()
 
 	actx, stopAttack := context.WithCancel(context.Background())
-	var att attackers
+	att := attackers{only: only}
 	att.start(actx, base, a.AppID, attackerTok)
 	var peakRSS float64
 	sample := time.NewTicker(2 * time.Second)
@@ -273,12 +274,11 @@ func runAttack(bin string, sockets, senders int, rate float64, duration time.Dur
 	if peakRSS > maxRSS {
 		problems = append(problems, fmt.Sprintf("RSS peaked at %.1f MiB", peakRSS/(1<<20)))
 	}
-	if att.slowDisconnects.Load() == 0 {
+	if att.slowDisconnects.Load() == 0 && (len(only) == 0 || only["slowreader"]) {
 		problems = append(problems, "the slow reader was never disconnected")
 	}
 	if len(problems) > 0 {
-		fmt.Println("FAIL: " + strings.Join(problems, "; "))
-		os.Exit(1)
+		return errors.New("FAIL: " + strings.Join(problems, "; "))
 	}
 	fmt.Println("PASS: under attack every honest send was acknowledged and pushed once, p99 within 2x, memory under the bound")
 	return nil
@@ -286,6 +286,7 @@ func runAttack(bin string, sockets, senders int, rate float64, duration time.Dur
 
 // attackers runs the attacks until ctx ends, counting what they got.
 type attackers struct {
+	only                                             map[string]bool // the attacks to run; empty: all
 	wg                                               sync.WaitGroup
 	opened, refused, closedByServer, slowDisconnects atomic.Int64
 }
@@ -296,7 +297,10 @@ func (at *attackers) summary() string {
 }
 
 // loop runs workers copies of one attack, each again and again.
-func (at *attackers) loop(ctx context.Context, workers int, once func(ctx context.Context) error) {
+func (at *attackers) loop(ctx context.Context, name string, workers int, once func(ctx context.Context) error) {
+	if len(at.only) > 0 && !at.only[name] {
+		return
+	}
 	for range workers {
 		at.wg.Add(1)
 		go func() {
@@ -304,9 +308,9 @@ func (at *attackers) loop(ctx context.Context, workers int, once func(ctx contex
 			for ctx.Err() == nil {
 				if err := once(ctx); err != nil {
 					at.refused.Add(1)
-					select { // refused: back off a little
+					select { // refused: back off, as a client holding connections would
 					case <-ctx.Done():
-					case <-time.After(100 * time.Millisecond):
+					case <-time.After(time.Second):
 					}
 				}
 			}
@@ -330,7 +334,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 	host := strings.TrimPrefix(base, "http://")
 	// Silent websocket upgrades of polling sessions.
 	hcUp := httpFrom(attackerIP(0))
-	at.loop(ctx, 300, func(ctx context.Context) error {
+	at.loop(ctx, "upgrade", 300, func(ctx context.Context) error {
 		res, err := hcUp.Get(base + "/socket.io/?EIO=4&transport=polling")
 		if err != nil {
 			return err
@@ -356,7 +360,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 		return nil
 	})
 	// Websockets announcing 1 MB frames, sending 64 KiB of each.
-	at.loop(ctx, 200, func(ctx context.Context) error {
+	at.loop(ctx, "frame", 200, func(ctx context.Context) error {
 		c, err := sioclient.DialWSWith(ctx, wsDialer(attackerIP(1)), base, 4, nil)
 		if err != nil {
 			return err
@@ -368,7 +372,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 		return nil
 	})
 	// POST bodies announced and never sent.
-	at.loop(ctx, 200, func(ctx context.Context) error {
+	at.loop(ctx, "body", 200, func(ctx context.Context) error {
 		c, err := netDialer(attackerIP(2)).DialContext(ctx, "tcp", host)
 		if err != nil {
 			return err
@@ -379,19 +383,25 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 	})
 	// Refused EIO3 sessions that keep pinging, and park an attachment.
 	hcV3 := httpFrom(attackerIP(3))
-	at.loop(ctx, 50, func(ctx context.Context) error {
+	at.loop(ctx, "v3", 50, func(ctx context.Context) error {
 		p, _, err := sioclient.DialPolling(ctx, base, 3, url.Values{"token": {"forged"}, "appId": {appID}})
 		if err != nil {
 			return err
 		}
 		p.HTTP = hcV3
 		at.opened.Add(1)
+		// Pings once a second (the protocol asks every 25 s): the session is
+		// kept alive, the attack is on its lifetime, not a request flood.
 		for ctx.Err() == nil {
 			if code, err := p.Post(ctx, p.Encode("2")); err != nil || code != 200 {
 				break
 			}
 			if code, _, err := p.Get(ctx); err != nil || code != 200 {
 				break
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
 			}
 		}
 		if ctx.Err() == nil {
@@ -400,7 +410,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 		return nil
 	})
 	// A user who asks for 2.4 MB sync answers and never reads them.
-	at.loop(ctx, 5, func(ctx context.Context) error {
+	at.loop(ctx, "slowreader", 5, func(ctx context.Context) error {
 		c, err := dial(wsDialer(attackerIP(4)), base, appID, token)
 		if err != nil {
 			return err
@@ -417,12 +427,17 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 				sid = m[i+7 : i+7+strings.IndexByte(m[i+7:], '"')]
 			}
 		}
+		// Paced like a user within the per-user event limits: the attack is
+		// on memory (answers never read), not on the CPU.
+		tick := time.NewTicker(500 * time.Millisecond)
+		defer tick.Stop()
 		for n := 1; ctx.Err() == nil; n++ {
 			if err := c.send(fmt.Sprintf(`42%d["sync",{"sid":%q,"afterSeq":0,"limit":100}]`, n, sid)); err != nil {
 				break
 			}
-			if n%50 == 0 {
-				time.Sleep(10 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-tick.C:
 			}
 		}
 		c.conn.Close()

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,13 +47,20 @@ func main() {
 		duration = flag.Duration("duration", 3*time.Minute, "how long to send")
 		attack   = flag.Bool("attack", false, "run the transport attacks during the second half (default limits; see attack.go)")
 		maxRSS   = flag.Float64("max-rss", 512, "with -attack: chatd's RSS bound in MiB")
+		only     = flag.String("attacks", "", "with -attack: comma-separated subset of upgrade,frame,body,v3,slowreader (empty: all)")
 	)
 	flag.Parse()
 	if *senders > *sockets/2 {
 		log.Fatal("-senders must be at most half of -sockets (each sender writes to a peer that does not send)")
 	}
 	if *attack {
-		if err := runAttack(*bin, *sockets, *senders, *rate, *duration, *maxRSS*(1<<20)); err != nil {
+		set := map[string]bool{}
+		for name := range strings.SplitSeq(*only, ",") {
+			if name != "" {
+				set[name] = true
+			}
+		}
+		if err := runAttack(*bin, *sockets, *senders, *rate, *duration, *maxRSS*(1<<20), set); err != nil {
 			log.Fatal(err)
 		}
 		return
@@ -249,8 +257,7 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 		problems = append(problems, fmt.Sprintf("%d pushes for %d acknowledged messages", pushes.Load(), acks.Load()))
 	}
 	if len(problems) > 0 {
-		fmt.Println("FAIL: " + strings.Join(problems, "; "))
-		os.Exit(1)
+		return errors.New("FAIL: " + strings.Join(problems, "; "))
 	}
 	fmt.Println("PASS: goroutines, heap and open files returned to their baseline; every send acknowledged and pushed once")
 	return nil
