@@ -92,32 +92,16 @@ func (c *timed) sendTimed(id int, text string) error {
 }
 
 func (c *timed) read(lat *latencies, pushes, acks, nacks *atomic.Int64) {
-	for {
-		m, err := c.conn.NextText()
-		if err != nil {
-			return
+	c.readAcks(pushes, acks, nacks, func(m string) {
+		id, _ := strconv.Atoi(m[2:strings.IndexByte(m, '[')])
+		c.mu.Lock()
+		at, ok := c.sent[id]
+		delete(c.sent, id)
+		c.mu.Unlock()
+		if ok {
+			lat.add(time.Since(at))
 		}
-		switch {
-		case m == "2":
-			c.send("3")
-		case strings.HasPrefix(m, `42["message"`):
-			pushes.Add(1)
-		case strings.HasPrefix(m, "43"):
-			id, _ := strconv.Atoi(m[2:strings.IndexByte(m, '[')])
-			c.mu.Lock()
-			at, ok := c.sent[id]
-			delete(c.sent, id)
-			c.mu.Unlock()
-			if ok {
-				lat.add(time.Since(at))
-			}
-			if strings.Contains(m, "[null,") {
-				acks.Add(1)
-			} else {
-				nacks.Add(1)
-			}
-		}
-	}
+	})
 }
 
 func runAttack(bin string, sockets, senders int, rate float64, duration time.Duration, maxRSS float64, only map[string]bool) error {

@@ -320,7 +320,10 @@ func dial(d ws.Dialer, base, appID, token string) (*client, error) {
 }
 
 // read counts pushes and acks until the connection closes.
-func (c *client) read(pushes, acks, nacks *atomic.Int64) {
+func (c *client) read(pushes, acks, nacks *atomic.Int64) { c.readAcks(pushes, acks, nacks, nil) }
+
+// readAcks is read that also hands each ack packet to onAck, if not nil.
+func (c *client) readAcks(pushes, acks, nacks *atomic.Int64, onAck func(m string)) {
 	for {
 		m, err := c.conn.NextText()
 		if err != nil {
@@ -332,6 +335,9 @@ func (c *client) read(pushes, acks, nacks *atomic.Int64) {
 		case strings.HasPrefix(m, `42["message"`):
 			pushes.Add(1)
 		case strings.HasPrefix(m, "43"):
+			if onAck != nil {
+				onAck(m)
+			}
 			if strings.Contains(m, "[null,") {
 				acks.Add(1)
 			} else {
