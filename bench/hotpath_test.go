@@ -34,13 +34,18 @@ import (
 // and users u0…u(n-1).
 func newService(tb testing.TB, users int) (*chat.Service, store.App) {
 	tb.Helper()
+	return newServiceWith(tb, users, chat.Options{})
+}
+
+func newServiceWith(tb testing.TB, users int, opts chat.Options) (*chat.Service, store.App) {
+	tb.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "chatd.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	svc := chat.New(st, chat.Options{})
+	svc := chat.New(st, opts)
 	app, err := svc.CreateApp(ctx, "bench", "")
 	if err != nil {
 		tb.Fatal(err)
@@ -95,7 +100,7 @@ func BenchmarkServiceSendPrivateParallel(b *testing.B) {
 // the service: the member list read dominates, and the notifier (here a
 // no-op) gets 1,000 recipients.
 func BenchmarkServiceSendGroup1000(b *testing.B) {
-	svc, app := newService(b, 1000)
+	svc, app := newServiceWith(b, 1000, chat.Options{Notifier: nopNotifier{}})
 	ctx := context.Background()
 	ids := make([]string, 1000)
 	for i := range ids {
@@ -104,7 +109,6 @@ func BenchmarkServiceSendGroup1000(b *testing.B) {
 	if err := svc.CreateGroup(ctx, app.ID, "g", "Group", "", ids); err != nil {
 		b.Fatal(err)
 	}
-	svc.SetNotifier(nopNotifier{})
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if _, err := svc.SendGroup(ctx, chat.SendInput{AppID: app.ID, SenderID: "u0", TargetID: "g", Type: 1, Content: content(i)}); err != nil {
@@ -147,7 +151,7 @@ func startChatd(tb testing.TB, users int) (base string, appID string, tokens []s
 	dir := tb.TempDir()
 	cfg.Store = "sqlite:" + filepath.Join(dir, "chatd.db")
 	cfg.Blobs = "file:" + filepath.Join(dir, "files")
-	cfg.UserSendRate, cfg.AppSendRate, cfg.HandshakeRateIP, cfg.MaxUserSockets = 0, 0, 0, 0
+	cfg.UserSendRate, cfg.AppSendRate, cfg.HandshakeRateIP, cfg.MaxUserSockets, cfg.UserEventRate = 0, 0, 0, 0, 0
 	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)

@@ -141,7 +141,9 @@ test('SIGTERM finishes in-flight sends, refuses new connections, and clients rec
         senderGone.then(() => resolve({ lost: true }));
       }));
     }
-    await new Promise((r) => setTimeout(r, 20));
+    // SIGTERM once chatd is answering: the first completed send is the
+    // barrier, and the rest are in flight or queued behind it.
+    await Promise.race([...inflight, ...socketAcks]);
     chatd.proc.kill('SIGTERM');
     const results = await Promise.all(inflight);
     const socketResults = await Promise.all(socketAcks);

@@ -15,6 +15,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/chatd/chatd/internal/chat"
@@ -93,10 +94,8 @@ func storeKind(dsn string) string {
 }
 
 func brokerKind(url string) string {
-	for _, k := range []string{"redis", "nats"} {
-		if len(url) > len(k) && url[:len(k)] == k {
-			return k
-		}
+	if scheme, _, ok := strings.Cut(url, "://"); ok {
+		return scheme
 	}
 	return url
 }

@@ -118,7 +118,8 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 	}
 	defer os.RemoveAll(dir)
 	// Every client comes from 127.0.0.1 and the load is the point here.
-	base, stop, err := startChatd(bin, dir, "CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0", "CHATD_MAX_CONNS_PER_IP=0")
+	base, stop, err := startChatd(bin, dir, "CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
+		"CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0")
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +17,7 @@ import (
 	"github.com/chatd/chatd/internal/blob"
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/params"
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/signature"
 	"github.com/chatd/chatd/internal/store"
 )
@@ -29,53 +29,93 @@ type Options struct {
 	MaxBodyBytes   int64  // request bodies other than uploads
 	MaxUploadBytes int64  // one uploaded file
 	Logger         *slog.Logger
+	// AuthFailRate and AuthFailBurst bound failed admin-key and signature
+	// checks per client address; a rate of 0 disables the limit.
+	AuthFailRate  float64
+	AuthFailBurst int
 	// Ready reports whether the node can serve (store and broker reachable).
 	Ready func(ctx context.Context) error
 }
+
+// Defaults of Options, the same as config's (CHATD_MAX_BODY_BYTES,
+// CHATD_MAX_UPLOAD_BYTES), for an API built without a config.
+const (
+	defaultMaxBodyBytes   = 1 << 20  // node-chat's JSON bodies are small; 1 MiB leaves room for a long text
+	defaultMaxUploadBytes = 20 << 20 // images, voice notes and documents of a chat
+)
+
+// Integer parameters are clamped before they are narrowed to int, so that
+// a huge number cannot wrap into a valid one; chat refuses what is still out
+// of range, or caps it (a page at the history limit).
+const (
+	maxEnumParam  = 1000    // messageType, conversationType: far above any defined value
+	maxLimitParam = 1 << 20 // limit: far above any history limit
+)
 
 // Server holds the API's dependencies.
 type Server struct {
 	chat     *chat.Service
 	verifier *signature.Verifier
 	blobs    blob.Store
-	opts     Options
-	log      *slog.Logger
+	// authFails counts failed authentication per client address.
+	authFails *ratelimit.Limiter
+	opts      Options
+	log       *slog.Logger
 }
 
 // New returns the API over a chat service, a signature verifier and blob storage.
 func New(svc *chat.Service, verifier *signature.Verifier, blobs blob.Store, opts Options) *Server {
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 1 << 20
+		opts.MaxBodyBytes = defaultMaxBodyBytes
 	}
 	if opts.MaxUploadBytes <= 0 {
-		opts.MaxUploadBytes = 20 << 20
+		opts.MaxUploadBytes = defaultMaxUploadBytes
 	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{chat: svc, verifier: verifier, blobs: blobs, opts: opts, log: log}
+	return &Server{chat: svc, verifier: verifier, blobs: blobs, opts: opts, log: log,
+		authFails: ratelimit.New(opts.AuthFailRate, opts.AuthFailBurst)}
 }
 
-// Register adds the API's routes to mux.
+// Register adds the API's routes to mux as method patterns (a GET route
+// also answers HEAD, as the mux does). Another method on a route's path gets
+// the envelope's 405, not the mux's plain-text one.
 func (s *Server) Register(mux *http.ServeMux) {
-	route := func(path string, h http.HandlerFunc, methods ...string) {
-		mux.Handle(path, s.recoverer(allow(h, methods...)))
+	var paths []string
+	methods := map[string][]string{}
+	route := func(pattern string, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		if methods[path] == nil {
+			paths = append(paths, path)
+		}
+		methods[path] = append(methods[path], method)
+		if method == http.MethodGet {
+			methods[path] = append(methods[path], http.MethodHead)
+		}
+		mux.Handle(pattern, s.recoverer(h))
 	}
-	route("/app/create", s.createApp, http.MethodPost)
-	route("/user/getToken", s.signed(s.getToken), http.MethodPost)
-	route("/user/revokeToken", s.signed(s.revokeToken), http.MethodPost)
-	route("/user/sessions", s.signed(s.sessions), http.MethodGet, http.MethodPost)
-	route("/group/create", s.signed(s.groupCreate), http.MethodPost)
-	route("/group/join", s.signed(s.groupJoin), http.MethodPost)
-	route("/group/remove", s.signed(s.groupRemove), http.MethodPost)
-	route("/private/send/message", s.signed(s.sendPrivate), http.MethodPost)
-	route("/group/send/message", s.signed(s.sendGroup), http.MethodPost)
-	route("/session/messages", s.signed(s.messages), http.MethodGet, http.MethodPost)
-	route("/file/upload", s.upload, http.MethodPost)
-	route("/files/{app}/{name}", s.download, http.MethodGet, http.MethodHead)
-	route("/healthz", s.healthz, http.MethodGet, http.MethodHead)
-	route("/readyz", s.readyz, http.MethodGet, http.MethodHead)
+	route("POST /app/create", s.createApp)
+	route("POST /app/update", s.appUpdate)
+	route("POST /user/getToken", s.signed(s.getToken))
+	route("POST /user/revokeToken", s.signed(s.revokeToken))
+	route("GET /user/sessions", s.signed(s.sessions))
+	route("POST /user/sessions", s.signed(s.sessions))
+	route("POST /group/create", s.signed(s.groupCreate))
+	route("POST /group/join", s.signed(s.groupJoin))
+	route("POST /group/remove", s.signed(s.groupRemove))
+	route("POST /private/send/message", s.signed(s.sendPrivate))
+	route("POST /group/send/message", s.signed(s.sendGroup))
+	route("GET /session/messages", s.signed(s.messages))
+	route("POST /session/messages", s.signed(s.messages))
+	route("POST /file/upload", s.upload)
+	route("GET /files/{app}/{name}", s.download)
+	route("GET /healthz", s.healthz)
+	route("GET /readyz", s.readyz)
+	for _, path := range paths {
+		mux.Handle(path, methodNotAllowed(methods[path]))
+	}
 }
 
 // NotFound answers unknown paths with the envelope.
@@ -113,14 +153,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, status, envelope{Status: code, Message: msg})
 }
 
-func allow(h http.HandlerFunc, methods ...string) http.HandlerFunc {
+// methodNotAllowed answers a method a route does not serve.
+func methodNotAllowed(methods []string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		for _, m := range methods {
-			if r.Method == m {
-				h(w, r)
-				return
-			}
-		}
 		w.Header().Set("Allow", strings.Join(methods, ", "))
 		writeJSON(w, http.StatusMethodNotAllowed, envelope{Status: chat.CodeOther, Message: "method " + r.Method + " not allowed; use " + strings.Join(methods, " or ")})
 	}
@@ -192,6 +227,13 @@ type signedHandler func(w http.ResponseWriter, r *http.Request, app store.App, p
 // signed verifies node-chat's request signature before calling h.
 func (s *Server) signed(h signedHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		// An address that keeps sending bad signatures is refused before
+		// its body is even read.
+		if !s.authBudget(r) {
+			w.Header().Set("Retry-After", "1")
+			s.fail(w, r, errTooManyFailures)
+			return
+		}
 		p, err := s.readParams(w, r)
 		if err != nil {
 			s.fail(w, r, err)
@@ -207,10 +249,21 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.verifier.Verify(r.Context(), p, app.Secret); err != nil {
+		// node-chat's recipe signs no route; an app may require one.
+		route := ""
+		if app.SignRoute {
+			route = r.Method + " " + r.URL.EscapedPath()
+		}
+		if err := s.verifier.VerifyRoute(r.Context(), p, app.Secret, route); err != nil {
 			var se *signature.Error
+			if errors.As(err, &se) && se.Code == chat.CodeBadSignature {
+				s.failed(r)
+			}
 			if errors.As(err, &se) && se.Code == chat.CodeBadParam {
 				err = fmt.Errorf("%w: %s", chat.ErrInvalid, se.Message)
+			} else if errors.As(err, &se) && se.Code == chat.CodeOther {
+				// Not the caller's fault: the same request may be retried.
+				err = fmt.Errorf("%w: %s", chat.ErrUnavailable, se.Message)
 			} else if errors.As(err, &se) {
 				err = fmt.Errorf("%w: %s", chat.ErrBadSignature, se.Message)
 			} else {
@@ -224,28 +277,30 @@ func (s *Server) signed(h signedHandler) http.HandlerFunc {
 }
 
 func (s *Server) createApp(w http.ResponseWriter, r *http.Request) {
-	if s.opts.AdminKey == "" {
-		s.fail(w, r, fmt.Errorf("%w: app creation over HTTP is disabled: set CHATD_ADMIN_KEY, or run `chatd app create`", chat.ErrForbidden))
-		return
-	}
-	got, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminKey)) != 1 {
-		s.fail(w, r, fmt.Errorf("%w: Authorization: Bearer <admin key> required", chat.ErrForbidden))
-		return
-	}
-	p, err := s.readParams(w, r)
-	if err != nil {
-		s.fail(w, r, err)
+	p, isAdmin := s.adminParams(w, r)
+	if !isAdmin {
 		return
 	}
 	name, _ := p.String("appName")
 	desc, _ := p.String("description")
-	app, err := s.chat.CreateApp(r.Context(), name, desc)
+	signRoute, _, err := boolParam(p, "signRoute")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ok(w, "创建成功", map[string]string{"appName": app.Name, "appId": app.ID, "appSecret": app.Secret})
+	app, err := s.chat.CreateApp(r.Context(), name, desc)
+	if err == nil && signRoute {
+		err = s.chat.SetSignRoute(r.Context(), app.ID, true)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := map[string]any{"appName": app.Name, "appId": app.ID, "appSecret": app.Secret}
+	if signRoute {
+		data["signRoute"] = true
+	}
+	ok(w, "创建成功", data)
 }
 
 func (s *Server) getToken(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
@@ -285,7 +340,16 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 	groupID, _ := p.String("groupId")
 	name, _ := p.String("name")
 	avatar, _ := p.String("avatarUri")
-	err := s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	full, setFull, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	if err == nil && setFull {
+		// The group's history setting: every member sees the whole history.
+		err = s.chat.SetGroupHistory(r.Context(), app.ID, groupID, full)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -295,7 +359,17 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 
 func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	full, _, err := boolParam(p, "fullHistory")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	err = s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p))
+	if err == nil && full {
+		// These members see the whole history, not only from now on.
+		err = s.chat.GrantHistory(r.Context(), app.ID, groupID, userIDs(p))
+	}
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -347,7 +421,7 @@ func (s *Server) send(w http.ResponseWriter, r *http.Request, app store.App, p *
 		s.fail(w, r, fmt.Errorf("%w: missing messageType", chat.ErrInvalid))
 		return
 	}
-	in.Type = int(min(max(typ, -1), 1000))
+	in.Type = int(min(max(typ, -1), maxEnumParam))
 	content, err := contentParam(p)
 	if err != nil {
 		s.fail(w, r, err)
@@ -395,10 +469,10 @@ func (s *Server) messages(w http.ResponseWriter, r *http.Request, app store.App,
 			s.fail(w, r, fmt.Errorf("%w: limit must be positive", chat.ErrInvalid))
 			return
 		}
-		page.Limit = int(min(n, 1<<20))
+		page.Limit = int(min(n, maxLimitParam))
 	}
 	page.LastMsgID, _ = p.String("lastmsgId")
-	msgs, err := s.chat.HistoryWith(r.Context(), app.ID, userID, targetID, int(min(max(ct, -1), 1000)), page)
+	msgs, err := s.chat.HistoryWith(r.Context(), app.ID, userID, targetID, int(min(max(ct, -1), maxEnumParam)), page)
 	if err != nil {
 		s.fail(w, r, err)
 		return

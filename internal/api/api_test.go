@@ -14,6 +14,7 @@ import (
 // envelope and a log line that names the route, and the next request is
 // served as usual.
 func TestRecovererKeepsTheProcessUp(t *testing.T) {
+	t.Parallel()
 	var logs bytes.Buffer
 	s := &Server{log: slog.New(slog.NewTextHandler(&logs, nil))}
 	calls := 0
@@ -42,10 +43,28 @@ func TestRecovererKeepsTheProcessUp(t *testing.T) {
 }
 
 func TestMethodNotAllowed(t *testing.T) {
-	h := allow(func(w http.ResponseWriter, r *http.Request) { ok(w, "ok", nil) }, http.MethodPost)
+	t.Parallel()
+	mux := http.NewServeMux()
+	New(nil, nil, nil, Options{}).Register(mux)
+	for _, tc := range []struct {
+		method, path, allow string
+	}{
+		{"DELETE", "/user/getToken", "POST"},
+		{"GET", "/private/send/message", "POST"},
+		{"PUT", "/user/sessions", "GET, HEAD, POST"},
+		{"POST", "/healthz", "GET, HEAD"},
+		{"DELETE", "/files/x/y", "GET, HEAD"},
+	} {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, nil))
+		if rec.Code != 405 || rec.Header().Get("Allow") != tc.allow || !strings.Contains(rec.Body.String(), `"status":1000`) ||
+			!strings.Contains(rec.Body.String(), "not allowed") {
+			t.Errorf("%s %s: got %d %v %s", tc.method, tc.path, rec.Code, rec.Header(), rec.Body)
+		}
+	}
 	rec := httptest.NewRecorder()
-	h(rec, httptest.NewRequest("DELETE", "/x", nil))
-	if rec.Code != 405 || rec.Header().Get("Allow") != "POST" || !strings.Contains(rec.Body.String(), `"status":1000`) {
-		t.Fatalf("got %d %v %s", rec.Code, rec.Header(), rec.Body)
+	mux.ServeHTTP(rec, httptest.NewRequest("HEAD", "/healthz", nil))
+	if rec.Code != 200 {
+		t.Errorf("HEAD /healthz: %d", rec.Code)
 	}
 }

@@ -8,6 +8,7 @@ import (
 )
 
 func TestCORS(t *testing.T) {
+	t.Parallel()
 	const good, evil = "https://app.example", "https://evil.example"
 	type want struct {
 		status  int    // 200: the handler answered

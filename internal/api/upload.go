@@ -118,7 +118,7 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 		Size:        size,
 		ContentType: contentType,
 	}
-	if err := s.chat.Store().CreateFile(r.Context(), f); err != nil {
+	if err := s.chat.RecordFile(r.Context(), f); err != nil {
 		s.blobs.Delete(r.Context(), key)
 		return store.File{}, fmt.Errorf("record upload: %w", err)
 	}
@@ -146,9 +146,9 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("%w: file", chat.ErrNotFound))
 		return
 	}
-	f, err := s.chat.Store().File(r.Context(), appID, fid)
+	f, err := s.chat.File(r.Context(), appID, fid)
 	if err != nil || f.Key != appID+"-"+name {
-		if err == nil || errors.Is(err, store.ErrNotFound) {
+		if err == nil {
 			err = fmt.Errorf("%w: file", chat.ErrNotFound)
 		}
 		s.fail(w, r, err)

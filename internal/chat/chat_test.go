@@ -84,6 +84,7 @@ func (f *fixture) token(t *testing.T, userID string) string {
 func text(s string) json.RawMessage { return json.RawMessage(fmt.Sprintf(`{"content":%q}`, s)) }
 
 func TestTokens(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{})
 	tok := f.token(t, "u1")
@@ -143,6 +144,7 @@ func forge(token, from, to string) string {
 }
 
 func TestTokenTTL(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{TokenTTL: time.Hour})
 	tok := f.token(t, "u")
@@ -163,6 +165,7 @@ func TestTokenTTL(t *testing.T) {
 }
 
 func TestDisplayDate(t *testing.T) {
+	t.Parallel()
 	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.Local)
 	for _, c := range []struct {
 		at   time.Time
@@ -180,6 +183,7 @@ func TestDisplayDate(t *testing.T) {
 }
 
 func TestSendNotifiesEveryMemberWithTheirSession(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{})
 	for _, u := range []string{"a", "b", "c"} {
@@ -215,6 +219,7 @@ func TestSendNotifiesEveryMemberWithTheirSession(t *testing.T) {
 }
 
 func TestSendRateLimits(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{UserSendRate: 1, UserSendBurst: 3})
 	f.token(t, "a")
@@ -243,6 +248,7 @@ func TestSendRateLimits(t *testing.T) {
 }
 
 func TestDescribeHidesInternalErrors(t *testing.T) {
+	t.Parallel()
 	code, status, msg := Describe(errors.New("pq: password authentication failed for user secret"))
 	if code != CodeOther || status != 500 || msg != "internal error" {
 		t.Fatalf("Describe(internal) = %d %d %q", code, status, msg)
@@ -252,6 +258,7 @@ func TestDescribeHidesInternalErrors(t *testing.T) {
 // TestDescribeStatuses: the HTTP statuses node-chat clients branch on.
 // Validation errors are 422, as in node-chat, with node-chat's 1002 body code.
 func TestDescribeStatuses(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		err        error
 		code, http int
@@ -272,6 +279,7 @@ func TestDescribeStatuses(t *testing.T) {
 }
 
 func TestValidation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{Limits: Limits{MaxContentBytes: 100, MaxGroupSize: 3}})
 	f.token(t, "a")
@@ -308,6 +316,7 @@ func TestValidation(t *testing.T) {
 }
 
 func TestMarkReadAndSync(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{})
 	f.token(t, "a")
@@ -365,6 +374,7 @@ func (c *countingStore) Members(ctx context.Context, id string) ([]store.Member,
 // TestPrivateConversationsAreRemembered: a private conversation and its two
 // memberships never change, so only the first send of a pair reads them.
 func TestPrivateConversationsAreRemembered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -448,6 +458,7 @@ func (u *userReads) reads() int {
 // A name changed through node A reaches node B's pushes at once when the
 // change is relayed, and within userCacheTTL when the relay is lost.
 func TestUserCacheAcrossNodes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -521,6 +532,7 @@ func TestUserCacheAcrossNodes(t *testing.T) {
 // TestUserCacheKeepsNoReadRacingAChange: a row read before a change but
 // stored after it was forgotten would stay stale; the cache drops it.
 func TestUserCacheKeepsNoReadRacingAChange(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -555,6 +567,7 @@ func TestUserCacheKeepsNoReadRacingAChange(t *testing.T) {
 // TestPreviewText: lastMsg.content is node-chat's inner text, whatever the
 // message type; anything that is not a string there previews as "".
 func TestPreviewText(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct{ content, want string }{
 		{`{"content":"hello"}`, "hello"},
 		{`{"content":"a \"quoted\" \u00e9 <b>"}`, `a "quoted" é <b>`},
@@ -578,6 +591,7 @@ func TestPreviewText(t *testing.T) {
 // TestSessionLastMsg: the session list gives the inner text as
 // lastMsg.content (node-chat's shape) and the whole content as lastMsg.body.
 func TestSessionLastMsg(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	f := newFixture(t, Options{})
 	f.token(t, "a")

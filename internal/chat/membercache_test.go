@@ -31,6 +31,7 @@ func recipientIDs(t *testing.T, r *recorder) []string {
 // recipient of the next send, a member added or re-added is, and a send
 // with no change in between reads no member list.
 func TestGroupSendAfterMembershipChanges(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -96,6 +97,7 @@ func TestGroupSendAfterMembershipChanges(t *testing.T) {
 // members version inside each send. (Without the version check B would
 // push to the removed member from its cache.)
 func TestMemberCacheAcrossNodes(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {
@@ -174,6 +176,7 @@ func members(ids ...string) []store.Member {
 // version replaces it and an earlier one does not, and the least recently
 // used entries go when the rows held pass the bound.
 func TestMemberCache(t *testing.T) {
+	t.Parallel()
 	type op struct {
 		put     bool // else get
 		conv    string
@@ -264,6 +267,7 @@ func (s staleReads) Members(ctx context.Context, id string) ([]store.Member, int
 // TestGroupSendRefusesAnOlderList: a member list read at a version older
 // than the send's could hold someone removed before it; nothing is pushed.
 func TestGroupSendRefusesAnOlderList(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "c.db"))
 	if err != nil {

@@ -165,21 +165,31 @@ func New(st store.Store, opts Options) *Service {
 	}
 }
 
-// SetNotifier installs the notifier; call it before serving requests.
-func (s *Service) SetNotifier(n Notifier) { s.notifier = n }
+// Sizes (bytes of UTF-8) of what apps and clients name. They are generous for
+// any real name or URL and keep a row, a cache entry and an error message
+// small; the wire contract (README.md, HTTP API) promises nothing tighter.
+const (
+	maxIDBytes          = 128  // userId, groupId, clientMsgId
+	maxAppNameBytes     = 128  // appName
+	maxDescriptionBytes = 1024 // an app's description
+	maxNameBytes        = 256  // a user's or a group's display name
+	maxAvatarURIBytes   = 2048 // avatarUri: the URL length every browser accepts
+	maxQuotedBytes      = 64   // a client's value quoted back in an error message
+)
 
-// Store returns the underlying store.
-func (s *Service) Store() store.Store { return s.store }
+// appSecretBytes is the random part of an app secret: 192 bits, beyond any
+// guessing, as 48 hex characters.
+const appSecretBytes = 24
 
 // CreateApp registers an application and returns it with its secret.
 func (s *Service) CreateApp(ctx context.Context, name, description string) (store.App, error) {
-	if err := checkText("appName", name, 1, 128); err != nil {
+	if err := checkText("appName", name, 1, maxAppNameBytes); err != nil {
 		return store.App{}, err
 	}
-	if err := checkText("description", description, 0, 1024); err != nil {
+	if err := checkText("description", description, 0, maxDescriptionBytes); err != nil {
 		return store.App{}, err
 	}
-	var secret [24]byte
+	var secret [appSecretBytes]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return store.App{}, fmt.Errorf("app secret: %w", err)
 	}
@@ -217,10 +227,10 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 	if err := checkUserID("userId", userID); err != nil {
 		return "", err
 	}
-	if err := checkText("name", name, 0, 256); err != nil {
+	if err := checkText("name", name, 0, maxNameBytes); err != nil {
 		return "", err
 	}
-	if err := checkText("avatarUri", avatarURI, 0, 2048); err != nil {
+	if err := checkText("avatarUri", avatarURI, 0, maxAvatarURIBytes); err != nil {
 		return "", err
 	}
 	u, err := s.store.UpsertUser(ctx, store.User{AppID: app.ID, UserID: userID, Name: name, AvatarURI: avatarURI, CreatedAt: s.now()})
@@ -308,10 +318,10 @@ func (s *Service) CreateGroup(ctx context.Context, appID, groupID, name, avatarU
 	if err := checkUserID("groupId", groupID); err != nil {
 		return err
 	}
-	if err := checkText("name", name, 1, 256); err != nil {
+	if err := checkText("name", name, 1, maxNameBytes); err != nil {
 		return err
 	}
-	if err := checkText("avatarUri", avatarURI, 0, 2048); err != nil {
+	if err := checkText("avatarUri", avatarURI, 0, maxAvatarURIBytes); err != nil {
 		return err
 	}
 	if err := s.checkUserIDs(userIDs); err != nil {
@@ -410,7 +420,7 @@ func (s *Service) checkSend(in SendInput) error {
 	if err := checkUserID("targetId", in.TargetID); err != nil {
 		return err
 	}
-	if in.Type < TypeText || in.Type > TypeCustom {
+	if in.Type < TypeText || in.Type > TypeCustom { // node-chat's types, all of them
 		return fmt.Errorf("%w: messageType must be an integer from 1 to 6", ErrInvalid)
 	}
 	if len(in.Content) > s.limits.MaxContentBytes {
@@ -419,8 +429,8 @@ func (s *Service) checkSend(in SendInput) error {
 	if !isJSONObject(in.Content) {
 		return fmt.Errorf("%w: content must be an object", ErrInvalid)
 	}
-	if len(in.ClientMsgID) > 128 || !utf8.ValidString(in.ClientMsgID) {
-		return fmt.Errorf("%w: clientMsgId must be at most 128 characters", ErrInvalid)
+	if len(in.ClientMsgID) > maxIDBytes || !utf8.ValidString(in.ClientMsgID) {
+		return fmt.Errorf("%w: clientMsgId must be at most %d characters", ErrInvalid, maxIDBytes)
 	}
 	if !s.userSends.Allow(in.AppID + "\x00" + in.SenderID) {
 		s.stats.rateLimited.Add(1)
@@ -637,7 +647,7 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 		}
 		return nil, fmt.Errorf("load member: %w", err)
 	}
-	return s.history(ctx, conv, p)
+	return s.history(ctx, conv, userID, p)
 }
 
 // HistoryBySID returns a page of the caller's session sid, newest first.
@@ -646,10 +656,12 @@ func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, p)
+	return s.history(ctx, conv, userID, p)
 }
 
-func (s *Service) history(ctx context.Context, conv store.Conversation, p Page) ([]Message, error) {
+// history is a page of what userID may see of conv (the store applies the
+// visibility rule).
+func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
 		return nil, err
@@ -666,12 +678,16 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, p Page) 
 		if err != nil {
 			return nil, fmt.Errorf("load message: %w", err)
 		}
+		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, m.Seq) {
+			// A message the caller may not see is no cursor of theirs.
+			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
+		}
 		before = m.Seq
 		if before <= 1 {
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.store.History(ctx, conv.ID, before, limit)
+	msgs, err := s.store.History(ctx, conv.ID, userID, before, limit)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -692,7 +708,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.store.After(ctx, conv.ID, afterSeq, n)
+	msgs, err := s.store.After(ctx, conv.ID, userID, afterSeq, n)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
@@ -791,8 +807,8 @@ func checkUserID(name, v string) error {
 	if v == "" {
 		return fmt.Errorf("%w: missing %s", ErrInvalid, name)
 	}
-	if len(v) > 128 || !utf8.ValidString(v) {
-		return fmt.Errorf("%w: %s must be at most 128 characters of UTF-8", ErrInvalid, name)
+	if len(v) > maxIDBytes || !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s must be at most %d characters of UTF-8", ErrInvalid, name, maxIDBytes)
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f {
@@ -839,8 +855,8 @@ func dedupe(ids []string) []string {
 
 // truncate keeps client-supplied values short in error messages.
 func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) > maxQuotedBytes {
+		return s[:maxQuotedBytes] + "…"
 	}
 	return s
 }

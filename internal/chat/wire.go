@@ -7,7 +7,7 @@ import (
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Wire shapes, identical to node-chat's (DESIGN §3.1) plus chatd's additions
+// Wire shapes, identical to node-chat's (README.md, HTTP API; docs/socket-protocol.md) plus chatd's additions
 // (seq, timestamp, clientMsgId, lastSeq, readSeq). Both the HTTP API and the
 // socket gateway send exactly these.
 
@@ -138,7 +138,7 @@ func PreviewText(content json.RawMessage) string {
 	return s
 }
 
-func wireSession(s store.Session, now time.Time) Session {
+func wireSession(s store.SessionRow, now time.Time) Session {
 	out := Session{
 		SID:              s.SID,
 		ConversationType: s.Type,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ type Config struct {
 	AppSendBurst     int
 	HandshakeRateIP  float64
 	HandshakeBurstIP int
+	UserEventRate    float64 // socket events per second per user (every event)
+	UserEventBurst   int
+	AuthFailRateIP   float64 // failed admin-key and signature checks per second per IP
+	AuthFailBurstIP  int
 
 	// Transport limits (SECURITY.md, Limits).
 	MaxConnsPerIP        int           // connections open at once from one IPv4 address or IPv6 /64; 0: unlimited
@@ -76,6 +81,10 @@ func Default() Config {
 		AppSendBurst:     10000,
 		HandshakeRateIP:  20,
 		HandshakeBurstIP: 200,
+		UserEventRate:    50,
+		UserEventBurst:   300,
+		AuthFailRateIP:   2,
+		AuthFailBurstIP:  30,
 
 		MaxConnsPerIP:        1000,
 		MaxSocketBufferBytes: 4 << 20,
@@ -120,6 +129,10 @@ func (c *Config) settings() []setting {
 		{"app-send-burst", "burst of messages one app may send", &c.AppSendBurst},
 		{"handshake-rate-ip", "new socket sessions per second from one IP (0: unlimited)", &c.HandshakeRateIP},
 		{"handshake-burst-ip", "burst of new socket sessions from one IP", &c.HandshakeBurstIP},
+		{"user-event-rate", "socket events per second one user may emit, all events counted (0: unlimited)", &c.UserEventRate},
+		{"user-event-burst", "burst of socket events one user may emit", &c.UserEventBurst},
+		{"auth-fail-rate-ip", "failed admin-key and signature checks per second from one IP (0: unlimited)", &c.AuthFailRateIP},
+		{"auth-fail-burst-ip", "burst of failed admin-key and signature checks from one IP", &c.AuthFailBurstIP},
 		{"max-conns-per-ip", "connections open at once from one IPv4 address or IPv6 /64 (0: unlimited)", &c.MaxConnsPerIP},
 		{"max-socket-buffer-bytes", "pending output of one socket in bytes; over it the socket is disconnected", &c.MaxSocketBufferBytes},
 		{"socket-connect-timeout", "time a socket connection has to upgrade and authenticate", &c.SocketConnectTimeout},
@@ -136,30 +149,19 @@ func EnvName(flagName string) string {
 }
 
 // Load builds the configuration: defaults, then the environment (getenv,
-// normally os.Getenv), then args parsed as flags.
+// normally os.Getenv), then args parsed as flags. A bad value is an error
+// naming its variable or flag.
 func Load(args []string, getenv func(string) string) (Config, error) {
 	c := Default()
 	fs := flag.NewFlagSet("chatd serve", flag.ContinueOnError)
 	for _, s := range c.settings() {
-		if v := getenv(EnvName(s.name)); v != "" {
-			if err := setValue(s.ptr, v); err != nil {
-				return c, fmt.Errorf("%s: %w", EnvName(s.name), err)
+		v, want := valueOf(s.name, s.ptr)
+		if env := getenv(EnvName(s.name)); env != "" {
+			if err := v.Set(env); err != nil {
+				return c, fmt.Errorf("%s: want %s, got %q", EnvName(s.name), want, env)
 			}
 		}
-		switch p := s.ptr.(type) {
-		case *string:
-			fs.StringVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *bool:
-			fs.BoolVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *int:
-			fs.IntVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *int64:
-			fs.Int64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *time.Duration:
-			fs.DurationVar(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		case *float64:
-			fs.Float64Var(p, s.name, *p, s.usage+" (env "+EnvName(s.name)+")")
-		}
+		fs.Var(v, s.name, s.usage+" (env "+EnvName(s.name)+")")
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -170,104 +172,106 @@ func Load(args []string, getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-func setValue(ptr any, v string) error {
+// valueOf returns the flag.Value of a setting's field (the flag package's
+// own, so that help shows its type) and what a valid value looks like: the
+// one place that knows each kind of setting.
+func valueOf(name string, ptr any) (v flag.Value, want string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	switch p := ptr.(type) {
 	case *string:
-		*p = v
+		fs.StringVar(p, name, *p, "")
 	case *bool:
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("want true or false, got %q", v)
-		}
-		*p = b
+		fs.BoolVar(p, name, *p, "")
+		want = "true or false"
 	case *int:
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("want an integer, got %q", v)
-		}
-		*p = n
+		fs.IntVar(p, name, *p, "")
+		want = "an integer"
 	case *int64:
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil {
-			return fmt.Errorf("want an integer, got %q", v)
-		}
-		*p = n
+		fs.Int64Var(p, name, *p, "")
+		want = "an integer"
 	case *time.Duration:
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return fmt.Errorf("want a duration such as 5m, got %q", v)
-		}
-		*p = d
+		fs.DurationVar(p, name, *p, "")
+		want = "a duration such as 5m"
 	case *float64:
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return fmt.Errorf("want a number, got %q", v)
-		}
-		*p = f
+		fs.Float64Var(p, name, *p, "")
+		want = "a number"
+	default:
+		panic(fmt.Sprintf("config: setting -%s has unsupported type %T", name, ptr))
 	}
-	return nil
+	return fs.Lookup(name).Value, want
 }
 
 // Validate reports every setting that cannot work, together.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Addr == "" {
-		errs = append(errs, errors.New("addr is empty"))
+		errs = append(errs, fmt.Errorf("%s is empty", named("addr")))
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
-		errs = append(errs, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", c.Store))
+		// The value is not echoed: it may hold a password.
+		errs = append(errs, fmt.Errorf("%s: want sqlite:PATH or postgres://...", named("store")))
 	}
-	if c.Broker != "memory" && !strings.HasPrefix(c.Broker, "redis://") && !strings.HasPrefix(c.Broker, "nats://") {
-		errs = append(errs, fmt.Errorf("broker %q: want memory, redis://... or nats://...", c.Broker))
+	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
+		errs = append(errs, fmt.Errorf("%s: want memory, redis://..., rediss://..., nats://... or tls://...", named("broker")))
 	}
 	if !strings.HasPrefix(c.Blobs, "file:") || len(c.Blobs) == len("file:") {
-		errs = append(errs, fmt.Errorf("blobs %q: want file:DIR", c.Blobs))
+		errs = append(errs, fmt.Errorf("%s %q: want file:DIR", named("blobs"), c.Blobs))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
-		errs = append(errs, fmt.Errorf("log-level %q: want debug, info, warn or error", c.LogLevel))
+		errs = append(errs, fmt.Errorf("%s %q: want debug, info, warn or error", named("log-level"), c.LogLevel))
 	}
 	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, errors.New("max-body-bytes must be at least 1024"))
+		errs = append(errs, fmt.Errorf("%s must be at least 1024", named("max-body-bytes")))
 	}
 	if c.MaxUploadBytes < 1 {
-		errs = append(errs, errors.New("max-upload-bytes must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", named("max-upload-bytes")))
 	}
 	if c.MaxContentBytes < 16 {
-		errs = append(errs, errors.New("max-content-bytes must be at least 16"))
+		errs = append(errs, fmt.Errorf("%s must be at least 16", named("max-content-bytes")))
 	}
 	if c.HistoryLimit < 1 {
-		errs = append(errs, errors.New("history-limit must be positive"))
+		errs = append(errs, fmt.Errorf("%s must be positive", named("history-limit")))
 	}
 	if c.MaxGroupSize < 2 {
-		errs = append(errs, errors.New("max-group-size must be at least 2"))
+		errs = append(errs, fmt.Errorf("%s must be at least 2", named("max-group-size")))
 	}
 	if c.TokenTTL != 0 && c.TokenTTL < time.Minute {
-		errs = append(errs, errors.New("token-ttl must be 0 or at least 1m"))
+		errs = append(errs, fmt.Errorf("%s must be 0 or at least 1m", named("token-ttl")))
 	}
-	if c.UserSendRate < 0 || c.AppSendRate < 0 || c.HandshakeRateIP < 0 || c.MaxUserSockets < 0 {
-		errs = append(errs, errors.New("rates and max-user-sockets must not be negative"))
+	for _, v := range []struct {
+		name string
+		n    float64
+	}{{"user-send-rate", c.UserSendRate}, {"app-send-rate", c.AppSendRate},
+		{"handshake-rate-ip", c.HandshakeRateIP}, {"max-user-sockets", float64(c.MaxUserSockets)},
+		{"user-event-rate", c.UserEventRate}, {"auth-fail-rate-ip", c.AuthFailRateIP}} {
+		if v.n < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", named(v.name)))
+		}
 	}
 	if c.SignatureWindow < time.Second {
-		errs = append(errs, errors.New("signature-window must be at least 1s"))
+		errs = append(errs, fmt.Errorf("%s must be at least 1s", named("signature-window")))
 	}
 	if c.MaxConnsPerIP < 0 || c.UploadMinRate < 0 {
-		errs = append(errs, errors.New("max-conns-per-ip and upload-min-rate must not be negative"))
+		errs = append(errs, fmt.Errorf("%s and %s must not be negative", named("max-conns-per-ip"), named("upload-min-rate")))
 	}
 	if c.MaxSocketBufferBytes < 64<<10 {
-		errs = append(errs, errors.New("max-socket-buffer-bytes must be at least 65536"))
+		errs = append(errs, fmt.Errorf("%s must be at least 65536", named("max-socket-buffer-bytes")))
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
 	}{{"socket-connect-timeout", c.SocketConnectTimeout}, {"http-read-timeout", c.HTTPReadTimeout}, {"http-write-timeout", c.HTTPWriteTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
 		if d.v < 100*time.Millisecond {
-			errs = append(errs, fmt.Errorf("%s must be at least 100ms", d.name))
+			errs = append(errs, fmt.Errorf("%s must be at least 100ms", named(d.name)))
 		}
 	}
 	return errors.Join(errs...)
 }
+
+// named names a setting in an error: its flag and its variable.
+func named(name string) string { return "-" + name + " (" + EnvName(name) + ")" }
 
 // AllowedOrigins is the Origin allow-list as a slice.
 func (c Config) AllowedOrigins() []string {
@@ -285,25 +289,12 @@ func Usage() string {
 	c := Default()
 	var b strings.Builder
 	for _, s := range c.settings() {
-		fmt.Fprintf(&b, "  -%s (env %s)\n    \t%s (default %v)\n", s.name, EnvName(s.name), s.usage, deref(s.ptr))
+		v, _ := valueOf(s.name, s.ptr)
+		def := v.String()
+		if _, ok := s.ptr.(*string); ok {
+			def = strconv.Quote(def)
+		}
+		fmt.Fprintf(&b, "  -%s (env %s)\n    \t%s (default %s)\n", s.name, EnvName(s.name), s.usage, def)
 	}
 	return b.String()
-}
-
-func deref(p any) any {
-	switch p := p.(type) {
-	case *string:
-		return strconv.Quote(*p)
-	case *bool:
-		return *p
-	case *int:
-		return *p
-	case *int64:
-		return *p
-	case *time.Duration:
-		return *p
-	case *float64:
-		return *p
-	}
-	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/chatd/chatd/internal/broker"
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/socketio"
 )
 
@@ -48,6 +49,13 @@ type Options struct {
 	Logger        *slog.Logger
 	OpTimeout     time.Duration // budget of one event's store work; default 10s
 	MaxUserSocket int           // sockets one user may hold on this node; 0: unlimited
+	// EventRate and EventBurst meter the client events of each user (all
+	// of the user's sockets on this node together); a rate of 0 disables
+	// it. A valid send is metered by the chat service's send rate instead
+	// (it is counted once); an invalid one counts here, and a user out of
+	// event budget cannot send either.
+	EventRate  float64
+	EventBurst int
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -55,6 +63,7 @@ type Gateway struct {
 	chat   *chat.Service
 	broker broker.Broker
 	reg    *registry
+	events *ratelimit.Limiter // per user, every event
 	opts   Options
 	log    *slog.Logger
 	unsub  []func()
@@ -122,8 +131,9 @@ func parseCaps(query []string, auth json.RawMessage) capSet {
 	return c
 }
 
-// New attaches the gateway to srv's default namespace, subscribes to the
-// broker and installs itself as the chat service's notifier.
+// New attaches the gateway to srv's default namespace and subscribes to the
+// broker. svc's changes reach the broker through a Notifier given to
+// chat.New (NewNotifier) on the same broker.
 func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options) (*Gateway, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -131,7 +141,8 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 10 * time.Second
 	}
-	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger}
+	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
+		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
@@ -158,7 +169,6 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		g.handle(nsp, name, h)
 	}
 	nsp.OnDisconnect(g.disconnected)
-	svc.SetNotifier(g)
 	return g, nil
 }
 
@@ -330,6 +340,7 @@ type errorAck struct {
 // handle registers an event whose result goes back through the ack, error
 // first: [null, data] or [{status, message}].
 func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) {
+	metered := event != evSendPrivate && event != evSendGroup
 	nsp.On(event, func(s *socketio.Socket, args []json.RawMessage, ack socketio.AckFunc) {
 		id, ok := s.Data().(identity)
 		if !ok {
@@ -344,9 +355,15 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 		}
 		var data any
 		err := errShuttingDown
-		if g.enter() {
+		key := userKey(id.AppID, id.UserID)
+		if metered && !g.events.Allow(key) || !metered && !g.events.Peek(key) {
+			err = g.errTooManyEvents()
+		} else if g.enter() {
 			data, err = h(g, ctx, c, arg)
 			g.inflight.Done()
+			if !metered && errors.Is(err, chat.ErrInvalid) {
+				g.events.Allow(key) // a malformed send is an event like any other
+			}
 		}
 		if err != nil {
 			code, status, msg := chat.Describe(err)
@@ -362,6 +379,12 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 			ack(nil, data)
 		}
 	})
+}
+
+// errTooManyEvents answers an event past the user's event rate.
+func (g *Gateway) errTooManyEvents() error {
+	return fmt.Errorf("%w: too many socket events from this user (at most %g per second, bursts of %d); slow down and retry",
+		chat.ErrRateLimited, g.opts.EventRate, g.opts.EventBurst)
 }
 
 var errShuttingDown = fmt.Errorf("%w: this server is shutting down; reconnect and retry", chat.ErrUnavailable)
@@ -394,26 +417,6 @@ func (g *Gateway) Drain(ctx context.Context) error {
 	}
 }
 
-// MessageSent publishes a committed message to every node.
-func (g *Gateway) MessageSent(ctx context.Context, d chat.Delivery) {
-	g.publish(ctx, topicMessages, d)
-}
-
-// SessionRead publishes a read mark to every node.
-func (g *Gateway) SessionRead(ctx context.Context, r chat.ReadMark) {
-	g.publish(ctx, topicReads, r)
-}
-
-// TokensRevoked tells every node to close the user's sockets.
-func (g *Gateway) TokensRevoked(ctx context.Context, appID, userID string) {
-	g.publish(ctx, topicRevoked, identity{AppID: appID, UserID: userID})
-}
-
-// UserChanged tells every node to forget what it remembers of the user.
-func (g *Gateway) UserChanged(ctx context.Context, appID, userID string) {
-	g.publish(ctx, topicUsers, identity{AppID: appID, UserID: userID})
-}
-
 // forgetUser drops this node's cached copy of a user changed on some node.
 func (g *Gateway) forgetUser(payload any) {
 	id, err := decodePayload[identity](payload)
@@ -435,24 +438,6 @@ func (g *Gateway) disconnectRevoked(payload any) {
 	g.chat.ForgetUser(id.AppID, id.UserID)
 	for _, s := range g.reg.sockets(nil, userKey(id.AppID, id.UserID)) {
 		s.Disconnect()
-	}
-}
-
-// publish sends v to every node: as is through an in-process broker (no
-// JSON round trip for a 1,000-recipient delivery), as JSON otherwise.
-func (g *Gateway) publish(ctx context.Context, topic string, v any) {
-	var err error
-	if lb, ok := g.broker.(broker.Local); ok {
-		err = lb.PublishValue(ctx, topic, v)
-	} else {
-		var b []byte
-		if b, err = json.Marshal(v); err == nil {
-			err = g.broker.Publish(ctx, topic, b)
-		}
-	}
-	// The message is committed: a client that misses this push recovers it with sync.
-	if err != nil {
-		g.log.Warn("publish failed", "topic", topic, "err", err)
 	}
 }
 
@@ -579,6 +564,7 @@ func (g *Gateway) deliverRead(payload any) {
 	}
 	p, err := socketio.Prepare("/", evSessionRead, map[string]any{"sid": r.SID, "readSeq": r.ReadSeq, "unread": 0})
 	if err != nil {
+		g.log.Error("encode read push", "err", err)
 		return
 	}
 	for _, s := range socks {

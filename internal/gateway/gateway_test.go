@@ -24,22 +24,23 @@ type fixture struct {
 	eventSet []string
 }
 
-// newService is a chat service over a fresh SQLite store.
-func newService(tb testing.TB) *chat.Service {
+// newService is a chat service over a fresh SQLite store, notifying br.
+func newService(tb testing.TB, br broker.Broker) *chat.Service {
 	tb.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "gw.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { st.Close() })
-	return chat.New(st, chat.Options{})
+	return chat.New(st, chat.Options{Notifier: NewNotifier(br, nil)})
 }
 
 func newFixture(t testing.TB) *fixture {
 	t.Helper()
 	ctx := context.Background()
-	svc := newService(t)
-	g, err := New(svc, socketio.NewServer(socketio.Options{}), broker.NewMemory(), Options{})
+	br := broker.NewMemory()
+	svc := newService(t, br)
+	g, err := New(svc, socketio.NewServer(socketio.Options{}), br, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +115,7 @@ func FuzzEvents(f *testing.F) {
 }
 
 func TestFlexInt(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		in   string
 		want int64
@@ -133,6 +135,7 @@ func TestFlexInt(t *testing.T) {
 // gives exactly the bytes of encoding each push on its own, even when the
 // content holds the marker the splice looks for.
 func TestPushEncoderMatchesMarshal(t *testing.T) {
+	t.Parallel()
 	msg := chat.Message{
 		MsgID: "6b08fc75dc51166a05e6b831", ConversationType: 2, SenderUserID: "a", TargetID: "g", MessageType: 1,
 		Content: json.RawMessage(`{"sendSession":{"sid":"","title":"x"},"text":"\"sendSession\":{\"sid\":\"<b>"}`),
@@ -174,6 +177,7 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 // TestDecodePayload covers both broker paths: the value itself from the
 // in-process broker, and JSON from Redis/NATS.
 func TestDecodePayload(t *testing.T) {
+	t.Parallel()
 	d := chat.Delivery{AppID: "a", Origin: "s1", Recipients: []chat.Recipient{{UserID: "u", Session: chat.SessionRef{SID: "x"}}}}
 	b, err := json.Marshal(d)
 	if err != nil {

@@ -27,9 +27,10 @@ type liveGateway struct {
 func startLive(tb testing.TB, users ...string) *liveGateway {
 	tb.Helper()
 	ctx := context.Background()
-	svc := newService(tb)
+	br := broker.NewMemory()
+	svc := newService(tb, br)
 	sio := socketio.NewServer(socketio.Options{PingInterval: time.Hour, PingTimeout: time.Hour, SendQueue: 1 << 16})
-	g, err := New(svc, sio, broker.NewMemory(), Options{})
+	g, err := New(svc, sio, br, Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

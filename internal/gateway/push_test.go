@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseCaps(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		name  string
 		query []string
@@ -93,6 +94,7 @@ func readFrame(tb testing.TB, c *sioclient.WS) frame {
 // sockets unless the socket declared own-messages (then marked own), and
 // never to the socket that sent it; everyone else gets them unmarked.
 func TestOwnMessagePushes(t *testing.T) {
+	t.Parallel()
 	l := startLive(t, "alice", "bob")
 	ctx := context.Background()
 	if err := l.svc.CreateGroup(ctx, l.app.ID, "g", "G", "", []string{"alice", "bob"}); err != nil {

@@ -1,94 +1,71 @@
 package gateway
 
 import (
-	"hash/maphash"
 	"slices"
-	"sync"
 
+	"github.com/chatd/chatd/internal/shard"
 	"github.com/chatd/chatd/internal/socketio"
 )
 
 // registry maps (app, user) to that user's live sockets on this node. It is
 // sharded so that connects, disconnects and pushes for different users do not
-// contend on one lock.
+// contend on one lock. A user has a few devices: a slice beats a set.
 type registry struct {
-	seed   maphash.Seed
-	shards [64]registryShard
-}
-
-type registryShard struct {
-	mu    sync.RWMutex
-	users map[string][]*socketio.Socket // a user has a few devices: a slice beats a set
+	users *shard.Map[[]*socketio.Socket]
 }
 
 func newRegistry() *registry {
-	r := &registry{seed: maphash.MakeSeed()}
-	for i := range r.shards {
-		r.shards[i].users = make(map[string][]*socketio.Socket)
-	}
-	return r
+	return &registry{users: shard.New[[]*socketio.Socket](64)}
 }
 
 func userKey(appID, userID string) string { return appID + "\x00" + userID }
 
-func (r *registry) shard(key string) *registryShard {
-	return &r.shards[maphash.String(r.seed, key)%uint64(len(r.shards))]
-}
-
 // add registers s and returns how many sockets the user now has here.
-func (r *registry) add(key string, s *socketio.Socket) int {
-	sh := r.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	set := sh.users[key]
-	if !slices.Contains(set, s) {
-		set = append(set, s)
-		sh.users[key] = set
-	}
-	return len(set)
+func (r *registry) add(key string, s *socketio.Socket) (n int) {
+	r.users.With(key, func(_ int, m map[string][]*socketio.Socket) {
+		set := m[key]
+		if !slices.Contains(set, s) {
+			set = append(set, s)
+			m[key] = set
+		}
+		n = len(set)
+	})
+	return n
 }
 
 func (r *registry) remove(key string, s *socketio.Socket) {
-	sh := r.shard(key)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	set := sh.users[key]
-	i := slices.Index(set, s)
-	switch {
-	case i < 0:
-	case len(set) == 1:
-		delete(sh.users, key)
-	default:
-		sh.users[key] = slices.Delete(set, i, i+1)
-	}
+	r.users.With(key, func(_ int, m map[string][]*socketio.Socket) {
+		set := m[key]
+		i := slices.Index(set, s)
+		switch {
+		case i < 0:
+		case len(set) == 1:
+			delete(m, key)
+		default:
+			m[key] = slices.Delete(set, i, i+1)
+		}
+	})
 }
 
 // sockets appends the user's sockets to dst.
 func (r *registry) sockets(dst []*socketio.Socket, key string) []*socketio.Socket {
-	sh := r.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return append(dst, sh.users[key]...)
+	r.users.View(key, func(m map[string][]*socketio.Socket) { dst = append(dst, m[key]...) })
+	return dst
 }
 
 // userCount is the number of the user's sockets on this node.
 func (r *registry) userCount(key string) int {
-	sh := r.shard(key)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return len(sh.users[key])
+	set, _ := r.users.Load(key)
+	return len(set)
 }
 
 // count is the number of sockets registered on this node.
 func (r *registry) count() int {
 	n := 0
-	for i := range r.shards {
-		sh := &r.shards[i]
-		sh.mu.RLock()
-		for _, set := range sh.users {
+	r.users.Range(func(m map[string][]*socketio.Socket) {
+		for _, set := range m {
 			n += len(set)
 		}
-		sh.mu.RUnlock()
-	}
+	})
 	return n
 }

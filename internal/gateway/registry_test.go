@@ -10,6 +10,7 @@ import (
 // TestRegistry covers the per-user socket lists: adding twice counts once,
 // removing keeps the others in place and the last removal forgets the user.
 func TestRegistry(t *testing.T) {
+	t.Parallel()
 	a, b, c := new(socketio.Socket), new(socketio.Socket), new(socketio.Socket)
 	r := newRegistry()
 	k := userKey("app", "u")
@@ -42,7 +43,7 @@ func TestRegistry(t *testing.T) {
 			t.Fatalf("step %d: counts %d %d", i, r.userCount(k), r.count())
 		}
 	}
-	if _, ok := r.shard(k).users[k]; ok {
+	if _, ok := r.users.Load(k); ok {
 		t.Fatal("the user is still in the registry")
 	}
 	if got := r.sockets(nil, userKey("app", "other")); got != nil {

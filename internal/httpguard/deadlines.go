@@ -43,6 +43,9 @@ func Deadlines(h http.Handler, t Timeouts, classify func(*http.Request) Class) h
 		if r.Body != nil && r.Body != http.NoBody && t.Read > 0 {
 			b := &body{ReadCloser: r.Body, rc: rc, start: now, t: t, streamed: class == Streamed}
 			b.arm(now)
+			// On a shallow copy: net/http looks at the original request's
+			// body after the handler to decide whether to drain it or close.
+			r = r.WithContext(r.Context())
 			r.Body = b
 		}
 		if t.Write > 0 {

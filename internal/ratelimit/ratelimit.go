@@ -5,25 +5,19 @@
 package ratelimit
 
 import (
-	"hash/maphash"
-	"sync"
 	"time"
+
+	"github.com/chatd/chatd/internal/shard"
 )
 
 // Limiter allows Rate events per second per key, with bursts up to Burst.
 // A nil *Limiter or a Rate <= 0 allows everything.
 type Limiter struct {
-	rate   float64
-	burst  float64
-	now    func() time.Time
-	seed   maphash.Seed
-	shards [32]shard
-}
-
-type shard struct {
-	mu      sync.Mutex
-	buckets map[string]*bucket
-	sweep   time.Time
+	rate    float64
+	burst   float64
+	now     func() time.Time
+	buckets *shard.Map[*bucket]
+	sweep   []time.Time // per shard: when it was last swept; guarded by the shard's lock
 }
 
 type bucket struct {
@@ -39,10 +33,8 @@ func New(rate float64, burst int) *Limiter {
 	if burst < 1 {
 		burst = 1
 	}
-	l := &Limiter{rate: rate, burst: float64(burst), now: time.Now, seed: maphash.MakeSeed()}
-	for i := range l.shards {
-		l.shards[i].buckets = make(map[string]*bucket)
-	}
+	l := &Limiter{rate: rate, burst: float64(burst), now: time.Now, buckets: shard.New[*bucket](32)}
+	l.sweep = make([]time.Time, l.buckets.Shards())
 	return l
 }
 
@@ -51,38 +43,58 @@ func (l *Limiter) Allow(key string) bool {
 	if l == nil {
 		return true
 	}
-	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
 	now := l.now()
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	l.sweepLocked(sh, now)
-	b := sh.buckets[key]
-	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
-		sh.buckets[key] = b
+	var ok bool
+	l.buckets.With(key, func(i int, buckets map[string]*bucket) {
+		l.sweepLocked(i, buckets, now)
+		b := buckets[key]
+		if b == nil {
+			b = &bucket{tokens: l.burst, last: now}
+			buckets[key] = b
+		}
+		b.tokens, b.last = l.refilled(b, now), now
+		if ok = b.tokens >= 1; ok {
+			b.tokens--
+		}
+	})
+	return ok
+}
+
+// Peek reports whether key's bucket holds a token, without taking it: a
+// check before costly work whose failures alone are counted (with Allow).
+func (l *Limiter) Peek(key string) bool {
+	if l == nil {
+		return true
 	}
+	now := l.now()
+	ok := true
+	l.buckets.With(key, func(_ int, buckets map[string]*bucket) {
+		if b := buckets[key]; b != nil {
+			ok = l.refilled(b, now) >= 1
+		}
+	})
+	return ok
+}
+
+// refilled is b's token count at now.
+func (l *Limiter) refilled(b *bucket, now time.Time) float64 {
 	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = min(l.burst, b.tokens+el*l.rate)
+		return min(l.burst, b.tokens+el*l.rate)
 	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
+	return b.tokens
 }
 
 // sweepLocked drops buckets that have refilled completely: forgetting them
 // changes nothing, since a new bucket starts full.
-func (l *Limiter) sweepLocked(sh *shard, now time.Time) {
+func (l *Limiter) sweepLocked(shard int, buckets map[string]*bucket, now time.Time) {
 	full := time.Duration(l.burst / l.rate * float64(time.Second))
-	if now.Sub(sh.sweep) < full+time.Second {
+	if now.Sub(l.sweep[shard]) < full+time.Second {
 		return
 	}
-	sh.sweep = now
-	for k, b := range sh.buckets {
+	l.sweep[shard] = now
+	for k, b := range buckets {
 		if now.Sub(b.last) > full {
-			delete(sh.buckets, k)
+			delete(buckets, k)
 		}
 	}
 }
@@ -92,12 +104,5 @@ func (l *Limiter) Len() int {
 	if l == nil {
 		return 0
 	}
-	n := 0
-	for i := range l.shards {
-		sh := &l.shards[i]
-		sh.mu.Lock()
-		n += len(sh.buckets)
-		sh.mu.Unlock()
-	}
-	return n
+	return l.buckets.Len()
 }

@@ -19,6 +19,7 @@ func newAt(rate float64, burst int) (*Limiter, *clock) {
 }
 
 func TestBurstThenRate(t *testing.T) {
+	t.Parallel()
 	l, c := newAt(10, 5)
 	for i := 0; i < 5; i++ {
 		if !l.Allow("k") {
@@ -47,6 +48,7 @@ func TestBurstThenRate(t *testing.T) {
 }
 
 func TestDisabled(t *testing.T) {
+	t.Parallel()
 	var l *Limiter = New(0, 10)
 	for i := 0; i < 1000; i++ {
 		if !l.Allow("k") {
@@ -56,6 +58,7 @@ func TestDisabled(t *testing.T) {
 }
 
 func TestIdleBucketsAreForgotten(t *testing.T) {
+	t.Parallel()
 	l, c := newAt(100, 10)
 	for i := 0; i < 1000; i++ {
 		l.Allow(fmt.Sprint("user", i))
@@ -73,6 +76,7 @@ func TestIdleBucketsAreForgotten(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
 	l := New(1, 100) // 100 tokens now, refilling slowly
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -94,5 +98,27 @@ func TestConcurrentUse(t *testing.T) {
 	// 400 attempts against a burst of 100 at 1/s: about 100 pass (a few more if the test is slow).
 	if allowed < 100 || allowed > 110 {
 		t.Fatalf("%d allowed; want about 100", allowed)
+	}
+}
+
+// TestPeek: Peek tells whether a token is there and never takes one.
+func TestPeek(t *testing.T) {
+	l, c := newAt(1, 2)
+	for range 5 {
+		if !l.Peek("k") {
+			t.Fatal("Peek refused a full bucket")
+		}
+	}
+	l.Allow("k")
+	l.Allow("k")
+	if l.Peek("k") || l.Peek("k") {
+		t.Fatal("Peek saw a token in an empty bucket")
+	}
+	c.add(time.Second)
+	if !l.Peek("k") || !l.Allow("k") || l.Peek("k") {
+		t.Fatal("after a second: want exactly one token")
+	}
+	if !(*Limiter)(nil).Peek("k") {
+		t.Fatal("a nil limiter refused")
 	}
 }

@@ -14,6 +14,7 @@ import (
 // Socket.IO endpoint included; an origin not allowed gets no CORS headers
 // and no socket.
 func TestCORSOnEveryRoute(t *testing.T) {
+	t.Parallel()
 	const good, evil = "http://app.example:8080", "http://evil.example"
 	n := startNode(t, func(c *config.Config) { c.Origins = "http://other.example, " + good })
 	tok := n.token("alice")

@@ -169,6 +169,7 @@ func send(from, to string, text string) map[string]any {
 }
 
 func TestHTTPErrorMatrix(t *testing.T) {
+	t.Parallel()
 	n := startNode(t, func(c *config.Config) { c.MaxUploadBytes = 4096 })
 	alice, _ := n.token("alice"), n.token("bob")
 	n.call("POST", "/private/send/message", send("alice", "bob", "hi"))
@@ -290,6 +291,7 @@ func TestHTTPErrorMatrix(t *testing.T) {
 // one group give gapless seqs with no duplicates and no error, and two users
 // opening the same private conversation at once get one conversation.
 func TestConcurrentSends(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	const senders, each = 32, 10
 	ids := make([]string, senders)
@@ -322,7 +324,7 @@ func TestConcurrentSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := n.srv.Store.After(context.Background(), conv.ID, 0, senders*each+10)
+	msgs, err := n.srv.Store.After(context.Background(), conv.ID, ids[0], 0, senders*each+10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +366,7 @@ func TestConcurrentSends(t *testing.T) {
 }
 
 func TestSelfMessageHasOneSession(t *testing.T) {
+	t.Parallel()
 	n := startNode(t)
 	n.token("solo")
 	for i := 0; i < 3; i++ {

@@ -19,6 +19,7 @@ import (
 // one per member of a group, and checks that every message sent to the group
 // reaches every one of them exactly once, in order, with its own session.
 func TestGroupFanoutToThousands(t *testing.T) {
+	t.Parallel()
 	const members, messages = 2000, 5
 	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.UserSendRate = 0; c.MaxConnsPerIP = 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -17,8 +17,7 @@ import (
 	"github.com/chatd/chatd/internal/api"
 	"github.com/chatd/chatd/internal/blob"
 	"github.com/chatd/chatd/internal/broker"
-	brokernats "github.com/chatd/chatd/internal/broker/nats"
-	brokerredis "github.com/chatd/chatd/internal/broker/redis"
+	"github.com/chatd/chatd/internal/broker/brokers"
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/config"
 	"github.com/chatd/chatd/internal/gateway"
@@ -46,7 +45,8 @@ type Server struct {
 	closers []func() error
 }
 
-// OpenStore opens the store named by a CHATD_STORE value.
+// OpenStore opens the store named by a CHATD_STORE value. An unknown value
+// is not echoed: it may hold a password.
 func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
@@ -54,20 +54,7 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn)
 	}
-	return nil, fmt.Errorf("store %q: want sqlite:PATH or postgres://...", dsn)
-}
-
-// OpenBroker opens the broker named by a CHATD_BROKER value.
-func OpenBroker(ctx context.Context, url string, log *slog.Logger) (broker.Broker, error) {
-	switch {
-	case url == "memory":
-		return broker.NewMemory(), nil
-	case strings.HasPrefix(url, "redis://"):
-		return brokerredis.Open(ctx, url, brokerredis.WithLogger(log))
-	case strings.HasPrefix(url, "nats://"):
-		return brokernats.Open(ctx, url, brokernats.WithLogger(log))
-	}
-	return nil, fmt.Errorf("broker %q: want memory, redis://... or nats://...", url)
+	return nil, errors.New("unknown store: want sqlite:PATH or postgres://...")
 }
 
 // New builds a node. Close releases what it opened.
@@ -82,6 +69,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	s.Store = st
 	s.closers = append(s.closers, st.Close)
+	// A store that handles some failures itself (SQLite's WAL checkpoints)
+	// reports them in the node's log.
+	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(log)
+	}
 
 	blobs, err := blob.NewDisk(strings.TrimPrefix(cfg.Blobs, "file:"))
 	if err != nil {
@@ -89,7 +81,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("open blobs: %w", err)
 	}
 
-	br, err := OpenBroker(ctx, cfg.Broker, log)
+	br, err := brokers.Open(ctx, cfg.Broker, log)
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("open broker: %w", err)
@@ -108,6 +100,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		UserSendBurst: cfg.UserSendBurst,
 		AppSendRate:   cfg.AppSendRate,
 		AppSendBurst:  cfg.AppSendBurst,
+		Notifier:      gateway.NewNotifier(br, log),
 	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{
@@ -117,7 +110,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Logger:         log,
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
-	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets})
+	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
+		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -125,16 +119,17 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.closers = append(s.closers, func() error { s.Gateway.Close(); return nil })
 
 	verifier := signature.NewVerifier(cfg.SignatureWindow)
-	// A store that several nodes share also shares the nonces of signed
-	// requests, so a replay is refused on whichever node it reaches.
-	if ns, ok := st.(signature.NonceStore); ok {
-		verifier.Shared = ns
-	}
+	// The store keeps the nonces of signed requests for the window: a
+	// replay is refused after a restart, and on whichever node of a shared
+	// store it reaches.
+	verifier.Shared = st
 	a := api.New(s.Chat, verifier, blobs, api.Options{
 		AdminKey:       cfg.AdminKey,
 		PublicURL:      cfg.PublicURL,
 		MaxBodyBytes:   cfg.MaxBodyBytes,
 		MaxUploadBytes: cfg.MaxUploadBytes,
+		AuthFailRate:   cfg.AuthFailRateIP,
+		AuthFailBurst:  cfg.AuthFailBurstIP,
 		Logger:         log,
 		Ready:          s.ready,
 	})

@@ -156,6 +156,14 @@ func TestVerify(t *testing.T) {
 		{"missing nonce_str", without("nonce_str"), 1002, "missing parameter nonce_str"},
 		{"missing sign", without("sign"), 1002, "missing parameter sign"},
 		{"long nonce", func() *params.Params { return signed(secret, ms, strings.Repeat("n", 200)) }, 1002, "nonce_str is longer"},
+		{"nonce with a control character", func() *params.Params { return signed(secret, ms, "n\x00x") }, 1002, "control characters"},
+		{"nonce not UTF-8", func() *params.Params { return signed(secret, ms, "n\xffx") }, 1002, "control characters"},
+		{"ok nonce in any script", func() *params.Params { return signed(secret, ms, "随机-ñ-🎲") }, 0, ""},
+		{"short sign", func() *params.Params {
+			p := signed(secret, ms, "n16")
+			p.Add("sign", "abc")
+			return p
+		}, 1004, "signature mismatch"},
 	}
 	v := NewVerifier(5 * time.Minute)
 	v.Now = func() time.Time { return now }
@@ -269,6 +277,91 @@ func FuzzCanonical(f *testing.F) {
 			if s := Sign(p, "k"); !Match(p, "k", s) {
 				t.Fatalf("own signature refused for %q", body)
 			}
+			// Leaving out the conventions that change nothing loses no
+			// accepted signature.
+			for _, omit := range []bool{false, true} {
+				for _, sorted := range []bool{false, true} {
+					for _, literal := range []bool{false, true} {
+						opts := CanonicalOptions{OmitEmpty: omit, SortNested: sorted, LiteralNumbers: literal}
+						if s := digest(Canonical(p, opts), "k"); !Match(p, "k", s) {
+							t.Fatalf("signature in form %+v refused for %q", opts, body)
+						}
+						if s := routeDigest(p, opts, "POST /x", "k"); !MatchRoute(p, "k", s, "POST /x") || Match(p, "k", s) {
+							t.Fatalf("route-bound signature in form %+v: refused on its route or accepted without it, for %q", opts, body)
+						}
+					}
+				}
+			}
 		}
 	})
+}
+
+// flakyStore is a shared nonce store that fails while down.
+type flakyStore struct {
+	down bool
+	used map[string]bool
+}
+
+func (f *flakyStore) UseNonce(_ context.Context, app, nonce string, _ time.Time) (bool, error) {
+	if f.down {
+		return false, errors.New("store unreachable")
+	}
+	if f.used[app+"\x00"+nonce] {
+		return false, nil
+	}
+	f.used[app+"\x00"+nonce] = true
+	return true, nil
+}
+
+// TestSharedFailureIsNotAReplay: a request refused because the shared nonce
+// store failed ("retry later") is accepted when retried, and only then is
+// its nonce used up.
+func TestSharedFailureIsNotAReplay(t *testing.T) {
+	const secret = "k"
+	shared := &flakyStore{down: true, used: map[string]bool{}}
+	v := NewVerifier(0)
+	v.Shared = shared
+	p := signed(secret, time.Now().UnixMilli(), "once")
+	var se *Error
+	if err := v.Verify(context.Background(), p, secret); !errors.As(err, &se) || se.Code != CodeOther {
+		t.Fatalf("with the store down: %v; want retry later", err)
+	}
+	shared.down = false
+	if err := v.Verify(context.Background(), p, secret); err != nil {
+		t.Fatalf("the retry was refused: %v", err)
+	}
+	if err := v.Verify(context.Background(), p, secret); !errors.As(err, &se) || !strings.Contains(se.Message, "already used") {
+		t.Fatalf("a replay of the accepted request: %v; want already used", err)
+	}
+	// Another node's verifier (an empty local cache) refuses it through the store.
+	w := NewVerifier(0)
+	w.Shared = shared
+	if err := w.Verify(context.Background(), p, secret); !errors.As(err, &se) || !strings.Contains(se.Message, "already used") {
+		t.Fatalf("a replay to another node: %v; want already used", err)
+	}
+}
+
+// TestRouteBound: with a route, the signature must cover it; node-chat's
+// recipe is refused, and so is the signature of another route.
+func TestRouteBound(t *testing.T) {
+	const secret = "k"
+	v := NewVerifier(0)
+	ms := time.Now().UnixMilli()
+	plain := signed(secret, ms, "r1", "userId", "u")
+	var se *Error
+	if err := v.VerifyRoute(context.Background(), plain, secret, "POST /user/getToken"); !errors.As(err, &se) || se.Code != CodeBadSignature {
+		t.Fatalf("node-chat's recipe on a route-bound app: %v; want a signature mismatch", err)
+	}
+	bound := func(nonce, route string) *params.Params {
+		p := signed(secret, ms, nonce, "userId", "u")
+		p.Delete("sign")
+		p.Add("sign", SignRoute(p, secret, route))
+		return p
+	}
+	if err := v.VerifyRoute(context.Background(), bound("r2", "GET /user/sessions"), secret, "POST /user/getToken"); !errors.As(err, &se) || se.Code != CodeBadSignature {
+		t.Fatalf("signed for another route: %v; want a signature mismatch", err)
+	}
+	if err := v.VerifyRoute(context.Background(), bound("r3", "POST /user/getToken"), secret, "POST /user/getToken"); err != nil {
+		t.Fatalf("signed for its route: %v", err)
+	}
 }

@@ -5,9 +5,11 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/internal/params"
 )
@@ -27,6 +29,12 @@ const DefaultMaxNonces = 100_000
 
 // maxNonceLen bounds what one remembered nonce may cost.
 const maxNonceLen = 128
+
+// largeWork is the canonical text (bytes, summed over the conventions to
+// check) past which a signature check counts as large: large checks run at
+// most MaxLargeChecks at a time, so that forged big requests, from however
+// many addresses, cannot take every core.
+const largeWork = 256 << 10
 
 // Error is a refused signed request. Message is safe to show to the caller:
 // it never holds the secret or the expected signature.
@@ -58,10 +66,16 @@ type Verifier struct {
 	// it, so that a request replayed to another node is refused too. The
 	// local cache still answers repeats on this node without a round trip.
 	Shared NonceStore
+	// MaxLargeChecks bounds the large signature checks running at once;
+	// 0 means half the CPUs (at least 1).
+	MaxLargeChecks int
 
 	mu        sync.Mutex
 	apps      map[string]*appNonces
 	lastSweep time.Time
+
+	largeOnce sync.Once
+	large     chan struct{} // a slot per large check running
 }
 
 // NewVerifier returns a Verifier with the given window (DefaultWindow if
@@ -95,18 +109,41 @@ type NonceStore interface {
 }
 
 // Verify checks p's app_id, time_stamp, nonce_str and sign against secret
-// and records the nonce. It returns nil or an *Error.
+// with node-chat's recipe, and records the nonce. It returns nil or an *Error.
 func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) error {
-	fields := map[string]string{}
-	for _, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
+	return v.VerifyRoute(ctx, p, secret, "")
+}
+
+// VerifyRoute is Verify for a request to route ("METHOD /path"): when route
+// is not empty, the signature must also cover it (see SignRoute), so that a
+// request signed for one route is refused on every other.
+//
+// The checks run cheapest first, so that a request that cannot be valid
+// costs next to nothing: parameters present, nonce shape, timestamp window,
+// a nonce this node has already seen; only then is the canonical form built,
+// once per convention that can differ for these parameters (at most 8, one
+// for most requests), and hashed as it is written. The nonce is recorded
+// only once the request is accepted: a request refused for any reason,
+// including a failure of the shared nonce store, leaves its nonce unused, so
+// that its retry is not taken for a replay.
+func (v *Verifier) VerifyRoute(ctx context.Context, p *params.Params, secret, route string) error {
+	var fields [4]string
+	for i, k := range []string{"app_id", "time_stamp", "nonce_str", "sign"} {
 		s, ok := p.String(k)
 		if !ok || s == "" {
 			return &Error{CodeBadParam, "missing parameter " + k}
 		}
-		fields[k] = s
+		fields[i] = s
 	}
-	if len(fields["nonce_str"]) > maxNonceLen {
+	app, nonce, sign := fields[0], fields[2], fields[3]
+	if len(nonce) > maxNonceLen {
 		return &Error{CodeBadParam, fmt.Sprintf("nonce_str is longer than %d characters", maxNonceLen)}
+	}
+	if !utf8.ValidString(nonce) || strings.ContainsFunc(nonce, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+		return &Error{CodeBadParam, "nonce_str must be text without control characters"}
+	}
+	if len(sign) != 32 {
+		return &Error{CodeBadSignature, "signature mismatch"}
 	}
 	ts, ok, err := p.Int("time_stamp")
 	if err != nil || !ok || ts <= 0 {
@@ -120,15 +157,28 @@ func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) 
 	if d := now - ts; d > window.Milliseconds() || d < -window.Milliseconds() {
 		return &Error{CodeBadParam, "time_stamp is more than " + humanDuration(window) + " away from server time"}
 	}
-	if !Match(p, secret, fields["sign"]) {
+	if v.seen(app, nonce, now) {
+		return &Error{CodeBadSignature, "nonce_str already used"}
+	}
+	convs, size := conventionsAndSize(p)
+	if size*int64(len(convs)) > largeWork {
+		release, err := v.acquireLarge(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if !matchConventions(p, secret, sign, route, convs) {
 		return &Error{CodeBadSignature, "signature mismatch"}
 	}
-	if err := v.useNonce(fields["app_id"], fields["nonce_str"], ts+window.Milliseconds(), now); err != nil {
+	expiry := ts + window.Milliseconds()
+	if err := v.useNonce(app, nonce, expiry, now); err != nil {
 		return err
 	}
 	if v.Shared != nil {
-		fresh, err := v.Shared.UseNonce(ctx, fields["app_id"], fields["nonce_str"], time.UnixMilli(ts+window.Milliseconds()))
+		fresh, err := v.Shared.UseNonce(ctx, app, nonce, time.UnixMilli(expiry))
 		if err != nil {
+			v.forget(app, nonce, expiry)
 			return &Error{CodeOther, "cannot check nonce_str now; retry later"}
 		}
 		if !fresh {
@@ -143,22 +193,41 @@ func (v *Verifier) Verify(ctx context.Context, p *params.Params, secret string) 
 // nested keys in received or sorted order, numbers as JavaScript prints them
 // or as received. It checks no timestamp or nonce.
 func Match(p *params.Params, secret, sign string) bool {
+	return MatchRoute(p, secret, sign, "")
+}
+
+// MatchRoute is Match with the route bound into the signed string when
+// route is not empty (see SignRoute). Each accepted form is built only when
+// it differs from the others for p, and hashed as it is written.
+func MatchRoute(p *params.Params, secret, sign, route string) bool {
+	return matchConventions(p, secret, sign, route, conventions(p))
+}
+
+func matchConventions(p *params.Params, secret, sign, route string, convs []CanonicalOptions) bool {
 	got := []byte(strings.ToLower(sign))
-	seen := map[string]bool{}
 	match := 0
-	for _, omit := range []bool{false, true} {
-		for _, sorted := range []bool{false, true} {
-			for _, literal := range []bool{false, true} {
-				c := Canonical(p, CanonicalOptions{OmitEmpty: omit, SortNested: sorted, LiteralNumbers: literal})
-				if seen[c] {
-					continue
-				}
-				seen[c] = true
-				match |= subtle.ConstantTimeCompare(got, []byte(digest(c, secret)))
-			}
-		}
+	for _, opts := range convs {
+		match |= subtle.ConstantTimeCompare(got, []byte(routeDigest(p, opts, route, secret)))
 	}
 	return match == 1
+}
+
+// acquireLarge waits for a slot to run a large check; the caller releases
+// it. A request that gives up waiting is told to retry.
+func (v *Verifier) acquireLarge(ctx context.Context) (release func(), err error) {
+	v.largeOnce.Do(func() {
+		n := v.MaxLargeChecks
+		if n <= 0 {
+			n = max(1, runtime.GOMAXPROCS(0)/2)
+		}
+		v.large = make(chan struct{}, n)
+	})
+	select {
+	case v.large <- struct{}{}:
+		return func() { <-v.large }, nil
+	case <-ctx.Done():
+		return nil, &Error{CodeOther, "too many large signed requests at once; retry later"}
+	}
 }
 
 func humanDuration(d time.Duration) string {
@@ -220,6 +289,29 @@ func (v *Verifier) nonceCount(app string) int {
 		return len(a.seen)
 	}
 	return 0
+}
+
+// seen reports whether nonce is remembered for app (unexpired) without
+// recording it.
+func (v *Verifier) seen(app, nonce string, now int64) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	a := v.apps[app]
+	if a == nil {
+		return false
+	}
+	exp, ok := a.seen[nonce]
+	return ok && exp >= now
+}
+
+// forget drops a nonce that useNonce recorded with expiry for a request
+// that was refused after all.
+func (v *Verifier) forget(app, nonce string, expiry int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if a := v.apps[app]; a != nil && a.seen[nonce] == expiry {
+		delete(a.seen, nonce)
+	}
 }
 
 type appNonces struct {

@@ -643,6 +643,9 @@ func TestEmitWithAck(t *testing.T) {
 	answers := make(chan string, 3)
 	_, base := startServer(t, socketio.Options{}, func(srv *socketio.Server) {
 		srv.Of("/").OnConnection(func(s *socketio.Socket) {
+			// The barrier: events are handled in arrival order, so an
+			// answer sent before it would be seen first.
+			s.On("ping", func(*socketio.Socket, []json.RawMessage, socketio.AckFunc) { answers <- "barrier" })
 			for _, q := range []string{"first", "second"} {
 				err := s.EmitWithAck(func(s *socketio.Socket, args []json.RawMessage) {
 					var bin string
@@ -671,20 +674,20 @@ func TestEmitWithAck(t *testing.T) {
 		}
 	}
 	_ = c.Send(`42["ping"]`)
-	select {
-	case got := <-answers:
+	if got := <-answers; got != "barrier" {
 		t.Errorf("unexpected answer %q", got)
-	case <-time.After(50 * time.Millisecond):
 	}
 }
 
 func TestOwnRoomAndExcept(t *testing.T) {
 	ids := make(chan string, 3)
+	left := make(chan string, 3)
 	srv, base := startServer(t, socketio.Options{}, func(srv *socketio.Server) {
 		srv.Of("/").OnConnection(func(s *socketio.Socket) {
 			s.Join("all")
 			ids <- s.ID()
 		})
+		srv.Of("/").OnDisconnect(func(s *socketio.Socket, _ string) { left <- s.ID() })
 	})
 	a, b, c := connectV4(t, base, ""), connectV4(t, base, ""), connectV4(t, base, "")
 	idA, idB, _ := <-ids, <-ids, <-ids
@@ -705,9 +708,8 @@ func TestOwnRoomAndExcept(t *testing.T) {
 	expectText(t, c, `42["not-b"]`)
 	expectText(t, c, `42["everyone"]`)
 	a.Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for nsp.Socket(idA) != nil && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	if id := <-left; id != idA {
+		t.Fatalf("%s left, want %s", id, idA)
 	}
 	if nsp.Socket(idA) != nil || nsp.RoomSize("all") != 2 {
 		t.Fatalf("after close: socket %v, room size %d", nsp.Socket(idA), nsp.RoomSize("all"))

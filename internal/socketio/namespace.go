@@ -1,9 +1,10 @@
 package socketio
 
 import (
-	"hash/maphash"
 	"sync"
 	"sync/atomic"
+
+	"github.com/chatd/chatd/internal/shard"
 )
 
 // Middleware authorizes a namespace connection. The data it returns is
@@ -22,33 +23,16 @@ type Namespace struct {
 	handlers map[string]EventHandler // for every socket of the namespace
 	onDisc   []func(*Socket, string)
 
-	count  atomic.Int64
-	seed   maphash.Seed
-	shards [32]roomShard
-	socks  [32]sockShard
-}
-
-// A socket's own room (named after its id) is not stored as a room: the
-// socket registry answers for it, which saves two maps per idle socket.
-type sockShard struct {
-	mu sync.RWMutex
-	m  map[string]*Socket
-}
-
-type roomShard struct {
-	mu    sync.RWMutex
-	rooms map[string]map[*Socket]struct{}
+	count atomic.Int64
+	// A socket's own room (named after its id) is not stored in rooms: the
+	// socket registry answers for it, which saves two maps per idle socket.
+	socks *shard.Map[*Socket]
+	rooms *shard.Map[map[*Socket]struct{}]
 }
 
 func newNamespace(srv *Server, name string) *Namespace {
-	ns := &Namespace{srv: srv, name: name, seed: maphash.MakeSeed()}
-	for i := range ns.shards {
-		ns.shards[i].rooms = make(map[string]map[*Socket]struct{})
-	}
-	for i := range ns.socks {
-		ns.socks[i].m = make(map[string]*Socket)
-	}
-	return ns
+	return &Namespace{srv: srv, name: name,
+		socks: shard.New[*Socket](32), rooms: shard.New[map[*Socket]struct{}](32)}
 }
 
 // Name returns the namespace's name, e.g. "/".
@@ -115,34 +99,24 @@ func (ns *Namespace) authorize(h *Handshake) (any, error) {
 	return data, nil
 }
 
-func (ns *Namespace) sockShard(id string) *sockShard {
-	return &ns.socks[maphash.String(ns.seed, id)%uint64(len(ns.socks))]
-}
-
 func (ns *Namespace) add(s *Socket) {
-	sh := ns.sockShard(s.id)
-	sh.mu.Lock()
-	sh.m[s.id] = s
-	sh.mu.Unlock()
+	ns.socks.Store(s.id, s)
 	ns.count.Add(1)
 }
 
 func (ns *Namespace) remove(s *Socket) {
-	sh := ns.sockShard(s.id)
-	sh.mu.Lock()
-	if sh.m[s.id] == s {
-		delete(sh.m, s.id)
-	}
-	sh.mu.Unlock()
+	ns.socks.With(s.id, func(_ int, m map[string]*Socket) {
+		if m[s.id] == s {
+			delete(m, s.id)
+		}
+	})
 	ns.count.Add(-1)
 }
 
 // Socket returns the connected socket with the given id, or nil.
 func (ns *Namespace) Socket(id string) *Socket {
-	sh := ns.sockShard(id)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	return sh.m[id]
+	s, _ := ns.socks.Load(id)
+	return s
 }
 
 func (ns *Namespace) connected(s *Socket) {
@@ -154,40 +128,32 @@ func (ns *Namespace) connected(s *Socket) {
 	}
 }
 
-func (ns *Namespace) shard(room string) *roomShard {
-	return &ns.shards[maphash.String(ns.seed, room)%uint64(len(ns.shards))]
-}
-
 func (ns *Namespace) join(room string, s *Socket) {
-	sh := ns.shard(room)
-	sh.mu.Lock()
-	m := sh.rooms[room]
-	if m == nil {
-		m = make(map[*Socket]struct{})
-		sh.rooms[room] = m
-	}
-	m[s] = struct{}{}
-	sh.mu.Unlock()
+	ns.rooms.With(room, func(_ int, rooms map[string]map[*Socket]struct{}) {
+		m := rooms[room]
+		if m == nil {
+			m = make(map[*Socket]struct{})
+			rooms[room] = m
+		}
+		m[s] = struct{}{}
+	})
 }
 
 func (ns *Namespace) leave(room string, s *Socket) {
-	sh := ns.shard(room)
-	sh.mu.Lock()
-	if m := sh.rooms[room]; m != nil {
-		delete(m, s)
-		if len(m) == 0 {
-			delete(sh.rooms, room)
+	ns.rooms.With(room, func(_ int, rooms map[string]map[*Socket]struct{}) {
+		if m := rooms[room]; m != nil {
+			delete(m, s)
+			if len(m) == 0 {
+				delete(rooms, room)
+			}
 		}
-	}
-	sh.mu.Unlock()
+	})
 }
 
 // RoomSize returns the number of sockets in room.
 func (ns *Namespace) RoomSize(room string) int {
-	sh := ns.shard(room)
-	sh.mu.RLock()
-	n := len(sh.rooms[room])
-	sh.mu.RUnlock()
+	var n int
+	ns.rooms.View(room, func(rooms map[string]map[*Socket]struct{}) { n = len(rooms[room]) })
 	if n == 0 && ns.Socket(room) != nil {
 		return 1
 	}
@@ -205,27 +171,24 @@ func (ns *Namespace) Emit(event string, args ...any) error {
 	if err != nil {
 		return err
 	}
-	for i := range ns.socks {
-		sh := &ns.socks[i]
-		sh.mu.RLock()
-		for _, s := range sh.m {
+	ns.socks.Range(func(m map[string]*Socket) {
+		for _, s := range m {
 			_ = s.EmitRaw(p)
 		}
-		sh.mu.RUnlock()
-	}
+	})
 	return nil
 }
 
 // each calls fn for every member of room, under the room's read lock.
 func (ns *Namespace) each(room string, fn func(*Socket)) {
-	sh := ns.shard(room)
-	sh.mu.RLock()
-	members := sh.rooms[room]
-	n := len(members)
-	for s := range members {
-		fn(s)
-	}
-	sh.mu.RUnlock()
+	var n int
+	ns.rooms.View(room, func(rooms map[string]map[*Socket]struct{}) {
+		members := rooms[room]
+		n = len(members)
+		for s := range members {
+			fn(s)
+		}
+	})
 	if n == 0 {
 		if s := ns.Socket(room); s != nil {
 			fn(s)

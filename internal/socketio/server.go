@@ -164,12 +164,18 @@ func (srv *Server) onSession(sess *engineio.Session) {
 	}
 }
 
+// preAuthLimit is the largest message a connection without a connected
+// namespace may send: a CONNECT packet and its auth payload fit easily.
+const preAuthLimit = 16 << 10
+
 // armLocked starts the connect timeout unless it runs, the connection is
 // closed or a namespace is connected. Called with c.mu held.
 func (c *client) armLocked() {
 	if c.timer != nil || c.closed || len(c.sockets) > 0 {
 		return
 	}
+	// Until a namespace is connected, only small packets (CONNECT) make sense.
+	c.sess.SetMessageLimit(preAuthLimit)
 	c.timer = time.AfterFunc(c.srv.opts.ConnectTimeout, func() {
 		c.mu.Lock()
 		idle := len(c.sockets) == 0
@@ -316,6 +322,7 @@ func (c *client) connect(p *Packet) {
 	s := &Socket{id: newID(), ns: ns, client: c, auth: hs.Auth, at: hs.Time, data: data}
 	c.mu.Lock()
 	c.sockets = append(c.sockets, s)
+	c.sess.SetMessageLimit(0)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil // an idle connection should not keep it

@@ -4,6 +4,16 @@
 //
 // The store is the source of truth. A message exists once Send returns; its
 // seq is gapless from 1 within its conversation.
+//
+// # Visibility
+//
+// Every read of messages (History, After, a session's last message, and any
+// later read of messages) applies one rule: a member sees a group's messages
+// from when they last joined (seq > joined_seq), unless the group's setting
+// (SetGroupFullHistory) or their membership (SetMembersFullHistory) grants
+// the whole history. Private conversations are visible from their start
+// (joined_seq is 0). Removal deletes the membership, so a member added again
+// starts over from the seq at which they came back.
 package store
 
 import (
@@ -35,6 +45,10 @@ type App struct {
 	Secret      string
 	Status      int // 0 active, 1 locked
 	CreatedAt   time.Time
+	// SignRoute makes the app's signed requests also sign the HTTP method
+	// and path (see internal/signature), so that a request signed for one
+	// route is refused on every other.
+	SignRoute bool
 }
 
 // User is an application's end user. Users are keyed by (AppID, UserID);
@@ -95,9 +109,10 @@ type Message struct {
 	MembersVersion int64
 }
 
-// Session is one row of a user's session list: their membership joined with
-// the conversation, the peer (private) and the last message.
-type Session struct {
+// SessionRow is one row of a user's session list as the store reads it: their
+// membership joined with the conversation, the peer (private) and the last
+// message. chat.Session is what clients see of it.
+type SessionRow struct {
 	SID            string
 	ConversationID string
 	Type           int
@@ -111,7 +126,7 @@ type Session struct {
 }
 
 // Unread is the number of messages the member has not read.
-func (s Session) Unread() int64 {
+func (s SessionRow) Unread() int64 {
 	if n := s.LastSeq - s.ReadSeq; n > 0 {
 		return n
 	}
@@ -208,16 +223,20 @@ type Store interface {
 	Send(ctx context.Context, m NewMessage) (msg Message, dup bool, err error)
 
 	// Sessions lists the user's sessions, most recent first, in one query.
-	Sessions(ctx context.Context, appID, userID string) ([]Session, error)
+	// A session's LastMsg is nil when the member may not see the
+	// conversation's last message (see Visibility).
+	Sessions(ctx context.Context, appID, userID string) ([]SessionRow, error)
 	// Session returns one of the user's sessions by conversation id;
 	// ErrNotMember if the user is not a member.
-	Session(ctx context.Context, conversationID, userID string) (Session, error)
+	Session(ctx context.Context, conversationID, userID string) (SessionRow, error)
 
-	// History returns up to limit messages with seq < beforeSeq, newest
-	// first (beforeSeq <= 0 means from the newest).
-	History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]Message, error)
-	// After returns up to limit messages with seq > afterSeq, oldest first.
-	After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]Message, error)
+	// History returns up to limit messages with seq < beforeSeq that userID
+	// may see (see Visibility in the package documentation), newest first (beforeSeq <= 0 means from the
+	// newest). A user who is not a member sees nothing.
+	History(ctx context.Context, conversationID, userID string, beforeSeq int64, limit int) ([]Message, error)
+	// After returns up to limit messages with seq > afterSeq that userID may
+	// see, oldest first.
+	After(ctx context.Context, conversationID, userID string, afterSeq int64, limit int) ([]Message, error)
 	// MessageByID returns a message of the conversation by msgId; ErrNotFound if absent.
 	MessageByID(ctx context.Context, conversationID, msgID string) (Message, error)
 
@@ -232,4 +251,24 @@ type Store interface {
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error
+
+	// SetGroupFullHistory sets the group's history setting: when full,
+	// every member sees the whole history, whenever they joined.
+	// ErrNotFound if no group.
+	SetGroupFullHistory(ctx context.Context, appID, groupID string, full bool) error
+	// SetMembersFullHistory grants (or withdraws) the whole history to
+	// members of the group; users that are not members are ignored.
+	// ErrNotFound if no group.
+	SetMembersFullHistory(ctx context.Context, appID, groupID string, userIDs []string, full bool) error
+	// SetAppSignRoute turns the app's route-bound signatures on or off.
+	// ErrNotFound if no app.
+	SetAppSignRoute(ctx context.Context, appID string, on bool) error
+	// SetAppStatus sets the app's status (0 active, 1 locked); a locked
+	// app's requests and tokens are refused. ErrNotFound if no app.
+	SetAppStatus(ctx context.Context, appID string, status int) error
+	// UseNonce records a signed request's nonce for the app until expires,
+	// and reports false when it is already recorded and unexpired: the
+	// request is a replay. Nonces outlive restarts and are shared by every
+	// node of the store; expired ones are pruned.
+	UseNonce(ctx context.Context, appID, nonce string, expires time.Time) (bool, error)
 }

@@ -6,8 +6,6 @@ package web
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -59,32 +56,20 @@ func New(ctx context.Context, svc *chat.Service, opts Options) (*Web, error) {
 	}
 	w := &Web{chat: svc, opts: opts, log: opts.Logger, files: web.FS}
 	if opts.Demo {
-		if err := EnsureDemoApp(ctx, svc.Store()); err != nil {
+		if err := svc.EnsureApp(ctx, DemoAppID, "chatd demo", "created by chatd -demo"); err != nil {
+			return nil, fmt.Errorf("demo app: %w", err)
+		}
+		// A start without demo mode locked it: open it again.
+		if err := svc.SetAppLocked(ctx, DemoAppID, false); err != nil {
 			return nil, fmt.Errorf("demo app: %w", err)
 		}
 		opts.Logger.Info("demo mode: demo chat at /", "app", DemoAppID)
+	} else if err := svc.SetAppLocked(ctx, DemoAppID, true); err != nil && !errors.Is(err, chat.ErrUnknownApp) {
+		// Anyone could mint the demo app's tokens while demo mode was on,
+		// so none may work once it is off.
+		return nil, fmt.Errorf("demo app: %w", err)
 	}
 	return w, nil
-}
-
-// EnsureDemoApp creates the demo app unless it exists.
-func EnsureDemoApp(ctx context.Context, st store.Store) error {
-	var secret [24]byte
-	if _, err := rand.Read(secret[:]); err != nil {
-		return fmt.Errorf("secret: %w", err)
-	}
-	err := st.CreateApp(ctx, store.App{
-		ID:          DemoAppID,
-		Name:        "chatd demo",
-		Description: "created by chatd -demo",
-		// Nobody needs the secret: demo tokens come from the demo endpoints.
-		Secret:    hex.EncodeToString(secret[:]),
-		CreatedAt: time.Now(),
-	})
-	if err != nil && !errors.Is(err, store.ErrExists) {
-		return err
-	}
-	return nil
 }
 
 // Register adds the routes to mux. Paths it does not claim are left to the

@@ -52,6 +52,7 @@ func do(t *testing.T, h http.Handler, method, path, body string) (*http.Response
 }
 
 func TestRoutes(t *testing.T) {
+	t.Parallel()
 	svc := newService(t, filepath.Join(t.TempDir(), "chatd.db"))
 	off, on := newMux(t, svc, false), newMux(t, svc, true)
 	tests := []struct {
@@ -113,6 +114,7 @@ func post(t *testing.T, h http.Handler, path string, v any) (int, reply) {
 }
 
 func TestDemoEndpoints(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dbPath := filepath.Join(t.TempDir(), "chatd.db")
 	svc := newService(t, dbPath)

@@ -39,7 +39,8 @@ func (m message) text() string {
 	return c.Content
 }
 
-type session struct {
+// listedSession is one entry of session-list (chat.Session on the wire).
+type listedSession struct {
 	SID              string `json:"sid"`
 	ConversationType int    `json:"conversationType"`
 	TargetID         string `json:"targetId"`
@@ -307,8 +308,8 @@ func (d *device) send(event, target, text, clientMsgID string) (message, error) 
 	return m, nil
 }
 
-func (d *device) sessions() ([]session, error) {
-	var ss []session
+func (d *device) sessions() ([]listedSession, error) {
+	var ss []listedSession
 	return ss, d.emit("session-list", nil, &ss)
 }
 

@@ -201,7 +201,7 @@ func runDelivery(t *testing.T, brokerURL string) {
 	sidOf := map[string]map[string]string{} // user → conv key → sid
 	for _, u := range users {
 		sidOf[u] = map[string]string{}
-		var first []session
+		var first []listedSession
 		for n := range nodes {
 			ss := c.sessionsHTTP(n, u)
 			checkSessions(t, fmt.Sprintf("%s via HTTP on node %d", u, n), u, ss, convs, lastSent(u), perConv)
@@ -500,7 +500,7 @@ type sent struct {
 // checkSessions compares a session list with the scenario: one session per
 // conversation of user, titled for user, with perConv messages and unread
 // counted from the user's last own message.
-func checkSessions(t *testing.T, who, user string, ss []session, convs []convSpec, lastSent map[string]int64, perConv int64) {
+func checkSessions(t *testing.T, who, user string, ss []listedSession, convs []convSpec, lastSent map[string]int64, perConv int64) {
 	t.Helper()
 	want := 0
 	for _, cv := range convs {
@@ -532,8 +532,8 @@ func checkSessions(t *testing.T, who, user string, ss []session, convs []convSpe
 }
 
 // sameSessions reports whether two nodes list the same sessions.
-func sameSessions(a, b []session) bool {
-	key := func(ss []session) []string {
+func sameSessions(a, b []listedSession) bool {
+	key := func(ss []listedSession) []string {
 		var out []string
 		for _, s := range ss {
 			out = append(out, fmt.Sprintf("%+v", s))

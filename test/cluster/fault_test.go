@@ -422,7 +422,7 @@ func verifyDevices(t *testing.T, c *cluster, users []string, byUser map[string][
 				if !cv.has(u) {
 					continue
 				}
-				var s *session
+				var s *listedSession
 				for i := range ss {
 					if ss[i].TargetID == cv.target(u) && (ss[i].ConversationType == 2) == (cv.group != "") {
 						s = &ss[i]

@@ -290,6 +290,7 @@ func (c *cluster) launch(i int) (*node, error) {
 			// connects from 127.0.0.1 and the fault test sends in bursts.
 			"CHATD_USER_SEND_RATE=0",
 			"CHATD_HANDSHAKE_RATE_IP=0",
+			"CHATD_USER_EVENT_RATE=0",
 		)
 		logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.log", i))
 		p, err := startProc(c.t, fmt.Sprintf("node%d", i), logPath, env, c.bin)
@@ -432,10 +433,10 @@ func (c *cluster) token(i int, userID string) string {
 func displayName(userID string) string { return "Name " + userID }
 
 // sessionsHTTP lists a user's sessions through node i's HTTP API.
-func (c *cluster) sessionsHTTP(i int, userID string) []session {
+func (c *cluster) sessionsHTTP(i int, userID string) []listedSession {
 	c.t.Helper()
 	r := c.call(i, "GET", "/user/sessions", map[string]any{"userId": userID})
-	var ss []session
+	var ss []listedSession
 	if err := json.Unmarshal(r.Data, &ss); err != nil {
 		c.t.Fatalf("sessions: %v: %s", err, r.Data)
 	}

@@ -21,17 +21,51 @@ func Open(ctx context.Context, spec string, logger *slog.Logger) (broker.Broker,
 		logger = slog.New(slog.DiscardHandler)
 	}
 	scheme, _, _ := strings.Cut(spec, "://")
+	var b broker.Broker
+	var err error
 	switch {
 	case spec == "" || spec == "memory":
 		return broker.NewMemory(), nil
 	case scheme == "redis" || scheme == "rediss" || scheme == "unix":
-		return redis.Open(ctx, spec, redis.WithLogger(logger))
+		b, err = redis.Open(ctx, spec, redis.WithLogger(logger))
 	case scheme == "nats" || scheme == "tls":
-		return nats.Open(ctx, spec, nats.WithLogger(logger))
+		b, err = nats.Open(ctx, spec, nats.WithLogger(logger))
 	default:
 		return nil, fmt.Errorf("broker: unknown broker %q (want memory, redis://… or nats://…)", redactURL(spec))
 	}
+	if err != nil {
+		// The clients' errors may quote the URL (a parse error does).
+		return nil, redactErr(err, spec)
+	}
+	return b, nil
 }
+
+// redactErr hides spec's credentials wherever err's message quotes them;
+// errors.Is and errors.As still see err.
+func redactErr(err error, spec string) error {
+	_, rest, _ := strings.Cut(spec, "://")
+	at := strings.LastIndex(rest, "@")
+	if at <= 0 {
+		return err
+	}
+	userinfo := rest[:at]
+	msg := strings.ReplaceAll(err.Error(), userinfo, "…")
+	if _, pw, ok := strings.Cut(userinfo, ":"); ok && pw != "" {
+		msg = strings.ReplaceAll(msg, pw, "…")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redacted{msg: msg, err: err}
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (r *redacted) Error() string { return r.msg }
+func (r *redacted) Unwrap() error { return r.err }
 
 // redactURL drops credentials from a URL-ish string before it is shown.
 func redactURL(s string) string {

@@ -56,3 +56,26 @@ func TestOpenUnknown(t *testing.T) {
 		t.Fatalf("error leaks the password: %v", err)
 	}
 }
+
+// TestOpenHidesCredentials: whatever fails, the broker's password is never
+// in the error chatd prints.
+func TestOpenHidesCredentials(t *testing.T) {
+	for _, spec := range []string{
+		"kafka://user:hunter2@host:9092",
+		"redis://user:hunter2@127.0.0.1:notaport/0",
+		"redis://user:hunter2@127.0.0.1:1/0",
+		"rediss://:hunter2@127.0.0.1:1/0",
+		"nats://user:hunter2@127.0.0.1:1",
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		b, err := brokers.Open(ctx, spec, nil)
+		cancel()
+		if err == nil {
+			b.Close()
+			t.Fatalf("Open(%s) succeeded", spec)
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("Open(%s): error leaks the password: %v", spec, err)
+		}
+	}
+}

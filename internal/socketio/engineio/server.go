@@ -40,7 +40,6 @@ type Options struct {
 // Server is an Engine.IO server; it implements http.Handler.
 type Server struct {
 	opts     Options
-	openV3   []byte
 	seed     maphash.Seed
 	shards   [64]shard
 	count    atomic.Int64

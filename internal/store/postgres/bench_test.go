@@ -104,7 +104,7 @@ func BenchmarkHistory(b *testing.B) {
 	for b.Loop() {
 		before := int64(2000 - (i*50)%1900)
 		i++
-		h, err := s.History(ctx, c.ID, before, 50)
+		h, err := s.History(ctx, c.ID, "u00", before, 50)
 		if err != nil || len(h) != 50 {
 			b.Fatalf("History = %d, %v", len(h), err)
 		}

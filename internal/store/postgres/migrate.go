@@ -17,7 +17,7 @@ import (
 // holds a NUL byte, which PostgreSQL text rejects. Content is text, not jsonb,
 // so it comes back byte for byte.
 var migrations = []string{
-	// 1: the schema of DESIGN §4.
+	// 1: the schema (docs/architecture.md, The data model).
 	`
 CREATE TABLE apps (
 	id          text PRIMARY KEY,
@@ -112,6 +112,14 @@ CREATE INDEX nonces_expiry ON nonces (expires_at);
 	// memory and know exactly when one is stale.
 	`
 ALTER TABLE conversations ADD COLUMN members_version bigint NOT NULL DEFAULT 0;
+`,
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store) and route-bound signatures per app. (Nonces have their table
+	// since 2.)
+	`
+ALTER TABLE conversations ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE members ADD COLUMN full_history boolean NOT NULL DEFAULT false;
+ALTER TABLE apps ADD COLUMN sign_route boolean NOT NULL DEFAULT false;
 `,
 }
 

@@ -9,6 +9,10 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// nonceSweepInterval is the least time between two deletions of expired
+// nonces by one node.
+const nonceSweepInterval = time.Second
+
 // UseNonce records a signed request's nonce for the app until expires, and
 // reports false when it is already recorded and unexpired: the request is a
 // replay, possibly sent to another node. Every node shares the table, so a
@@ -28,10 +32,11 @@ RETURNING 1`, appID, nonce, expires.UnixMilli(), now).Scan(&one)
 	if err != nil {
 		return false, fmt.Errorf("postgres: use nonce: %w", err)
 	}
-	// Expired nonces are only garbage; clear them now and then rather than
-	// on every request. The nonce is recorded either way, so a failed sweep
-	// is left for the next turn.
-	if s.nonceSweeps.Add(1)%1000 == 0 {
+	// Expired nonces are only garbage; clear them at most once per
+	// nonceSweepInterval rather than on every request, so the table holds
+	// about one window of nonces. The nonce is recorded either way, so a
+	// failed sweep is left for the next turn.
+	if last := s.nonceSwept.Load(); now-last >= nonceSweepInterval.Milliseconds() && s.nonceSwept.CompareAndSwap(last, now) {
 		_, _ = s.pool.Exec(ctx, `DELETE FROM nonces WHERE expires_at <= $1`, now)
 	}
 	return true, nil

@@ -41,7 +41,7 @@ type Store struct {
 	closed   bool
 	workers  sync.WaitGroup
 
-	nonceSweeps atomic.Uint64 // UseNonce calls, to clear expired nonces every so often
+	nonceSwept atomic.Int64 // when this node last deleted expired nonces, unix ms
 }
 
 // defaultMaxConns is used when the URL sets no pool_max_conns: the send
@@ -148,30 +148,6 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// ms and fromMS convert between time.Time and the stored Unix milliseconds;
-// 0 stands for the zero time.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
-}
-
-// nowOr returns t, or the current time when t is zero, at stored resolution.
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		t = time.Now()
-	}
-	return fromMS(t.UnixMilli())
-}
-
 // wrap adds the operation to err and maps PostgreSQL errors onto the store's
 // sentinels: a missing row becomes notFound (nil: leave it), bad text (NUL
 // bytes, invalid UTF-8) becomes store.ErrInvalid.
@@ -211,9 +187,9 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 	if err := validText(a.ID, a.Name, a.Description, a.Secret); err != nil {
 		return err
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	_, err := s.pool.Exec(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, store.UnixMS(store.NowOr(a.CreatedAt)), a.SignRoute)
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create app %s: %w", a.ID, store.ErrExists)
 	}
@@ -223,14 +199,31 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.pool.QueryRow(ctx, `SELECT id, name, description, secret, status, created_at
+	err := s.pool.QueryRow(ctx, `SELECT id, name, description, secret, status, created_at, sign_route
 		FROM apps WHERE id = $1`, id).
-		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created, &a.SignRoute)
 	if err != nil {
 		return store.App{}, wrap("app", err, store.ErrNotFound)
 	}
-	a.CreatedAt = fromMS(created)
+	a.CreatedAt = store.FromUnixMS(created)
 	return a, nil
+}
+
+func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
+	return s.updateApp(ctx, "set sign route", `UPDATE apps SET sign_route = $1 WHERE id = $2`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set app status", `UPDATE apps SET status = $1 WHERE id = $2`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, op, q string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, q, args...)
+	if err == nil && tag.RowsAffected() == 0 {
+		err = pgx.ErrNoRows
+	}
+	return wrap(op, err, store.ErrNotFound)
 }
 
 // ---- users
@@ -243,7 +236,7 @@ func scanUser(row pgx.Row) (store.User, error) {
 	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
 		return store.User{}, err
 	}
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = store.FromUnixMS(created)
 	return u, nil
 }
 
@@ -255,7 +248,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 		VALUES ($1, $2, $3, $4, $5, $6)
 		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 		RETURNING `+userCols,
-		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt))))
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt))))
 	return got, wrap("upsert user", err, nil)
 }
 
@@ -283,8 +276,8 @@ func scanConv(row pgx.Row) (store.Conversation, error) {
 		return store.Conversation{}, err
 	}
 	c.Key = string(key)
-	c.LastMsgAt = fromMS(lastAt)
-	c.CreatedAt = fromMS(created)
+	c.LastMsgAt = store.FromUnixMS(lastAt)
+	c.CreatedAt = store.FromUnixMS(created)
 	return c, nil
 }
 
@@ -308,7 +301,7 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 	// next statement sees the winner's row.
 	var out store.Conversation
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		now := ms(time.Now())
+		now := store.UnixMS(time.Now())
 		if _, err := tx.Exec(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
 			VALUES ($1, $2, $3, $4, $5) ON CONFLICT (app_id, type, key) DO NOTHING`,
 			store.NewID(), appID, store.Private, []byte(key), now); err != nil {
@@ -347,7 +340,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 			RETURNING `+convCols,
-			store.NewID(), appID, store.Group, []byte(groupID), name, avatarURI, ms(time.Now())))
+			store.NewID(), appID, store.Group, []byte(groupID), name, avatarURI, store.UnixMS(time.Now())))
 		if err != nil {
 			return err
 		}
@@ -411,7 +404,7 @@ func addMembers(ctx context.Context, tx pgx.Tx, c store.Conversation, userIDs []
 		FROM conversations c, unnest($2::text[], $3::text[]) AS v(user_id, sid)
 		WHERE c.id = $1
 		ON CONFLICT (conversation_id, user_id) DO NOTHING`,
-		c.ID, users, sids, ms(time.Now()))
+		c.ID, users, sids, store.UnixMS(time.Now()))
 	if err != nil {
 		return err
 	}
@@ -466,7 +459,7 @@ func scanMember(row pgx.Row) (store.Member, error) {
 	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
 		return store.Member{}, err
 	}
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	return m, nil
 }
 
@@ -502,7 +495,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 	var some bool
 	_, err = pgx.ForEachRow(rows, []any{&version, &some, &m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created}, func() error {
 		if some {
-			m.CreatedAt = fromMS(created)
+			m.CreatedAt = store.FromUnixMS(created)
 			out = append(out, m)
 		}
 		return nil
@@ -531,7 +524,7 @@ func scanMessage(row pgx.Row) (store.Message, error) {
 		return store.Message{}, err
 	}
 	m.Content = []byte(content)
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	return m, nil
 }
 
@@ -544,23 +537,30 @@ func (s *Store) queryMessages(ctx context.Context, op, sql string, args ...any) 
 	return msgs, wrap(op, err, nil)
 }
 
-func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+// visibleFrom joins the reader's membership (alias v, user $1) and keeps
+// the messages of conversation $2 after the seq from which they may see
+// them, as a range on the messages primary key (see Visibility in package
+// store). A reader who is not a member has no row: the join leaves nothing.
+const visibleFrom = `JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = $1
+	WHERE m.conversation_id = $2 AND m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END `
+
+func (s *Store) History(ctx context.Context, conversationID, userID string, beforeSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return s.queryMessages(ctx, "history", msgSelect+`WHERE m.conversation_id = $1 AND m.seq < $2
-		ORDER BY m.seq DESC LIMIT $3`, conversationID, beforeSeq, limit)
+	return s.queryMessages(ctx, "history", msgSelect+visibleFrom+`AND m.seq < $3
+		ORDER BY m.seq DESC LIMIT $4`, userID, conversationID, beforeSeq, limit)
 }
 
-func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+func (s *Store) After(ctx context.Context, conversationID, userID string, afterSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return s.queryMessages(ctx, "after", msgSelect+`WHERE m.conversation_id = $1 AND m.seq > $2
-		ORDER BY m.seq LIMIT $3`, conversationID, afterSeq, limit)
+	return s.queryMessages(ctx, "after", msgSelect+visibleFrom+`AND m.seq > $3
+		ORDER BY m.seq LIMIT $4`, userID, conversationID, afterSeq, limit)
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
@@ -592,6 +592,7 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = m.peer_id
 	LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+		AND (lm.seq > m.joined_seq OR c.full_history OR m.full_history)
 	LEFT JOIN users su ON su.app_id = c.app_id AND su.user_id = lm.sender_id `
 
 // sessionOrder selects one user's sessions, most recent message first and
@@ -599,9 +600,9 @@ const sessionSelect = `SELECT m.sid, c.id, c.type, c.key, m.peer_id, c.name, c.a
 const sessionOrder = `WHERE m.app_id = $1 AND m.user_id = $2
 	ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
 
-func scanSession(row pgx.Row) (store.Session, error) {
+func scanSession(row pgx.Row) (store.SessionRow, error) {
 	var (
-		s                       store.Session
+		s                       store.SessionRow
 		key                     []byte
 		peer, gName, gAvatar    string
 		pName, pAvatar          string
@@ -614,9 +615,9 @@ func scanSession(row pgx.Row) (store.Session, error) {
 	if err := row.Scan(&s.SID, &s.ConversationID, &s.Type, &key, &peer, &gName, &gAvatar,
 		&pName, &pAvatar, &s.LastSeq, &s.ReadSeq, &lastAt,
 		&msgID, &seq, &sender, &typ, &content, &cmid, &created, &sName, &sAvatar); err != nil {
-		return store.Session{}, err
+		return store.SessionRow{}, err
 	}
-	s.LastMsgAt = fromMS(lastAt)
+	s.LastMsgAt = store.FromUnixMS(lastAt)
 	if s.Type == store.Private {
 		s.TargetID, s.Title, s.Avatar = peer, pName, pAvatar
 	} else {
@@ -631,7 +632,7 @@ func scanSession(row pgx.Row) (store.Session, error) {
 			Type:           *typ,
 			Content:        []byte(*content),
 			ClientMsgID:    deref(cmid),
-			CreatedAt:      fromMS(*created),
+			CreatedAt:      store.FromUnixMS(*created),
 			SenderName:     deref(sName),
 			SenderAvatar:   deref(sAvatar),
 		}
@@ -646,16 +647,16 @@ func deref(p *string) string {
 	return *p
 }
 
-func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.SessionRow, error) {
 	rows, err := s.pool.Query(ctx, sessionSelect+sessionOrder, appID, userID)
 	if err != nil {
 		return nil, wrap("sessions", err, nil)
 	}
-	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Session, error) { return scanSession(r) })
+	ss, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.SessionRow, error) { return scanSession(r) })
 	return ss, wrap("sessions", err, nil)
 }
 
-func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.SessionRow, error) {
 	ss, err := scanSession(s.pool.QueryRow(ctx, sessionSelect+`WHERE m.conversation_id = $1 AND m.user_id = $2`,
 		conversationID, userID))
 	return ss, wrap("session", err, store.ErrNotMember)
@@ -669,7 +670,7 @@ func (s *Store) CreateFile(ctx context.Context, f store.File) error {
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 	if isUniqueViolation(err) {
 		return fmt.Errorf("postgres: create file %s: %w", f.ID, store.ErrExists)
 	}
@@ -685,6 +686,6 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	if err != nil {
 		return store.File{}, wrap("file", err, store.ErrNotFound)
 	}
-	f.CreatedAt = fromMS(created)
+	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }

@@ -82,15 +82,18 @@ func openMode(tb testing.TB, batching bool) *Store {
 }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
 }
 
 // The suite must also pass when every send commits alone.
 func TestConformanceNoBatching(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store { return openMode(t, false) })
 }
 
 func TestConcurrentMigration(t *testing.T) {
+	t.Parallel()
 	u, schema := newSchema(t)
 	const nodes = 6
 	stores := make([]*Store, nodes)
@@ -148,6 +151,7 @@ func seqTo(n int) []int {
 }
 
 func TestOpenCreatesSchema(t *testing.T) {
+	t.Parallel()
 	u, schema := newSchema(t)
 	// A schema that does not exist yet is created; drop the test's own
 	// first to prove it.
@@ -170,6 +174,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 }
 
 func TestReopenKeepsData(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	u, _ := newSchema(t)
 	s, err := Open(ctx, u)
@@ -219,6 +224,7 @@ func TestReopenKeepsData(t *testing.T) {
 // with a few strangers and client-id retries mixed in: every good message
 // gets its own seq, gapless, and the bad ones fail alone.
 func TestBatchedSend(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	app := store.NewID()
@@ -280,7 +286,7 @@ func TestBatchedSend(t *testing.T) {
 	if len(bySeq) != n {
 		t.Fatalf("%d distinct seqs, want %d", len(bySeq), n)
 	}
-	all, err := s.After(ctx, c.ID, 0, 2*n)
+	all, err := s.After(ctx, c.ID, users[0], 0, 2*n)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,6 +306,7 @@ func TestBatchedSend(t *testing.T) {
 // TestCloseUnderLoad closes the store while senders are busy: every Send
 // reported stored is stored, and the rest fail with errClosed.
 func TestCloseUnderLoad(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	u, _ := newSchema(t)
 	s, err := Open(ctx, u)
@@ -370,7 +377,7 @@ func TestCloseUnderLoad(t *testing.T) {
 	}
 	total := 0
 	for _, c := range convs {
-		all, err := s2.After(ctx, c.ID, 0, 100000)
+		all, err := s2.After(ctx, c.ID, "a", 0, 100000)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -389,6 +396,7 @@ func TestCloseUnderLoad(t *testing.T) {
 // TestSendCanceled: a Send whose context is already done fails and stores
 // nothing.
 func TestSendCanceled(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	for _, batching := range []bool{true, false} {
 		s := openMode(t, batching)
@@ -418,6 +426,7 @@ func TestSendCanceled(t *testing.T) {
 // an in-batch duplicate and a message the server rejects: each caller gets
 // its own answer.
 func TestBatchIsolation(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	app := store.NewID()
@@ -434,7 +443,7 @@ func TestBatchIsolation(t *testing.T) {
 	}
 	req := func(conv, sender, cid, content string) *sendReq {
 		return &sendReq{ctx: ctx, m: store.NewMessage{ConversationID: conv, SenderID: sender, Type: 1,
-			Content: json.RawMessage(content), ClientMsgID: cid}, at: nowOr(ms0), done: make(chan sendRes, 1)}
+			Content: json.RawMessage(content), ClientMsgID: cid, At: store.NowOr(ms0)}, done: make(chan sendRes, 1)}
 	}
 	batch := []*sendReq{
 		req(p.ID, "alice", "a1", `1`),
@@ -494,9 +503,10 @@ func TestBatchIsolation(t *testing.T) {
 	}
 }
 
-var ms0 = fromMS(0)
+var ms0 = store.FromUnixMS(0)
 
 func TestInvalidText(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	app := store.NewID()
@@ -535,6 +545,7 @@ func TestInvalidText(t *testing.T) {
 // controls) and back: meanwhile every method returns an error instead of
 // hanging or panicking, and afterwards the pool reconnects by itself.
 func TestOutage(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	u, _ := newSchema(t)
 	pu, err := url.Parse(u)
@@ -583,7 +594,7 @@ func TestOutage(t *testing.T) {
 	if _, err := s.Sessions(down, app, "alice"); err == nil {
 		t.Fatal("Sessions succeeded during the outage")
 	}
-	if _, err := s.History(down, c.ID, 0, 10); err == nil {
+	if _, err := s.History(down, c.ID, "alice", 0, 10); err == nil {
 		t.Fatal("History succeeded during the outage")
 	}
 	if down.Err() != nil {
@@ -661,6 +672,7 @@ func (p *proxy) stop() {
 // TestSessionsPlan checks that the session list is index lookups only:
 // members_by_user, then primary keys of conversations, users and messages.
 func TestSessionsPlan(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	s := openTest(t)
 	app := store.NewID()
@@ -742,6 +754,7 @@ func TestSessionsPlan(t *testing.T) {
 }
 
 func TestSchemaOf(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
 		{"xyz", "xyz"},

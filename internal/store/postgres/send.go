@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
+	"hash/maphash"
 	"time"
 	"unicode/utf8"
 
@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/groupcommit"
 )
 
 // Group commit. A transaction per message costs a commit (an fsync) per
@@ -35,9 +36,8 @@ const (
 
 type sendReq struct {
 	ctx  context.Context
-	m    store.NewMessage
-	at   time.Time
-	done chan sendRes // buffered: the worker never blocks on a caller that left
+	m    store.NewMessage // At set, at stored resolution
+	done chan sendRes     // buffered: the worker never blocks on a caller that left
 }
 
 type sendRes struct {
@@ -61,7 +61,8 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 			return store.Message{}, false, fmt.Errorf("postgres: send: %w: content holds a NUL byte", store.ErrInvalid)
 		}
 	}
-	req := &sendReq{ctx: ctx, m: m, at: nowOr(m.At), done: make(chan sendRes, 1)}
+	m.At = store.NowOr(m.At)
+	req := &sendReq{ctx: ctx, m: m, done: make(chan sendRes, 1)}
 	if !s.batching {
 		res, err := s.storeBatch(ctx, []*sendReq{req})
 		if err != nil {
@@ -93,14 +94,13 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 	}
 }
 
-// shard picks the send worker of a conversation (FNV-1a).
+// shard picks the send worker of a conversation; one conversation always
+// gets the same worker.
 func shard(conversationID string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(conversationID); i++ {
-		h = (h ^ uint32(conversationID[i])) * 16777619
-	}
-	return int(h % sendWorkers)
+	return int(maphash.String(shardSeed, conversationID) % sendWorkers)
 }
+
+var shardSeed = maphash.MakeSeed()
 
 func (s *Store) sendWorker(sends <-chan *sendReq) {
 	defer s.workers.Done()
@@ -159,7 +159,7 @@ func (s *Store) sendBatch(batch []*sendReq) {
 
 	res, err := s.storeBatch(ctx, live)
 	var pe *pgconn.PgError
-	if err != nil && len(live) > 1 && errors.As(err, &pe) {
+	if err != nil && groupcommit.Redo(len(live), errors.As(err, &pe)) {
 		for _, r := range live {
 			one, err := s.storeBatch(ctx, []*sendReq{r})
 			if err != nil {
@@ -188,34 +188,33 @@ type clientKey struct{ conv, sender, clientID string }
 // retry with the same ClientMsgID tells.
 //
 // Two round trips: BEGIN + lock + membership + duplicate checks, then seq
-// allocation + insert + read marks + COMMIT, each pipelined.
+// allocation + insert + read marks + COMMIT, each pipelined. What to store
+// is decided between them by a groupcommit plan.
 func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, error) {
-	res := make([]sendRes, len(reqs))
-
-	// Distinct conversations, sorted so every transaction locks them in the
-	// same order and concurrent batches cannot deadlock.
-	var convs []string
+	batch := make([]store.NewMessage, len(reqs))
+	for i, r := range reqs {
+		batch[i] = r.m
+	}
+	// Everything the plan may ask about, fetched at once.
+	convs := groupcommit.Convs(batch, nil)
 	var pairConv, pairUser []string
 	var keyConv, keySender, keyClient []string
 	seenPair := map[convSender]bool{}
 	seenKey := map[clientKey]bool{}
-	for _, r := range reqs {
-		convs = append(convs, r.m.ConversationID)
-		p := convSender{r.m.ConversationID, r.m.SenderID}
+	for _, m := range batch {
+		p := convSender{m.ConversationID, m.SenderID}
 		if !seenPair[p] {
 			seenPair[p] = true
 			pairConv, pairUser = append(pairConv, p.conv), append(pairUser, p.sender)
 		}
-		if r.m.ClientMsgID != "" {
-			k := clientKey{p.conv, p.sender, r.m.ClientMsgID}
+		if m.ClientMsgID != "" {
+			k := clientKey{p.conv, p.sender, m.ClientMsgID}
 			if !seenKey[k] {
 				seenKey[k] = true
 				keyConv, keySender, keyClient = append(keyConv, k.conv), append(keySender, k.sender), append(keyClient, k.clientID)
 			}
 		}
 	}
-	slices.Sort(convs)
-	convs = slices.Compact(convs)
 
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -281,7 +280,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 			if err := rows.Scan(&m.ID, &m.ConversationID, &m.Seq, &m.SenderID, &m.Type, &content, &m.ClientMsgID, &created); err != nil {
 				return err
 			}
-			m.Content, m.CreatedAt = []byte(content), fromMS(created)
+			m.Content, m.CreatedAt = []byte(content), store.FromUnixMS(created)
 			original[clientKey{m.ConversationID, m.SenderID, m.ClientMsgID}] = m
 		}
 		return rows.Err()
@@ -294,78 +293,58 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		return nil, err
 	}
 
-	// Decide each request in arrival order: reject, duplicate, or a new
-	// message with the conversation's next seq.
-	type alloc struct {
-		n  int64
-		at int64
+	plan, err := groupcommit.Make(batch, nil, groupcommit.Lookup{
+		Member: func(conv, sender string) (bool, error) {
+			_, exists := lastSeq[conv]
+			return exists && member[convSender{conv, sender}], nil
+		},
+		Original: func(conv, sender, clientID string) (store.Message, bool, error) {
+			m, ok := original[clientKey{conv, sender, clientID}]
+			m.MembersVersion = version[conv]
+			return m, ok, nil
+		},
+	})
+	if err != nil {
+		return nil, err
 	}
-	allocs := map[string]*alloc{}
-	var allocConv []string
-	firstInBatch := map[clientKey]int{} // request index that stores a client id
+	results := func() []sendRes {
+		res := make([]sendRes, len(reqs))
+		for i, r := range plan.Results() {
+			res[i] = sendRes{msg: r.Msg, dup: r.Dup}
+			if r.Refused {
+				res[i].err = fmt.Errorf("postgres: send: %w", store.ErrNotMember)
+			}
+		}
+		return res
+	}
+	if len(plan.Allocs) == 0 {
+		return results(), nil // nothing to store: all refused or duplicates; roll back
+	}
+	allocConv := make([]string, len(plan.Allocs))
+	allocN := make([]int64, len(plan.Allocs))
+	allocAt := make([]int64, len(plan.Allocs))
+	for i, a := range plan.Allocs {
+		allocConv[i], allocN[i], allocAt[i] = a.Conv, a.N, a.At
+		plan.Assign(a.Conv, lastSeq[a.Conv], version[a.Conv])
+	}
 	var (
 		insConv, insID, insSender, insContent, insClient []string
 		insSeq, insAt                                    []int64
 		insType                                          []int32
 	)
-	readMark := map[convSender]int64{}
-	for i, r := range reqs {
-		p := convSender{r.m.ConversationID, r.m.SenderID}
-		if _, ok := lastSeq[p.conv]; !ok || !member[p] {
-			res[i].err = fmt.Errorf("postgres: send: %w", store.ErrNotMember)
-			continue
-		}
-		if r.m.ClientMsgID != "" {
-			k := clientKey{p.conv, p.sender, r.m.ClientMsgID}
-			if m, ok := original[k]; ok {
-				m.MembersVersion = version[p.conv]
-				res[i] = sendRes{msg: m, dup: true}
-				continue
-			}
-			if j, ok := firstInBatch[k]; ok {
-				res[i] = sendRes{msg: res[j].msg, dup: true}
-				continue
-			}
-			firstInBatch[k] = i
-		}
-		a := allocs[p.conv]
-		if a == nil {
-			a = &alloc{}
-			allocs[p.conv] = a
-			allocConv = append(allocConv, p.conv)
-		}
-		a.n++
-		a.at = max(a.at, ms(r.at))
-		seq := lastSeq[p.conv] + a.n
-		msg := store.Message{
-			ID:             store.NewID(),
-			ConversationID: p.conv,
-			Seq:            seq,
-			SenderID:       p.sender,
-			Type:           r.m.Type,
-			Content:        r.m.Content,
-			ClientMsgID:    r.m.ClientMsgID,
-			CreatedAt:      r.at,
-			MembersVersion: version[p.conv],
-		}
-		res[i].msg = msg
-		insConv, insID, insSender = append(insConv, p.conv), append(insID, msg.ID), append(insSender, p.sender)
-		insContent, insClient = append(insContent, string(msg.Content)), append(insClient, msg.ClientMsgID)
-		insSeq, insAt, insType = append(insSeq, seq), append(insAt, ms(r.at)), append(insType, int32(msg.Type))
-		readMark[p] = max(readMark[p], seq)
-	}
-	if len(allocConv) == 0 {
-		return res, nil // nothing to store: all rejected or duplicates; roll back
-	}
-	allocN := make([]int64, len(allocConv))
-	allocAt := make([]int64, len(allocConv))
-	for i, c := range allocConv {
-		allocN[i], allocAt[i] = allocs[c].n, allocs[c].at
+	for _, m := range plan.Inserts() {
+		insConv, insID, insSender = append(insConv, m.ConversationID), append(insID, m.ID), append(insSender, m.SenderID)
+		insContent, insClient = append(insContent, string(m.Content)), append(insClient, m.ClientMsgID)
+		insSeq, insAt, insType = append(insSeq, m.Seq), append(insAt, store.UnixMS(m.CreatedAt)), append(insType, int32(m.Type))
 	}
 	var rmConv, rmUser []string
 	var rmSeq []int64
-	for p, seq := range readMark {
-		rmConv, rmUser, rmSeq = append(rmConv, p.conv), append(rmUser, p.sender), append(rmSeq, seq)
+	for _, rm := range plan.ReadMarks() {
+		rmConv, rmUser, rmSeq = append(rmConv, rm.Conv), append(rmUser, rm.User), append(rmSeq, rm.Seq)
+	}
+	wantSeq := make(map[string]int64, len(plan.Allocs))
+	for _, a := range plan.Allocs {
+		wantSeq[a.Conv] = lastSeq[a.Conv] + a.N
 	}
 
 	// Everything else is one pipeline ending in COMMIT: the rows are locked,
@@ -393,7 +372,7 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	_, err = pgx.ForEachRow(rows, []any{&id, &seq}, func() error {
 		// Cannot differ under the row lock; checked because a wrong seq
 		// would be silent corruption.
-		if want := lastSeq[id] + allocs[id].n; seq != want && mismatch == nil {
+		if want := wantSeq[id]; seq != want && mismatch == nil {
 			mismatch = fmt.Errorf("seq allocation for %s returned %d, want %d", id, seq, want)
 		}
 		return nil
@@ -415,5 +394,5 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 	if mismatch != nil {
 		return nil, mismatch
 	}
-	return res, nil
+	return results(), nil
 }

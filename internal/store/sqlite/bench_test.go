@@ -93,7 +93,7 @@ func BenchmarkHistory(b *testing.B) {
 	for b.Loop() {
 		before := int64(51 + i%(n-50))
 		i++
-		h, err := s.History(ctx, c.ID, before, 50)
+		h, err := s.History(ctx, c.ID, "u0", before, 50)
 		if err != nil || len(h) != 50 {
 			b.Fatalf("History = %d, %v", len(h), err)
 		}

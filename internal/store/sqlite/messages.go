@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/groupcommit"
 )
 
 // sendReq is one Send waiting for the writer loop.
@@ -35,9 +36,7 @@ func (s *Store) Send(ctx context.Context, m store.NewMessage) (store.Message, bo
 	if len(m.Content) == 0 {
 		return store.Message{}, false, fmt.Errorf("sqlite: send: empty content: %w", store.ErrInvalid)
 	}
-	if m.At.IsZero() {
-		m.At = time.Now()
-	}
+	m.At = store.NowOr(m.At)
 	r := &sendReq{ctx: ctx, m: m, res: make(chan sendRes, 1)}
 	select {
 	case <-s.done:
@@ -169,7 +168,17 @@ func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendR
 	out := slices.Clone(res)
 	if err := s.stmts.sendGrouped(ctx, tx, batch, out); err != nil {
 		tx.Rollback()
-		return true
+		pending := 0
+		for _, r := range res {
+			if r.err == nil {
+				pending++
+			}
+		}
+		if groupcommit.Redo(pending, true) {
+			return true
+		}
+		failAll(res, fmt.Errorf("sqlite: send: %w", err))
+		return false
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
@@ -256,7 +265,7 @@ func scanMsg(row interface{ Scan(...any) error }, withNames, withVersion bool) (
 	}
 	m.Content = json.RawMessage(content)
 	m.ClientMsgID = client.String
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	m.SenderName = name.String
 	m.SenderAvatar = avatar.String
 	return m, nil
@@ -363,63 +372,52 @@ func (st *sendStmts) close() {
 	}
 }
 
-// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx.
-// The requests are grouped by conversation; the memberships and client ids
-// of a conversation with several senders or any client id are checked
-// first. Then one statement (per chunk of rows) allocates every
-// conversation's seqs, one inserts every message and one advances every
-// sender's read mark. Any error is returned as is: the caller rolls back
-// and redoes the batch with savepoints.
+// sendGrouped stores the batch's pending sends (res[i].err == nil) in tx,
+// as a groupcommit plan decides: the memberships and client ids of a
+// conversation with several senders or any client id are checked first,
+// while a lone sender's membership is checked by the allocation itself.
+// Then one statement (per chunk of rows) allocates every conversation's
+// seqs, one inserts every message and one advances every sender's read
+// mark. Any error is returned as is: the caller rolls back and redoes the
+// batch with savepoints.
 func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
-	type group struct {
-		conv    string
-		idx     []int  // the requests to store, in batch order
-		lone    string // the only sender, whose membership the allocation checks; "" once checked
-		last    int64  // the conversation's last seq after the allocation
-		version int64  // its members version
-		found   bool
-	}
-	var groups []*group
-	byConv := make(map[string]*group, 1)
+	msgs := make([]store.NewMessage, len(batch))
 	for i, r := range batch {
-		if res[i].err != nil {
-			continue
-		}
-		g := byConv[r.m.ConversationID]
-		if g == nil {
-			g = &group{conv: r.m.ConversationID, lone: r.m.SenderID}
-			byConv[g.conv] = g
-			groups = append(groups, g)
-		}
-		if r.m.SenderID != g.lone || r.m.ClientMsgID != "" {
-			g.lone = ""
-		}
-		g.idx = append(g.idx, i)
+		msgs[i] = r.m
 	}
-	var repeats [][2]int // a client id repeated within the batch: request, first request
-	var allocs []any
-	for _, g := range groups {
-		if g.lone == "" {
-			keep, rep, err := st.checkGroup(ctx, tx, batch, res, g.idx)
-			if err != nil {
-				return err
+	plan, err := groupcommit.Make(msgs, func(i int) bool { return res[i].err != nil }, groupcommit.Lookup{
+		DeferLone: true,
+		Member: func(conv, sender string) (bool, error) {
+			var one int
+			err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, conv, sender).Scan(&one)
+			if errors.Is(err, sql.ErrNoRows) {
+				return false, nil
 			}
-			g.idx, repeats = keep, append(repeats, rep...)
-		}
-		if len(g.idx) == 0 {
-			continue
-		}
-		var at int64
-		for _, i := range g.idx {
-			at = max(at, batch[i].m.At.UnixMilli())
-		}
-		var lone any // NULL: memberships already checked
-		if g.lone != "" {
-			lone = g.lone
-		}
-		allocs = append(allocs, g.conv, len(g.idx), at, lone)
+			return err == nil, err
+		},
+		Original: func(conv, sender, clientID string) (store.Message, bool, error) {
+			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, sender, clientID), false, true)
+			if errors.Is(err, sql.ErrNoRows) {
+				return store.Message{}, false, nil
+			}
+			return orig, err == nil, err
+		},
+	})
+	if err != nil {
+		return err
 	}
-	err := chunked(allocs, 4, func(n int, args []any) error {
+
+	var allocs []any
+	for _, a := range plan.Allocs {
+		var lone any // NULL: memberships already checked
+		if a.Lone != "" {
+			lone = a.Lone
+		}
+		allocs = append(allocs, a.Conv, a.N, a.At, lone)
+	}
+	type allocated struct{ last, version int64 }
+	got := make(map[string]allocated, len(plan.Allocs))
+	err = chunked(allocs, 4, func(n int, args []any) error {
 		rows, err := tx.StmtContext(ctx, st.allocRows[n]).QueryContext(ctx, args...)
 		if err != nil {
 			return err
@@ -427,62 +425,39 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 		defer rows.Close()
 		for rows.Next() {
 			var id string
-			var last, version int64
-			if err := rows.Scan(&id, &last, &version); err != nil {
+			var a allocated
+			if err := rows.Scan(&id, &a.last, &a.version); err != nil {
 				return err
 			}
-			if g := byConv[id]; g != nil {
-				g.last, g.version, g.found = last, version, true
-			}
+			got[id] = a
 		}
 		return rows.Err()
 	})
 	if err != nil {
 		return fmt.Errorf("allocate seqs: %w", err)
 	}
+	for _, a := range slices.Clone(plan.Allocs) {
+		g, ok := got[a.Conv]
+		switch {
+		case ok:
+			plan.Assign(a.Conv, g.last-a.N, g.version)
+		case a.Lone == "": // checked members, yet no conversation
+			return fmt.Errorf("allocate seqs: conversation %s: %w", a.Conv, store.ErrNotFound)
+		default:
+			plan.Refuse(a.Conv)
+		}
+	}
 
 	var inserts, reads []any
-	for _, g := range groups {
-		if len(g.idx) == 0 {
-			continue
+	for _, m := range plan.Inserts() {
+		var client any // NULL when absent, so messages without a client id never collide
+		if m.ClientMsgID != "" {
+			client = m.ClientMsgID
 		}
-		if !g.found {
-			if g.lone == "" { // checked members, yet no conversation
-				return fmt.Errorf("allocate seqs: conversation %s: %w", g.conv, store.ErrNotFound)
-			}
-			for _, i := range g.idx {
-				res[i].err = fmt.Errorf("sqlite: send to %s: %w", g.conv, store.ErrNotMember)
-			}
-			continue
-		}
-		seq := g.last - int64(len(g.idx))
-		lastOf := make(map[string]int64, 1) // each sender's last seq here
-		for _, i := range g.idx {
-			m := batch[i].m
-			seq++
-			at := m.At.UnixMilli()
-			msg := store.Message{
-				ID:             store.NewID(),
-				ConversationID: g.conv,
-				Seq:            seq,
-				SenderID:       m.SenderID,
-				Type:           m.Type,
-				Content:        m.Content,
-				ClientMsgID:    m.ClientMsgID,
-				CreatedAt:      time.UnixMilli(at),
-				MembersVersion: g.version,
-			}
-			var client any // NULL when absent, so messages without a client id never collide
-			if m.ClientMsgID != "" {
-				client = m.ClientMsgID
-			}
-			inserts = append(inserts, g.conv, seq, msg.ID, msg.SenderID, msg.Type, string(msg.Content), client, at)
-			res[i] = sendRes{msg: msg}
-			lastOf[m.SenderID] = seq
-		}
-		for u, seq := range lastOf {
-			reads = append(reads, g.conv, u, seq)
-		}
+		inserts = append(inserts, m.ConversationID, m.Seq, m.ID, m.SenderID, m.Type, string(m.Content), client, store.UnixMS(m.CreatedAt))
+	}
+	for _, rm := range plan.ReadMarks() {
+		reads = append(reads, rm.Conv, rm.User, rm.Seq)
 	}
 	if err := chunked(inserts, 8, func(n int, args []any) error {
 		_, err := tx.StmtContext(ctx, st.insertRows[n]).ExecContext(ctx, args...)
@@ -496,8 +471,14 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("advance read_seq: %w", err)
 	}
-	for _, p := range repeats {
-		res[p[0]] = sendRes{msg: res[p[1]].msg, dup: true}
+	for i, r := range plan.Results() {
+		switch {
+		case res[i].err != nil: // answered before the plan
+		case r.Refused:
+			res[i].err = fmt.Errorf("sqlite: send to %s: %w", batch[i].m.ConversationID, store.ErrNotMember)
+		default:
+			res[i] = sendRes{msg: r.Msg, dup: r.Dup}
+		}
 	}
 	return nil
 }
@@ -519,50 +500,6 @@ func chunked(args []any, cols int, fn func(n int, args []any) error) error {
 		args, rows = args[n*cols:], rows-n
 	}
 	return nil
-}
-
-// checkGroup checks each sender's membership and each client id of a
-// conversation's requests, answering the rejected and the duplicates of
-// stored messages, and returns the requests left to store and the repeats
-// of a client id within the batch, answered once the first is stored.
-func (st *sendStmts) checkGroup(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, idx []int) (keep []int, repeats [][2]int, err error) {
-	conv := batch[idx[0]].m.ConversationID
-	member := make(map[string]bool, 2)
-	first := make(map[[2]string]int)
-	for _, i := range idx {
-		m := batch[i].m
-		ok, checked := member[m.SenderID]
-		if !checked {
-			var one int
-			err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, conv, m.SenderID).Scan(&one)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
-				return nil, nil, fmt.Errorf("check member: %w", err)
-			}
-			ok = err == nil
-			member[m.SenderID] = ok
-		}
-		if !ok {
-			res[i].err = fmt.Errorf("sqlite: send to %s: %w", conv, store.ErrNotMember)
-			continue
-		}
-		if m.ClientMsgID != "" {
-			k := [2]string{m.SenderID, m.ClientMsgID}
-			if j, ok := first[k]; ok {
-				repeats = append(repeats, [2]int{i, j})
-				continue
-			}
-			first[k] = i
-			orig, err := scanMsg(tx.StmtContext(ctx, st.dup).QueryRowContext(ctx, conv, m.SenderID, m.ClientMsgID), false, true)
-			if err == nil {
-				res[i] = sendRes{msg: orig, dup: true}
-				continue
-			} else if !errors.Is(err, sql.ErrNoRows) {
-				return nil, nil, fmt.Errorf("check client msg id: %w", err)
-			}
-		}
-		keep = append(keep, i)
-	}
-	return keep, repeats, nil
 }
 
 // sendTx is one send inside the batch transaction. Everything that can reject
@@ -636,7 +573,15 @@ func (s *Store) queryMsgs(ctx context.Context, what, q string, args ...any) ([]s
 	return out, nil
 }
 
-func (s *Store) History(ctx context.Context, conversationID string, beforeSeq int64, limit int) ([]store.Message, error) {
+// visibleFrom joins the reader's membership (alias v) and yields the seq
+// after which they may see messages, as an expression for a range on the
+// messages primary key (see Visibility in package store). A reader who is
+// not a member has no row: the join leaves nothing.
+const visibleFrom = `
+	JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = ?
+	WHERE m.conversation_id = ? AND m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END`
+
+func (s *Store) History(ctx context.Context, conversationID, userID string, beforeSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
@@ -644,19 +589,19 @@ func (s *Store) History(ctx context.Context, conversationID string, beforeSeq in
 		beforeSeq = 1<<63 - 1
 	}
 	return s.queryMsgs(ctx, "history of "+conversationID,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
-		conversationID, beforeSeq, limit)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+		userID, conversationID, beforeSeq, limit)
 }
 
-func (s *Store) After(ctx context.Context, conversationID string, afterSeq int64, limit int) ([]store.Message, error) {
+func (s *Store) After(ctx context.Context, conversationID, userID string, afterSeq int64, limit int) ([]store.Message, error) {
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
 	return s.queryMsgs(ctx, "messages after of "+conversationID,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+`
-		WHERE m.conversation_id = ? AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
-		conversationID, afterSeq, limit)
+		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+		AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
+		userID, conversationID, afterSeq, limit)
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {
@@ -695,6 +640,7 @@ const sessionSelect = `SELECT m.sid, c.id, c.type,
 FROM members m
 JOIN conversations c ON c.id = m.conversation_id
 LEFT JOIN messages lm ON lm.conversation_id = c.id AND lm.seq = c.last_seq
+	AND (lm.seq > m.joined_seq OR c.full_history OR m.full_history)
 LEFT JOIN members pm ON c.type = 1 AND pm.conversation_id = m.conversation_id AND pm.user_id <> m.user_id
 LEFT JOIN users pu ON c.type = 1 AND pu.app_id = m.app_id AND pu.user_id = COALESCE(pm.user_id, m.user_id)
 `
@@ -704,8 +650,8 @@ ORDER BY c.last_msg_at DESC, c.created_at DESC, c.id DESC`
 
 const sessionQuery = sessionSelect + `WHERE m.conversation_id = ? AND m.user_id = ?`
 
-func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
-	var ss store.Session
+func scanSession(row interface{ Scan(...any) error }) (store.SessionRow, error) {
+	var ss store.SessionRow
 	var lastAt int64
 	var (
 		msgID, sender, content, client sql.NullString
@@ -714,9 +660,9 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 	if err := row.Scan(&ss.SID, &ss.ConversationID, &ss.Type, &ss.TargetID, &ss.Title, &ss.Avatar,
 		&ss.LastSeq, &ss.ReadSeq, &lastAt,
 		&msgID, &seq, &sender, &typ, &content, &client, &created); err != nil {
-		return store.Session{}, err
+		return store.SessionRow{}, err
 	}
-	ss.LastMsgAt = fromMS(lastAt)
+	ss.LastMsgAt = store.FromUnixMS(lastAt)
 	if msgID.Valid {
 		ss.LastMsg = &store.Message{
 			ID:             msgID.String,
@@ -726,19 +672,19 @@ func scanSession(row interface{ Scan(...any) error }) (store.Session, error) {
 			Type:           int(typ.Int64),
 			Content:        json.RawMessage(content.String),
 			ClientMsgID:    client.String,
-			CreatedAt:      fromMS(created.Int64),
+			CreatedAt:      store.FromUnixMS(created.Int64),
 		}
 	}
 	return ss, nil
 }
 
-func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Session, error) {
+func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.SessionRow, error) {
 	rows, err := s.query(ctx, sessionsQuery, appID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: sessions of %s/%s: %w", appID, userID, err)
 	}
 	defer rows.Close()
-	out := []store.Session{}
+	out := []store.SessionRow{}
 	for rows.Next() {
 		ss, err := scanSession(rows)
 		if err != nil {
@@ -752,10 +698,10 @@ func (s *Store) Sessions(ctx context.Context, appID, userID string) ([]store.Ses
 	return out, nil
 }
 
-func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.Session, error) {
+func (s *Store) Session(ctx context.Context, conversationID, userID string) (store.SessionRow, error) {
 	ss, err := scanSession(s.queryRow(ctx, sessionQuery, conversationID, userID))
 	if err != nil {
-		return store.Session{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
+		return store.SessionRow{}, notFound(err, store.ErrNotMember, "session of %s in %s", userID, conversationID)
 	}
 	return ss, nil
 }

@@ -9,7 +9,7 @@ import (
 // migrations are applied in order; PRAGMA user_version records how many ran.
 // Append new steps, never edit old ones: files in the field are at any version.
 var migrations = []string{
-	// 1: the schema of DESIGN §4.
+	// 1: the schema (docs/architecture.md, The data model).
 	`
 CREATE TABLE apps (
 	id          TEXT PRIMARY KEY,
@@ -99,6 +99,22 @@ CREATE UNIQUE INDEX messages_client_msg_id ON messages (conversation_id, sender_
 	// memory and know exactly when one is stale.
 	`
 ALTER TABLE conversations ADD COLUMN members_version INTEGER NOT NULL DEFAULT 0;
+`,
+	// 4 (hardening): who sees a group's history (see Visibility in package
+	// store), route-bound signatures per app, and the nonces of signed
+	// requests, kept for the signature window so that a replay is refused
+	// after a restart too.
+	`
+ALTER TABLE conversations ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN full_history INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE apps ADD COLUMN sign_route INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE nonces (
+	app_id     TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	expires_at INTEGER NOT NULL,
+	PRIMARY KEY (app_id, nonce)
+) WITHOUT ROWID;
+CREATE INDEX nonces_expiry ON nonces (expires_at);
 `,
 }
 

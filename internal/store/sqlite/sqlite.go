@@ -52,6 +52,10 @@ type Store struct {
 
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
 	walLimit atomic.Int64 // WAL size past which the writer checkpoints itself
+
+	nonces     nonceBatcher // signed requests' nonces, committed in batches
+	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
+	ckpt       ckptLog      // reports failed WAL checkpoints
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -177,7 +181,7 @@ func (s *Store) trimWAL() {
 	if err != nil || fi.Size() <= s.walLimit.Load() {
 		return
 	}
-	_, _ = s.w.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+	s.checkpoint(s.w, "writer")
 }
 
 // checkpointLoop copies committed WAL frames into the database file now and
@@ -192,7 +196,7 @@ func (s *Store) checkpointLoop() {
 		case <-s.done:
 			return
 		case <-t.C:
-			_, _ = s.c.Exec("PRAGMA wal_checkpoint(PASSIVE)")
+			s.checkpoint(s.c, "background")
 		}
 	}
 }
@@ -272,28 +276,6 @@ func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, er
 	return st.QueryContext(ctx, args...)
 }
 
-// ms converts to the stored representation: unix milliseconds, 0 for zero.
-func ms(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.UnixMilli()
-}
-
-func fromMS(v int64) time.Time {
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.UnixMilli(v)
-}
-
-func nowOr(t time.Time) time.Time {
-	if t.IsZero() {
-		return time.Now()
-	}
-	return t
-}
-
 // withTx runs fn in a write transaction (BEGIN IMMEDIATE on the writer).
 func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := s.w.BeginTx(ctx, nil)
@@ -313,9 +295,9 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 // ---- apps ----
 
 func (s *Store) CreateApp(ctx context.Context, a store.App) error {
-	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		a.ID, a.Name, a.Description, a.Secret, a.Status, ms(nowOr(a.CreatedAt)))
+	res, err := s.w.ExecContext(ctx, `INSERT INTO apps (id, name, description, secret, status, created_at, sign_route)
+		VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		a.ID, a.Name, a.Description, a.Secret, a.Status, store.UnixMS(store.NowOr(a.CreatedAt)), a.SignRoute)
 	if err != nil {
 		return fmt.Errorf("sqlite: create app %s: %w", a.ID, err)
 	}
@@ -330,13 +312,35 @@ func (s *Store) CreateApp(ctx context.Context, a store.App) error {
 func (s *Store) App(ctx context.Context, id string) (store.App, error) {
 	var a store.App
 	var created int64
-	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at FROM apps WHERE id = ?`, id).
-		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created)
+	err := s.queryRow(ctx, `SELECT id, name, description, secret, status, created_at, sign_route FROM apps WHERE id = ?`, id).
+		Scan(&a.ID, &a.Name, &a.Description, &a.Secret, &a.Status, &created, &a.SignRoute)
 	if err != nil {
 		return store.App{}, notFound(err, store.ErrNotFound, "app %s", id)
 	}
-	a.CreatedAt = fromMS(created)
+	a.CreatedAt = store.FromUnixMS(created)
 	return a, nil
+}
+
+func (s *Store) SetAppSignRoute(ctx context.Context, appID string, on bool) error {
+	return s.updateApp(ctx, "set sign route of "+appID, `UPDATE apps SET sign_route = ? WHERE id = ?`, on, appID)
+}
+
+func (s *Store) SetAppStatus(ctx context.Context, appID string, status int) error {
+	return s.updateApp(ctx, "set status of "+appID, `UPDATE apps SET status = ? WHERE id = ?`, status, appID)
+}
+
+// updateApp runs an update of one app row; ErrNotFound when there is none.
+func (s *Store) updateApp(ctx context.Context, what, q string, args ...any) error {
+	res, err := s.w.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("sqlite: %s: %w", what, err)
+	} else if n == 0 {
+		return fmt.Errorf("sqlite: %s: %w", what, store.ErrNotFound)
+	}
+	return nil
 }
 
 // notFound maps sql.ErrNoRows to sentinel and wraps everything with context.
@@ -358,7 +362,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 	if err := row.Scan(&u.AppID, &u.UserID, &u.Name, &u.AvatarURI, &u.TokenVersion, &created); err != nil {
 		return store.User{}, err
 	}
-	u.CreatedAt = fromMS(created)
+	u.CreatedAt = store.FromUnixMS(created)
 	return u, nil
 }
 
@@ -366,7 +370,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 	row := s.w.QueryRowContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 		RETURNING `+userCols,
-		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, ms(nowOr(u.CreatedAt)))
+		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt)))
 	got, err := scanUser(row)
 	if err != nil {
 		return store.User{}, fmt.Errorf("sqlite: upsert user %s/%s: %w", u.AppID, u.UserID, err)
@@ -402,8 +406,8 @@ func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
 	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &c.Key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
 		return store.Conversation{}, err
 	}
-	c.LastMsgAt = fromMS(lastAt)
-	c.CreatedAt = fromMS(created)
+	c.LastMsgAt = store.FromUnixMS(lastAt)
+	c.CreatedAt = store.FromUnixMS(created)
 	return c, nil
 }
 
@@ -415,7 +419,7 @@ func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
 	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
 		return store.Member{}, err
 	}
-	m.CreatedAt = fromMS(created)
+	m.CreatedAt = store.FromUnixMS(created)
 	return m, nil
 }
 
@@ -434,7 +438,7 @@ func (s *Store) OpenPrivate(ctx context.Context, appID, a, b string) (store.Conv
 	err := s.withTx(ctx, func(tx *sql.Tx) error {
 		// BEGIN IMMEDIATE serialises this with every other writer, so two
 		// concurrent opens of the same pair see each other's row.
-		now := ms(time.Now())
+		now := store.UnixMS(time.Now())
 		if _, err := tx.ExecContext(ctx, `INSERT INTO conversations (id, app_id, type, key, created_at)
 			VALUES (?, ?, ?, ?, ?) ON CONFLICT (app_id, type, key) DO NOTHING`,
 			store.NewID(), appID, store.Private, key, now); err != nil {
@@ -472,7 +476,7 @@ func insertMembers(ctx context.Context, tx *sql.Tx, c store.Conversation, users 
 		return 0, err
 	}
 	defer stmt.Close()
-	now := ms(time.Now())
+	now := store.UnixMS(time.Now())
 	var added int64
 	for _, u := range users {
 		if u == "" {
@@ -515,7 +519,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 			VALUES (?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
 			RETURNING `+convCols,
-			store.NewID(), appID, store.Group, groupID, name, avatarURI, ms(time.Now())))
+			store.NewID(), appID, store.Group, groupID, name, avatarURI, store.UnixMS(time.Now())))
 		if err != nil {
 			return err
 		}
@@ -645,7 +649,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 			return nil, 0, fmt.Errorf("sqlite: members of %s: %w", conversationID, err)
 		}
 		if some {
-			m.CreatedAt = fromMS(created)
+			m.CreatedAt = store.FromUnixMS(created)
 			out = append(out, m)
 		}
 	}
@@ -660,7 +664,7 @@ func (s *Store) Members(ctx context.Context, conversationID string) ([]store.Mem
 func (s *Store) CreateFile(ctx context.Context, f store.File) error {
 	res, err := s.w.ExecContext(ctx, `INSERT INTO files (id, app_id, user_id, key, name, size, content_type, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, ms(nowOr(f.CreatedAt)))
+		f.ID, f.AppID, f.UserID, f.Key, f.Name, f.Size, f.ContentType, store.UnixMS(store.NowOr(f.CreatedAt)))
 	if err != nil {
 		return fmt.Errorf("sqlite: create file %s: %w", f.ID, err)
 	}
@@ -681,6 +685,6 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	if err != nil {
 		return store.File{}, notFound(err, store.ErrNotFound, "file %s/%s", appID, id)
 	}
-	f.CreatedAt = fromMS(created)
+	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }

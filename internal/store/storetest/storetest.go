@@ -61,9 +61,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"MarkRead", testMarkRead},
 		{"Files", testFiles},
 		{"Ping", testPing},
+		{"Visibility", testVisibility},
+		{"VisibilitySessions", testVisibilitySessions},
+		{"FullHistory", testFullHistory},
+		{"AppSignRoute", testAppSignRoute},
+		{"UseNonce", testUseNonce},
+		{"UseNonceRace", testUseNonceRace},
 	}
+	// Each test has a store of its own: they run in parallel.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			tt.fn(t, open(t))
 		})
 	}
@@ -136,7 +144,7 @@ func member(t *testing.T, s store.Store, convID, user string) store.Member {
 	return m
 }
 
-func session(t *testing.T, s store.Store, convID, user string) store.Session {
+func session(t *testing.T, s store.Store, convID, user string) store.SessionRow {
 	t.Helper()
 	ss, err := s.Session(ctx, convID, user)
 	if err != nil {
@@ -611,7 +619,7 @@ func testSendNotMember(t *testing.T, s store.Store) {
 	if got := conv(t, s, p.ID); got.LastSeq != 1 {
 		t.Fatalf("LastSeq = %d after rejected sends, want 1", got.LastSeq)
 	}
-	if h, err := s.History(ctx, p.ID, 0, 10); err != nil || len(h) != 1 {
+	if h, err := s.History(ctx, p.ID, "alice", 0, 10); err != nil || len(h) != 1 {
 		t.Fatalf("History = %d messages, %v; want 1", len(h), err)
 	}
 }
@@ -681,7 +689,7 @@ func testSendContentExact(t *testing.T, s store.Store) {
 		}
 		ids = append(ids, m.ID)
 	}
-	h, err := s.History(ctx, p.ID, 0, 100)
+	h, err := s.History(ctx, p.ID, "bob", 0, 100)
 	if err != nil || len(h) != len(contents) {
 		t.Fatalf("History = %d, %v", len(h), err)
 	}
@@ -755,7 +763,7 @@ func testSendConcurrent(t *testing.T, s store.Store) {
 	if got := conv(t, s, c.ID); got.LastSeq != n {
 		t.Fatalf("LastSeq = %d, want %d", got.LastSeq, n)
 	}
-	all, err := s.After(ctx, c.ID, 0, 2*n)
+	all, err := s.After(ctx, c.ID, users[0], 0, 2*n)
 	if err != nil {
 		t.Fatalf("After: %v", err)
 	}
@@ -864,7 +872,7 @@ func testSendConcurrentConversations(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	for _, c := range cs {
-		all, err := s.After(ctx, c.ID, 0, 1000)
+		all, err := s.After(ctx, c.ID, "hub", 0, 1000)
 		if err != nil || !slices.Equal(seqs(all), seqRange(1, 2*each)) {
 			t.Fatalf("conversation %s: seqs %v, %v", c.ID, seqs(all), err)
 		}
@@ -912,7 +920,7 @@ func testSessions(t *testing.T, s store.Store) {
 	if want := []string{g.ID, pDan.ID, pBob.ID, quiet.ID}; !slices.Equal(order, want) {
 		t.Fatalf("session order %v, want %v (most recent message first, silent last)", order, want)
 	}
-	byConv := map[string]store.Session{}
+	byConv := map[string]store.SessionRow{}
 	for _, x := range ss {
 		byConv[x.ConversationID] = x
 		if want := member(t, s, x.ConversationID, "alice").SID; x.SID != want {
@@ -1317,7 +1325,7 @@ func testHistory(t *testing.T, s store.Store) {
 		{"before past end", 100, 2, []int64{10, 9}},
 		{"limit 0", 0, 0, nil},
 	} {
-		h, err := s.History(ctx, c.ID, tc.before, tc.limit)
+		h, err := s.History(ctx, c.ID, "bob", tc.before, tc.limit)
 		if err != nil {
 			t.Fatalf("%s: History: %v", tc.name, err)
 		}
@@ -1325,7 +1333,7 @@ func testHistory(t *testing.T, s store.Store) {
 			t.Fatalf("%s: seqs %v, want %v", tc.name, got, tc.want)
 		}
 	}
-	h, err := s.History(ctx, c.ID, 0, 10)
+	h, err := s.History(ctx, c.ID, "alice", 0, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1346,7 +1354,7 @@ func testHistory(t *testing.T, s store.Store) {
 			}
 		}
 	}
-	if h, err := s.History(ctx, store.NewID(), 0, 10); err != nil || len(h) != 0 {
+	if h, err := s.History(ctx, store.NewID(), "alice", 0, 10); err != nil || len(h) != 0 {
 		t.Fatalf("History of an unknown conversation = %+v, %v", h, err)
 	}
 }
@@ -1359,7 +1367,7 @@ func testHistoryPaging(t *testing.T, s store.Store) {
 		if page > 10 {
 			t.Fatal("paging does not end")
 		}
-		h, err := s.History(ctx, c.ID, before, 5)
+		h, err := s.History(ctx, c.ID, "alice", before, 5)
 		if err != nil {
 			t.Fatalf("History: %v", err)
 		}
@@ -1392,7 +1400,7 @@ func testAfter(t *testing.T, s store.Store) {
 		{-5, 2, []int64{1, 2}},
 		{0, 0, nil},
 	} {
-		a, err := s.After(ctx, c.ID, tc.after, tc.limit)
+		a, err := s.After(ctx, c.ID, "bob", tc.after, tc.limit)
 		if err != nil {
 			t.Fatalf("After(%d, %d): %v", tc.after, tc.limit, err)
 		}
@@ -1400,7 +1408,7 @@ func testAfter(t *testing.T, s store.Store) {
 			t.Fatalf("After(%d, %d) = %v, want %v", tc.after, tc.limit, got, tc.want)
 		}
 	}
-	a, err := s.After(ctx, c.ID, 0, 1)
+	a, err := s.After(ctx, c.ID, "alice", 0, 1)
 	if err != nil || len(a) != 1 || a[0].SenderName != "Alice" {
 		t.Fatalf("After names: %+v, %v", a, err)
 	}
@@ -1526,7 +1534,7 @@ func testSendConcurrentMixed(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	const n = goroutines / 2 * each
-	all, err := s.After(ctx, c.ID, 0, 10*n)
+	all, err := s.After(ctx, c.ID, "m0", 0, 10*n)
 	if err != nil {
 		t.Fatal(err)
 	}
