@@ -3,7 +3,7 @@
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: all build test go-test node-test vet fmt-check soak clean
+.PHONY: all build test go-test node-test vet fmt-check soak soak-attack clean
 
 all: build
 
@@ -30,6 +30,12 @@ node-test: build
 # the clients leave and checks chatd's /metrics return to their baseline.
 soak: build
 	$(GO) run ./cmd/chatsoak -chatd $(BIN)/chatd
+
+# `make soak-attack` runs chatd with its default limits; honest clients send for
+# two minutes alone, then two more while the transport attacks of SECURITY.md
+# run (docs/soak.md). Not part of `make test`.
+soak-attack: build
+	$(GO) run ./cmd/chatsoak -attack -chatd $(BIN)/chatd -sockets 1000 -senders 200 -rate 2 -duration 4m
 
 clean:
 	rm -rf $(BIN) test/node_modules

@@ -12,6 +12,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -30,6 +31,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/chatd/chatd/internal/params"
 	"github.com/chatd/chatd/internal/signature"
 	"github.com/chatd/chatd/internal/socketio/sioclient"
@@ -42,10 +45,25 @@ func main() {
 		senders  = flag.Int("senders", 1000, "sockets that send")
 		rate     = flag.Float64("rate", 1, "messages per second per sender")
 		duration = flag.Duration("duration", 3*time.Minute, "how long to send")
+		attack   = flag.Bool("attack", false, "run the transport attacks during the second half (default limits; see attack.go)")
+		maxRSS   = flag.Float64("max-rss", 512, "with -attack: chatd's RSS bound in MiB")
+		only     = flag.String("attacks", "", "with -attack: comma-separated subset of upgrade,frame,body,v3,slowreader (empty: all)")
 	)
 	flag.Parse()
 	if *senders > *sockets/2 {
 		log.Fatal("-senders must be at most half of -sockets (each sender writes to a peer that does not send)")
+	}
+	if *attack {
+		set := map[string]bool{}
+		for name := range strings.SplitSeq(*only, ",") {
+			if name != "" {
+				set[name] = true
+			}
+		}
+		if err := runAttack(*bin, *sockets, *senders, *rate, *duration, *maxRSS*(1<<20), set); err != nil {
+			log.Fatal(err)
+		}
+		return
 	}
 	if err := run(*bin, *sockets, *senders, *rate, *duration); err != nil {
 		log.Fatal(err)
@@ -59,44 +77,54 @@ type app struct {
 
 const adminKey = "soak-admin-key"
 
+// startChatd runs bin on a free loopback port with a fresh store in dir and
+// env added, and waits until it answers. stop kills it, also on Ctrl-C.
+func startChatd(bin, dir string, env ...string) (base string, stop func(), err error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	cmd := exec.Command(bin)
+	cmd.Env = append(append(os.Environ(),
+		"CHATD_ADDR="+addr,
+		"CHATD_STORE=sqlite:"+filepath.Join(dir, "chatd.db"),
+		"CHATD_BLOBS=file:"+filepath.Join(dir, "files"),
+		"CHATD_ADMIN_KEY="+adminKey,
+		"CHATD_LOG_LEVEL=warn",
+	), env...)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop = func() { cmd.Process.Kill(); cmd.Wait() }
+	// Interrupted (Ctrl-C, timeout), take chatd down too rather than leave it running.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() { <-sigs; stop(); os.Exit(1) }()
+	base = "http://" + addr
+	if err := waitUp(&http.Client{Timeout: 5 * time.Second}, base); err != nil {
+		stop()
+		return "", nil, err
+	}
+	return base, stop, nil
+}
+
 func run(bin string, sockets, senders int, rate float64, duration time.Duration) error {
 	dir, err := os.MkdirTemp("", "chatsoak-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// Every client comes from 127.0.0.1 and the load is the point here.
+	base, stop, err := startChatd(bin, dir, "CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
+		"CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0")
 	if err != nil {
 		return err
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"CHATD_ADDR="+addr,
-		"CHATD_STORE=sqlite:"+filepath.Join(dir, "chatd.db"),
-		"CHATD_BLOBS=file:"+filepath.Join(dir, "files"),
-		"CHATD_ADMIN_KEY="+adminKey,
-		"CHATD_LOG_LEVEL=warn",
-		// Every client comes from 127.0.0.1 and the load is the point here.
-		"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
-		"CHATD_USER_EVENT_RATE=0",
-	)
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	stop := func() { cmd.Process.Kill(); cmd.Wait() }
 	defer stop()
-	// Interrupted (Ctrl-C, timeout), take chatd down too rather than leave it running.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	go func() { <-sigs; stop(); os.Exit(1) }()
-	base := "http://" + addr
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
-	if err := waitUp(hc, base); err != nil {
-		return err
-	}
 	a, err := createApp(hc, base)
 	if err != nil {
 		return err
@@ -121,7 +149,7 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 	clients := make([]*client, sockets)
 	var pushes, acks, nacks atomic.Int64
 	if err := parallel(128, sockets, func(i int) error {
-		c, err := dial(base, a.AppID, tokens[i])
+		c, err := dial(ws.Dialer{Timeout: 10 * time.Second}, base, a.AppID, tokens[i])
 		if err != nil {
 			return fmt.Errorf("socket %d: %w", i, err)
 		}
@@ -230,8 +258,7 @@ func run(bin string, sockets, senders int, rate float64, duration time.Duration)
 		problems = append(problems, fmt.Sprintf("%d pushes for %d acknowledged messages", pushes.Load(), acks.Load()))
 	}
 	if len(problems) > 0 {
-		fmt.Println("FAIL: " + strings.Join(problems, "; "))
-		os.Exit(1)
+		return errors.New("FAIL: " + strings.Join(problems, "; "))
 	}
 	fmt.Println("PASS: goroutines, heap and open files returned to their baseline; every send acknowledged and pushed once")
 	return nil
@@ -260,25 +287,25 @@ func (c *client) send(text string) error {
 	return c.conn.Send(text)
 }
 
-func dial(base, appID, token string) (*client, error) {
+func dial(d ws.Dialer, base, appID, token string) (*client, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	ws, err := sioclient.DialWS(ctx, base, 4, url.Values{})
+	conn, err := sioclient.DialWSWith(ctx, d, base, 4, url.Values{})
 	if err != nil {
 		return nil, err
 	}
 	// Pings are answered through send, which serialises writes and sets a
 	// fresh write deadline each time.
-	ws.AutoPong = false
-	c := &client{conn: ws}
+	conn.AutoPong = false
+	c := &client{conn: conn}
 	if err := c.send(`40{"token":"` + token + `","appId":"` + appID + `"}`); err != nil {
-		ws.Close()
+		conn.Close()
 		return nil, err
 	}
 	for {
-		m, err := ws.NextText()
+		m, err := conn.NextText()
 		if err != nil {
-			ws.Close()
+			conn.Close()
 			return nil, err
 		}
 		if m == "2" {
@@ -288,13 +315,16 @@ func dial(base, appID, token string) (*client, error) {
 		if strings.HasPrefix(m, "40") {
 			return c, nil
 		}
-		ws.Close()
+		conn.Close()
 		return nil, fmt.Errorf("connect refused: %s", m)
 	}
 }
 
 // read counts pushes and acks until the connection closes.
-func (c *client) read(pushes, acks, nacks *atomic.Int64) {
+func (c *client) read(pushes, acks, nacks *atomic.Int64) { c.readAcks(pushes, acks, nacks, nil) }
+
+// readAcks is read that also hands each ack packet to onAck, if not nil.
+func (c *client) readAcks(pushes, acks, nacks *atomic.Int64, onAck func(m string)) {
 	for {
 		m, err := c.conn.NextText()
 		if err != nil {
@@ -306,6 +336,9 @@ func (c *client) read(pushes, acks, nacks *atomic.Int64) {
 		case strings.HasPrefix(m, `42["message"`):
 			pushes.Add(1)
 		case strings.HasPrefix(m, "43"):
+			if onAck != nil {
+				onAck(m)
+			}
 			if strings.Contains(m, "[null,") {
 				acks.Add(1)
 			} else {

@@ -3,12 +3,11 @@ package api
 import (
 	"crypto/subtle"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/httpguard"
 	"github.com/chatd/chatd/internal/params"
 )
 
@@ -19,21 +18,7 @@ import (
 // clientIP is the budget key of the address a request came from (the
 // peer's, not a header any client can set): an IPv4 address, or an IPv6
 // address's /64, since one host commonly holds a whole /64.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return host
-	}
-	if ip = ip.Unmap(); ip.Is6() {
-		p, _ := ip.Prefix(64)
-		return p.String()
-	}
-	return ip.String()
-}
+func clientIP(r *http.Request) string { return httpguard.ClientKey(r.RemoteAddr) }
 
 // errTooManyFailures answers a client address out of its failure budget.
 var errTooManyFailures = fmt.Errorf("%w: too many failed signatures or admin keys from this address; retry later", chat.ErrRateLimited)

@@ -43,6 +43,15 @@ type Local interface {
 	SubscribeValue(topic string, handler func(v any)) (unsubscribe func(), err error)
 }
 
+// OverflowReporter is implemented by every broker in this module: fn gets each
+// payload that a full subscription buffer of this node dropped (Subscribe's
+// "drop and count"), in the delivering goroutine, so that the subscriber can
+// act on the loss (chatd disconnects the recipients, who then resync). fn
+// must be quick and must not subscribe or unsubscribe.
+type OverflowReporter interface {
+	OnOverflow(fn func(topic string, payload any))
+}
+
 // ErrClosed is returned by Publish, Subscribe and Ping after Close.
 var ErrClosed = errors.New("broker: closed")
 

@@ -6,7 +6,8 @@ import (
 )
 
 // DefaultQueueLen is the number of payloads a subscription buffers while its handler is
-// busy; beyond that, payloads for it are dropped and counted.
+// busy; beyond that, payloads for it are dropped, counted and handed to the
+// overflow function (OnOverflow), so that no loss goes unnoticed.
 const DefaultQueueLen = 1024
 
 // Fanout is a node's local subscription table, shared by the backends. Each
@@ -25,7 +26,13 @@ type Fanout struct {
 
 	received, delivered, dropped, panics atomic.Uint64
 	subs                                 atomic.Int64
+	overflow                             atomic.Pointer[func(topic string, payload any)]
 }
+
+// OnOverflow sets fn, called with every payload that a full subscription
+// could not take (after counting it as dropped), in the delivering goroutine.
+// fn must be quick and must not add or remove subscriptions.
+func (f *Fanout) OnOverflow(fn func(topic string, payload any)) { f.overflow.Store(&fn) }
 
 // NewFanout returns an empty table whose subscriptions buffer up to queueLen payloads
 // (DefaultQueueLen when queueLen <= 0).
@@ -219,6 +226,9 @@ func (s *Sub) push(p any) bool {
 	if s.n == s.f.queueLen {
 		s.mu.Unlock()
 		s.f.dropped.Add(1)
+		if fn := s.f.overflow.Load(); fn != nil {
+			(*fn)(s.topic, p)
+		}
 		return false
 	}
 	if s.queue == nil {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -20,6 +21,12 @@ func TestFanoutBoundedQueue(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := NewFanout(tc.queueLen)
+			var overflowed atomic.Int64
+			f.OnOverflow(func(topic string, p any) {
+				if topic == "t" {
+					overflowed.Add(1)
+				}
+			})
 			gate := make(chan struct{})
 			var (
 				mu   sync.Mutex
@@ -50,6 +57,10 @@ func TestFanoutBoundedQueue(t *testing.T) {
 			wantDropped := tc.pub - tc.wantDelivered
 			if st.Dropped != uint64(wantDropped) && st.Dropped != uint64(wantDropped+1) {
 				t.Fatalf("Dropped = %d, want %d or %d", st.Dropped, wantDropped, wantDropped+1)
+			}
+			// No drop goes unreported.
+			if got := overflowed.Load(); got != int64(st.Dropped) {
+				t.Fatalf("%d payloads reported to OnOverflow, %d dropped", got, st.Dropped)
 			}
 			wg.Add(-int(st.Dropped) + wantDropped)
 			wg.Wait()

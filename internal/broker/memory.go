@@ -129,3 +129,6 @@ func (m *Memory) Stats() Stats {
 	s.PublishErrors = m.publishErrors.Load()
 	return s
 }
+
+// OnOverflow implements OverflowReporter.
+func (m *Memory) OnOverflow(fn func(topic string, payload any)) { m.fan.OnOverflow(fn) }

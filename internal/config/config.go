@@ -62,6 +62,14 @@ type Config struct {
 	UserUploadFiles int   // uploads per minute per user; 0: unlimited
 	AppUploadFiles  int   // uploads per minute per app; 0: unlimited
 	AppStorageQuota int64 // bytes of uploads an app may keep; 0: unlimited
+	// Transport limits (SECURITY.md, Limits).
+	MaxConnsPerIP        int           // connections open at once from one IPv4 address or IPv6 /64; 0: unlimited
+	MaxSocketBufferBytes int64         // pending output of one socket; over it the socket is disconnected
+	SocketConnectTimeout time.Duration // a socket connection must be authenticated by then
+	HTTPReadTimeout      time.Duration // a request body must arrive within it (uploads: no gap longer)
+	HTTPWriteTimeout     time.Duration // an answer must be written within it (downloads: each write)
+	HTTPIdleTimeout      time.Duration // an idle keep-alive connection is closed after it
+	UploadMinRate        int64         // bytes/s an upload must average after the read timeout
 
 	// Groups over the socket.
 	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
@@ -98,17 +106,24 @@ func Default() Config {
 		AuthFailRateIP:   2,
 		AuthFailBurstIP:  30,
 
-		RecallWindow:    2 * time.Minute,
-		EditWindow:      24 * time.Hour,
-		MaxReactions:    20,
-		UserUploadRate:  1 << 20,
-		UserUploadBurst: 64 << 20,
-		AppUploadRate:   64 << 20,
-		AppUploadBurst:  1 << 30,
-		UserUploadFiles: 60,
-		AppUploadFiles:  6000,
-		GroupEventRate:  5,
-		GroupEventBurst: 20,
+		RecallWindow:         2 * time.Minute,
+		EditWindow:           24 * time.Hour,
+		MaxReactions:         20,
+		UserUploadRate:       1 << 20,
+		UserUploadBurst:      64 << 20,
+		AppUploadRate:        64 << 20,
+		AppUploadBurst:       1 << 30,
+		UserUploadFiles:      60,
+		AppUploadFiles:       6000,
+		MaxConnsPerIP:        1000,
+		MaxSocketBufferBytes: 4 << 20,
+		SocketConnectTimeout: 10 * time.Second,
+		HTTPReadTimeout:      20 * time.Second,
+		HTTPWriteTimeout:     30 * time.Second,
+		HTTPIdleTimeout:      60 * time.Second,
+		UploadMinRate:        4 << 10,
+		GroupEventRate:       5,
+		GroupEventBurst:      20,
 	}
 }
 
@@ -160,6 +175,13 @@ func (c *Config) settings() []setting {
 		{"user-upload-files", "files per minute one user may upload (0: unlimited)", &c.UserUploadFiles},
 		{"app-upload-files", "files per minute one app's users may upload together (0: unlimited)", &c.AppUploadFiles},
 		{"app-storage-quota", "bytes of uploaded files one app may keep (0: unlimited)", &c.AppStorageQuota},
+		{"max-conns-per-ip", "connections open at once from one IPv4 address or IPv6 /64 (0: unlimited)", &c.MaxConnsPerIP},
+		{"max-socket-buffer-bytes", "pending output of one socket in bytes; over it the socket is disconnected", &c.MaxSocketBufferBytes},
+		{"socket-connect-timeout", "time a socket connection has to upgrade and authenticate", &c.SocketConnectTimeout},
+		{"http-read-timeout", "time a request body has to arrive (uploads: longest gap)", &c.HTTPReadTimeout},
+		{"http-write-timeout", "time an answer has to be written (downloads: each write)", &c.HTTPWriteTimeout},
+		{"http-idle-timeout", "time an idle keep-alive connection stays open", &c.HTTPIdleTimeout},
+		{"upload-min-rate", "bytes per second an upload must average after the read timeout (0: no minimum)", &c.UploadMinRate},
 		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
 		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
 		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
@@ -286,6 +308,20 @@ func (c Config) Validate() error {
 	}
 	if c.SignatureWindow < time.Second {
 		errs = append(errs, fmt.Errorf("%s must be at least 1s", named("signature-window")))
+	}
+	if c.MaxConnsPerIP < 0 || c.UploadMinRate < 0 {
+		errs = append(errs, fmt.Errorf("%s and %s must not be negative", named("max-conns-per-ip"), named("upload-min-rate")))
+	}
+	if c.MaxSocketBufferBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("%s must be at least 65536", named("max-socket-buffer-bytes")))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"socket-connect-timeout", c.SocketConnectTimeout}, {"http-read-timeout", c.HTTPReadTimeout}, {"http-write-timeout", c.HTTPWriteTimeout}, {"http-idle-timeout", c.HTTPIdleTimeout}} {
+		if d.v < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("%s must be at least 100ms", named(d.name)))
+		}
 	}
 	return errors.Join(errs...)
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/internal/broker"
@@ -74,6 +75,8 @@ type Gateway struct {
 	mu       sync.Mutex
 	draining bool
 	inflight sync.WaitGroup
+
+	overflowed atomic.Uint64 // sockets closed for a push the fan-out could not queue (overflow.go)
 }
 
 // identity is what an authenticated socket carries. It is also the payload
@@ -147,6 +150,9 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
+	if or, ok := br.(broker.OverflowReporter); ok {
+		or.OnOverflow(g.overflow)
+	}
 	g.groups = newGroupState(opts.Groups)
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
 		topicGroups: g.deliverGroupEvent} {

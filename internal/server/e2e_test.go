@@ -69,7 +69,11 @@ func startNodeLogger(t *testing.T, log *slog.Logger, mutate ...func(*config.Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler)
+	// Served as chatd serves: its listener (connection limit) and http.Server (timeouts).
+	ts := httptest.NewUnstartedServer(srv.Handler)
+	ts.Listener = srv.Listen(ts.Listener)
+	ts.Config = srv.HTTPServer()
+	ts.Start()
 	t.Cleanup(func() { ts.Close(); srv.Close() })
 	n := &node{t: t, srv: srv, ts: ts}
 	r := n.do("POST", "/app/create", "application/json", `{"appName":"e2e","description":"d"}`, "Bearer "+adminKey)

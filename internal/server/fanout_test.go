@@ -21,7 +21,7 @@ import (
 func TestGroupFanoutToThousands(t *testing.T) {
 	t.Parallel()
 	const members, messages = 2000, 5
-	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.UserSendRate = 0 })
+	n := startNode(t, func(c *config.Config) { c.HandshakeRateIP = 0; c.UserSendRate = 0; c.MaxConnsPerIP = 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	app, err := n.srv.Chat.App(ctx, n.app.AppID)

@@ -24,6 +24,11 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	metric("chatd_sends_rate_limited_total", "counter", "Sends refused by a rate limit.", cs.RateLimited)
 	metric("chatd_sockets", "gauge", "Authenticated sockets on this node.", s.Gateway.Sockets())
 	metric("chatd_engine_sessions", "gauge", "Engine.IO sessions on this node, authenticated or not.", s.Sockets.Count())
+	metric("chatd_push_overflow_disconnects_total", "counter", "Sockets closed because a push to them could not be queued on this node (they resync).", s.Gateway.OverflowDisconnects())
+	metric("chatd_socket_slow_disconnects_total", "counter", "Sockets disconnected because their pending output went over CHATD_MAX_SOCKET_BUFFER_BYTES.", s.Sockets.SlowConsumers())
+	if s.conns != nil {
+		metric("chatd_http_conns_refused_total", "counter", "Connections refused by CHATD_MAX_CONNS_PER_IP.", s.conns.Refused())
+	}
 	if sr, ok := s.Broker.(broker.StatsReporter); ok {
 		bs := sr.Stats()
 		metric("chatd_broker_published_total", "counter", "Payloads published to the broker.", bs.Published)

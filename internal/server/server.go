@@ -22,6 +22,7 @@ import (
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/config"
 	"github.com/chatd/chatd/internal/gateway"
+	"github.com/chatd/chatd/internal/httpguard"
 	"github.com/chatd/chatd/internal/ratelimit"
 	"github.com/chatd/chatd/internal/signature"
 	"github.com/chatd/chatd/internal/socketio"
@@ -43,6 +44,7 @@ type Server struct {
 	Blobs   blob.Store
 	Handler http.Handler
 	log     *slog.Logger
+	conns   *httpguard.Listener // set by Listen
 	closers []func() error
 
 	blobHealth blobHealth
@@ -112,6 +114,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	s.Sockets = socketio.NewServer(socketio.Options{
 		AllowedOrigins: cfg.AllowedOrigins(),
+		ConnectTimeout: cfg.SocketConnectTimeout,
+		MaxBufferBytes: cfg.MaxSocketBufferBytes,
 		Logger:         log,
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
@@ -153,7 +157,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("web: %w", err)
 	}
 	site.Register(mux)
-	s.Handler = api.CORS(cfg.AllowedOrigins(), mux)
+	// CORS stays outermost: every answer, a timed-out one included, carries it.
+	s.Handler = api.CORS(cfg.AllowedOrigins(), httpguard.Deadlines(mux, httpguard.Timeouts{
+		Read:    cfg.HTTPReadTimeout,
+		Write:   cfg.HTTPWriteTimeout,
+		MinRate: cfg.UploadMinRate,
+	}, classify))
 	return s, nil
 }
 
@@ -182,17 +191,44 @@ func (s *Server) Close() error {
 	return errors.Join(errs...)
 }
 
+// classify tells the deadlines of a request: uploads and downloads are bounded
+// by their progress, Engine.IO sets its own (long-polls wait for a ping
+// interval, websockets outlive the request), everything else by the HTTP
+// read and write timeouts.
+func classify(r *http.Request) httpguard.Class {
+	switch p := r.URL.Path; {
+	case p == "/file/upload" || strings.HasPrefix(p, "/files/"):
+		return httpguard.Streamed
+	case strings.HasPrefix(p, "/socket.io/"):
+		return httpguard.Own
+	}
+	return httpguard.Ordinary
+}
+
+// Listen wraps ln with the per-address connection limit (CHATD_MAX_CONNS_PER_IP).
+func (s *Server) Listen(ln net.Listener) net.Listener {
+	s.conns = httpguard.LimitListener(ln, s.Config.MaxConnsPerIP)
+	return s.conns
+}
+
+// HTTPServer returns the http.Server that Serve runs, with the node's
+// timeouts. Request bodies and answers get theirs per route (classify).
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       s.Config.HTTPIdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
 // Serve answers HTTP on ln until ctx is done, then shuts down gracefully:
 // new connections are refused and in-flight requests get ShutdownTimeout to
 // finish.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	hs := &http.Server{
-		Handler:           s.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	ln = s.Listen(ln)
+	hs := s.HTTPServer()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {
@@ -221,20 +257,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// limitHandshakes refuses new socket sessions (requests without a sid) from
-// an IP that opens them too fast, with HTTP 429; requests of existing
-// sessions (polling, upgrade) pass.
+// limitHandshakes refuses new socket sessions (requests without a sid) and
+// websocket upgrades from an address (httpguard.ClientKey: an IPv4 address or
+// an IPv6 /64) that opens them too fast, with HTTP 429; the other requests of
+// existing sessions (polling) pass.
 func limitHandshakes(h http.Handler, l *ratelimit.Limiter) http.Handler {
 	if l == nil {
 		return h
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Query().Get("sid") == "" {
-			ip, _, err := net.SplitHostPort(r.RemoteAddr)
-			if err != nil {
-				ip = r.RemoteAddr
-			}
-			if !l.Allow(ip) {
+		q := r.URL.Query()
+		if q.Get("sid") == "" || q.Get("transport") == "websocket" {
+			if !l.Allow(httpguard.ClientKey(r.RemoteAddr)) {
 				w.Header().Set("Content-Type", "application/json")
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusTooManyRequests)

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/chatd/chatd/internal/socketio/engineio"
@@ -20,12 +21,17 @@ import (
 
 // Options configures a Server. Zero values take Socket.IO's defaults.
 type Options struct {
-	PingInterval   time.Duration // default 25s
-	PingTimeout    time.Duration // default 20s
-	MaxPayload     int64         // default 1,000,000 bytes
-	ConnectTimeout time.Duration // default 45s: a v4 client must CONNECT a namespace by then
-	AllowedOrigins []string      // empty: allow any origin
-	SendQueue      int           // frames queued per connection; full => the connection is closed
+	PingInterval time.Duration // default 25s
+	PingTimeout  time.Duration // default 20s
+	MaxPayload   int64         // default 1,000,000 bytes
+	// ConnectTimeout (default 45s): a connection must have a namespace
+	// connected (authenticated) by then, and again by then whenever it has
+	// none left, or it is closed; it also bounds a websocket upgrade and the
+	// wait for a binary packet's attachments. Both protocol versions.
+	ConnectTimeout time.Duration
+	AllowedOrigins []string // empty: allow any origin
+	SendQueue      int      // frames queued per connection; full => the connection is closed
+	MaxBufferBytes int64    // pending output per connection in bytes; over it the connection is closed (default 4 MiB)
 	Logger         *slog.Logger
 }
 
@@ -49,13 +55,15 @@ func NewServer(opts Options) *Server {
 	}
 	srv := &Server{opts: opts, log: opts.Logger, nsps: make(map[string]*Namespace)}
 	srv.eio = engineio.NewServer(engineio.Options{
-		PingInterval:   opts.PingInterval,
-		PingTimeout:    opts.PingTimeout,
-		MaxPayload:     opts.MaxPayload,
-		AllowedOrigins: opts.AllowedOrigins,
-		SendQueue:      opts.SendQueue,
-		Logger:         opts.Logger,
-		OnSession:      srv.onSession,
+		PingInterval:     opts.PingInterval,
+		PingTimeout:      opts.PingTimeout,
+		MaxPayload:       opts.MaxPayload,
+		AllowedOrigins:   opts.AllowedOrigins,
+		SendQueue:        opts.SendQueue,
+		MaxBufferBytes:   opts.MaxBufferBytes,
+		HandshakeTimeout: opts.ConnectTimeout,
+		Logger:           opts.Logger,
+		OnSession:        srv.onSession,
 	})
 	srv.Of("/")
 	return srv
@@ -69,6 +77,10 @@ func (srv *Server) Close() { srv.eio.Close() }
 
 // Count returns the number of open Engine.IO sessions.
 func (srv *Server) Count() int { return srv.eio.Count() }
+
+// SlowConsumers returns how many connections were closed because their
+// pending output went over the limit.
+func (srv *Server) SlowConsumers() uint64 { return srv.eio.SlowConsumers() }
 
 // Of returns the namespace called name, creating it if needed.
 func (srv *Server) Of(name string) *Namespace {
@@ -126,28 +138,51 @@ type client struct {
 
 	mu      sync.Mutex
 	sockets []*Socket   // one per namespace; usually one
-	timer   *time.Timer // connect timeout, until the first CONNECT
+	timer   *time.Timer // connect timeout, while no namespace is connected
+	closed  bool
 
-	// A binary packet waiting for its attachments; only the reader touches it.
+	// A binary packet waiting for its attachments; only the reader touches
+	// them, except binGen, which the expiry timer reads.
 	pending  *Packet
 	bins     [][]byte
 	binBytes int64
+	binGen   atomic.Uint64
 }
 
 func (srv *Server) onSession(sess *engineio.Session) {
 	c := &client{srv: srv, sess: sess}
 	sess.SetHandler(c)
+	// On both protocol versions a connection without an authenticated
+	// namespace is closed after the connect timeout: an EIO3 client refused
+	// on "/" gets the error packet, then the close.
+	c.mu.Lock()
+	c.armLocked()
+	c.mu.Unlock()
 	if sess.Protocol() == 3 {
 		// EIO3 clients are connected to "/" implicitly.
 		c.connect(&Packet{Type: Connect, Nsp: "/", ID: -1})
+	}
+}
+
+// preAuthLimit is the largest message a connection without a connected
+// namespace may send: a CONNECT packet and its auth payload fit easily.
+const preAuthLimit = 16 << 10
+
+// armLocked starts the connect timeout unless it runs, the connection is
+// closed or a namespace is connected. Called with c.mu held.
+func (c *client) armLocked() {
+	if c.timer != nil || c.closed || len(c.sockets) > 0 {
 		return
 	}
-	c.timer = time.AfterFunc(srv.opts.ConnectTimeout, func() {
+	// Until a namespace is connected, only small packets (CONNECT) make sense.
+	c.sess.SetMessageLimit(preAuthLimit)
+	c.timer = time.AfterFunc(c.srv.opts.ConnectTimeout, func() {
 		c.mu.Lock()
-		n := len(c.sockets)
+		idle := len(c.sockets) == 0
 		c.mu.Unlock()
-		if n == 0 {
-			sess.Close()
+		if idle {
+			c.srv.log.Debug("socketio: closing connection", "sid", c.sess.ID(), "reason", "no namespace connected within the connect timeout")
+			c.sess.Close()
 		}
 	})
 }
@@ -173,6 +208,7 @@ func (c *client) HandleMessage(sess *engineio.Session, data []byte, binary bool)
 		if len(c.bins) == c.pending.Attachments {
 			p, bins := c.pending, c.bins
 			c.pending, c.bins, c.binBytes = nil, nil, 0
+			c.binGen.Add(1)
 			c.dispatch(p, bins)
 		}
 		return
@@ -187,7 +223,19 @@ func (c *client) HandleMessage(sess *engineio.Session, data []byte, binary bool)
 		return
 	}
 	if p.Attachments > 0 {
+		// Only a connected namespace may send binary packets, and their
+		// attachments must follow promptly: nobody parks memory here.
+		if (p.Type != BinaryEvent && p.Type != BinaryAck) || c.socket(p.Nsp) == nil {
+			c.fail("binary packet for a namespace not connected")
+			return
+		}
 		c.pending = &p
+		gen := c.binGen.Add(1)
+		time.AfterFunc(c.srv.opts.ConnectTimeout, func() {
+			if c.binGen.Load() == gen {
+				c.fail("binary attachments not received in time")
+			}
+		})
 		return
 	}
 	c.dispatch(&p, nil)
@@ -214,6 +262,8 @@ func (c *client) removeSocket(s *Socket) {
 	if i := slices.Index(c.sockets, s); i >= 0 {
 		c.sockets = slices.Delete(c.sockets, i, i+1)
 	}
+	// A connection that left its last namespace must connect again in time.
+	c.armLocked()
 	c.mu.Unlock()
 }
 
@@ -272,6 +322,7 @@ func (c *client) connect(p *Packet) {
 	s := &Socket{id: newID(), ns: ns, client: c, auth: hs.Auth, at: hs.Time, data: data}
 	c.mu.Lock()
 	c.sockets = append(c.sockets, s)
+	c.sess.SetMessageLimit(0)
 	if c.timer != nil {
 		c.timer.Stop()
 		c.timer = nil // an idle connection should not keep it
@@ -311,6 +362,8 @@ func (c *client) refuse(nsp, msg string, data any) {
 // HandleClose implements engineio.Handler.
 func (c *client) HandleClose(sess *engineio.Session, reason string) {
 	c.mu.Lock()
+	c.closed = true
+	c.binGen.Add(1)
 	if c.timer != nil {
 		c.timer.Stop()
 	}

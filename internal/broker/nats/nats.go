@@ -300,3 +300,6 @@ func (b *Broker) Stats() broker.Stats {
 	s.Dropped += dropped
 	return s
 }
+
+// OnOverflow implements broker.OverflowReporter.
+func (b *Broker) OnOverflow(fn func(topic string, payload any)) { b.fan.OnOverflow(fn) }

@@ -394,3 +394,6 @@ func (b *Broker) Stats() broker.Stats {
 	s.Reconnects = b.reconnects.Load()
 	return s
 }
+
+// OnOverflow implements broker.OverflowReporter.
+func (b *Broker) OnOverflow(fn func(topic string, payload any)) { b.fan.OnOverflow(fn) }

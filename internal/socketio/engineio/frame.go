@@ -117,6 +117,24 @@ func (f *Frame) appendPolling(dst []byte, proto int, first bool) []byte {
 	return append(dst, f.data...)
 }
 
+// appendBinaryPayloadV3 appends f in the EIO3 binary payload format, used
+// for polling clients that take binary (no b64=1) when a payload holds a
+// binary packet: 0 (text) or 1 (binary), the packet's byte length as one byte
+// per decimal digit, 255, then the packet (type, then data; the type is a
+// digit character for text and a byte for binary).
+func (f *Frame) appendBinaryPayloadV3(dst []byte) []byte {
+	kind, typ := byte(0), '0'+byte(f.typ)
+	if f.binary {
+		kind, typ = 1, byte(f.typ)
+	}
+	dst = append(dst, kind)
+	for _, d := range strconv.Itoa(1 + len(f.data)) {
+		dst = append(dst, byte(d-'0'))
+	}
+	dst = append(dst, 0xff, typ)
+	return append(dst, f.data...)
+}
+
 // Shared control frames.
 var (
 	framePing  = NewFrame(Ping, nil)

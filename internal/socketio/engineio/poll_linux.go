@@ -207,6 +207,7 @@ func (r *wsReader) onReady() {
 // consume parses b and handles what it completes; it reports false once the
 // session is closed.
 func (r *wsReader) consume(b []byte) bool {
+	r.parser.max = r.s.MaxPayload()
 	ok, err := r.parser.feed(b, r.onFrame)
 	if err != nil {
 		r.s.readFailed(r.conn, err)

@@ -213,3 +213,49 @@ func TestEarlyBytes(t *testing.T) {
 		}
 	})
 }
+
+// An EIO3 polling client gets binary packets in the binary payload format
+// unless it asked for base64 with b64=1 (the official v3 suite's "plain text
+// and binary packets" cases).
+func TestV3PollingBinaryPayload(t *testing.T) {
+	srv := engineio.NewServer(engineio.Options{
+		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnSession: func(s *engineio.Session) { s.SetHandler(echo{}) },
+	})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	for _, tc := range []struct {
+		query, ctype string
+		want         []byte
+	}{
+		{"", "application/octet-stream", []byte{0, 6, 255, '4', 'h', 'e', 'l', 'l', 'o', 1, 5, 255, 4, 1, 2, 3, 4}},
+		{"&b64=1", "text/plain; charset=UTF-8", []byte("6:4hello10:b4AQIDBA==")},
+	} {
+		resp, err := http.Get(ts.URL + "/socket.io/?EIO=3&transport=polling" + tc.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		open, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		i := bytes.Index(open, []byte(`"sid":"`))
+		if i < 0 {
+			t.Fatalf("open: %q", open)
+		}
+		sid := string(open[i+7 : i+7+bytes.IndexByte(open[i+7:], '"')])
+		u := ts.URL + "/socket.io/?EIO=3&transport=polling&sid=" + sid
+		resp, err = http.Post(u, "text/plain", strings.NewReader("6:4hello10:b4AQIDBA=="))
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("post: %v %v", resp, err)
+		}
+		resp.Body.Close()
+		resp, err = http.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !bytes.Equal(got, tc.want) || resp.Header.Get("Content-Type") != tc.ctype {
+			t.Errorf("b64 %q: got %q (%s), want %q (%s)", tc.query, got, resp.Header.Get("Content-Type"), tc.want, tc.ctype)
+		}
+	}
+}

@@ -24,8 +24,13 @@ type Options struct {
 	MaxPayload     int64         // default 1,000,000 bytes
 	AllowedOrigins []string      // empty: any origin
 	SendQueue      int           // frames queued per session before it is dropped; default 1024
+	MaxBufferBytes int64         // pending output per session in bytes; over it the session is closed; default 4 MiB
 	WriteTimeout   time.Duration // per websocket write; default 10s
-	Logger         *slog.Logger
+	// HandshakeTimeout bounds a websocket upgrade of a polling session: a
+	// connection that has not completed it (2probe, 3probe, 5) by then is
+	// closed. Default 10s.
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger
 
 	// OnSession is called for every new session before any of its packets
 	// are read; it must call Session.SetHandler.
@@ -38,6 +43,7 @@ type Server struct {
 	seed     maphash.Seed
 	shards   [64]shard
 	count    atomic.Int64
+	slow     atomic.Uint64 // sessions closed as slow consumers
 	closed   atomic.Bool
 	upgrader ws.HTTPUpgrader
 	log      *slog.Logger
@@ -62,8 +68,14 @@ func NewServer(opts Options) *Server {
 	if opts.SendQueue <= 0 {
 		opts.SendQueue = 1024
 	}
+	if opts.MaxBufferBytes <= 0 {
+		opts.MaxBufferBytes = 4 << 20
+	}
 	if opts.WriteTimeout <= 0 {
 		opts.WriteTimeout = 10 * time.Second
+	}
+	if opts.HandshakeTimeout <= 0 {
+		opts.HandshakeTimeout = 10 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -80,6 +92,10 @@ func (srv *Server) Options() Options { return srv.opts }
 
 // Count returns the number of open sessions.
 func (srv *Server) Count() int { return int(srv.count.Load()) }
+
+// SlowConsumers returns how many sessions were closed because their pending
+// output went over MaxBufferBytes (or SendQueue frames).
+func (srv *Server) SlowConsumers() uint64 { return srv.slow.Load() }
 
 // Close closes every session and refuses new ones.
 func (srv *Server) Close() {
@@ -245,6 +261,7 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 		srv:        srv,
 		id:         newSID(),
 		proto:      proto,
+		b64:        proto == 3 && r.URL.Query().Get("b64") != "",
 		rawQuery:   r.URL.RawQuery,
 		header:     flattenHeader(r.Header),
 		remoteAddr: r.RemoteAddr,
@@ -271,6 +288,7 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 	}
 	b.WriteString("}")
 	s.queue = append(s.queue, NewFrame(Open, []byte(b.String())))
+	s.pending = framesSize(s.queue)
 	return s
 }
 

@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"net/url"
 	"runtime/debug"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +35,10 @@ var (
 
 var errTooLarge = errors.New("engineio: payload too large")
 
+// readChunk is how much a blocking websocket read adds to a message's buffer
+// at a time.
+const readChunk = 32 << 10
+
 type state int
 
 const (
@@ -55,15 +61,18 @@ type Session struct {
 	srv        *Server
 	id         string
 	proto      int
+	b64        bool   // an EIO3 polling client that takes binary only as base64 (b64=1)
 	rawQuery   string // the handshake's query, parsed on demand
 	header     string // the handshake's header, flattened by flattenHeader
 	remoteAddr string
 	handler    Handler
+	limit      atomic.Int64 // SetMessageLimit's; 0: MaxPayload
 
 	mu           sync.Mutex
 	state        state
 	mode         closeMode
 	queue        []*Frame
+	pending      int64 // bytes queued or being written: Send's cap
 	spare        []*Frame
 	getActive    bool
 	postActive   bool
@@ -106,8 +115,18 @@ func (s *Session) Header() http.Header { return unflattenHeader(s.header) }
 // RemoteAddr returns the handshake request's remote address.
 func (s *Session) RemoteAddr() string { return s.remoteAddr }
 
-// MaxPayload returns the largest message the session accepts.
-func (s *Session) MaxPayload() int64 { return s.srv.opts.MaxPayload }
+// MaxPayload returns the largest message the session accepts now.
+func (s *Session) MaxPayload() int64 {
+	if l := s.limit.Load(); l > 0 && l < s.srv.opts.MaxPayload {
+		return l
+	}
+	return s.srv.opts.MaxPayload
+}
+
+// SetMessageLimit lowers the largest message the session accepts to n bytes
+// (0 restores Options.MaxPayload): an application keeps what a client that
+// has not authenticated yet may send small.
+func (s *Session) SetMessageLimit(n int64) { s.limit.Store(n) }
 
 // SetHandler sets the session's handler; call it from Options.OnSession.
 func (s *Session) SetHandler(h Handler) { s.handler = h }
@@ -116,23 +135,66 @@ func (s *Session) SetHandler(h Handler) { s.handler = h }
 func (s *Session) Close() { s.closeWith("server close", closeGraceful) }
 
 // Send queues frames to be written together, in order. It never blocks: when
-// the queue is full the session is closed as a slow consumer.
+// the session's pending output would go over MaxBufferBytes (or SendQueue
+// frames), the session is closed as a slow consumer and nothing is queued;
+// the client reconnects and catches up. A batch larger than the cap still goes
+// out when nothing else is pending, so one large answer is never refused.
 func (s *Session) Send(frames ...*Frame) error {
+	n := framesSize(frames)
 	s.mu.Lock()
 	if s.state == stateClosed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if len(s.queue)+len(frames) > s.srv.opts.SendQueue {
+	if len(s.queue)+len(frames) > s.srv.opts.SendQueue || (s.pending > 0 && s.pending+n > s.srv.opts.MaxBufferBytes) {
+		pending := s.pending
 		s.mu.Unlock()
+		s.srv.slow.Add(1)
+		s.srv.log.Warn("engineio: closing a slow consumer", "sid", s.id, "remote", s.remoteAddr,
+			"pendingBytes", pending, "sendBytes", n, "maxBufferBytes", s.srv.opts.MaxBufferBytes)
 		// Closing runs the close handlers, which may take locks the caller holds.
-		go s.closeWith("slow consumer", closeError)
+		go s.closeSlow()
 		return ErrQueueFull
 	}
 	s.queue = append(s.queue, frames...)
+	s.pending += n
 	s.kickLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+var closeSlowBytes = ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusPolicyViolation, "slow consumer")))
+
+// closeSlow closes a slow consumer, telling a websocket client why (close
+// code 1008, "slow consumer") when no frame is being written to it.
+func (s *Session) closeSlow() {
+	s.mu.Lock()
+	conn := s.conn
+	ws := s.state == stateWebsocket
+	s.mu.Unlock()
+	if ws && conn != nil && s.wmu.TryLock() {
+		_ = conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		_, _ = conn.Write(closeSlowBytes)
+		s.wmu.Unlock()
+	}
+	s.closeWith("slow consumer", closeError)
+}
+
+// framesSize is what frames weigh against MaxBufferBytes: their websocket
+// bytes, about what polling sends too.
+func framesSize(frames []*Frame) int64 {
+	var n int64
+	for _, f := range frames {
+		n += int64(len(f.ws)) + 1
+	}
+	return n
+}
+
+// written subtracts n bytes the writer has sent from the pending output.
+func (s *Session) written(n int64) {
+	s.mu.Lock()
+	s.pending = max(s.pending-n, 0)
+	s.mu.Unlock()
 }
 
 // kickLocked gets queued frames moving on the current transport.
@@ -173,13 +235,13 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 	}
 	conn := s.conn
 	if mode != closeGraceful {
-		s.queue = nil
+		s.queue, s.pending = nil, 0
 	}
 	if prev == stateWebsocket && mode == closeGraceful {
 		// The writer flushes the queue, then sends a close frame.
 		if !s.writing {
 			s.writing = true
-			go s.writeLoop(nil, false)
+			go s.writeLoop(nil, false, 0)
 		}
 		conn = nil
 	}
@@ -326,7 +388,7 @@ func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
 	var out []*Frame
 	for {
 		if len(s.queue) > 0 {
-			out, s.queue = s.queue, nil
+			out, s.queue, s.pending = s.queue, nil, 0
 			if s.state == stateClosed && s.mode == closeGraceful {
 				out = append(out, frameClose)
 			}
@@ -363,11 +425,22 @@ func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Session) writePayload(w http.ResponseWriter, frames []*Frame) {
 	var buf []byte
-	for i, f := range frames {
-		buf = f.appendPolling(buf, s.proto, i == 0)
+	contentType := "text/plain; charset=UTF-8"
+	if s.proto == 3 && !s.b64 && slices.ContainsFunc(frames, (*Frame).Binary) {
+		// An EIO3 client that did not ask for base64 gets binary as binary.
+		contentType = "application/octet-stream"
+		for _, f := range frames {
+			buf = f.appendBinaryPayloadV3(buf)
+		}
+	} else {
+		for i, f := range frames {
+			buf = f.appendPolling(buf, s.proto, i == 0)
+		}
 	}
+	// The wait for frames may have been long; the write gets its own time.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.srv.opts.WriteTimeout))
 	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("Content-Type", contentType)
 	h.Set("Content-Length", fmt.Sprint(len(buf)))
 	h.Set("Cache-Control", "no-store")
 	_, _ = w.Write(buf)
@@ -394,7 +467,7 @@ func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}()
 
-	max := s.srv.opts.MaxPayload
+	max := s.MaxPayload()
 	if r.ContentLength > max {
 		s.closeWith("payload too large", closeError)
 		http.Error(w, "payload too large", http.StatusRequestEntityTooLarge)
@@ -440,6 +513,9 @@ func (srv *Server) hijack(w http.ResponseWriter, r *http.Request) (net.Conn, []b
 	if err != nil {
 		return nil, nil, fmt.Errorf("websocket upgrade: %w", err)
 	}
+	// The request's deadlines (chatd's HTTP timeouts) must not outlive it:
+	// the websocket sets its own.
+	_ = conn.SetDeadline(time.Time{})
 	// Read straight from the connection so that no buffer is held while the
 	// socket idles, and let net/http's buffers go.
 	var early []byte
@@ -502,8 +578,10 @@ func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	// The short upgrade handshake runs on a blocking reader; the connection
-	// goes to serveWS once it carries the session.
+	// The short upgrade handshake runs on a blocking reader, with a deadline
+	// so that a silent connection does not stay; the connection goes to
+	// serveWS once it carries the session.
+	_ = conn.SetReadDeadline(time.Now().Add(s.srv.opts.HandshakeTimeout))
 	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, true)
 }
 
@@ -540,6 +618,7 @@ func (s *Session) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
 			if upgraded {
 				// readMessage never reads past a frame: what is left of
 				// the early bytes and the connection is the session's.
+				_ = conn.SetReadDeadline(time.Time{})
 				s.serveWS(conn, rd.early)
 				return
 			}
@@ -685,18 +764,22 @@ func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, 
 			}
 			started, op = true, h.OpCode
 		}
-		if int64(len(buf))+h.Length > s.srv.opts.MaxPayload {
+		if int64(len(buf))+h.Length > s.MaxPayload() {
 			return nil, 0, errTooLarge
 		}
+		// The buffer grows as the payload arrives, never from the announced
+		// length: a client that announces a large frame and sends nothing
+		// costs no memory.
 		start := len(buf)
-		if cap(buf)-start < int(h.Length) {
-			nb := make([]byte, start, start+int(h.Length))
-			copy(nb, buf)
-			buf = nb
-		}
-		buf = buf[:start+int(h.Length)]
-		if _, err := io.ReadFull(rd, buf[start:]); err != nil {
-			return nil, 0, err
+		for left := int(h.Length); left > 0; {
+			chunk := min(left, readChunk)
+			buf = slices.Grow(buf, chunk)
+			at := len(buf)
+			buf = buf[:at+chunk]
+			if _, err := io.ReadFull(rd, buf[at:]); err != nil {
+				return nil, 0, err
+			}
+			left -= chunk
 		}
 		ws.Cipher(buf[start:], h.Mask, 0)
 		if h.Fin {

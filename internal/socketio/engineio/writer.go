@@ -119,7 +119,7 @@ func (w *writerShard) write(s *Session) {
 	if s.state == stateClosed && s.mode == closeGraceful {
 		// Flushing the rest and the close frame may block: not here.
 		s.mu.Unlock()
-		go s.writeLoop(nil, false)
+		go s.writeLoop(nil, false, 0)
 		return
 	}
 	batch, conn := s.queue, s.conn
@@ -135,6 +135,7 @@ func (w *writerShard) write(s *Session) {
 	for _, f := range batch {
 		w.iov = append(w.iov, f.wsBytes(s.proto))
 	}
+	size := framesSize(batch)
 	clear(batch)
 	// The reader may be sending a control frame: then the slow path finishes
 	// after it.
@@ -149,7 +150,7 @@ func (w *writerShard) write(s *Session) {
 		clear(w.iov)
 		if errors.Is(err, errWouldBlock) || errors.Is(err, os.ErrDeadlineExceeded) {
 			slowPaths.Add(1)
-			go s.writeLoop(rest, locked) // s.wmu stays held until rest is out
+			go s.writeLoop(rest, locked, size) // s.wmu stays held until rest is out
 			return
 		}
 		s.wmu.Unlock()
@@ -160,6 +161,7 @@ func (w *writerShard) write(s *Session) {
 	s.wmu.Unlock()
 	clear(w.iov)
 	s.mu.Lock()
+	s.pending = max(s.pending-size, 0)
 	if cap(batch) <= 64 && s.spare == nil {
 		s.spare = batch[:0]
 	}
@@ -215,10 +217,10 @@ func (w *writerShard) consume(n int) {
 }
 
 // writeLoop is the slow path: it writes rest (held says the caller holds
-// s.wmu for it), then everything queued, with blocking writes under WriteTimeout,
+// s.wmu for it; restSize is the pending output it finishes), then everything queued, with blocking writes under WriteTimeout,
 // until the queue is empty; then it returns the session to the pool, or, when
 // the session is closing gracefully, sends the close frame and closes.
-func (s *Session) writeLoop(rest net.Buffers, held bool) {
+func (s *Session) writeLoop(rest net.Buffers, held bool, restSize int64) {
 	defer s.recoverPanic("writer")
 	s.mu.Lock()
 	conn := s.conn
@@ -227,6 +229,7 @@ func (s *Session) writeLoop(rest net.Buffers, held bool) {
 		if !s.writeBlocking(conn, rest, held) {
 			return
 		}
+		s.written(restSize)
 	}
 	var bufs net.Buffers
 	for {
@@ -252,6 +255,7 @@ func (s *Session) writeLoop(rest net.Buffers, held bool) {
 		for _, f := range batch {
 			bufs = append(bufs, f.wsBytes(s.proto))
 		}
+		size := framesSize(batch)
 		clear(batch)
 		s.mu.Lock()
 		if cap(batch) <= 64 && s.spare == nil {
@@ -261,6 +265,7 @@ func (s *Session) writeLoop(rest net.Buffers, held bool) {
 		if !s.writeBlocking(conn, bufs, false) {
 			return
 		}
+		s.written(size)
 	}
 }
 

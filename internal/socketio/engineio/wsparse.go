@@ -32,8 +32,7 @@ func (p *wsParser) feed(b []byte, fn wsFrameFunc) (bool, error) {
 	buf := b
 	pending := len(p.partial) > 0
 	if pending {
-		// The unfinished frame's header already passed the checks; its
-		// buffer was sized for the whole frame when the header was known.
+		// The unfinished frame's header already passed the checks.
 		p.partial = append(p.partial, b...)
 		buf = p.partial
 	}
@@ -48,7 +47,7 @@ func (p *wsParser) feed(b []byte, fn wsFrameFunc) (bool, error) {
 			}
 		}
 		if hl == 0 || int64(len(buf)-hl) < h.Length {
-			p.keep(buf, pending, hl, h.Length)
+			p.keep(buf, pending)
 			return true, nil
 		}
 		end := hl + int(h.Length)
@@ -66,7 +65,7 @@ func (p *wsParser) feed(b []byte, fn wsFrameFunc) (bool, error) {
 }
 
 // keep stores rest, the start of an unfinished frame, for the next feed.
-func (p *wsParser) keep(rest []byte, pending bool, hl int, length int64) {
+func (p *wsParser) keep(rest []byte, pending bool) {
 	if len(rest) == 0 {
 		p.partial = nil
 		return
@@ -74,11 +73,9 @@ func (p *wsParser) keep(rest []byte, pending bool, hl int, length int64) {
 	if pending && len(rest) == len(p.partial) {
 		return // nothing was consumed: partial already holds exactly rest
 	}
-	size := len(rest)
-	if hl > 0 {
-		size = hl + int(length) // checked against the limit: reserve the whole frame
-	}
-	np := make([]byte, len(rest), max(size, len(rest)))
+	// Only what arrived is kept; the buffer grows as the rest comes (append
+	// doubles it), never from the announced length.
+	np := make([]byte, len(rest))
 	copy(np, rest)
 	p.partial = np
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -226,4 +227,37 @@ func FuzzWSParser(f *testing.F) {
 		got, err, _ = parseAll(max, chunks...)
 		check(fmt.Sprintf("pieces of %d", step), got, err)
 	})
+}
+
+// A frame's announced length reserves nothing: only the bytes that arrived
+// are kept, however large the announced frame.
+func TestWSParserGrowsAsBytesArrive(t *testing.T) {
+	p := &wsParser{max: 1_000_000}
+	hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x3f, 1, 2, 3, 4} // binary, 999,999 bytes, masked
+	frame := append(hdr, make([]byte, 100)...)
+	ok, err := p.feed(frame, func(ws.OpCode, []byte) bool { return true })
+	if !ok || err != nil {
+		t.Fatalf("feed: %v %v", ok, err)
+	}
+	if c := cap(p.partial); c > 4096 {
+		t.Fatalf("holding %d bytes for %d received", c, len(frame))
+	}
+}
+
+// readMessage (the upgrade's blocking reader) grows its buffer as the payload
+// arrives too.
+func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
+	srv := NewServer(Options{MaxPayload: 1_000_000})
+	s := &Session{srv: srv}
+	hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x3f, 1, 2, 3, 4}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, _, err := s.readMessage(nil, bytes.NewReader(append(hdr, make([]byte, 100)...)), nil)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("a truncated frame was read whole")
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 256<<10 {
+		t.Fatalf("allocated %d bytes for 100 received", n)
+	}
 }

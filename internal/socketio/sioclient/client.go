@@ -63,7 +63,12 @@ func URL(base string, proto int, transport, sid string, extra url.Values) string
 
 // DialWS opens a websocket-only session and reads its open packet.
 func DialWS(ctx context.Context, base string, proto int, extra url.Values) (*WS, error) {
-	c, err := DialRaw(ctx, URL(base, proto, "websocket", "", extra), proto, nil)
+	return DialWSWith(ctx, ws.Dialer{Timeout: 10 * time.Second}, base, proto, extra)
+}
+
+// DialWSWith is DialWS through d (a source address, a timeout).
+func DialWSWith(ctx context.Context, d ws.Dialer, base string, proto int, extra url.Values) (*WS, error) {
+	c, err := DialRawWith(ctx, d, URL(base, proto, "websocket", "", extra), proto, nil)
 	if err != nil {
 		return nil, err
 	}
