@@ -307,4 +307,7 @@ type Store interface {
 	// request is a replay. Nonces outlive restarts and are shared by every
 	// node of the store; expired ones are pruned.
 	UseNonce(ctx context.Context, appID, nonce string, expires time.Time) (bool, error)
+
+	// Group management and profiles (groups.go).
+	GroupStore
 }
