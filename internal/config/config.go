@@ -254,10 +254,10 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		// The value is not echoed: it may hold a password.
-		errs = append(errs, fmt.Errorf("%s: want sqlite:PATH or postgres://...", named("store")))
+		errs = append(errs, fmt.Errorf("%s: want postgres://... or sqlite:PATH", named("store")))
 	}
 	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
-		errs = append(errs, fmt.Errorf("%s: want memory, redis://..., rediss://..., nats://... or tls://...", named("broker")))
+		errs = append(errs, fmt.Errorf("%s: want redis://..., rediss://..., nats://..., tls://... or memory", named("broker")))
 	}
 	if err := validBlobs(c.Blobs); err != nil {
 		errs = append(errs, err)

@@ -59,7 +59,7 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn)
 	}
-	return nil, errors.New("unknown store: want sqlite:PATH or postgres://...")
+	return nil, errors.New("unknown store: want postgres://... or sqlite:PATH")
 }
 
 // New builds a node. Close releases what it opened.
