@@ -14,3 +14,15 @@ func CountSlowPaths(srv *Server) func() uint64 {
 // PollerRegistrations counts the websocket readers registered with srv's
 // Linux pollers (always 0 elsewhere).
 func PollerRegistrations(srv *Server) int { return srv.tr.pollerRegistrations() }
+
+// PollPending reports whether session sid of srv has a GET waiting for
+// frames: a test's barrier before it acts on a pending poll.
+func PollPending(srv *Server, sid string) bool {
+	s := srv.lookup(sid)
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getActive
+}
