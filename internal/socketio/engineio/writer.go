@@ -12,7 +12,7 @@ import (
 
 // The websocket write path.
 //
-// A few long-lived writer goroutines (shards) each keep a list of sessions
+// A few writer goroutines (shards) of each Server (transport.go) keep a list of sessions
 // that have frames queued. A pass takes every listed session's whole queue and
 // writes it with one non-blocking writev, so a full socket buffer never parks
 // the writer. While a pass writes a 1,000-member fan-out, new frames pile up
