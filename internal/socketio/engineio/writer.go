@@ -12,12 +12,12 @@ import (
 
 // The websocket write path.
 //
-// A few writer goroutines (shards) of each Server (transport.go) keep a list of sessions
-// that have frames queued. A pass takes every listed session's whole queue and
-// writes it with one non-blocking writev, so a full socket buffer never parks
-// the writer. While a pass writes a 1,000-member fan-out, new frames pile up
-// in the queues and the next pass writes several per syscall: batching adapts
-// to the load, bounded by one pass, with no timer.
+// A few writer goroutines (shards) of each Server (transport.go) keep a list
+// of sessions that have frames queued. A pass takes every listed session's
+// whole queue and writes it with one non-blocking writev, so a full socket
+// buffer never parks the writer. While a pass writes a 1,000-member fan-out,
+// new frames pile up in the queues and the next pass writes several per
+// syscall: batching adapts to the load, bounded by one pass, with no timer.
 //
 // A session whose socket takes only part of a batch (or none of it) is handed
 // to a goroutine of its own, writeLoop, that finishes with blocking writes
