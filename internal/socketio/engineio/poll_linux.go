@@ -20,38 +20,86 @@ import (
 // descriptor and exits. One-shot arming means at most one goroutine reads a
 // connection at a time, so messages are handled in order.
 
-// poller is one epoll instance and the goroutine waiting on it.
+// poller is one epoll instance and the goroutine waiting on it. The pollers
+// belong to a Server (transport.go): they start with its first websocket and
+// Close stops them.
 type poller struct {
 	epfd int
+	evfd int // an eventfd in the epoll set: written to stop the goroutine
 	mu   sync.Mutex
 	regs map[uint64]*wsReader // by registration id, never by descriptor
+
+	// fdMu guards epfd against its closing: epoll_ctl holds it shared, stop
+	// exclusively.
+	fdMu   sync.RWMutex
+	closed bool
 }
 
-var pollers struct {
-	once   sync.Once
-	list   []*poller
-	nextID atomic.Uint64
-}
+// regIDs numbers the registrations; 0 is the poller's own eventfd. Unique
+// per process, so that no id is ever reused while epoll may still report it.
+var regIDs atomic.Uint64
 
-// pollerList starts the pollers on first use; it returns none when epoll is
+// startPollers starts the server's pollers; it returns none when epoll is
 // unavailable, and websockets then get a reader goroutine each.
-func pollerList() []*poller {
-	pollers.once.Do(func() {
-		n := max(1, runtime.GOMAXPROCS(0)/4)
-		for range n {
-			epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-			if err != nil {
-				return
-			}
-			p := &poller{epfd: epfd, regs: make(map[uint64]*wsReader)}
-			pollers.list = append(pollers.list, p)
-			go p.run()
+func (t *transport) startPollers() {
+	n := max(1, runtime.GOMAXPROCS(0)/4)
+	for range n {
+		p, err := newPoller()
+		if err != nil {
+			return
 		}
-	})
-	return pollers.list
+		t.pollers = append(t.pollers, p)
+		t.wg.Go(p.run)
+	}
 }
 
-// run waits for readiness and starts a reader for each ready connection.
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	evfd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		_ = unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN} // id 0
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, evfd, &ev); err != nil {
+		_ = unix.Close(epfd)
+		_ = unix.Close(evfd)
+		return nil, err
+	}
+	return &poller{epfd: epfd, evfd: evfd, regs: make(map[uint64]*wsReader)}, nil
+}
+
+// wake tells the poller's goroutine to return.
+func (p *poller) wake() {
+	one := [8]byte{1} // the eventfd counter is a native-endian uint64; any non-zero value wakes
+	_, _ = unix.Write(p.evfd, one[:])
+}
+
+// close closes the descriptors once the goroutine has returned; a reader
+// arming afterwards fails and closes its session.
+func (p *poller) close() {
+	p.fdMu.Lock()
+	p.closed = true
+	_ = unix.Close(p.epfd)
+	_ = unix.Close(p.evfd)
+	p.fdMu.Unlock()
+}
+
+// ctl is epoll_ctl on the poller's set, unless it is closed.
+func (p *poller) ctl(op, fd int, ev *unix.EpollEvent) error {
+	p.fdMu.RLock()
+	defer p.fdMu.RUnlock()
+	if p.closed {
+		return unix.EBADF
+	}
+	return unix.EpollCtl(p.epfd, op, fd, ev)
+}
+
+// run waits for readiness and starts a reader for each ready connection,
+// until the eventfd says stop.
 func (p *poller) run() {
 	events := make([]unix.EpollEvent, 256)
 	var ready []*wsReader
@@ -59,13 +107,18 @@ func (p *poller) run() {
 		n, err := unix.EpollWait(p.epfd, events, -1)
 		if err != nil {
 			// Only EINTR can happen here (the runtime preempts with
-			// SIGURG): the epoll descriptor is never closed.
+			// SIGURG): the epoll descriptor is closed only after run returns.
 			continue
 		}
 		ready = ready[:0]
+		stop := false
 		p.mu.Lock()
 		for _, ev := range events[:n] {
 			id := uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+			if id == 0 {
+				stop = true
+				continue
+			}
 			// A stale id (the reader stopped) finds nothing.
 			if r := p.regs[id]; r != nil {
 				ready = append(ready, r)
@@ -76,6 +129,9 @@ func (p *poller) run() {
 			go r.onReady()
 		}
 		clear(ready)
+		if stop {
+			return
+		}
 	}
 }
 
@@ -97,7 +153,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 // that arrived with the upgrade. It returns once those are handled; the rest
 // is read as it arrives.
 func (s *Session) serveWS(conn net.Conn, early []byte) {
-	ps := pollerList()
+	ps := s.srv.tr.pollerList()
 	sc, ok := conn.(syscall.Conn)
 	if len(ps) == 0 || !ok {
 		go s.readLoop(conn, &earlyReader{early: early, conn: conn}, false)
@@ -108,7 +164,7 @@ func (s *Session) serveWS(conn net.Conn, early []byte) {
 		go s.readLoop(conn, &earlyReader{early: early, conn: conn}, false)
 		return
 	}
-	id := pollers.nextID.Add(1)
+	id := regIDs.Add(1)
 	r := &wsReader{s: s, conn: conn, rc: rc, p: ps[id%uint64(len(ps))], id: id}
 	r.parser.max = s.srv.opts.MaxPayload
 	s.mu.Lock()
@@ -147,7 +203,7 @@ func (r *wsReader) arm(op int) bool {
 			Fd:     int32(uint32(r.id)),
 			Pad:    int32(uint32(r.id >> 32)),
 		}
-		cerr = unix.EpollCtl(r.p.epfd, op, int(fd), &ev)
+		cerr = r.p.ctl(op, int(fd), &ev)
 	})
 	return err == nil && cerr == nil
 }
@@ -158,7 +214,7 @@ func (r *wsReader) stop() {
 	r.stopped.Store(true)
 	r.p.remove(r.id)
 	_ = r.rc.Control(func(fd uintptr) {
-		_ = unix.EpollCtl(r.p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
+		_ = r.p.ctl(unix.EPOLL_CTL_DEL, int(fd), nil)
 	})
 }
 
@@ -227,10 +283,11 @@ func (r *wsReader) onFrame(op ws.OpCode, payload []byte) bool {
 	return r.s.onWSMessage(payload, op)
 }
 
-// pollerRegistrations counts the readers registered with the pollers.
-func pollerRegistrations() int {
+// pollerRegistrations counts the readers registered with the server's
+// pollers.
+func (t *transport) pollerRegistrations() int {
 	n := 0
-	for _, p := range pollerList() {
+	for _, p := range t.pollerList() {
 		p.mu.Lock()
 		n += len(p.regs)
 		p.mu.Unlock()

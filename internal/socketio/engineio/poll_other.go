@@ -10,10 +10,18 @@ type wsReader struct{}
 
 func (*wsReader) stop() {}
 
+// poller is Linux's epoll goroutine; elsewhere there is none.
+type poller struct{}
+
+func (*poller) wake()  {}
+func (*poller) close() {}
+
+func (t *transport) startPollers() {}
+
 // serveWS reads the session's websocket conn, starting with early, the bytes
 // that arrived with the upgrade.
 func (s *Session) serveWS(conn net.Conn, early []byte) {
 	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, false)
 }
 
-func pollerRegistrations() int { return 0 }
+func (t *transport) pollerRegistrations() int { return 0 }

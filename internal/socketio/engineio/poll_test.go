@@ -129,7 +129,7 @@ func TestManyWebsocketSessions(t *testing.T) {
 	srv.Close()
 	<-h.all
 	// A session's reader is unregistered before its close handler runs.
-	if n := engineio.PollerRegistrations(); n != 0 {
+	if n := engineio.PollerRegistrations(srv); n != 0 {
 		t.Errorf("%d poller registrations left after every session closed", n)
 	}
 	h.mu.Lock()

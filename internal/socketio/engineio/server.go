@@ -47,6 +47,7 @@ type Server struct {
 	closed   atomic.Bool
 	upgrader ws.HTTPUpgrader
 	log      *slog.Logger
+	tr       transport // the websockets' writer and poller goroutines
 }
 
 type shard struct {
@@ -97,7 +98,9 @@ func (srv *Server) Count() int { return int(srv.count.Load()) }
 // output went over MaxBufferBytes (or SendQueue frames).
 func (srv *Server) SlowConsumers() uint64 { return srv.slow.Load() }
 
-// Close closes every session and refuses new ones.
+// Close closes every session, refuses new ones and stops the server's
+// goroutines (transport.go). What was queued before is still flushed, by
+// each session's own goroutine; those end with their connections.
 func (srv *Server) Close() {
 	srv.closed.Store(true)
 	var all []*Session
@@ -112,6 +115,7 @@ func (srv *Server) Close() {
 	for _, s := range all {
 		s.closeWith("server shutting down", closeGraceful)
 	}
+	srv.tr.stop()
 }
 
 func (srv *Server) shard(id string) *shard {
@@ -126,12 +130,18 @@ func (srv *Server) lookup(id string) *Session {
 	return s
 }
 
-func (srv *Server) add(s *Session) {
+// add registers s; it reports false when Close has begun, which then may
+// not have seen s.
+func (srv *Server) add(s *Session) bool {
 	sh := srv.shard(s.id)
 	sh.mu.Lock()
 	sh.m[s.id] = s
+	// Read under the lock Close takes to list the shard: a session it did
+	// not list sees the flag.
+	open := !srv.closed.Load()
 	sh.mu.Unlock()
 	srv.count.Add(1)
+	return open
 }
 
 func (srv *Server) remove(s *Session) {
@@ -294,12 +304,17 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 
 // start registers s, lets the application attach to it and arms its heartbeat.
 func (srv *Server) start(s *Session) {
-	srv.add(s)
+	open := srv.add(s)
 	if srv.opts.OnSession != nil {
 		func() {
 			defer s.recoverPanic("session start")
 			srv.opts.OnSession(s)
 		}()
+	}
+	if !open {
+		// Handshaken while Close ran: it ends as Close's sessions do.
+		s.closeWith("server shutting down", closeGraceful)
+		return
 	}
 	s.mu.Lock()
 	if s.state != stateClosed {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/chatd/chatd/internal/socketio/engineio"
 	"github.com/chatd/chatd/internal/socketio/sioclient"
+	"github.com/chatd/chatd/internal/testenv"
 )
 
 type echo struct{ closed chan string }
@@ -62,46 +63,54 @@ func reason(t *testing.T, closed chan string) string {
 	}
 }
 
+// waitPending returns once session sid has a GET waiting for frames.
+func waitPending(t *testing.T, srv *engineio.Server, sid string) {
+	t.Helper()
+	testenv.WaitFor(t, "the GET to be pending", func() bool { return engineio.PollPending(srv, sid) })
+}
+
 func TestPollingEdgeCases(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
-		run    func(t *testing.T, ctx context.Context, p *sioclient.Polling)
+		run    func(t *testing.T, ctx context.Context, srv *engineio.Server, p *sioclient.Polling)
 		reason string
 	}{
-		{"duplicate GET", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"duplicate GET", func(t *testing.T, ctx context.Context, srv *engineio.Server, p *sioclient.Polling) {
 			first := make(chan []engineio.Packet, 1)
 			go func() {
 				_, packets, _ := p.Get(ctx)
 				first <- packets
 			}()
-			// Retry until the second GET overlaps the first one.
-			var st int
-			for st != http.StatusBadRequest {
-				time.Sleep(5 * time.Millisecond)
-				st, _, _ = p.Get(ctx)
+			waitPending(t, srv, p.SID)
+			if st, _, _ := p.Get(ctx); st != http.StatusBadRequest {
+				t.Errorf("second GET: %d, want 400", st)
 			}
 			if packets := <-first; len(packets) != 1 || packets[0].Type != engineio.Close {
 				t.Errorf("first GET got %+v, want a close packet", packets)
 			}
 		}, "duplicate poll"},
-		{"cancelled GET", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"cancelled GET", func(t *testing.T, ctx context.Context, srv *engineio.Server, p *sioclient.Polling) {
 			gctx, cancel := context.WithCancel(ctx)
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
 				_, _, _ = p.Get(gctx)
 			}()
-			time.Sleep(20 * time.Millisecond)
+			waitPending(t, srv, p.SID)
 			cancel()
 			<-done
 		}, "transport close"},
-		{"client close with a pending GET", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"client close with a pending GET", func(t *testing.T, ctx context.Context, srv *engineio.Server, p *sioclient.Polling) {
 			pending := make(chan []engineio.Packet, 1)
 			go func() {
 				_, packets, _ := p.Get(ctx)
 				pending <- packets
 			}()
-			time.Sleep(20 * time.Millisecond)
+			// Without a GET pending, the session would wait for the next
+			// one and answer it with a noop (the next case); then the
+			// GET after the close below would get 200, not 400.
+			waitPending(t, srv, p.SID)
 			if st, _ := p.Post(ctx, "1"); st != 200 {
 				t.Errorf("POST 1: %d", st)
 			}
@@ -109,18 +118,18 @@ func TestPollingEdgeCases(t *testing.T) {
 				t.Errorf("pending GET got %+v, want noop", packets)
 			}
 		}, "client close"},
-		{"client close then GET", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"client close then GET", func(t *testing.T, ctx context.Context, _ *engineio.Server, p *sioclient.Polling) {
 			_, _ = p.Post(ctx, "1")
 			if st, packets, _ := p.Get(ctx); st != 200 || len(packets) != 1 || packets[0].Type != engineio.Noop {
 				t.Errorf("GET after close: %d %+v", st, packets)
 			}
 		}, "client close"},
-		{"invalid body", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"invalid body", func(t *testing.T, ctx context.Context, _ *engineio.Server, p *sioclient.Polling) {
 			if st, _ := p.Post(ctx, "abc"); st != 400 {
 				t.Errorf("POST abc: %d", st)
 			}
 		}, "parse error"},
-		{"echo", func(t *testing.T, ctx context.Context, p *sioclient.Polling) {
+		{"echo", func(t *testing.T, ctx context.Context, _ *engineio.Server, p *sioclient.Polling) {
 			_, _ = p.Post(ctx, "4a\x1e4b\x1ebAQI=")
 			_, packets, err := p.Get(ctx)
 			if err != nil || len(packets) != 3 || string(packets[1].Data) != "b" || !packets[2].Binary {
@@ -132,20 +141,18 @@ func TestPollingEdgeCases(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			srv, base, closed := start(t, engineio.Options{})
 			ctx := testCtx(t)
 			p, _, err := sioclient.DialPolling(ctx, base, 4, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			tt.run(t, ctx, p)
+			tt.run(t, ctx, srv, p)
 			if r := reason(t, closed); r != tt.reason {
 				t.Errorf("close reason %q, want %q", r, tt.reason)
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for srv.Count() != 0 && time.Now().Before(deadline) {
-				time.Sleep(10 * time.Millisecond)
-			}
+			// The close handler runs once the session is forgotten.
 			if st, _, _ := p.Get(ctx); st != 400 {
 				t.Errorf("GET on a closed session: %d", st)
 			}
@@ -157,6 +164,7 @@ func TestPollingEdgeCases(t *testing.T) {
 }
 
 func TestPollingPingTimeout(t *testing.T) {
+	t.Parallel()
 	_, base, closed := start(t, engineio.Options{PingInterval: 20 * time.Millisecond, PingTimeout: 20 * time.Millisecond})
 	ctx := testCtx(t)
 	p, _, err := sioclient.DialPolling(ctx, base, 4, nil)
@@ -172,6 +180,7 @@ func TestPollingPingTimeout(t *testing.T) {
 }
 
 func TestWebsocketEchoV3AndV4(t *testing.T) {
+	t.Parallel()
 	_, base, _ := start(t, engineio.Options{})
 	for _, proto := range []int{3, 4} {
 		c, err := sioclient.DialWS(testCtx(t), base, proto, nil)
@@ -201,6 +210,7 @@ func TestWebsocketEchoV3AndV4(t *testing.T) {
 }
 
 func TestWebsocketFragmentsAndLimit(t *testing.T) {
+	t.Parallel()
 	_, base, closed := start(t, engineio.Options{MaxPayload: 64})
 	c, err := sioclient.DialWS(testCtx(t), base, 4, nil)
 	if err != nil {

@@ -6,19 +6,18 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
 
 // The websocket write path.
 //
-// A few long-lived writer goroutines (shards) each keep a list of sessions
-// that have frames queued. A pass takes every listed session's whole queue and
-// writes it with one non-blocking writev, so a full socket buffer never parks
-// the writer. While a pass writes a 1,000-member fan-out, new frames pile up
-// in the queues and the next pass writes several per syscall: batching adapts
-// to the load, bounded by one pass, with no timer.
+// A few writer goroutines (shards) of each Server (transport.go) keep a list
+// of sessions that have frames queued. A pass takes every listed session's
+// whole queue and writes it with one non-blocking writev, so a full socket
+// buffer never parks the writer. While a pass writes a 1,000-member fan-out,
+// new frames pile up in the queues and the next pass writes several per
+// syscall: batching adapts to the load, bounded by one pass, with no timer.
 //
 // A session whose socket takes only part of a batch (or none of it) is handed
 // to a goroutine of its own, writeLoop, that finishes with blocking writes
@@ -43,44 +42,44 @@ type writerShard struct {
 	mu    sync.Mutex
 	ready []*Session
 	wake  chan struct{}
+	quit  chan struct{} // closed by transport.stop
 
 	// Owned by the shard's goroutine.
-	pass    []*Session
-	iov     [][]byte
-	pending [][]byte // what the current writev has left to write
-	err     error
-	writevs int // writev calls made (tests)
-	writeFn func(fd uintptr) bool
+	pass      []*Session
+	iov       [][]byte
+	pending   [][]byte // what the current writev has left to write
+	err       error
+	writeFn   func(fd uintptr) bool
+	sysWritev func(fd int, iovs [][]byte) (int, error)
+	slowPath  func() // the server's transport.slowPath
 }
 
-// slowPaths counts the batches handed to writeLoop by a pass (tests).
-var slowPaths atomic.Uint64
-
-var writers struct {
-	once   sync.Once
-	shards []*writerShard
-	next   atomic.Uint32
+func newWriterShard(t *transport) *writerShard {
+	w := &writerShard{wake: make(chan struct{}, 1), quit: make(chan struct{}), sysWritev: sysWritev, slowPath: t.slowPath}
+	w.writeFn = w.writev
+	return w
 }
 
-// pickWriter returns the shard a new websocket session is written by; the
-// shards start on first use, one per CPU the runtime uses (at most 8).
-func pickWriter() *writerShard {
-	writers.once.Do(func() {
-		for range min(runtime.GOMAXPROCS(0), 8) {
-			w := &writerShard{wake: make(chan struct{}, 1)}
-			w.writeFn = w.writev
-			writers.shards = append(writers.shards, w)
-			go w.run()
-		}
-	})
-	return writers.shards[writers.next.Add(1)%uint32(len(writers.shards))]
+// startWriters starts the server's shards, one per CPU the runtime uses (at
+// most 8).
+func (t *transport) startWriters() {
+	for range min(runtime.GOMAXPROCS(0), 8) {
+		w := newWriterShard(t)
+		t.writers = append(t.writers, w)
+		t.wg.Go(w.run)
+	}
 }
 
 // scheduleLocked hands the session's queue to its writer shard. Called with
 // s.mu held by whoever just set s.writing.
 func (s *Session) scheduleLocked() {
 	if s.wshard == nil {
-		s.wshard = pickWriter()
+		s.wshard = s.srv.tr.pickWriter()
+	}
+	if s.wshard == nil {
+		// The server is closed: the session's own goroutine writes.
+		go s.writeLoop(nil, false, 0)
+		return
 	}
 	s.wshard.add(s)
 }
@@ -96,18 +95,29 @@ func (w *writerShard) add(s *Session) {
 }
 
 func (w *writerShard) run() {
-	for range w.wake {
-		for {
-			w.mu.Lock()
-			w.pass, w.ready = w.ready, w.pass[:0]
-			w.mu.Unlock()
-			if len(w.pass) == 0 {
-				break
-			}
-			for i, s := range w.pass {
-				w.write(s)
-				w.pass[i] = nil
-			}
+	for {
+		select {
+		case <-w.wake:
+			w.passes()
+		case <-w.quit:
+			w.passes()
+			return
+		}
+	}
+}
+
+// passes writes the listed sessions until none is left.
+func (w *writerShard) passes() {
+	for {
+		w.mu.Lock()
+		w.pass, w.ready = w.ready, w.pass[:0]
+		w.mu.Unlock()
+		if len(w.pass) == 0 {
+			return
+		}
+		for i, s := range w.pass {
+			w.write(s)
+			w.pass[i] = nil
 		}
 	}
 }
@@ -149,7 +159,9 @@ func (w *writerShard) write(s *Session) {
 		rest := append(net.Buffers(nil), w.pending...)
 		clear(w.iov)
 		if errors.Is(err, errWouldBlock) || errors.Is(err, os.ErrDeadlineExceeded) {
-			slowPaths.Add(1)
+			if w.slowPath != nil {
+				w.slowPath()
+			}
 			go s.writeLoop(rest, locked, size) // s.wmu stays held until rest is out
 			return
 		}

@@ -2,6 +2,9 @@ package engineio
 
 import "golang.org/x/sys/unix"
 
+// sysWritev is the system call a shard writes with (tests count calls).
+var sysWritev = unix.Writev
+
 // writev is the syscall.RawConn callback of a pass: it writes w.pending with
 // as few writev calls as IOV_MAX allows and stops at the first short write,
 // leaving the rest in w.pending. It always returns true, so that a full socket
@@ -13,8 +16,7 @@ func (w *writerShard) writev(fd uintptr) bool {
 		for _, b := range iov {
 			want += len(b)
 		}
-		n, err := unix.Writev(int(fd), iov)
-		w.writevs++
+		n, err := w.sysWritev(int(fd), iov)
 		if err == unix.EINTR {
 			continue
 		}
