@@ -637,7 +637,12 @@ export class ChatdClient extends Emitter {
   // _accept emits msg if it is next in its conversation, drops it if it was
   // emitted (or is history), and otherwise holds it and fetches the gap.
   _accept(t, sid, msg, ref) {
-    if (t.messages.has(msg.msgId)) return;
+    if (t.messages.has(msg.msgId)) {
+      // Emitted already, in an older state (a sync or history answer is
+      // exact, "me" included): what changed since is an update.
+      if ((msg.version || 0) > (t.versions.get(msg.msgId) || 0)) this._applyUpdate(sid, msg, 'sync');
+      return;
+    }
     const seq = msg.seq || 0;
     if (!seq) { this._deliver(t, sid, msg, ref); return; } // chatd always sends seq; once by msgId
     if (seq <= t.delivered) return;
@@ -759,6 +764,12 @@ export class ChatdClient extends Emitter {
         const tick = ++this._tick; // what arrives from now on is newer than this request
         const page = await this.request('sync', { sid, afterSeq: t.delivered, limit: SYNC_PAGE });
         if (!Array.isArray(page)) throw new ChatdError('sync: malformed answer');
+        // The answer's state of a message held behind the gap is at least
+        // as new as the one it was held with: emit that one.
+        for (const m of page) {
+          const p = m && t.pending.get(m.seq);
+          if (p && p.msg.msgId === m.msgId && (m.version || 0) >= (p.msg.version || 0)) p.msg = { ...m, own: p.msg.own };
+        }
         for (const m of page) {
           if (!m || typeof m.msgId !== 'string') continue;
           // The store answers every seq after afterSeq (at most delivered)
