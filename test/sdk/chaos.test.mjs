@@ -96,7 +96,7 @@ async function run(seed, t) {
   }
   const groupsNow = new Set(['g1', 'g2']);
 
-  const stats = { sdkSends: 0, httpSends: 0, cuts: 0, offline: 0, changes: 0, changesFailed: 0 };
+  const stats = { sdkSends: 0, httpSends: 0, cuts: 0, offline: 0, changes: 0, changesFailed: 0, kinds: {} };
   const devices = [];
   for (const [i, user] of DEVICES.entries()) {
     const net = prng(seed * 31 + i); // each proxy's delays have their own stream
@@ -182,6 +182,7 @@ async function run(seed, t) {
           (err) => { x.err = err; x.done = true; stats.changesFailed++; });
         d.changes.push(x);
         stats.changes++;
+        stats.kinds[what[0]] = (stats.kinds[what[0]] || 0) + 1;
       }
     };
     // The app's backend sends for any user, into new conversations too.
@@ -211,7 +212,7 @@ async function run(seed, t) {
     await Promise.all(devices.flatMap((d) => [...d.sends, ...d.changes].map((s) => s.p)));
     for (const d of devices) {
       // A change may fail only the way the rule allows: its message was
-      // recalled meanwhile (by another of the user's devices).
+      // recalled meanwhile (by its sender, or the user's other device).
       for (const x of d.changes) {
         if (x.err) assert.match(String(x.err), /recalled/, `device ${d.i} ${x.what.join(' ')} ${x.msgId}`);
       }
@@ -262,6 +263,8 @@ async function run(seed, t) {
       // Every message's final state equals history's for this user.
       const byId = new Map([...want.values()].flat().map((m) => [m.msgId, view(m)]));
       const mismatches = () => [...byId].filter(([id, w]) => !isDeepStrictEqual(view(d.state.get(id)), w));
+      // Changes have no barrier message: wait until the states agree, then
+      // show how each one that never did got where it is.
       await until(() => mismatches().length === 0, `device ${d.i} (${d.user}) to converge on message states`, 10000).catch(() => {});
       for (const [id] of mismatches()) {
         console.error(`device ${d.i} (${d.user}) message ${id}:\n  ` + d.log.filter((x) => x.includes(id)).join('\n  ') + '\n  own changes: ' +
@@ -279,7 +282,7 @@ async function run(seed, t) {
     }
     const stored = [...truth.get('u0').values()].reduce((n, msgs) => n + msgs.length, 0);
     t.diagnostic(`seed ${seed}: ${stats.sdkSends} SDK sends, ${stats.httpSends} HTTP sends, ` +
-      `${stats.changes} changes (${stats.changesFailed} refused), ${stats.cuts} cuts, ${stats.offline} offline spells, ` +
+      `${stats.changes} changes (${Object.entries(stats.kinds).map(([k, n]) => `${n} ${k}`).join(', ')}; ${stats.changesFailed} refused), ${stats.cuts} cuts, ${stats.offline} offline spells, ` +
       `${devices.reduce((n, d) => n + d.proxy.accepted, 0)} connections, ${stored} messages in u0's conversations`);
   } finally {
     chaos.on = false;
