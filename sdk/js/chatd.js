@@ -222,8 +222,8 @@ export class ChatdClient extends Emitter {
   async _change(event, arg) {
     const res = await this.request(event, arg);
     if (res && typeof res === 'object') {
-      if (event === 'delete-message' || event === 'clear-session') this._applyUpdate(arg.sid, { ...res, deleted: true }, true);
-      else this._applyUpdate(arg.sid, res, true);
+      if (event === 'delete-message' || event === 'clear-session') this._applyUpdate(arg.sid, { ...res, deleted: true }, 'ack');
+      else this._applyUpdate(arg.sid, res, 'ack');
     }
     return res;
   }
@@ -243,8 +243,8 @@ export class ChatdClient extends Emitter {
         t.changeAgain = false;
         const ch = await this.request('sync-changes', { sid, afterVersion: t.version, limit: SYNC_PAGE });
         if (!ch || !Array.isArray(ch.messages)) throw new ChatdError('sync-changes: malformed answer');
-        for (const h of ch.hidden || []) this._applyUpdate(sid, { ...h, deleted: true }, false);
-        for (const m of ch.messages) this._applyUpdate(sid, m, false);
+        for (const h of ch.hidden || []) this._applyUpdate(sid, { ...h, deleted: true }, 'sync');
+        for (const m of ch.messages) this._applyUpdate(sid, m, 'sync');
         if ((ch.version || 0) > t.version) t.version = ch.version;
         if (!ch.more && !t.changeAgain) return;
       }
@@ -256,35 +256,56 @@ export class ChatdClient extends Emitter {
   // _applyUpdate applies a changed message or a hidden range once: a state
   // is applied only when its version is newer than the one known for that
   // message (or range), so pushes, acks and sync-changes may overlap.
-  // Versions from pushes also move the conversation's change cursor; a
-  // push beyond the next version means some were missed: catch up.
-  _applyUpdate(sid, u, fromPush) {
+  // Versions from pushes and acks (source 'push', 'ack' or 'sync') also
+  // move the conversation's change cursor; one beyond the next version
+  // means some were missed: catch up.
+  _applyUpdate(sid, u, source) {
     const t = this._track(sid, 0);
     const v = u.version || 0;
-    if (fromPush) {
+    const fromPush = source === 'push';
+    if (source !== 'sync') {
       if (v === t.version + 1) t.version = v;
       else if (v > t.version + 1) this.syncChanges(sid);
     }
     const key = u.deleted ? 'hidden:' + u.fromSeq + '-' + u.toSeq : u.msgId;
-    if (!key || (t.versions.get(key) || 0) >= v) return;
+    if (!key) return;
+    const have = t.versions.get(key) || 0;
+    if (have > v) return;
+    if (have === v) {
+      // The same state again, unless it is an exact one (an ack or
+      // sync-changes) that corrects the "me" a push had to guess.
+      if (fromPush || u.deleted) return;
+      const known = t.mine.get(u.msgId) || new Set();
+      const exact = (u.reactions || []).filter((r) => r.me).map((r) => r.emoji);
+      if (exact.length === known.size && exact.every((e) => known.has(e))) return;
+    }
     t.versions.set(key, v);
     if (t.versions.size > SEEN_PER_SID) t.versions.delete(t.versions.keys().next().value);
     const out = { ...u, sid };
     delete out.sendSession;
-    if (!u.deleted && out.reactions) {
-      // "me" is exact in acks and sync-changes; a push says whose reaction
-      // changed, so keep what was known for everyone else's.
+    if (!u.deleted) {
+      // "me" is exact in acks and sync-changes. A push's "me" is the
+      // actor's (of an edit or a reaction): it says whose reaction changed,
+      // so only this user's own reactions move what is known.
       const known = t.mine.get(u.msgId) || new Set();
-      if (u.reaction) {
-        if (u.reaction.userId === this.userId) {
+      if (fromPush) {
+        if (u.reaction && u.reaction.userId === this.userId) {
           if (u.reaction.added) known.add(u.reaction.emoji); else known.delete(u.reaction.emoji);
         }
-        for (const r of out.reactions) r.me = known.has(r.emoji);
+        if (u.recalled) known.clear(); // its reactions went with it
+        for (const r of out.reactions || []) r.me = known.has(r.emoji);
       } else {
         known.clear();
-        for (const r of out.reactions) if (r.me) known.add(r.emoji);
+        for (const r of out.reactions || []) if (r.me) known.add(r.emoji);
       }
       t.mine.set(u.msgId, known);
+    }
+    if (!u.deleted && !t.messages.has(u.msgId)) {
+      // Not emitted yet (held behind a gap or before the first list, or
+      // still to come from sync): the message, when emitted, must carry
+      // this state, not the older one it arrived with.
+      t.early.set(u.msgId, out);
+      if (t.early.size > SEEN_PER_SID) t.early.delete(t.early.keys().next().value);
     }
     const s = this._sessions.get(sid);
     if (s && s.lastMsg) {
@@ -520,7 +541,7 @@ export class ChatdClient extends Emitter {
       this._ingest(d.sendSession.sid, d, d.sendSession);
     } else if (name === 'message-updated') {
       const u = args[0];
-      if (u && typeof u.sid === 'string' && (typeof u.msgId === 'string' || u.deleted)) this._applyUpdate(u.sid, u, true);
+      if (u && typeof u.sid === 'string' && (typeof u.msgId === 'string' || u.deleted)) this._applyUpdate(u.sid, u, 'push');
     } else if (name === 'session-read') {
       const r = args[0] || {};
       const s = this._sessions.get(r.sid);
@@ -562,7 +583,8 @@ export class ChatdClient extends Emitter {
         // Message updates: the change cursor (every change up to it was
         // applied or is history), the newest version applied per msgId or
         // hidden range, and the emoji this user reacted with per msgId.
-        version: 0, versions: new Map(), mine: new Map(), changing: null, changeAgain: false,
+        // early: msgId → the newest state applied before the message was emitted.
+        version: 0, versions: new Map(), mine: new Map(), early: new Map(), changing: null, changeAgain: false,
       };
       this._tracks.set(sid, t);
     }
@@ -615,7 +637,12 @@ export class ChatdClient extends Emitter {
   // _accept emits msg if it is next in its conversation, drops it if it was
   // emitted (or is history), and otherwise holds it and fetches the gap.
   _accept(t, sid, msg, ref) {
-    if (t.messages.has(msg.msgId)) return;
+    if (t.messages.has(msg.msgId)) {
+      // Emitted already, in an older state (a sync or history answer is
+      // exact, "me" included): what changed since is an update.
+      if ((msg.version || 0) > (t.versions.get(msg.msgId) || 0)) this._applyUpdate(sid, msg, 'sync');
+      return;
+    }
     const seq = msg.seq || 0;
     if (!seq) { this._deliver(t, sid, msg, ref); return; } // chatd always sends seq; once by msgId
     if (seq <= t.delivered) return;
@@ -649,8 +676,27 @@ export class ChatdClient extends Emitter {
   }
 
   _deliver(t, sid, msg, ref) {
-    const m = { ...msg, sid };
+    let m = { ...msg, sid };
     delete m.sendSession;
+    // A message's state has a version too: a change applied before it was
+    // emitted wins over an older state it arrived with, and what it carries
+    // (from sync or history: "me" exact) is the base for later changes.
+    const early = t.early.get(m.msgId);
+    if (early) {
+      t.early.delete(m.msgId);
+      if ((early.version || 0) > (m.version || 0)) {
+        // Updates carry the whole message; keep only how this one arrived.
+        const own = m.own;
+        m = { ...early, sid };
+        delete m.reaction;
+        if (own !== undefined) m.own = own;
+      }
+    }
+    if ((m.version || 0) > (t.versions.get(m.msgId) || 0)) {
+      t.versions.set(m.msgId, m.version);
+      if (t.versions.size > SEEN_PER_SID) t.versions.delete(t.versions.keys().next().value);
+      t.mine.set(m.msgId, new Set((m.reactions || []).filter((r) => r.me).map((r) => r.emoji)));
+    }
     // own marks the user's own message pushed from another device or the
     // HTTP API; messages look the same whichever way they arrived.
     const own = m.own === true;
@@ -718,6 +764,12 @@ export class ChatdClient extends Emitter {
         const tick = ++this._tick; // what arrives from now on is newer than this request
         const page = await this.request('sync', { sid, afterSeq: t.delivered, limit: SYNC_PAGE });
         if (!Array.isArray(page)) throw new ChatdError('sync: malformed answer');
+        // The answer's state of a message held behind the gap is at least
+        // as new as the one it was held with: emit that one.
+        for (const m of page) {
+          const p = m && t.pending.get(m.seq);
+          if (p && p.msg.msgId === m.msgId && (m.version || 0) >= (p.msg.version || 0)) p.msg = { ...m, own: p.msg.own };
+        }
         for (const m of page) {
           if (!m || typeof m.msgId !== 'string') continue;
           // The store answers every seq after afterSeq (at most delivered)

@@ -6,6 +6,12 @@
 // exactly once and in seq order per conversation, and every resolved send is
 // stored exactly once (checked against the signed HTTP API).
 //
+// Meanwhile the clients edit and recall their own messages and react to and
+// unreact from the others' (through the SDK, under the same chaos). At the
+// end every client's state of every message, built only from its 'message'
+// and 'message-updated' events (content, edits, recall, reactions with counts
+// and "me"), equals a fresh history fetch for its user.
+//
 // A seeded PRNG drives the schedule (who sends what, when, which cuts and
 // delays); the network's own timing is real, so a seed replays the schedule,
 // not every interleaving. A failing seed is printed.
@@ -15,6 +21,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
+import { isDeepStrictEqual } from 'node:util';
 import { startChatd, createApp, call as http } from '../lib/chatd.mjs';
 import { tokenFor, client, record, until } from './helpers.mjs';
 import { TcpProxy } from './proxy.mjs';
@@ -57,7 +64,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 let chatd;
 before(async () => {
-  chatd = await startChatd({ env: { CHATD_USER_SEND_RATE: '0', CHATD_APP_SEND_RATE: '0', CHATD_HANDSHAKE_RATE_IP: '0' } });
+  chatd = await startChatd({ env: { CHATD_USER_SEND_RATE: '0', CHATD_APP_SEND_RATE: '0', CHATD_HANDSHAKE_RATE_IP: '0', CHATD_USER_EVENT_RATE: '0' } });
 });
 after(async () => { await chatd?.stop(); });
 
@@ -89,7 +96,7 @@ async function run(seed, t) {
   }
   const groupsNow = new Set(['g1', 'g2']);
 
-  const stats = { sdkSends: 0, httpSends: 0, cuts: 0, offline: 0 };
+  const stats = { sdkSends: 0, httpSends: 0, cuts: 0, offline: 0, changes: 0, changesFailed: 0, kinds: {} };
   const devices = [];
   for (const [i, user] of DEVICES.entries()) {
     const net = prng(seed * 31 + i); // each proxy's delays have their own stream
@@ -99,7 +106,17 @@ async function run(seed, t) {
     const c = client(proxy.url, app.appId, tokens[user], { userId: user, requestTimeout: 20000 });
     const errors = [];
     c.on('error', (e) => errors.push(e));
-    devices.push({ i, user, proxy, c, got: record(c), sends: [], errors });
+    // state is what an app would show: msgId → message, from the events only.
+    const state = new Map();
+    c.on('message', (m) => state.set(m.msgId, m));
+    const log = []; // every event, to show how a message that did not converge got there
+    c.on('message', (m) => log.push(`message ${JSON.stringify(m)}`));
+    c.on('message-updated', (u) => log.push(`message-updated ${JSON.stringify(u)}`));
+    c.on('message-updated', (u) => {
+      // An update is the message's whole new state: it replaces the old one.
+      if (!u.deleted && state.has(u.msgId)) state.set(u.msgId, u);
+    });
+    devices.push({ i, user, proxy, c, got: record(c), sends: [], changes: [], state, errors, log });
   }
   const chaos = { on: true };
   try {
@@ -143,6 +160,31 @@ async function run(seed, t) {
         stats.sdkSends++;
       }
     };
+    // Each device changes messages it has: edits and now and then recalls
+    // its own, reacts to and unreacts from the others'.
+    const changer = async (d) => {
+      const r = prng(seed * 19 + d.i);
+      let n = 0;
+      while (Date.now() < end) {
+        await sleep(r.int(30, 150));
+        if (d.changes.filter((x) => !x.done).length >= 2 || !d.state.size) continue;
+        const m = r.pick([...d.state.values()].slice(-30));
+        if (m.recalled) continue;
+        let what;
+        if (m.senderUserId === d.user) {
+          what = r() < 0.15 ? ['recall'] : ['edit', `${m.content.content.split(' (edit')[0]} (edit ${d.i}.${++n})`];
+        } else {
+          what = [r() < 0.6 ? 'react' : 'unreact', r.pick(['👍', '❤️', '😂'])];
+        }
+        const x = { what, msgId: m.msgId, done: false };
+        x.p = d.c[what[0]](m.sid, m.msgId, ...what.slice(1)).then(
+          (res) => { x.res = JSON.stringify(res); x.done = true; },
+          (err) => { x.err = err; x.done = true; stats.changesFailed++; });
+        d.changes.push(x);
+        stats.changes++;
+        stats.kinds[what[0]] = (stats.kinds[what[0]] || 0) + 1;
+      }
+    };
     // The app's backend sends for any user, into new conversations too.
     const backend = async () => {
       const r = prng(seed * 17);
@@ -162,12 +204,19 @@ async function run(seed, t) {
         stats.httpSends++;
       }
     };
-    await Promise.all([...devices.map(breaker), ...devices.map(sender), backend()]);
+    await Promise.all([...devices.map(breaker), ...devices.map(sender), ...devices.map(changer), backend()]);
 
     // Calm: the network works again and every send resolves.
     chaos.on = false;
     for (const d of devices) d.proxy.offline = false;
-    await Promise.all(devices.flatMap((d) => d.sends.map((s) => s.p)));
+    await Promise.all(devices.flatMap((d) => [...d.sends, ...d.changes].map((s) => s.p)));
+    for (const d of devices) {
+      // A change may fail only the way the rule allows: its message was
+      // recalled meanwhile (by its sender, or the user's other device).
+      for (const x of d.changes) {
+        if (x.err) assert.match(String(x.err), /recalled/, `device ${d.i} ${x.what.join(' ')} ${x.msgId}`);
+      }
+    }
     for (const d of devices) {
       for (const s of d.sends) assert.ok(s.res, `send ${s.text} failed: ${s.err}`);
     }
@@ -211,17 +260,29 @@ async function run(seed, t) {
         assert.deepEqual(got.map((m) => m.seq), msgs.map((m) => m.seq), `device ${d.i} (${d.user}) sid ${sid}: seqs emitted once, in order`);
         assert.deepEqual(got.map((m) => m.msgId), msgs.map((m) => m.msgId), `device ${d.i} (${d.user}) sid ${sid}: the stored messages`);
       }
+      // Every message's final state equals history's for this user.
+      const byId = new Map([...want.values()].flat().map((m) => [m.msgId, view(m)]));
+      const mismatches = () => [...byId].filter(([id, w]) => !isDeepStrictEqual(view(d.state.get(id)), w));
+      // Changes have no barrier message: wait until the states agree, then
+      // show how each one that never did got where it is.
+      await until(() => mismatches().length === 0, `device ${d.i} (${d.user}) to converge on message states`, 10000).catch(() => {});
+      for (const [id] of mismatches()) {
+        console.error(`device ${d.i} (${d.user}) message ${id}:\n  ` + d.log.filter((x) => x.includes(id)).join('\n  ') + '\n  own changes: ' +
+          d.changes.filter((x) => x.msgId === id).map((x) => `${x.what.join(' ')} → ${x.err || x.res}`).join('\n  '));
+      }
+      for (const [id, w] of mismatches()) assert.deepEqual(view(d.state.get(id)), w, `device ${d.i} (${d.user}) message ${id}: final state`);
       // Every resolved send is stored once, under its clientMsgId.
       const mine = [...want.values()].flat().filter((m) => m.senderUserId === d.user && m.clientMsgId);
       for (const s of d.sends) {
         const stored = mine.filter((m) => m.clientMsgId === s.res.clientMsgId);
         assert.equal(stored.length, 1, `send ${s.text} stored once`);
         assert.equal(stored[0].msgId, s.res.msgId, `send ${s.text}: the ack names the stored message`);
-        assert.equal(stored[0].content.content, s.text);
+        assert.equal(stored[0].content.content.split(' (edit')[0], stored[0].recalled ? '' : s.text);
       }
     }
     const stored = [...truth.get('u0').values()].reduce((n, msgs) => n + msgs.length, 0);
-    t.diagnostic(`seed ${seed}: ${stats.sdkSends} SDK sends, ${stats.httpSends} HTTP sends, ${stats.cuts} cuts, ${stats.offline} offline spells, ` +
+    t.diagnostic(`seed ${seed}: ${stats.sdkSends} SDK sends, ${stats.httpSends} HTTP sends, ` +
+      `${stats.changes} changes (${Object.entries(stats.kinds).map(([k, n]) => `${n} ${k}`).join(', ')}; ${stats.changesFailed} refused), ${stats.cuts} cuts, ${stats.offline} offline spells, ` +
       `${devices.reduce((n, d) => n + d.proxy.accepted, 0)} connections, ${stored} messages in u0's conversations`);
   } finally {
     chaos.on = false;
@@ -230,6 +291,16 @@ async function run(seed, t) {
       await d.proxy.close();
     }
   }
+}
+
+// view is the part of a message's state that changes compare.
+function view(m) {
+  if (!m) return m;
+  return {
+    content: m.content, recalled: !!m.recalled, editedAt: m.editedAt || 0, editCount: m.editCount || 0,
+    reactions: (m.reactions || []).map((r) => ({ emoji: r.emoji, count: r.count, me: !!r.me }))
+      .sort((a, b) => (a.emoji < b.emoji ? -1 : a.emoji > b.emoji ? 1 : 0)),
+  };
 }
 
 // history returns every message of every session of user, by sid in seq

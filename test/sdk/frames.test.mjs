@@ -332,3 +332,77 @@ test('a connection that drops before its list answers reports nothing; the next 
   assert.equal(c.state, 'connected');
   c.close();
 });
+
+// shown keeps what an app would show of each message: its 'message' event,
+// replaced by each 'message-updated' state (sdk/js/README.md).
+function shown(c) {
+  const byId = new Map();
+  c.on('message', (m) => byId.set(m.msgId, m));
+  c.on('message-updated', (u) => { if (!u.deleted && byId.has(u.msgId)) byId.set(u.msgId, u); });
+  return byId;
+}
+const updated = (wire, u) => wire.ws.feed('42' + JSON.stringify(['message-updated', u]));
+const mine = (m) => (m.reactions || []).filter((r) => r.me).map((r) => r.emoji);
+
+test('an edit pushed by someone else keeps this user\'s reactions as theirs: a push\'s "me" is the editor\'s', async () => {
+  const { c, wire } = await open([{ ...session('s9', 1), changeVersion: 0 }], { userId: 'me' });
+  const view = shown(c);
+  wire.push(msg(2));
+  const m2 = { ...msg(2) };
+  delete m2.sendSession;
+  const reacted = c.react('s9', m2.msgId, '👍');
+  await settle();
+  wire.answer('react', { ...m2, version: 1, reactions: [{ emoji: '👍', count: 1, userIds: ['me'], me: true }] });
+  await reacted;
+  assert.deepEqual(mine(view.get(m2.msgId)), ['👍']);
+  // bob edits his message: the push's reactions say "me" for bob.
+  updated(wire, { sid: 's9', ...m2, content: { content: 'n2 edited' }, editedAt: 2000, editCount: 1, version: 2,
+    reactions: [{ emoji: '👍', count: 1, userIds: ['me'], me: false }] });
+  assert.equal(view.get(m2.msgId).content.content, 'n2 edited');
+  assert.deepEqual(mine(view.get(m2.msgId)), ['👍'], 'still my reaction');
+  // bob reacts too: still only 👍 is mine.
+  updated(wire, { sid: 's9', ...m2, content: { content: 'n2 edited' }, editedAt: 2000, editCount: 1, version: 3,
+    reactions: [{ emoji: '👍', count: 1, userIds: ['me'], me: false }, { emoji: '🎉', count: 1, userIds: ['bob'], me: true }],
+    reaction: { userId: 'bob', emoji: '🎉', added: true } });
+  assert.deepEqual(mine(view.get(m2.msgId)), ['👍']);
+  c.close();
+});
+
+test('a change that arrives while its message waits behind a gap is in the message when it is emitted', async () => {
+  const { c, wire, got } = await open([{ ...session('s9', 1), changeVersion: 0 }], { userId: 'me' });
+  const view = shown(c);
+  wire.push(msg(3)); // seq 2 is missing: seq 3 waits while sync fetches the gap
+  await settle();
+  const m3 = { ...msg(3) };
+  delete m3.sendSession;
+  // bob edits seq 3 before the sync answers; the answer was read before the edit.
+  updated(wire, { sid: 's9', ...m3, content: { content: 'n3 edited' }, editedAt: 2000, editCount: 1, version: 1 });
+  assert.equal(wire.answer('sync', [msg(2), msg(3)]).afterSeq, 1);
+  await settle();
+  assert.deepEqual(ids(got), ['s9-m2', 's9-m3']);
+  assert.equal(view.get(m3.msgId).content.content, 'n3 edited');
+  assert.equal(view.get(m3.msgId).editCount, 1);
+  // The state it was emitted with is known: the same change again is not re-emitted.
+  const again = [];
+  c.on('message-updated', (u) => again.push(u));
+  updated(wire, { sid: 's9', ...m3, content: { content: 'n3 edited' }, editedAt: 2000, editCount: 1, version: 1 });
+  assert.deepEqual(again, []);
+  c.close();
+});
+
+test('a message synced with its reactions knows which are this user\'s when someone else reacts', async () => {
+  const { c, wire } = await open([{ ...session('s9', 1), changeVersion: 0 }], { userId: 'me' });
+  const view = shown(c);
+  wire.push(msg(3));
+  await settle();
+  const m3 = { ...msg(3) };
+  delete m3.sendSession;
+  // Another device of mine reacted to seq 3 meanwhile; sync shows it, "me" exact.
+  wire.answer('sync', [msg(2), { ...msg(3), version: 1, reactions: [{ emoji: '👍', count: 1, userIds: ['me'], me: true }] }]);
+  await settle();
+  assert.deepEqual(mine(view.get(m3.msgId)), ['👍']);
+  updated(wire, { sid: 's9', ...m3, version: 2, reactions: [{ emoji: '👍', count: 2, userIds: ['me', 'bob'], me: true }],
+    reaction: { userId: 'bob', emoji: '👍', added: true } });
+  assert.deepEqual(view.get(m3.msgId).reactions.map((r) => [r.emoji, r.count, r.me]), [['👍', 2, true]]);
+  c.close();
+});
