@@ -307,4 +307,10 @@ type Store interface {
 	// request is a replay. Nonces outlive restarts and are shared by every
 	// node of the store; expired ones are pruned.
 	UseNonce(ctx context.Context, appID, nonce string, expires time.Time) (bool, error)
+
+	// Search returns up to q.Limit messages that q.UserID may see (see
+	// Visibility; hidden and recalled messages excluded) whose searchable
+	// text (SearchText) contains every term, case-insensitively, newest
+	// first from q.Before.
+	Search(ctx context.Context, q SearchQuery) ([]Message, error)
 }

@@ -23,7 +23,7 @@ func TestFileUsageBackfill(t *testing.T) {
 	if _, err := conn.Exec(ctx, `CREATE TABLE schema_migrations (version integer PRIMARY KEY)`); err != nil {
 		t.Fatal(err)
 	}
-	for i, m := range migrations[:len(migrations)-1] { // all before file_usage
+	for i, m := range migrations[:5] { // all before file_usage (6)
 		if _, err := conn.Exec(ctx, m); err != nil {
 			t.Fatalf("migration %d: %v", i+1, err)
 		}
