@@ -14,6 +14,9 @@ const (
 	MaxSearchTerms = 8
 	MaxSearchRunes = 100
 	MaxSearchLimit = 100
+	// MaxSearchTextRunes is how much of a message's searchable text the
+	// index holds: its first 500 characters.
+	MaxSearchTextRunes = 500
 )
 
 // SearchQuery is the input of Search. Terms all must match (as substrings,

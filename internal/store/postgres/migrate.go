@@ -179,6 +179,7 @@ INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*)
 	// more. The text is stored with diacritics removed (unaccent), and so
 	// are the terms. pg_trgm and unaccent go into public, once per database
 	// (the lock keeps concurrent migrations of several schemas from racing).
+	// Only the first 500 characters are indexed (store.MaxSearchTextRunes).
 	// Existing messages are indexed here.
 	`
 SELECT pg_advisory_xact_lock(hashtext('chatd: create extension pg_trgm'));
@@ -211,7 +212,7 @@ BEGIN
 		DELETE FROM search_docs WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
 	END IF;
 	IF TG_OP <> 'DELETE' THEN
-		t := search_fold(search_text(NEW.type, NEW.content));
+		t := left(search_fold(search_text(NEW.type, NEW.content)), 500);
 		IF t <> '' THEN
 			INSERT INTO search_docs (conversation_id, seq, text) VALUES (NEW.conversation_id, NEW.seq, t);
 		END IF;
@@ -221,7 +222,7 @@ END $$;
 CREATE TRIGGER messages_search AFTER INSERT OR DELETE OR UPDATE OF content, type ON messages
 	FOR EACH ROW EXECUTE FUNCTION messages_search();
 INSERT INTO search_docs (conversation_id, seq, text)
-SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, search_fold(search_text(type, content)) AS t FROM messages) x
+SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
 WHERE t <> '';
 `,
 }

@@ -173,7 +173,9 @@ INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*)
 	// message (a send, an edit, a recall, which empties it), and indexed by
 	// an FTS5 trigram index for terms of 3 characters or more; shorter
 	// terms (1-2 Chinese characters) are matched with LIKE over the docs
-	// of the searcher's conversations. Existing messages are indexed here.
+	// of the searcher's conversations. Only the first 500 characters of a
+	// message are indexed (store.MaxSearchTextRunes), which bounds what a
+	// long message adds to a send. Existing messages are indexed here.
 	`
 CREATE TABLE search_docs (
 	id              INTEGER PRIMARY KEY,
@@ -192,18 +194,18 @@ CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
 END;
 CREATE TRIGGER messages_search_ai AFTER INSERT ON messages BEGIN
 	INSERT INTO search_docs (conversation_id, seq, text)
-	SELECT new.conversation_id, new.seq, t FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
+	SELECT new.conversation_id, new.seq, substr(t, 1, 500) FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
 END;
 CREATE TRIGGER messages_search_au AFTER UPDATE OF content, type ON messages BEGIN
 	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
 	INSERT INTO search_docs (conversation_id, seq, text)
-	SELECT new.conversation_id, new.seq, t FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
+	SELECT new.conversation_id, new.seq, substr(t, 1, 500) FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
 END;
 CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
 	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
 END;
 INSERT INTO search_docs (conversation_id, seq, text)
-SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
+SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
 	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
 `,
 }
