@@ -127,7 +127,8 @@ func (s *Service) Search(ctx context.Context, appID, userID string, in SearchInp
 
 // conversationOf finds the conversation the HTTP API names by
 // conversationType and targetId, and checks userID belongs to it;
-// store.ErrNotFound when a private conversation does not exist yet.
+// store.ErrNotFound when a private conversation does not exist yet (an
+// unknown group is ErrUnknownGroup).
 func (s *Service) conversationOf(ctx context.Context, appID, userID, targetID string, convType int) (store.Conversation, error) {
 	if err := checkUserID("targetId", targetID); err != nil {
 		return store.Conversation{}, err
@@ -145,8 +146,11 @@ func (s *Service) conversationOf(ctx context.Context, appID, userID, targetID st
 	if errors.Is(err, store.ErrNotFound) && convType == store.Group {
 		return store.Conversation{}, fmt.Errorf("%w: %s", ErrUnknownGroup, truncate(targetID))
 	}
-	if err != nil {
+	if errors.Is(err, store.ErrNotFound) {
 		return store.Conversation{}, err
+	}
+	if err != nil {
+		return store.Conversation{}, fmt.Errorf("load conversation: %w", err)
 	}
 	if _, err := s.store.Member(ctx, conv.ID, userID); err != nil {
 		if errors.Is(err, store.ErrNotMember) {
