@@ -3,14 +3,14 @@
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: all build test go-test node-test vet fmt-check soak soak-attack clean
+.PHONY: all build test go-test node-test vet lint fmt-check soak soak-attack clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/chatd ./cmd/chatd
 
-test: fmt-check vet go-test node-test
+test: fmt-check vet lint go-test node-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -18,6 +18,20 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck, with the checks staticcheck.conf chooses. .ci/run installs the
+# version CI pins; `go install` puts it in GOBIN or the first GOPATH's bin,
+# where this looks first, then on PATH.
+STATICCHECK ?= $(shell d="$$($(GO) env GOBIN)"; [ -n "$$d" ] || d="$$($(GO) env GOPATH | cut -d: -f1)/bin"; \
+	if [ -x "$$d/staticcheck" ]; then echo "$$d/staticcheck"; else command -v staticcheck; fi)
+
+lint: vet
+	@if [ -z "$(STATICCHECK)" ]; then \
+		echo "staticcheck not found in GOBIN, GOPATH/bin or PATH; install the version CI uses:" >&2; \
+		echo "  go install honnef.co/go/tools/cmd/staticcheck@$$(sed -n 's/^STATICCHECK_VERSION=//p' .ci/run)" >&2; \
+		exit 1; \
+	fi
+	$(STATICCHECK) ./...
 
 go-test:
 	$(GO) test -race -timeout 20m ./...

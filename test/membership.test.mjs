@@ -13,6 +13,7 @@ import { startChatd, createApp, call as http, signedParams, ADMIN_KEY } from './
 import { connect, call } from './lib/clients.mjs';
 
 describe('group history follows membership', () => {
+  const JOINED = 'late, back joined the group';
   let chatd, app;
   const tok = {};
   before(async () => {
@@ -38,12 +39,13 @@ describe('group history follows membership', () => {
         try {
           const list = (await call(s, 'session-list')).data;
           const g = list.find((x) => x.targetId === 'g');
-          assert.equal(g.unread, 1, `${user}: unread`);
+          // The join itself is in the timeline as a notice (docs/groups.md), and unread.
+          assert.equal(g.unread, 2, `${user}: unread`);
           assert.equal(g.lastMsg.content, 'after');
           const synced = (await call(s, 'sync', { sid: g.sid, afterSeq: 0 })).data.map((m) => m.content.content);
-          assert.deepEqual(synced, ['after'], `${user}: sync`);
+          assert.deepEqual(synced, [JOINED, 'after'], `${user}: sync`);
           const page = (await call(s, 'session-message-list', { sid: g.sid, limit: 50 })).data.map((m) => m.content.content);
-          assert.deepEqual(page, ['after'], `${user}: history`);
+          assert.deepEqual(page, ['after', JOINED], `${user}: history`);
         } finally { s.close(); }
       }
     });
@@ -51,10 +53,10 @@ describe('group history follows membership', () => {
 
   test('HTTP history too, unless the join grants the whole history', async () => {
     const h = await http(chatd.url, app, 'GET', '/session/messages', { userId: 'late', targetId: 'g', conversationType: 2 });
-    assert.deepEqual(h.data.map((m) => m.content.content), ['after']);
+    assert.deepEqual(h.data.map((m) => m.content.content), ['after', JOINED]);
     await http(chatd.url, app, 'POST', '/group/join', { groupId: 'g', userIds: ['late'], fullHistory: true });
     const all = await http(chatd.url, app, 'GET', '/session/messages', { userId: 'late', targetId: 'g', conversationType: 2 });
-    assert.deepEqual(all.data.map((m) => m.content.content), ['after', 'while out', 'before']);
+    assert.deepEqual(all.data.map((m) => m.content.content), ['after', JOINED, 'while out', 'back was removed from the group', 'before']);
   });
 });
 

@@ -119,6 +119,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	route("GET /files/{app}/{name}", s.download)
 	route("GET /healthz", s.healthz)
 	route("GET /readyz", s.readyz)
+	s.registerGroups(route)
 	for _, path := range paths {
 		mux.Handle(path, methodNotAllowed(methods[path]))
 	}
@@ -348,12 +349,13 @@ func (s *Server) groupCreate(w http.ResponseWriter, r *http.Request, app store.A
 	groupID, _ := p.String("groupId")
 	name, _ := p.String("name")
 	avatar, _ := p.String("avatarUri")
+	ownerID, _ := p.String("ownerId")
 	full, setFull, err := boolParam(p, "fullHistory")
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.chat.CreateGroup(r.Context(), app.ID, groupID, name, avatar, userIDs(p))
+	err = s.chat.CreateGroupWithOwner(r.Context(), chat.CreateGroupInput{AppID: app.ID, GroupID: groupID, Name: name, AvatarURI: avatar, UserIDs: userIDs(p), OwnerID: ownerID})
 	if err == nil && setFull {
 		// The group's history setting: every member sees the whole history.
 		err = s.chat.SetGroupHistory(r.Context(), app.ID, groupID, full)
@@ -372,7 +374,7 @@ func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App
 		s.fail(w, r, err)
 		return
 	}
-	err = s.chat.JoinGroup(r.Context(), app.ID, groupID, userIDs(p))
+	err = s.chat.AddMembers(r.Context(), backend(app), groupID, userIDs(p))
 	if err == nil && full {
 		// These members see the whole history, not only from now on.
 		err = s.chat.GrantHistory(r.Context(), app.ID, groupID, userIDs(p))
@@ -386,7 +388,7 @@ func (s *Server) groupJoin(w http.ResponseWriter, r *http.Request, app store.App
 
 func (s *Server) groupRemove(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	groupID, _ := p.String("groupId")
-	if err := s.chat.RemoveFromGroup(r.Context(), app.ID, groupID, userIDs(p)); err != nil {
+	if err := s.chat.RemoveMembers(r.Context(), backend(app), groupID, userIDs(p)); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -395,16 +397,7 @@ func (s *Server) groupRemove(w http.ResponseWriter, r *http.Request, app store.A
 
 // userIDs reads userIds as an array (userIds[0]=…, userIds[]=…, JSON array),
 // a JSON array inside a string, or one scalar.
-func userIDs(p *params.Params) []string {
-	if v, isScalar := p.String("userIds"); isScalar && strings.HasPrefix(strings.TrimSpace(v), "[") {
-		var ids []string
-		if json.Unmarshal([]byte(v), &ids) == nil {
-			return ids
-		}
-	}
-	ids, _ := p.Strings("userIds")
-	return ids
-}
+func userIDs(p *params.Params) []string { return idList(p, "userIds") }
 
 func (s *Server) sendPrivate(w http.ResponseWriter, r *http.Request, app store.App, p *params.Params) {
 	s.send(w, r, app, p, s.chat.SendPrivate)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chatd/chatd/internal/blob"
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/httpguard"
 	"github.com/chatd/chatd/internal/store"
 )
 
@@ -87,8 +88,11 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 
 func uploadReadError(err error, max int64) error {
 	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
+	if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) {
 		return fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, max)
+	}
+	if errors.Is(err, httpguard.ErrSlowBody) {
+		return fmt.Errorf("%w: the upload arrived too slowly", chat.ErrTimeout)
 	}
 	return fmt.Errorf("%w: reading upload: %v", chat.ErrInvalid, err)
 }
@@ -126,8 +130,8 @@ func (s *Server) storeUpload(r *http.Request, user store.User, part *multipart.P
 		// A failed Put leaves nothing under the key (blob.Store), so there
 		// is nothing to delete.
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) {
-			return store.File{}, fmt.Errorf("%w: the file is larger than %d bytes", chat.ErrTooLarge, s.opts.MaxUploadBytes)
+		if errors.As(err, &mbe) || errors.Is(err, errFileTooLarge) || errors.Is(err, httpguard.ErrSlowBody) {
+			return store.File{}, uploadReadError(err, s.opts.MaxUploadBytes)
 		}
 		return store.File{}, s.blobError(r, "store upload", err)
 	}

@@ -22,6 +22,7 @@ var (
 	ErrForbidden    = errors.New("forbidden")
 	ErrRateLimited  = errors.New("rate limited")
 	ErrUnavailable  = errors.New("unavailable")
+	ErrTimeout      = errors.New("request timed out")
 )
 
 // node-chat's status codes.
@@ -61,6 +62,8 @@ func Describe(err error) (code, httpStatus int, message string) {
 		return CodeOther, http.StatusServiceUnavailable, err.Error()
 	case errors.Is(err, ErrForbidden):
 		return CodeOther, http.StatusForbidden, err.Error()
+	case errors.Is(err, ErrTimeout):
+		return CodeOther, http.StatusRequestTimeout, err.Error()
 	}
 	return CodeOther, http.StatusInternalServerError, "internal error"
 }

@@ -108,17 +108,14 @@ type Updater interface {
 	MessageUpdated(ctx context.Context, u Update)
 }
 
-// canModerate reports whether user may recall anyone's messages in conv:
-// group owners and admins, once group roles exist. Until then only the app
-// backend moderates (Actor.UserID "").
-func (s *Service) canModerate(ctx context.Context, conv store.Conversation, userID string) (bool, error) {
-	return false, nil
-}
-
-// mayMentionAll reports whether sender may mention everyone in the group:
-// its owner and admins, once group roles exist; until then every member.
-func (s *Service) mayMentionAll(ctx context.Context, conv store.Conversation, sender string) (bool, error) {
-	return true, nil
+// mayMentionAll reports whether a send may mention everyone in the group:
+// the app backend's sends (HTTP, no origin socket) may, and over a socket
+// the group's owner and admins.
+func (s *Service) mayMentionAll(ctx context.Context, conv store.Conversation, in SendInput) (bool, error) {
+	if in.Origin == "" {
+		return true, nil
+	}
+	return s.canModerate(ctx, conv, in.SenderID)
 }
 
 // seen reports whether the actor may see message seq of conv: the app sees
@@ -653,7 +650,7 @@ func (s *Service) replyAndMentions(ctx context.Context, in SendInput, conv store
 		return nil, fmt.Errorf("%w: mentionAll is for groups", ErrInvalid)
 	}
 	if in.MentionAll {
-		ok, err := s.mayMentionAll(ctx, conv, in.SenderID)
+		ok, err := s.mayMentionAll(ctx, conv, in)
 		if err != nil {
 			return nil, err
 		}

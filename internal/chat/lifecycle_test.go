@@ -50,7 +50,8 @@ func newLifeFixture(t *testing.T, opts Options) *lifeFixture {
 	for _, u := range []string{"alice", "bob", "carol", "dave"} {
 		f.token(t, u)
 	}
-	if err := f.svc.CreateGroup(ctx, f.app.ID, "g", "G", "", []string{"alice", "bob", "carol"}); err != nil {
+	if err := f.svc.CreateGroupWithOwner(ctx, CreateGroupInput{AppID: f.app.ID, GroupID: "g", Name: "G",
+		UserIDs: []string{"alice", "bob", "carol"}}); err != nil { // alice owns it
 		t.Fatal(err)
 	}
 	lf := &lifeFixture{fixture: f, ups: ups, sid: map[string]string{}}
@@ -158,9 +159,9 @@ func TestRecall(t *testing.T) {
 func TestRecallWindowAndApp(t *testing.T) {
 	f := newLifeFixture(t, Options{Lifecycle: LifecycleOptions{RecallWindow: time.Minute}})
 	ctx := context.Background()
-	m := f.send(t, "alice", "old", nil)
+	m := f.send(t, "bob", "old", nil) // bob is a plain member: the window binds him
 	*f.clock = f.clock.Add(2 * time.Minute)
-	if _, err := f.svc.Recall(ctx, f.actor("alice"), f.ref("alice"), m.MsgID); !errors.Is(err, ErrForbidden) {
+	if _, err := f.svc.Recall(ctx, f.actor("bob"), f.ref("bob"), m.MsgID); !errors.Is(err, ErrForbidden) {
 		t.Fatalf("recall after the window: %v", err)
 	}
 	app := Actor{AppID: f.app.ID}
@@ -237,8 +238,14 @@ func TestMentions(t *testing.T) {
 		MentionAll: true}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("mentionAll in a private conversation: %v", err)
 	}
+	// Over a socket only the owner (alice, the group's creator) and admins
+	// may mention everyone; the app backend's HTTP sends always may.
+	if _, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: "bob", TargetID: "g", Type: TypeText, Content: text("x"),
+		Origin: "bob-socket", MentionAll: true}); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("mentionAll by a member over a socket: %v", err)
+	}
 	m := f.send(t, "alice", "@bob", func(in *SendInput) { in.Mentions = []string{"bob"} })
-	f.send(t, "alice", "@all", func(in *SendInput) { in.MentionAll = true })
+	f.send(t, "alice", "@all", func(in *SendInput) { in.MentionAll = true; in.Origin = "alice-socket" })
 	if len(m.Mentions) != 1 {
 		t.Fatalf("sent %+v", m)
 	}

@@ -538,6 +538,9 @@ func (s *Service) SendGroup(ctx context.Context, in SendInput) (SendResult, erro
 	if err != nil {
 		return SendResult{}, fmt.Errorf("load group: %w", err)
 	}
+	if err := s.checkGroupSend(ctx, conv, in.SenderID); err != nil {
+		return SendResult{}, err
+	}
 	// Members need not have a users row (no getToken yet): then the name is empty.
 	var sender UserRef
 	if u, err := s.users.get(ctx, s.store, s.now(), in.AppID, in.SenderID); err == nil {

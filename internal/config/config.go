@@ -70,6 +70,11 @@ type Config struct {
 	HTTPWriteTimeout     time.Duration // an answer must be written within it (downloads: each write)
 	HTTPIdleTimeout      time.Duration // an idle keep-alive connection is closed after it
 	UploadMinRate        int64         // bytes/s an upload must average after the read timeout
+
+	// Groups over the socket.
+	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
+	GroupEventRate    float64 // group and profile socket events per second per user
+	GroupEventBurst   int
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -117,6 +122,8 @@ func Default() Config {
 		HTTPWriteTimeout:     30 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
 		UploadMinRate:        4 << 10,
+		GroupEventRate:       5,
+		GroupEventBurst:      20,
 	}
 }
 
@@ -175,6 +182,9 @@ func (c *Config) settings() []setting {
 		{"http-write-timeout", "time an answer has to be written (downloads: each write)", &c.HTTPWriteTimeout},
 		{"http-idle-timeout", "time an idle keep-alive connection stays open", &c.HTTPIdleTimeout},
 		{"upload-min-rate", "bytes per second an upload must average after the read timeout (0: no minimum)", &c.UploadMinRate},
+		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
+		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
+		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
 	}
 }
 
@@ -244,10 +254,10 @@ func (c Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Store, "sqlite:") && !strings.HasPrefix(c.Store, "postgres://") && !strings.HasPrefix(c.Store, "postgresql://") {
 		// The value is not echoed: it may hold a password.
-		errs = append(errs, fmt.Errorf("%s: want sqlite:PATH or postgres://...", named("store")))
+		errs = append(errs, fmt.Errorf("%s: want postgres://... or sqlite:PATH", named("store")))
 	}
 	if scheme, _, _ := strings.Cut(c.Broker, "://"); c.Broker != "memory" && !slices.Contains([]string{"redis", "rediss", "unix", "nats", "tls"}, scheme) {
-		errs = append(errs, fmt.Errorf("%s: want memory, redis://..., rediss://..., nats://... or tls://...", named("broker")))
+		errs = append(errs, fmt.Errorf("%s: want redis://..., rediss://..., nats://..., tls://... or memory", named("broker")))
 	}
 	if err := validBlobs(c.Blobs); err != nil {
 		errs = append(errs, err)
@@ -287,7 +297,8 @@ func (c Config) Validate() error {
 		n    float64
 	}{{"user-send-rate", c.UserSendRate}, {"app-send-rate", c.AppSendRate},
 		{"handshake-rate-ip", c.HandshakeRateIP}, {"max-user-sockets", float64(c.MaxUserSockets)},
-		{"user-event-rate", c.UserEventRate}, {"auth-fail-rate-ip", c.AuthFailRateIP}} {
+		{"user-event-rate", c.UserEventRate}, {"auth-fail-rate-ip", c.AuthFailRateIP},
+		{"group-event-rate", c.GroupEventRate}} {
 		if v.n < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", named(v.name)))
 		}

@@ -56,6 +56,7 @@ type Options struct {
 	// event budget cannot send either.
 	EventRate  float64
 	EventBurst int
+	Groups     GroupOptions // group and profile events (events_groups.go)
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -67,6 +68,7 @@ type Gateway struct {
 	opts   Options
 	log    *slog.Logger
 	unsub  []func()
+	groups groupState
 
 	// In-flight events, so that a shutdown can let them finish and flush
 	// their acks before the sockets close.
@@ -96,9 +98,12 @@ const (
 	capOwnMessages capSet = 1 << iota
 	// capMessageUpdated: push message-updated (events_lifecycle.go).
 	capMessageUpdated
+	// capGroupEvents: push group-event to a user who left a group
+	// (removed, left, dismissed), who no longer gets its messages.
+	capGroupEvents
 )
 
-var capNames = map[string]capSet{"own-messages": capOwnMessages}
+var capNames = map[string]capSet{"own-messages": capOwnMessages, "group-events": capGroupEvents}
 
 func (c capSet) has(x capSet) bool { return c&x != 0 }
 
@@ -148,7 +153,9 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate} {
+	g.groups = newGroupState(opts.Groups)
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
+		topicGroups: g.deliverGroupEvent} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {

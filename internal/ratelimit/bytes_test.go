@@ -41,7 +41,7 @@ func TestBytesDebt(t *testing.T) {
 	if n := l.Len(); n != 1 {
 		t.Errorf("%d buckets kept, want 1 (x)", n)
 	}
-	var off *Bytes = NewBytes(0, 10)
+	off := NewBytes(0, 10)
 	off.Charge("u", 1<<40)
 	if ok, _ := off.Admit("u"); !ok {
 		t.Error("a disabled meter refused")

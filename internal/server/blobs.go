@@ -27,7 +27,7 @@ func OpenBlobs(dsn string, getenv func(string) string) (blob.Store, error) {
 		}
 		return blob.NewS3(cfg)
 	}
-	return nil, fmt.Errorf("blobs %q: want file:DIR or s3://BUCKET/PREFIX?...", dsn)
+	return nil, fmt.Errorf("blobs %q: want s3://BUCKET/PREFIX?... or file:DIR", dsn)
 }
 
 // checkBlobs reports at start whether the upload storage works. A bucket

@@ -59,7 +59,7 @@ func OpenStore(ctx context.Context, dsn string) (store.Store, error) {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn)
 	}
-	return nil, errors.New("unknown store: want sqlite:PATH or postgres://...")
+	return nil, errors.New("unknown store: want postgres://... or sqlite:PATH")
 }
 
 // New builds a node. Close releases what it opened.
@@ -120,7 +120,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
-		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst})
+		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
+		Groups: gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst}})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -290,4 +291,14 @@ func lifecycleOptions(cfg config.Config) chat.LifecycleOptions {
 		o.EditWindow = -1
 	}
 	return o
+}
+
+// manageApps is CHATD_GROUP_SOCKET_MANAGE, plus the demo app in demo mode:
+// the demo's group panel manages its groups over the socket.
+func manageApps(cfg config.Config) func(string) bool {
+	m := gateway.ManageApps(cfg.GroupSocketManage)
+	if !cfg.Demo {
+		return m
+	}
+	return func(appID string) bool { return appID == web.DemoAppID || m != nil && m(appID) }
 }

@@ -181,33 +181,43 @@ func TestGroupVisibility(t *testing.T) {
 	}
 	mustOK("/group/create", map[string]any{"groupId": "g", "name": "G", "userIds": []string{"owner", "early"}})
 	mustOK("/group/send/message", send("owner", "g", "before"))
+	// Membership changes are stored as notices (docs/groups.md), which
+	// follow the same rule and count as unread.
+	const (
+		lateJoined    = "Nlate joined the group"
+		grantedJoined = "Ngranted joined the group"
+		earlyRemoved  = "Nearly was removed from the group"
+		earlyJoined   = "Nearly joined the group"
+		renamed       = "The group was renamed to \u201cG2\u201d"
+	)
 	mustOK("/group/join", map[string]any{"groupId": "g", "userIds": []string{"late"}})
 	mustOK("/group/join", map[string]any{"groupId": "g", "userIds": []string{"granted"}, "fullHistory": true})
-	n.wantGroupView("late", nil, 0)
-	n.wantGroupView("granted", []string{"before"}, 0)
+	n.wantGroupView("late", []string{lateJoined, grantedJoined}, 2)
+	n.wantGroupView("granted", []string{"before", lateJoined, grantedJoined}, 1)
 	mustOK("/group/send/message", send("owner", "g", "after join"))
-	n.wantGroupView("late", []string{"after join"}, 1)
-	n.wantGroupView("early", []string{"before", "after join"}, 2)
+	n.wantGroupView("late", []string{lateJoined, grantedJoined, "after join"}, 3)
+	n.wantGroupView("early", []string{"before", lateJoined, grantedJoined, "after join"}, 4)
 
 	// Removed, then added again: what was said in between stays unseen.
 	mustOK("/group/remove", map[string]any{"groupId": "g", "userIds": []string{"early"}})
 	mustOK("/group/send/message", send("owner", "g", "while out"))
 	mustOK("/group/join", map[string]any{"groupId": "g", "userIds": []string{"early"}})
-	n.wantGroupView("early", nil, 0)
+	n.wantGroupView("early", []string{earlyJoined}, 1)
 	mustOK("/group/send/message", send("owner", "g", "back"))
-	n.wantGroupView("early", []string{"back"}, 1)
+	n.wantGroupView("early", []string{earlyJoined, "back"}, 2)
 
 	// The group's setting shows every member the whole history, and can be
 	// taken back.
-	all := []string{"before", "after join", "while out", "back"}
+	all := []string{"before", lateJoined, grantedJoined, "after join", earlyRemoved, "while out", earlyJoined, "back"}
 	mustOK("/group/create", map[string]any{"groupId": "g", "name": "G", "userIds": []string{"owner"}, "fullHistory": "true"})
-	n.wantGroupView("early", all, 1)
-	n.wantGroupView("late", all, 3)
+	n.wantGroupView("early", all, 2)
+	n.wantGroupView("late", all, 7)
 	mustOK("/group/create", map[string]any{"groupId": "g", "name": "G", "userIds": []string{"owner"}, "fullHistory": false})
-	n.wantGroupView("late", []string{"after join", "while out", "back"}, 3)
+	n.wantGroupView("late", all[1:], 7)
 	// Renaming without the flag leaves the setting as it is.
 	mustOK("/group/create", map[string]any{"groupId": "g", "name": "G2", "userIds": []string{"owner"}})
-	n.wantGroupView("early", []string{"back"}, 1)
+	n.wantGroupView("early", []string{earlyJoined, "back", renamed}, 3)
+	all = append(all, renamed)
 
 	// A message from before the join is no paging cursor for the member.
 	r := n.call("POST", "/session/messages", map[string]any{"userId": "granted", "targetId": "g", "conversationType": 2, "limit": 100})

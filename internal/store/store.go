@@ -308,6 +308,8 @@ type Store interface {
 	// node of the store; expired ones are pruned.
 	UseNonce(ctx context.Context, appID, nonce string, expires time.Time) (bool, error)
 
+	// Group management and profiles (groups.go).
+	GroupStore
 	// Search returns up to q.Limit messages that q.UserID may see (see
 	// Visibility; hidden and recalled messages excluded) whose searchable
 	// text (SearchText) contains every term, case-insensitively, newest

@@ -87,6 +87,7 @@ func (w *Web) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /demo/token", w.demoToken)
 	mux.HandleFunc("POST /demo/user", w.demoUser)
 	mux.HandleFunc("POST /demo/group", w.demoGroup)
+	w.registerGroups(mux)
 }
 
 // sdkFile serves a file of the JS SDK, which apps on other origins load
@@ -281,7 +282,7 @@ func (w *Web) demoGroup(rw http.ResponseWriter, r *http.Request) {
 		members = append(members, name)
 	}
 	groupID := "g-" + store.NewID()
-	if err := w.chat.CreateGroup(ctx, DemoAppID, groupID, title, "", members); err != nil {
+	if err := w.chat.CreateGroupWithOwner(ctx, chat.CreateGroupInput{AppID: DemoAppID, GroupID: groupID, Name: title, UserIDs: members, OwnerID: me.UserID}); err != nil {
 		w.fail(rw, err)
 		return
 	}

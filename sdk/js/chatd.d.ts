@@ -1,6 +1,6 @@
 // Types of the chatd JS SDK (chatd.js).
 
-export declare const MessageType: Readonly<{ TEXT: 1; VOICE: 2; IMAGE: 3; FILE: 4; LOCATION: 5; CUSTOM: 6 }>;
+export declare const MessageType: Readonly<{ TEXT: 1; VOICE: 2; IMAGE: 3; FILE: 4; LOCATION: 5; CUSTOM: 6; NOTICE: 7 }>;
 export declare const ConversationType: Readonly<{ PRIVATE: 1; GROUP: 2 }>;
 
 export type ConnectionState = 'idle' | 'connecting' | 'connected' | 'reconnecting' | 'closed';
@@ -145,6 +145,8 @@ export interface ClientEvents {
   disconnect: (reason: Error) => void;
   error: (err: Error) => void;
   event: (name: string, args: unknown[]) => void;
+  /** The user left a group (removed, left, dismissed); its conversation leaves the list. */
+  groupEvent: (event: GroupEvent) => void;
 }
 
 export declare class ChatdError extends Error {
@@ -231,6 +233,94 @@ export declare class ChatClient {
 
 export default ChatdClient;
 
+// --- groups and profiles (docs/groups.md) ---
+
+export type GroupRole = 'owner' | 'admin' | 'member';
+
+export interface Group {
+  groupId: string;
+  name: string;
+  avatarUri: string;
+  notice: string;
+  /** App-defined JSON object (at most 4 KiB). */
+  extra: Record<string, unknown>;
+  ownerId: string;
+  memberCount: number;
+  muteAll: boolean;
+  dismissed: boolean;
+  /** ms since epoch */
+  createdAt: number;
+  /** The caller's own membership. */
+  role?: GroupRole;
+  joinedAt?: number;
+  sid?: string;
+}
+
+export interface GroupMember {
+  userId: string;
+  name: string;
+  avatarUri: string;
+  role: GroupRole;
+  /** ms since epoch */
+  joinedAt: number;
+  /** ms since epoch, when muted */
+  mutedUntil?: number;
+}
+
+export interface MembersPage {
+  members: GroupMember[];
+  /** Pass back for the next page; "" at the end. */
+  cursor: string;
+}
+
+export interface Profile {
+  userId: string;
+  name: string;
+  avatarUri: string;
+  extra: Record<string, unknown>;
+}
+
+export type GroupEventKind = 'joined' | 'left' | 'removed' | 'renamed' | 'avatar' | 'notice' | 'admins' | 'owner'
+  | 'muted' | 'unmuted' | 'muteAll' | 'dismissed';
+
+/** The content of a MessageType.NOTICE message. */
+export interface NoticeContent {
+  /** Text to show. */
+  content: string;
+  event: GroupEventKind;
+  groupId: string;
+  /** Who acted; "" for the app backend. */
+  operatorId: string;
+  userIds?: string[];
+  [detail: string]: unknown;
+}
+
+export interface GroupEvent {
+  groupId: string;
+  event: GroupEventKind;
+  userIds: string[];
+  /** The notice stored in the group. */
+  message: Message;
+}
+
+export interface GroupChanges {
+  name?: string;
+  avatarUri?: string;
+  notice?: string;
+  extra?: Record<string, unknown>;
+}
+
+export declare interface ChatdClient {
+  groupInfo(groupId: string): Promise<Group>;
+  groupMembers(groupId: string, options?: { limit?: number; cursor?: string }): Promise<MembersPage>;
+  myGroups(): Promise<Group[]>;
+  leaveGroup(groupId: string): Promise<void>;
+  /** Owners and admins, where the app allows socket management (CHATD_GROUP_SOCKET_MANAGE). */
+  addGroupMembers(groupId: string, userIds: string[]): Promise<void>;
+  removeGroupMembers(groupId: string, userIds: string[]): Promise<void>;
+  updateGroup(groupId: string, changes: GroupChanges): Promise<Group>;
+  /** Profiles of the caller and of users who share a conversation with them. */
+  userInfo(userIds: string[]): Promise<Profile[]>;
 export interface SearchOptions {
   /** Only this conversation. */
   sid?: string;

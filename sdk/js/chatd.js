@@ -7,7 +7,7 @@
 // Browser: import { ChatdClient } from '/sdk/chatd.js'.
 // Node 20: pass a WebSocket constructor (npm `ws`) as the WebSocket option.
 
-export const MessageType = Object.freeze({ TEXT: 1, VOICE: 2, IMAGE: 3, FILE: 4, LOCATION: 5, CUSTOM: 6 });
+export const MessageType = Object.freeze({ TEXT: 1, VOICE: 2, IMAGE: 3, FILE: 4, LOCATION: 5, CUSTOM: 6, NOTICE: 7 });
 export const ConversationType = Object.freeze({ PRIVATE: 1, GROUP: 2 });
 
 // ChatdError is a failed request: status is chatd's code (1002 bad parameter,
@@ -62,7 +62,9 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // over the HTTP API (data.own is true), handled like any other message.
 // message-updated: pushes of recalls, edits, reactions and the user's own
 // deletes (see "Message updates" in sdk/js/README.md).
-const CAPABILITIES = Object.freeze(['own-messages', 'message-updated']);
+// group-events: group-event pushes when the user leaves a group (removed,
+// left, dismissed), emitted as 'groupEvent'.
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'group-events']);
 
 // ChatdClient is one user's connection to chatd.
 export class ChatdClient extends Emitter {
@@ -536,6 +538,8 @@ export class ChatdClient extends Emitter {
       }
       this.emit('read', r);
       this.emit('conversations', this.conversations());
+    } else if (name === 'group-event') {
+      this._onGroupEvent(args[0]);
     } else {
       this.emit('event', name, args);
     }
@@ -834,3 +838,48 @@ function callback(p, cb) {
 }
 
 export default ChatdClient;
+
+// --- groups and profiles (docs/groups.md) ---
+//
+// Members read their groups and leave them; owners and admins add, remove
+// and update where the app allows it. Group events arrive as messages of
+// type MessageType.NOTICE whose content is {content: text, event, groupId,
+// userIds?, …}; a user who leaves a group gets a 'groupEvent' instead.
+Object.assign(ChatdClient.prototype, {
+  groupInfo(groupId) { return this.request('group-info', { groupId: String(groupId) }); },
+  // groupMembers resolves with {members, cursor}; pass cursor back for the next page.
+  groupMembers(groupId, { limit, cursor } = {}) {
+    const arg = { groupId: String(groupId) };
+    if (limit) arg.limit = limit;
+    if (cursor) arg.cursor = cursor;
+    return this.request('group-members', arg);
+  },
+  myGroups() { return this.request('my-groups'); },
+  async leaveGroup(groupId) {
+    await this.request('group-leave', { groupId: String(groupId) });
+    this._dropGroup(String(groupId));
+  },
+  addGroupMembers(groupId, userIds) { return this.request('group-add', { groupId: String(groupId), userIds: userIds.map(String) }); },
+  removeGroupMembers(groupId, userIds) { return this.request('group-remove', { groupId: String(groupId), userIds: userIds.map(String) }); },
+  // updateGroup changes {name?, avatarUri?, notice?, extra?}; resolves with the group.
+  updateGroup(groupId, changes) { return this.request('group-update', { ...changes, groupId: String(groupId) }); },
+  userInfo(userIds) { return this.request('user-info', { userIds: userIds.map(String) }); },
+  _onGroupEvent(e) {
+    if (!e || typeof e.groupId !== 'string') return;
+    this.emit('groupEvent', e);
+    this._dropGroup(e.groupId);
+  },
+  // _dropGroup forgets the conversation of a group the user left: its
+  // session is gone on the server.
+  _dropGroup(groupId) {
+    let changed = false;
+    for (const [sid, s] of this._sessions) {
+      if (s.conversationType === ConversationType.GROUP && s.targetId === groupId) {
+        this._sessions.delete(sid);
+        this._tracks.delete(sid);
+        changed = true;
+      }
+    }
+    if (changed) this.emit('conversations', this.conversations());
+  },
+});

@@ -371,13 +371,6 @@ func (d *device) snapshot() (log []received, pushes map[string]int, reads []stri
 	return append([]received(nil), d.log...), pushes, append([]string(nil), d.reads...)
 }
 
-// has reports whether the device holds msgID.
-func (d *device) has(sid string, seq int64) bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seen[sid][seq]
-}
-
 // dialDevice connects a device or fails the test.
 func dialDevice(t testing.TB, c *cluster, name, user, token string, node int) *device {
 	t.Helper()

@@ -6,7 +6,6 @@ package cluster_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -525,10 +524,4 @@ func (s *privateServer) start() {
 		}
 		return true
 	})
-}
-
-// logLines counts lines of a log that contain substr (for diagnostics).
-func logLines(path, substr string) int {
-	b, _ := os.ReadFile(path)
-	return bytes.Count(b, []byte(substr))
 }

@@ -107,6 +107,7 @@ async function start(me) {
   c.on('message', onMessage);
   c.on('message-updated', onUpdated);
   c.on('error', (err) => console.warn('chatd:', err));
+  c.on('groupEvent', onGroupEvent);
   setStatus(c.state);
   await c.connect();
 }
@@ -126,6 +127,7 @@ function preview(m) {
     case MessageType.FILE: return '[file] ' + String(c.name ?? '');
     case MessageType.LOCATION: return '[location]';
     case MessageType.VOICE: return '[voice]';
+    case MessageType.NOTICE: return String(c.content ?? '');
     default: return '[message]';
   }
 }
@@ -165,6 +167,8 @@ async function openConversation(conv) {
   $('chat-title').textContent = conv.group ? '# ' + conv.title : conv.title;
   $('composer').hidden = false;
   $('messages').replaceChildren();
+  $('group-info-toggle').hidden = !conv.group;
+  closeGroupPanel();
   renderConversations();
   if (!conv.sid) return; // a new chat: the first message creates it
   const v = view(conv.sid);
@@ -229,6 +233,9 @@ function renderMessages(toBottom) {
 }
 
 function messageNode(m) {
+  if (m.messageType === MessageType.NOTICE) {
+    return el('li', { class: 'msg notice', 'data-msg-id': m.msgId, 'data-seq': m.seq, 'data-testid': 'notice' }, String(m.content?.content ?? ''));
+  }
   const mine = m.senderUserId === state.me.userId;
   const c = m.content || {};
   const body = [];
@@ -387,6 +394,7 @@ function onMessage(m) {
   v.msgs.set(m.msgId, m);
   renderMessages(m.senderUserId === state.me.userId);
   markReadIfVisible();
+  if (m.messageType === MessageType.NOTICE && !$('group-panel').hidden) renderGroupPanel();
 }
 
 function markReadIfVisible() {
@@ -500,6 +508,97 @@ async function newGroup(e) {
     showError(err);
   }
 }
+
+// --- the group panel: members with roles, rename, notice, add/remove, mute, leave, dismiss ---
+
+function closeGroupPanel() {
+  $('group-panel').hidden = true;
+  $('group-info-toggle').setAttribute('aria-expanded', 'false');
+}
+
+async function toggleGroupPanel() {
+  if (!$('group-panel').hidden) { closeGroupPanel(); return; }
+  $('group-panel').hidden = false;
+  $('group-info-toggle').setAttribute('aria-expanded', 'true');
+  await renderGroupPanel();
+}
+
+async function renderGroupPanel() {
+  const conv = state.active;
+  if (!conv?.group) return;
+  try {
+    const [g, page] = await Promise.all([state.client.groupInfo(conv.targetId), state.client.groupMembers(conv.targetId, { limit: 200 })]);
+    if (state.active !== conv) return;
+    const manager = g.role === 'owner' || g.role === 'admin';
+    const rank = { member: 0, admin: 1, owner: 2 };
+    // What the user is typing stays.
+    if (document.activeElement !== $('group-name')) $('group-name').value = g.name;
+    if (document.activeElement !== $('group-notice')) $('group-notice').value = g.notice;
+    for (const id of ['group-rename', 'group-notice-form', 'group-add']) $(id).hidden = !manager;
+    $('group-mute-all').hidden = !manager;
+    $('group-mute-all').textContent = g.muteAll ? 'Unmute all' : 'Mute all';
+    $('group-mute-all').dataset.on = g.muteAll ? '1' : '';
+    $('group-dismiss').hidden = g.role !== 'owner';
+    $('group-members').replaceChildren(...page.members.map((m) => {
+      const li = el('li', { 'data-testid': 'member', 'data-user': m.userId, 'data-role': m.role },
+        el('span', { class: 'name' }, m.name || m.userId),
+        el('span', { class: 'role' }, m.role + (m.mutedUntil ? ' · muted' : '')));
+      if (manager && rank[m.role] < rank[g.role]) {
+        const mute = el('button', { type: 'button', 'data-testid': 'member-mute' }, m.mutedUntil ? 'Unmute' : 'Mute');
+        mute.addEventListener('click', () => groupAction(m.mutedUntil ? 'unmute' : 'mute', [m.userId]));
+        const rm = el('button', { type: 'button', class: 'danger', 'data-testid': 'member-remove' }, 'Remove');
+        rm.addEventListener('click', () => run(() => state.client.removeGroupMembers(conv.targetId, [m.userId])));
+        li.append(mute, rm);
+      }
+      return li;
+    }));
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// run does a group change, then shows the panel as it now is.
+async function run(fn) {
+  try {
+    await fn();
+  } catch (err) {
+    showError(err);
+  }
+  if (state.active?.group && !$('group-panel').hidden) await renderGroupPanel();
+}
+
+function groupAction(action, userIds) {
+  return run(() => post('/demo/group-action', { token: state.me.token, groupId: state.active.targetId, action, userIds, minutes: 10 }));
+}
+
+function onGroupEvent(e) {
+  if (state.active?.group && state.active.targetId === e.groupId) {
+    showError(new Error(String(e.message?.content?.content || 'You left the group')));
+    closeGroupPanel();
+    $('group-info-toggle').hidden = true;
+    $('composer').hidden = true;
+  }
+}
+
+$('group-info-toggle').addEventListener('click', toggleGroupPanel);
+$('group-rename').addEventListener('submit', (e) => { e.preventDefault(); const name = $('group-name').value.trim(); if (name) run(() => state.client.updateGroup(state.active.targetId, { name })); });
+$('group-notice-form').addEventListener('submit', (e) => { e.preventDefault(); run(() => state.client.updateGroup(state.active.targetId, { notice: $('group-notice').value })); });
+$('group-add').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = $('group-add-name').value.trim();
+  if (!name) return;
+  $('group-add-name').value = '';
+  run(async () => {
+    const { userId } = await post('/demo/user', { token: state.me.token, userId: name });
+    await state.client.addGroupMembers(state.active.targetId, [userId]);
+  });
+});
+$('group-mute-all').addEventListener('click', () => groupAction($('group-mute-all').dataset.on ? 'unmuteAll' : 'muteAll'));
+$('group-leave').addEventListener('click', () => run(async () => {
+  await state.client.leaveGroup(state.active.targetId);
+  onGroupEvent({ groupId: state.active.targetId, message: { content: { content: 'You left the group' } } });
+}));
+$('group-dismiss').addEventListener('click', () => groupAction('dismiss'));
 
 // --- wiring ---
 

@@ -36,9 +36,9 @@ type wsEvent struct {
 
 func (e wsEvent) String() string { return fmt.Sprintf("%v:%q", e.op, e.data) }
 
-// parseAll feeds each chunk to a fresh parser and returns what it produced
-// and its error.
-func parseAll(max int64, chunks ...[]byte) ([]wsEvent, error, *wsParser) {
+// parseAll feeds each chunk to a fresh parser and returns what it produced,
+// the parser and its error.
+func parseAll(max int64, chunks ...[]byte) ([]wsEvent, *wsParser, error) {
 	p := &wsParser{max: max}
 	var got []wsEvent
 	fn := func(op ws.OpCode, payload []byte) bool {
@@ -47,10 +47,10 @@ func parseAll(max int64, chunks ...[]byte) ([]wsEvent, error, *wsParser) {
 	}
 	for _, c := range chunks {
 		if _, err := p.feed(c, fn); err != nil {
-			return got, err, p
+			return got, p, err
 		}
 	}
-	return got, nil, p
+	return got, p, nil
 }
 
 func cat(frames ...[]byte) []byte { return bytes.Join(frames, nil) }
@@ -115,7 +115,7 @@ func TestWSParser(t *testing.T) {
 					t.Fatalf("%s: partial %d bytes kept", how, len(p.partial))
 				}
 			}
-			got, err, p := parseAll(max, tt.in)
+			got, p, err := parseAll(max, tt.in)
 			check("whole", got, err, p)
 			// Split at every byte boundary (every 97th for the long inputs).
 			step := 1
@@ -123,7 +123,7 @@ func TestWSParser(t *testing.T) {
 				step = 97
 			}
 			for i := 0; i <= len(tt.in); i += step {
-				got, err, p := parseAll(max, tt.in[:i], tt.in[i:])
+				got, p, err := parseAll(max, tt.in[:i], tt.in[i:])
 				check(fmt.Sprintf("split at %d", i), got, err, p)
 			}
 			if len(tt.in) < 1000 {
@@ -131,7 +131,7 @@ func TestWSParser(t *testing.T) {
 				for i := range tt.in {
 					chunks = append(chunks, tt.in[i:i+1])
 				}
-				got, err, p := parseAll(max, chunks...)
+				got, p, err := parseAll(max, chunks...)
 				check("byte by byte", got, err, p)
 			}
 		})
@@ -214,17 +214,17 @@ func FuzzWSParser(f *testing.F) {
 				t.Fatalf("%s: got %v %v, want %v %v", how, got, err, want, wantErr)
 			}
 		}
-		got, err, _ := parseAll(max, in)
+		got, _, err := parseAll(max, in)
 		check("whole", got, err)
 		i := int(cut) % (len(in) + 1)
-		got, err, _ = parseAll(max, in[:i], in[i:])
+		got, _, err = parseAll(max, in[:i], in[i:])
 		check(fmt.Sprintf("split at %d", i), got, err)
 		step := int(cut%7) + 1
 		var chunks [][]byte
 		for j := 0; j < len(in); j += step {
 			chunks = append(chunks, in[j:min(j+step, len(in))])
 		}
-		got, err, _ = parseAll(max, chunks...)
+		got, _, err = parseAll(max, chunks...)
 		check(fmt.Sprintf("pieces of %d", step), got, err)
 	})
 }

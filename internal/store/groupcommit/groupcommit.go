@@ -84,10 +84,9 @@ type Plan struct {
 func Make(batch []store.NewMessage, skip func(i int) bool, lk Lookup) (*Plan, error) {
 	p := &Plan{batch: batch, Outcomes: make([]Outcome, len(batch))}
 	type group struct {
-		idx      []int
-		lone     string // the only sender while no message has a client id
-		mixed    bool
-		allocPos int
+		idx   []int
+		lone  string // the only sender while no message has a client id
+		mixed bool
 	}
 	var order []string
 	groups := make(map[string]*group, 1)

@@ -172,7 +172,18 @@ CREATE TABLE file_usage (
 );
 INSERT INTO file_usage (app_id, bytes, files) SELECT app_id, SUM(size), COUNT(*) FROM files GROUP BY app_id;
 `,
-	// 7 (search, see Store.Search): each message's searchable text in
+	// 7 (groups): group info, mute-all and dismissal; per-member mutes;
+	// user profile extra and deletion. Roles use members.role (1).
+	`
+ALTER TABLE conversations ADD COLUMN notice text NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN extra text NOT NULL DEFAULT '';
+ALTER TABLE conversations ADD COLUMN mute_all boolean NOT NULL DEFAULT false;
+ALTER TABLE conversations ADD COLUMN dismissed_at bigint NOT NULL DEFAULT 0;
+ALTER TABLE members ADD COLUMN muted_until bigint NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN extra text NOT NULL DEFAULT '';
+ALTER TABLE users ADD COLUMN deleted_at bigint NOT NULL DEFAULT 0;
+`,
+	// 8 (search, see Store.Search): each message's searchable text in
 	// search_docs, kept by a trigger in the transaction that writes the
 	// message (a send, an edit, a recall, which empties it), with a pg_trgm
 	// GIN index that serves ILIKE '%term%' for terms of 3 characters or

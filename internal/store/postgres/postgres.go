@@ -246,14 +246,14 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 	}
 	got, err := scanUser(s.pool.QueryRow(ctx, `INSERT INTO users (app_id, user_id, name, avatar_uri, token_version, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6)
-		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri, deleted_at = 0
 		RETURNING `+userCols,
 		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt))))
 	return got, wrap("upsert user", err, nil)
 }
 
 func (s *Store) User(ctx context.Context, appID, userID string) (store.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = $1 AND user_id = $2`, appID, userID))
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = $1 AND user_id = $2 AND deleted_at = 0`, appID, userID))
 	return u, wrap("user", err, store.ErrNotFound)
 }
 

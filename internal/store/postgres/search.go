@@ -9,10 +9,10 @@ import (
 )
 
 // Search matches every term with ILIKE '%term%' over search_docs (both
-// without diacritics, see migration 7); the
+// without diacritics, see migration 8); the
 // pg_trgm index serves terms of 3 characters or more, and shorter ones
 // (1-2 Chinese characters) filter the docs of the user's conversations
-// (see migration 7).
+// (see migration 8).
 func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return []store.Message{}, nil

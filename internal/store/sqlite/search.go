@@ -11,7 +11,7 @@ import (
 // Search matches terms of 3 characters or more with the FTS5 trigram index
 // (one MATCH of every such term as a quoted string: substring semantics,
 // case and diacritics folded), and shorter terms with LIKE over the
-// searchable text of the user's conversations (see migration 7).
+// searchable text of the user's conversations (see migration 8).
 func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return []store.Message{}, nil

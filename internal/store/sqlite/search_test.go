@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/internal/store"
@@ -19,7 +21,8 @@ func TestSearchBackfill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const before = 6 // the migrations before search (7)
+	// Every migration before search (later ones may follow it).
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, "CREATE TABLE search_docs") })
 	for i, m := range migrations[:before] {
 		if _, err := db.ExecContext(ctx, m); err != nil {
 			t.Fatalf("migration %d: %v", i+1, err)

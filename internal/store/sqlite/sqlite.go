@@ -377,7 +377,7 @@ func scanUser(row interface{ Scan(...any) error }) (store.User, error) {
 
 func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error) {
 	row := s.w.QueryRowContext(ctx, `INSERT INTO users (`+userCols+`) VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
+		ON CONFLICT (app_id, user_id) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri, deleted_at = 0
 		RETURNING `+userCols,
 		u.AppID, u.UserID, u.Name, u.AvatarURI, u.TokenVersion, store.UnixMS(store.NowOr(u.CreatedAt)))
 	got, err := scanUser(row)
@@ -388,7 +388,7 @@ func (s *Store) UpsertUser(ctx context.Context, u store.User) (store.User, error
 }
 
 func (s *Store) User(ctx context.Context, appID, userID string) (store.User, error) {
-	u, err := scanUser(s.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = ? AND user_id = ?`, appID, userID))
+	u, err := scanUser(s.queryRow(ctx, `SELECT `+userCols+` FROM users WHERE app_id = ? AND user_id = ? AND deleted_at = 0`, appID, userID))
 	if err != nil {
 		return store.User{}, notFound(err, store.ErrNotFound, "user %s/%s", appID, userID)
 	}

@@ -69,6 +69,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppSignRoute", testAppSignRoute},
 		{"UseNonce", testUseNonce},
 		{"UseNonceRace", testUseNonceRace},
+		// Group management and profiles (groups.go).
+		{"GroupInfo", testGroupInfo},
+		{"GroupRoles", testGroupRoles},
+		{"GroupMembersPaged", testGroupMembersPaged},
+		{"UserGroups", testUserGroups},
+		{"MuteMembers", testMuteMembers},
+		{"AppendNotice", testAppendNotice},
+		{"DismissGroup", testDismissGroup},
+		{"Profiles", testProfiles},
+		{"DeleteUser", testDeleteUser},
 	}
 	tests = append(tests, lifecycleTests...)
 	tests = append(tests, searchTests...)
