@@ -124,6 +124,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 		mux.Handle(path, methodNotAllowed(methods[path]))
 	}
 	s.registerLifecycle(route)
+	s.registerSearch(route)
 }
 
 // NotFound answers unknown paths with the envelope.

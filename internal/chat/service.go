@@ -645,33 +645,12 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 	if err := checkUserID("userId", userID); err != nil {
 		return nil, err
 	}
-	if err := checkUserID("targetId", targetID); err != nil {
-		return nil, err
-	}
-	var key string
-	switch convType {
-	case store.Private:
-		key = store.PrivateKey(userID, targetID)
-	case store.Group:
-		key = targetID
-	default:
-		return nil, fmt.Errorf("%w: conversationType must be 1 (private) or 2 (group)", ErrInvalid)
-	}
-	conv, err := s.store.ConversationByKey(ctx, appID, convType, key)
+	conv, err := s.conversationOf(ctx, appID, userID, targetID, convType)
 	if errors.Is(err, store.ErrNotFound) {
-		if convType == store.Group {
-			return nil, fmt.Errorf("%w: %s", ErrUnknownGroup, truncate(targetID))
-		}
 		return []Message{}, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("load conversation: %w", err)
-	}
-	if _, err := s.store.Member(ctx, conv.ID, userID); err != nil {
-		if errors.Is(err, store.ErrNotMember) {
-			return nil, fmt.Errorf("%w: %s is not in %s", ErrNotMember, truncate(userID), truncate(targetID))
-		}
-		return nil, fmt.Errorf("load member: %w", err)
+		return nil, err
 	}
 	return s.history(ctx, conv, userID, p)
 }

@@ -310,4 +310,9 @@ type Store interface {
 
 	// Group management and profiles (groups.go).
 	GroupStore
+	// Search returns up to q.Limit messages that q.UserID may see (see
+	// Visibility; hidden and recalled messages excluded) whose searchable
+	// text (SearchText) contains every term, case-insensitively, newest
+	// first from q.Before.
+	Search(ctx context.Context, q SearchQuery) ([]Message, error)
 }

@@ -200,6 +200,8 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   clear(sid: string): Promise<Hidden>;
   /** Fetch and apply the changes after this client's change cursor (runs by itself after reconnects). */
   syncChanges(sid: string): Promise<void>;
+  /** Search this user's messages, newest first (docs/socket-protocol.md, "Search"). */
+  search(q: string, options?: SearchOptions): Promise<SearchResult>;
   upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
   /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
   request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;
@@ -319,4 +321,27 @@ export declare interface ChatdClient {
   updateGroup(groupId: string, changes: GroupChanges): Promise<Group>;
   /** Profiles of the caller and of users who share a conversation with them. */
   userInfo(userIds: string[]): Promise<Profile[]>;
+export interface SearchOptions {
+  /** Only this conversation. */
+  sid?: string;
+  senderUserId?: string;
+  messageType?: number;
+  /** The `next` of the previous page. */
+  before?: string;
+  limit?: number;
+}
+
+export interface SearchHit extends Message {
+  /** This user's session of the hit's conversation. */
+  sid: string;
+  /** Up to 80 characters around the first match, "…" where cut. */
+  snippet: string;
+  /** [start, end) of each match in snippet, in UTF-16 code units. */
+  highlights: [number, number][];
+}
+
+export interface SearchResult {
+  hits: SearchHit[];
+  /** Present when the page is full: the before of the next page. */
+  next?: string;
 }

@@ -318,6 +318,13 @@ export class ChatdClient extends Emitter {
   }
 
   // markRead marks a conversation read up to its newest message.
+  // search finds messages in this user's conversations, newest first
+  // (docs/socket-protocol.md, "Search"); pass the answer's next as before
+  // for the following page.
+  search(q, { sid, senderUserId, messageType, before, limit } = {}) {
+    return this.request('search-messages', { q, sid, senderUserId, messageType, before, limit });
+  }
+
   async markRead(sid) {
     await this.request('set-session-read', sid);
     const s = this._sessions.get(sid);

@@ -34,7 +34,7 @@ func benchGroup(b *testing.B, s *Store, n int) (app string, c store.Conversation
 	return app, c
 }
 
-var content = json.RawMessage(`{"text":"hello, this is a benchmark message of ordinary length"}`)
+var content = json.RawMessage(`{"content":"hello, this is a benchmark message of ordinary length 你好，这是一条普通长度的消息"}`)
 
 // BenchmarkSendSerial is one sender: the latency of a lone Send.
 func BenchmarkSendSerial(b *testing.B) {

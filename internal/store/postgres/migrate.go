@@ -183,6 +183,59 @@ ALTER TABLE members ADD COLUMN muted_until bigint NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN extra text NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN deleted_at bigint NOT NULL DEFAULT 0;
 `,
+	// 8 (search, see Store.Search): each message's searchable text in
+	// search_docs, kept by a trigger in the transaction that writes the
+	// message (a send, an edit, a recall, which empties it), with a pg_trgm
+	// GIN index that serves ILIKE '%term%' for terms of 3 characters or
+	// more. The text is stored with diacritics removed (unaccent), and so
+	// are the terms. pg_trgm and unaccent go into public, once per database
+	// (the lock keeps concurrent migrations of several schemas from racing).
+	// Only the first 500 characters are indexed (store.MaxSearchTextRunes).
+	// Existing messages are indexed here.
+	`
+SELECT pg_advisory_xact_lock(hashtext('chatd: create extension pg_trgm'));
+CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
+CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
+CREATE FUNCTION search_fold(s text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
+	SELECT public.unaccent('public.unaccent'::regdictionary, s)
+$$;
+CREATE TABLE search_docs (
+	conversation_id text NOT NULL,
+	seq             bigint NOT NULL,
+	text            text NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+);
+CREATE INDEX search_docs_trgm ON search_docs USING gin (text public.gin_trgm_ops);
+CREATE FUNCTION search_text(typ integer, content text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+	SELECT coalesce(CASE typ
+		WHEN 1 THEN CASE WHEN json_typeof(j->'content') = 'string' THEN j->>'content' END
+		WHEN 4 THEN CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END
+		WHEN 5 THEN trim(coalesce(CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END, '') || ' ' ||
+			coalesce(CASE WHEN json_typeof(j->'address') = 'string' THEN j->>'address' END, ''))
+		WHEN 6 THEN CASE WHEN json_typeof(j->'searchText') = 'string' THEN j->>'searchText' END
+	END, '') FROM (SELECT CASE WHEN left(ltrim(content), 1) = '{' THEN content::json END AS j) x
+$$;
+CREATE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE t text;
+BEGIN
+	IF TG_OP <> 'INSERT' THEN
+		DELETE FROM search_docs WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
+	END IF;
+	IF TG_OP <> 'DELETE' THEN
+		t := left(search_fold(search_text(NEW.type, NEW.content)), 500);
+		IF t <> '' THEN
+			INSERT INTO search_docs (conversation_id, seq, text) VALUES (NEW.conversation_id, NEW.seq, t);
+		END IF;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER messages_search AFTER INSERT OR DELETE OR UPDATE OF content, type ON messages
+	FOR EACH ROW EXECUTE FUNCTION messages_search();
+INSERT INTO search_docs (conversation_id, seq, text)
+SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
+WHERE t <> '';
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

@@ -38,7 +38,7 @@ func benchGroup(b *testing.B, s *Store, members int) (app string, c store.Conver
 	return app, c, users
 }
 
-var benchContent = json.RawMessage(`{"text":"hello, this is a fairly ordinary chat message"}`)
+var benchContent = json.RawMessage(`{"content":"hello, this is a fairly ordinary chat message 你好，这是一条普通的聊天消息"}`)
 
 func BenchmarkSend(b *testing.B) {
 	s := benchStore(b, defaultMaxBatch)

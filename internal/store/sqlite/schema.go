@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strings"
 )
 
 // migrations are applied in order; PRAGMA user_version records how many ran.
@@ -178,6 +179,46 @@ ALTER TABLE members ADD COLUMN muted_until INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN extra TEXT NOT NULL DEFAULT '';
 ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
 `,
+	// 8 (search, see Store.Search): each message's searchable text in
+	// search_docs, kept by triggers in the transaction that writes the
+	// message (a send, an edit, a recall, which empties it), and indexed by
+	// an FTS5 trigram index for terms of 3 characters or more; shorter
+	// terms (1-2 Chinese characters) are matched with LIKE over the docs
+	// of the searcher's conversations. Only the first 500 characters of a
+	// message are indexed (store.MaxSearchTextRunes), which bounds what a
+	// long message adds to a send. Existing messages are indexed here.
+	`
+CREATE TABLE search_docs (
+	id              INTEGER PRIMARY KEY,
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	text            TEXT NOT NULL,
+	UNIQUE (conversation_id, seq)
+);
+CREATE VIRTUAL TABLE search_fts USING fts5(text, content='search_docs', content_rowid='id',
+	tokenize='trigram remove_diacritics 1');
+CREATE TRIGGER search_docs_ai AFTER INSERT ON search_docs BEGIN
+	INSERT INTO search_fts (rowid, text) VALUES (new.id, new.text);
+END;
+CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
+	INSERT INTO search_fts (search_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+CREATE TRIGGER messages_search_ai AFTER INSERT ON messages BEGIN
+	INSERT INTO search_docs (conversation_id, seq, text)
+	SELECT new.conversation_id, new.seq, substr(t, 1, 500) FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
+END;
+CREATE TRIGGER messages_search_au AFTER UPDATE OF content, type ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+	INSERT INTO search_docs (conversation_id, seq, text)
+	SELECT new.conversation_id, new.seq, substr(t, 1, 500) FROM (SELECT ` + searchTextSQL + ` AS t) WHERE t <> '';
+END;
+CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+END;
+INSERT INTO search_docs (conversation_id, seq, text)
+SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
+	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a
@@ -214,4 +255,17 @@ func migrate(ctx context.Context, db *sql.DB) (err error) {
 		return fmt.Errorf("sqlite: migrate: commit: %w", err)
 	}
 	return nil
+}
+
+// searchTextSQL is store.SearchText in SQL over the row new (a trigger's
+// new row): json_extract of a field only when it is a string.
+var searchTextSQL = `CASE WHEN json_valid(new.content) THEN COALESCE(CASE new.type
+		WHEN 1 THEN ` + jsonStr("content") + `
+		WHEN 4 THEN ` + jsonStr("name") + `
+		WHEN 5 THEN trim(COALESCE(` + jsonStr("name") + `, '') || ' ' || COALESCE(` + jsonStr("address") + `, ''))
+		WHEN 6 THEN ` + jsonStr("searchText") + `
+	END, '') ELSE '' END`
+
+func jsonStr(field string) string {
+	return "CASE WHEN json_type(new.content, '$." + field + "') = 'text' THEN json_extract(new.content, '$." + field + "') END"
 }

@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteUser", testDeleteUser},
 	}
 	tests = append(tests, lifecycleTests...)
+	tests = append(tests, searchTests...)
 	// Each test has a store of its own: they run in parallel.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

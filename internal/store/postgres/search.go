@@ -1,0 +1,50 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// Search matches every term with ILIKE '%term%' over search_docs (both
+// without diacritics, see migration 8); the
+// pg_trgm index serves terms of 3 characters or more, and shorter ones
+// (1-2 Chinese characters) filter the docs of the user's conversations
+// (see migration 8).
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
+	if q.Limit <= 0 || len(q.Terms) == 0 {
+		return []store.Message{}, nil
+	}
+	var b strings.Builder
+	args := []any{q.UserID, q.AppID}
+	arg := func(v any) string {
+		args = append(args, v)
+		return fmt.Sprintf("$%d", len(args))
+	}
+	b.WriteString(msgSelect + `
+	JOIN search_docs d ON d.conversation_id = m.conversation_id AND d.seq = m.seq
+	JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = $1 AND v.app_id = $2
+	WHERE m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END
+	AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = v.user_id
+		AND m.seq BETWEEN h.from_seq AND h.to_seq)`)
+	for _, t := range q.Terms {
+		b.WriteString(` AND d.text ILIKE search_fold(` + arg("%"+store.LikeEscape(t)+"%") + `)`)
+	}
+	if q.ConversationID != "" {
+		b.WriteString(` AND m.conversation_id = ` + arg(q.ConversationID))
+	}
+	if q.SenderID != "" {
+		b.WriteString(` AND m.sender_id = ` + arg(q.SenderID))
+	}
+	if q.Type != 0 {
+		b.WriteString(` AND m.type = ` + arg(q.Type))
+	}
+	if c := q.Before; c != nil {
+		b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (` +
+			arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
+	}
+	b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(q.Limit))
+	return s.queryMessages(ctx, "search", b.String(), args...)
+}

@@ -1,0 +1,60 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// TestSearchBackfill: a database from before the search migration finds
+// the messages it already holds.
+func TestSearchBackfill(t *testing.T) {
+	ctx := context.Background()
+	conv := store.NewID()
+	s := upgradeFrom(t, "CREATE TABLE search_docs",
+		fmt.Sprintf(`INSERT INTO conversations (id, app_id, type, key, last_seq, created_at) VALUES ('%s', 'a', 2, 'g', 3, 1)`, conv),
+		fmt.Sprintf(`INSERT INTO members (conversation_id, app_id, user_id, sid, created_at) VALUES ('%s', 'a', 'u', '%s', 1)`, conv, store.NewID()),
+		fmt.Sprintf(`INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at) VALUES
+			('%[1]s', 1, '%[2]s', 'u', 1, '{"content":"我在北京工作"}', 1),
+			('%[1]s', 2, '%[3]s', 'u', 4, '{"name":"Report.pdf"}', 2),
+			('%[1]s', 3, '%[4]s', 'u', 1, 'not json', 3)`, conv, store.NewID(), store.NewID(), store.NewID()))
+	for q, want := range map[string]int64{"北京": 1, "report": 2} {
+		msgs, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{q}, Limit: 10})
+		if err != nil || len(msgs) != 1 || msgs[0].Seq != want {
+			t.Errorf("Search(%q) = %v, %v; want seq %d", q, msgs, err, want)
+		}
+	}
+}
+
+// upgradeFrom opens a database that had every migration before the one
+// containing marker (later ones may follow it) and then ran stmts, so that
+// the rest of the migrations run on its data.
+func upgradeFrom(t *testing.T, marker string, stmts ...string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := slices.IndexFunc(migrations, func(m string) bool { return strings.Contains(m, marker) })
+	stmts = append(slices.Clone(migrations[:before]), append(stmts, fmt.Sprintf(`PRAGMA user_version = %d`, before))...)
+	for _, q := range stmts {
+		if _, err := db.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%.80s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
