@@ -70,6 +70,10 @@ type Config struct {
 	HTTPWriteTimeout     time.Duration // an answer must be written within it (downloads: each write)
 	HTTPIdleTimeout      time.Duration // an idle keep-alive connection is closed after it
 	UploadMinRate        int64         // bytes/s an upload must average after the read timeout
+
+	// Typing, receipts and presence (docs/socket-protocol.md).
+	TypingMaxGroup   int // typing is not pushed in conversations of more members
+	ReceiptsMaxGroup int // message-readers lists readers up to this many members, counts above
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -117,6 +121,9 @@ func Default() Config {
 		HTTPWriteTimeout:     30 * time.Second,
 		HTTPIdleTimeout:      60 * time.Second,
 		UploadMinRate:        4 << 10,
+
+		TypingMaxGroup:   100,
+		ReceiptsMaxGroup: 100,
 	}
 }
 
@@ -175,6 +182,8 @@ func (c *Config) settings() []setting {
 		{"http-write-timeout", "time an answer has to be written (downloads: each write)", &c.HTTPWriteTimeout},
 		{"http-idle-timeout", "time an idle keep-alive connection stays open", &c.HTTPIdleTimeout},
 		{"upload-min-rate", "bytes per second an upload must average after the read timeout (0: no minimum)", &c.UploadMinRate},
+		{"typing-max-group", "typing indicators are not pushed in conversations of more members", &c.TypingMaxGroup},
+		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
 	}
 }
 

@@ -56,17 +56,21 @@ type Options struct {
 	// event budget cannot send either.
 	EventRate  float64
 	EventBurst int
+	// TypingMaxGroup: typing is not pushed in conversations of more members
+	// (0: DefaultTypingMaxGroup).
+	TypingMaxGroup int
 }
 
 // Gateway serves chat over a socketio.Server.
 type Gateway struct {
-	chat   *chat.Service
-	broker broker.Broker
-	reg    *registry
-	events *ratelimit.Limiter // per user, every event
-	opts   Options
-	log    *slog.Logger
-	unsub  []func()
+	chat        *chat.Service
+	broker      broker.Broker
+	reg         *registry
+	events      *ratelimit.Limiter // per user, every event
+	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
+	opts        Options
+	log         *slog.Logger
+	unsub       []func()
 
 	// In-flight events, so that a shutdown can let them finish and flush
 	// their acks before the sockets close.
@@ -144,11 +148,12 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
-		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
+		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst)}
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
-	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate} {
+	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
+		topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {

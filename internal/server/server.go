@@ -110,6 +110,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AppSendBurst:  cfg.AppSendBurst,
 		Notifier:      gateway.NewNotifier(br, log),
 		Lifecycle:     lifecycleOptions(cfg),
+
+		ReceiptsMaxGroup: cfg.ReceiptsMaxGroup,
 	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{
@@ -120,7 +122,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
-		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst})
+		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
+		TypingMaxGroup: cfg.TypingMaxGroup})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
