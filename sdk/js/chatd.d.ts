@@ -92,7 +92,13 @@ export interface Conversation {
   mentionedUnread?: number;
   /** The conversation's change cursor, as of the list. */
   changeVersion?: number;
+  /** Private conversations: how far the peer has read ("seen" when ≥ a message's seq). */
+  peerReadSeq?: number;
 }
+
+export interface Typing { sid: string; userId: string; typing: boolean; expiresIn: number }
+export interface ReadReceipt { sid: string; userId: string; readSeq: number }
+export interface MessageReaders { readCount: number; memberCount: number; readers?: { userId: string; readSeq: number }[] }
 
 export interface ReadMark { sid: string; readSeq: number; unread: number }
 
@@ -140,6 +146,10 @@ export interface ClientEvents {
   'message-updated': (update: MessageUpdate, conversation: Conversation | undefined) => void;
   conversations: (list: Conversation[]) => void;
   read: (mark: ReadMark) => void;
+  /** Someone started or stopped typing in a conversation (ends by itself after expiresIn ms). */
+  typing: (t: Typing) => void;
+  /** The peer of a private conversation read it up to readSeq. */
+  'read-receipt': (r: ReadReceipt) => void;
   state: (state: ConnectionState) => void;
   connect: (info: { reconnect: boolean }) => void;
   disconnect: (reason: Error) => void;
@@ -198,6 +208,13 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   clear(sid: string): Promise<Hidden>;
   /** Fetch and apply the changes after this client's change cursor (runs by itself after reconnects). */
   syncChanges(sid: string): Promise<void>;
+  /** Tell the other members this user is typing; call on each keystroke (throttled). */
+  typing(sid: string): Promise<void>;
+  typingStop(sid: string): Promise<void>;
+  /** Who is typing in sid now. */
+  typingUsers(sid: string): string[];
+  /** How many members (and, in small groups, who) read the message. */
+  messageReaders(sid: string, msgId: string): Promise<MessageReaders>;
   upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
   /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
   request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;

@@ -62,7 +62,10 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // over the HTTP API (data.own is true), handled like any other message.
 // message-updated: pushes of recalls, edits, reactions and the user's own
 // deletes (see "Message updates" in sdk/js/README.md).
-const CAPABILITIES = Object.freeze(['own-messages', 'message-updated']);
+// typing, receipts: typing indicators and read receipts (see "Typing and
+// read receipts" in sdk/js/README.md).
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'typing', 'receipts']);
+const TYPING_REPEAT = 3000; // ms between typing events while the user keeps typing
 
 // ChatdClient is one user's connection to chatd.
 export class ChatdClient extends Emitter {
@@ -216,6 +219,45 @@ export class ChatdClient extends Emitter {
   deleteForMe(sid, msgId) { return this._change('delete-message', { sid, msgId }); }
   // clear hides the whole conversation so far on all of this user's devices.
   clear(sid) { return this._change('clear-session', { sid }); }
+
+  // --- typing and read receipts ---
+  //
+  // typing(sid) tells the other members this user is typing; call it on
+  // every keystroke: it emits at most once per TYPING_REPEAT ms. Others get a
+  // 'typing' event {sid, userId, typing, expiresIn}; the indicator ends by
+  // itself after expiresIn ms without a repeat, on typing-stop, or when a
+  // message from that user arrives.
+  typing(sid) {
+    const now = Date.now();
+    this._typingSent ??= new Map();
+    if (now - (this._typingSent.get(sid) || 0) < TYPING_REPEAT) return Promise.resolve();
+    this._typingSent.set(sid, now);
+    return this.request('typing', { sid }).then(() => {}, () => {});
+  }
+  typingStop(sid) {
+    this._typingSent?.delete(sid);
+    return this.request('typing-stop', { sid }).then(() => {}, () => {});
+  }
+  // typingUsers lists who is typing in sid now.
+  typingUsers(sid) { return [...(this._typers?.get(sid)?.keys() || [])]; }
+  // messageReaders: {readCount, memberCount, readers?: [{userId, readSeq}]}.
+  messageReaders(sid, msgId) { return this.request('message-readers', { sid, msgId }); }
+
+  _setTyping(sid, userId, on, expiresIn) {
+    this._typers ??= new Map();
+    let m = this._typers.get(sid);
+    const old = m?.get(userId);
+    if (old) clearTimeout(old);
+    if (on) {
+      if (!m) this._typers.set(sid, m = new Map());
+      m.set(userId, setTimeout(() => this._setTyping(sid, userId, false), expiresIn || 6000));
+    } else if (old) {
+      m.delete(userId);
+    } else {
+      return;
+    }
+    this.emit('typing', { sid, userId, typing: on, expiresIn: on ? expiresIn : 0 });
+  }
 
   async _change(event, arg) {
     const res = await this.request(event, arg);
@@ -515,10 +557,19 @@ export class ChatdClient extends Emitter {
       const env = args[0];
       const d = env && env.data;
       if (!isMessage(d)) return;
+      this._setTyping(d.sendSession.sid, d.senderUserId, false); // their message ends their typing
       this._ingest(d.sendSession.sid, d, d.sendSession);
     } else if (name === 'message-updated') {
       const u = args[0];
       if (u && typeof u.sid === 'string' && (typeof u.msgId === 'string' || u.deleted)) this._applyUpdate(u.sid, u, true);
+    } else if (name === 'typing' || name === 'typing-stop') {
+      const t = args[0] || {};
+      if (typeof t.sid === 'string' && typeof t.userId === 'string') this._setTyping(t.sid, t.userId, name === 'typing', t.expiresIn);
+    } else if (name === 'read-receipt') {
+      const r = args[0] || {};
+      const s = this._sessions.get(r.sid);
+      if (s && typeof r.readSeq === 'number') s.peerReadSeq = Math.max(s.peerReadSeq || 0, r.readSeq);
+      this.emit('read-receipt', r);
     } else if (name === 'session-read') {
       const r = args[0] || {};
       const s = this._sessions.get(r.sid);
