@@ -59,6 +59,10 @@ type Options struct {
 	// TypingMaxGroup: typing is not pushed in conversations of more members
 	// (0: DefaultTypingMaxGroup).
 	TypingMaxGroup int
+	// Presence: the grace period before a user with no socket left is
+	// announced offline, and the users one socket may watch (presence.go).
+	PresenceGrace            time.Duration
+	PresenceMaxSubscriptions int
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -68,6 +72,7 @@ type Gateway struct {
 	reg         *registry
 	events      *ratelimit.Limiter // per user, every event
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
+	pres        *presence          // presence.go
 	opts        Options
 	log         *slog.Logger
 	unsub       []func()
@@ -149,11 +154,12 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst)}
+	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
-		topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt} {
+		topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -176,6 +182,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		g.handle(nsp, name, h)
 	}
 	nsp.OnDisconnect(g.disconnected)
+	g.pres.start()
 	return g, nil
 }
 
@@ -185,6 +192,7 @@ func (g *Gateway) Close() {
 		u()
 	}
 	g.unsub = nil
+	g.pres.close()
 }
 
 // Sockets is the number of authenticated sockets on this node.
@@ -241,12 +249,14 @@ func (g *Gateway) connected(s *socketio.Socket) {
 		s.Disconnect()
 		return
 	}
+	g.pres.up(s, id)
 }
 
 // disconnected unregisters a socket that leaves.
 func (g *Gateway) disconnected(s *socketio.Socket, _ string) {
 	if id, ok := s.Data().(identity); ok {
 		g.reg.remove(userKey(id.AppID, id.UserID), s)
+		g.pres.down(s, id)
 	}
 }
 
