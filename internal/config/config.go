@@ -72,8 +72,10 @@ type Config struct {
 	UploadMinRate        int64         // bytes/s an upload must average after the read timeout
 
 	// Typing, receipts and presence (docs/socket-protocol.md).
-	TypingMaxGroup   int // typing is not pushed in conversations of more members
-	ReceiptsMaxGroup int // message-readers lists readers up to this many members, counts above
+	TypingMaxGroup   int           // typing is not pushed in conversations of more members
+	ReceiptsMaxGroup int           // message-readers lists readers up to this many members, counts above
+	PresenceGrace    time.Duration // a user with no socket left is announced offline after it
+	PresenceMaxSubs  int           // users one socket may watch with presence-subscribe
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -124,6 +126,8 @@ func Default() Config {
 
 		TypingMaxGroup:   100,
 		ReceiptsMaxGroup: 100,
+		PresenceGrace:    5 * time.Second,
+		PresenceMaxSubs:  500,
 	}
 }
 
@@ -183,6 +187,8 @@ func (c *Config) settings() []setting {
 		{"http-idle-timeout", "time an idle keep-alive connection stays open", &c.HTTPIdleTimeout},
 		{"upload-min-rate", "bytes per second an upload must average after the read timeout (0: no minimum)", &c.UploadMinRate},
 		{"typing-max-group", "typing indicators are not pushed in conversations of more members", &c.TypingMaxGroup},
+		{"presence-grace", "time a user with no socket left stays online (no flapping when a phone switches networks)", &c.PresenceGrace},
+		{"presence-max-subscriptions", "users one socket may watch with presence-subscribe", &c.PresenceMaxSubs},
 		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
 	}
 }

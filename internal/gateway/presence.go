@@ -432,3 +432,17 @@ func (g *Gateway) presenceUnsubscribe(_ context.Context, c caller, arg json.RawM
 }
 
 func (g *Gateway) deliverPresence(payload any) { g.pres.deliver(payload) }
+
+// OnlineUsers answers GET /user/online: the presence of 1 to
+// Options.PresenceMaxSubscriptions users of the app.
+func (g *Gateway) OnlineUsers(appID string, userIDs []string) (any, error) {
+	if len(userIDs) == 0 || len(userIDs) > g.pres.max {
+		return nil, fmt.Errorf("%w: userIds must list 1 to %d users", chat.ErrInvalid, g.pres.max)
+	}
+	for _, u := range userIDs {
+		if u == "" || len(u) > 128 {
+			return nil, fmt.Errorf("%w: userIds must be user ids", chat.ErrInvalid)
+		}
+	}
+	return g.Online(appID, userIDs), nil
+}

@@ -123,7 +123,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
 		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
-		TypingMaxGroup: cfg.TypingMaxGroup})
+		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -142,6 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		AuthFailRate:   cfg.AuthFailRateIP,
 		AuthFailBurst:  cfg.AuthFailBurstIP,
+		Online:         s.Gateway.OnlineUsers,
 		Logger:         log,
 		Ready:          s.ready,
 		Uploads:        uploadLimits(cfg),
