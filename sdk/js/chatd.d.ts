@@ -98,6 +98,7 @@ export interface Conversation {
 
 export interface Typing { sid: string; userId: string; typing: boolean; expiresIn: number }
 export interface ReadReceipt { sid: string; userId: string; readSeq: number }
+export interface Presence { userId: string; online: boolean; /** Unix ms; 0: unknown */ lastSeen: number }
 export interface MessageReaders { readCount: number; memberCount: number; readers?: { userId: string; readSeq: number }[] }
 
 export interface ReadMark { sid: string; readSeq: number; unread: number }
@@ -150,6 +151,8 @@ export interface ClientEvents {
   typing: (t: Typing) => void;
   /** The peer of a private conversation read it up to readSeq. */
   'read-receipt': (r: ReadReceipt) => void;
+  /** A subscribed user went online or offline. */
+  presence: (p: Presence) => void;
   state: (state: ConnectionState) => void;
   connect: (info: { reconnect: boolean }) => void;
   disconnect: (reason: Error) => void;
@@ -215,6 +218,10 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   typingUsers(sid: string): string[];
   /** How many members (and, in small groups, who) read the message. */
   messageReaders(sid: string, msgId: string): Promise<MessageReaders>;
+  /** Watch users' presence (only users sharing a conversation are answered); renewed after reconnects. */
+  subscribePresence(userIds: string[]): Promise<Presence[]>;
+  /** Stop watching these users (all when omitted). */
+  unsubscribePresence(userIds?: string[]): Promise<void>;
   upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
   /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
   request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;

@@ -64,7 +64,8 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // deletes (see "Message updates" in sdk/js/README.md).
 // typing, receipts: typing indicators and read receipts (see "Typing and
 // read receipts" in sdk/js/README.md).
-const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'typing', 'receipts']);
+// presence: presence pushes of the users subscribed to.
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'typing', 'receipts', 'presence']);
 const TYPING_REPEAT = 3000; // ms between typing events while the user keeps typing
 
 // ChatdClient is one user's connection to chatd.
@@ -257,6 +258,24 @@ export class ChatdClient extends Emitter {
       return;
     }
     this.emit('typing', { sid, userId, typing: on, expiresIn: on ? expiresIn : 0 });
+  }
+
+  // --- presence ---
+  //
+  // subscribePresence resolves with [{userId, online, lastSeen}] for those of
+  // userIds this user shares a conversation with; 'presence' events follow on
+  // each change. Subscriptions are renewed after a reconnect, and the states
+  // then current are emitted as 'presence' events.
+  async subscribePresence(userIds) {
+    const states = await this.request('presence-subscribe', { userIds });
+    this._watched ??= new Set();
+    for (const s of states || []) this._watched.add(s.userId);
+    return states;
+  }
+  unsubscribePresence(userIds) {
+    if (userIds) for (const u of userIds) this._watched?.delete(u);
+    else this._watched?.clear();
+    return this.request('presence-unsubscribe', userIds ? { userIds } : {});
   }
 
   async _change(event, arg) {
@@ -481,6 +500,11 @@ export class ChatdClient extends Emitter {
     this._setState('connected');
     this.emit('connect', { reconnect: !first });
     this._settleConnect(null);
+    // Renew presence subscriptions; changes missed while away arrive as the states.
+    if (!first && this._watched?.size) {
+      this.subscribePresence([...this._watched]).then((states) => { for (const p of states || []) this.emit('presence', p); },
+        (err) => this.emit('error', err));
+    }
   }
 
   _onConnectError(data) {
@@ -565,6 +589,9 @@ export class ChatdClient extends Emitter {
     } else if (name === 'typing' || name === 'typing-stop') {
       const t = args[0] || {};
       if (typeof t.sid === 'string' && typeof t.userId === 'string') this._setTyping(t.sid, t.userId, name === 'typing', t.expiresIn);
+    } else if (name === 'presence') {
+      const p = args[0];
+      if (p && typeof p.userId === 'string') this.emit('presence', p);
     } else if (name === 'read-receipt') {
       const r = args[0] || {};
       const s = this._sessions.get(r.sid);
