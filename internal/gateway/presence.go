@@ -21,7 +21,7 @@ import (
 // pushes changes to the sockets that subscribed. Nodes beat every
 // presenceBeat; a node silent for presenceNodeTimeout is taken as dead and
 // its users go offline: a node's loss is known within presenceNodeTimeout
-// plus one beat (≤ 40 s).
+// plus one beat (≤ 20 s).
 const (
 	evPresenceSubscribe   = "presence-subscribe"
 	evPresenceUnsubscribe = "presence-unsubscribe"
@@ -37,8 +37,8 @@ const (
 	// DefaultPresenceMaxSubscriptions bounds the users one socket watches.
 	DefaultPresenceMaxSubscriptions = 500
 
-	presenceBeat        = 10 * time.Second
-	presenceNodeTimeout = 30 * time.Second
+	presenceBeat        = 5 * time.Second
+	presenceNodeTimeout = 15 * time.Second
 )
 
 func init() {
@@ -202,6 +202,11 @@ func (p *presence) deliver(payload any) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if n.Node != p.node {
+		if _, known := p.nodes[n.Node]; !known && n.Kind == "beat" {
+			// A node taken as dead (its beats were cut off) or not yet
+			// heard of: ask every node for its users again.
+			p.publish(presenceNote{Kind: "hello"})
+		}
 		p.nodes[n.Node] = time.Now()
 	}
 	switch n.Kind {
