@@ -67,15 +67,16 @@ type Options struct {
 
 // Gateway serves chat over a socketio.Server.
 type Gateway struct {
-	chat        *chat.Service
-	broker      broker.Broker
-	reg         *registry
-	events      *ratelimit.Limiter // per user, every event
+	chat   *chat.Service
+	broker broker.Broker
+	reg    *registry
+	events *ratelimit.Limiter // per user, every event
+	opts   Options
+	log    *slog.Logger
+	unsub  []func()
+
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
 	pres        *presence          // presence.go
-	opts        Options
-	log         *slog.Logger
-	unsub       []func()
 
 	// In-flight events, so that a shutdown can let them finish and flush
 	// their acks before the sockets close.
