@@ -40,6 +40,8 @@ type Options struct {
 	// BlobsRedirect answers downloads with a redirect to a presigned URL
 	// when the blob store can make one.
 	BlobsRedirect bool
+	// Online answers GET /user/online (presence.go); nil: no such route.
+	Online func(appID string, userIDs []string) (any, error)
 }
 
 // Defaults of Options, the same as config's (CHATD_MAX_BODY_BYTES,
@@ -125,6 +127,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	}
 	s.registerLifecycle(route)
 	s.registerSearch(route)
+	s.registerPresence(route)
 }
 
 // NotFound answers unknown paths with the envelope.

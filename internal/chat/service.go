@@ -5,6 +5,7 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -98,6 +99,9 @@ type Options struct {
 	AppSendBurst  int
 	// Lifecycle sets the recall and edit windows and the reaction limit.
 	Lifecycle LifecycleOptions
+	// ReceiptsMaxGroup: message-readers lists the readers of conversations
+	// up to this many members, counts only above (0: DefaultReceiptsMaxGroup).
+	ReceiptsMaxGroup int
 }
 
 // Service implements chatd's operations on a store.
@@ -110,6 +114,8 @@ type Service struct {
 	userSends *ratelimit.Limiter
 	appSends  *ratelimit.Limiter
 	life      LifecycleOptions
+
+	receiptsMaxGroup int
 
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
@@ -166,6 +172,8 @@ func New(st store.Store, opts Options) *Service {
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
 		life:      opts.Lifecycle.withDefaults(),
+
+		receiptsMaxGroup: cmp.Or(opts.ReceiptsMaxGroup, DefaultReceiptsMaxGroup),
 	}
 }
 
@@ -629,6 +637,9 @@ func (s *Service) Sessions(ctx context.Context, appID, userID string) ([]Session
 	for _, r := range rows {
 		out = append(out, wireSession(r, now))
 	}
+	if err := s.withPeerReads(ctx, appID, userID, rows, out); err != nil { // receipts.go
+		return nil, err
+	}
 	return out, nil
 }
 
@@ -723,7 +734,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 // MarkRead marks the caller's session read up to its last message and tells
 // the caller's other devices.
 func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin string) (int64, error) {
-	conv, _, err := s.session(ctx, appID, userID, sid)
+	conv, m, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
 		return 0, err
 	}
@@ -733,6 +744,9 @@ func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin strin
 	}
 	if s.notifier != nil {
 		s.notifier.SessionRead(ctx, ReadMark{AppID: appID, UserID: userID, SID: sid, ReadSeq: seq, Origin: origin})
+		if seq > m.ReadSeq {
+			s.readReceipt(ctx, conv, userID, seq) // receipts.go
+		}
 	}
 	return seq, nil
 }

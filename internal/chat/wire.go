@@ -104,8 +104,9 @@ type Session struct {
 	LastMsg          *LastMsg `json:"lastMsg,omitempty"`
 	LastSeq          int64    `json:"lastSeq"`
 	ReadSeq          int64    `json:"readSeq"`
-	MentionedUnread  int64    `json:"mentionedUnread"` // unread messages that mention the user or everyone
-	ChangeVersion    int64    `json:"changeVersion"`   // the conversation's change cursor (sync-changes)
+	MentionedUnread  int64    `json:"mentionedUnread"`       // unread messages that mention the user or everyone
+	ChangeVersion    int64    `json:"changeVersion"`         // the conversation's change cursor (sync-changes)
+	PeerReadSeq      int64    `json:"peerReadSeq,omitempty"` // private sessions: how far the peer has read
 }
 
 // displayDate is node-chat's date string: HH:mm for a message from today,

@@ -75,6 +75,11 @@ type Config struct {
 	GroupSocketManage string  // apps (comma-separated ids, or *) whose owners/admins manage groups over the socket
 	GroupEventRate    float64 // group and profile socket events per second per user
 	GroupEventBurst   int
+	// Typing, receipts and presence (docs/socket-protocol.md).
+	TypingMaxGroup   int           // typing is not pushed in conversations of more members
+	ReceiptsMaxGroup int           // message-readers lists readers up to this many members, counts above
+	PresenceGrace    time.Duration // a user with no socket left is announced offline after it
+	PresenceMaxSubs  int           // users one socket may watch with presence-subscribe
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -124,6 +129,11 @@ func Default() Config {
 		UploadMinRate:        4 << 10,
 		GroupEventRate:       5,
 		GroupEventBurst:      20,
+
+		TypingMaxGroup:   100,
+		ReceiptsMaxGroup: 100,
+		PresenceGrace:    5 * time.Second,
+		PresenceMaxSubs:  500,
 	}
 }
 
@@ -185,6 +195,10 @@ func (c *Config) settings() []setting {
 		{"group-socket-manage", "apps (comma-separated ids, or *) whose group owners and admins may add, remove and update over the socket (empty: none)", &c.GroupSocketManage},
 		{"group-event-rate", "group and profile socket events per second one user may make (0: unlimited)", &c.GroupEventRate},
 		{"group-event-burst", "burst of group and profile socket events of one user", &c.GroupEventBurst},
+		{"typing-max-group", "typing indicators are not pushed in conversations of more members", &c.TypingMaxGroup},
+		{"presence-grace", "time a user with no socket left stays online (no flapping when a phone switches networks)", &c.PresenceGrace},
+		{"presence-max-subscriptions", "users one socket may watch with presence-subscribe", &c.PresenceMaxSubs},
+		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
 	}
 }
 

@@ -57,6 +57,13 @@ type Options struct {
 	EventRate  float64
 	EventBurst int
 	Groups     GroupOptions // group and profile events (events_groups.go)
+	// TypingMaxGroup: typing is not pushed in conversations of more members
+	// (0: DefaultTypingMaxGroup).
+	TypingMaxGroup int
+	// Presence: the grace period before a user with no socket left is
+	// announced offline, and the users one socket may watch (presence.go).
+	PresenceGrace            time.Duration
+	PresenceMaxSubscriptions int
 }
 
 // Gateway serves chat over a socketio.Server.
@@ -69,6 +76,9 @@ type Gateway struct {
 	log    *slog.Logger
 	unsub  []func()
 	groups groupState
+
+	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
+	pres        *presence          // presence.go
 
 	// In-flight events, so that a shutdown can let them finish and flush
 	// their acks before the sockets close.
@@ -149,13 +159,14 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
-		events: ratelimit.New(opts.EventRate, opts.EventBurst)}
+		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst)}
+	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
 	g.groups = newGroupState(opts.Groups)
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
-		topicGroups: g.deliverGroupEvent} {
+		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -178,6 +189,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		g.handle(nsp, name, h)
 	}
 	nsp.OnDisconnect(g.disconnected)
+	g.pres.start()
 	return g, nil
 }
 
@@ -187,6 +199,7 @@ func (g *Gateway) Close() {
 		u()
 	}
 	g.unsub = nil
+	g.pres.close()
 }
 
 // Sockets is the number of authenticated sockets on this node.
@@ -243,12 +256,14 @@ func (g *Gateway) connected(s *socketio.Socket) {
 		s.Disconnect()
 		return
 	}
+	g.pres.up(s, id)
 }
 
 // disconnected unregisters a socket that leaves.
 func (g *Gateway) disconnected(s *socketio.Socket, _ string) {
 	if id, ok := s.Data().(identity); ok {
 		g.reg.remove(userKey(id.AppID, id.UserID), s)
+		g.pres.down(s, id)
 	}
 }
 

@@ -110,6 +110,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AppSendBurst:  cfg.AppSendBurst,
 		Notifier:      gateway.NewNotifier(br, log),
 		Lifecycle:     lifecycleOptions(cfg),
+
+		ReceiptsMaxGroup: cfg.ReceiptsMaxGroup,
 	})
 
 	s.Sockets = socketio.NewServer(socketio.Options{
@@ -121,7 +123,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
 		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
-		Groups: gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst}})
+		Groups:         gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst},
+		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
@@ -140,6 +143,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		MaxUploadBytes: cfg.MaxUploadBytes,
 		AuthFailRate:   cfg.AuthFailRateIP,
 		AuthFailBurst:  cfg.AuthFailBurstIP,
+		Online:         s.Gateway.OnlineUsers,
 		Logger:         log,
 		Ready:          s.ready,
 		Uploads:        uploadLimits(cfg),

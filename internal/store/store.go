@@ -283,6 +283,8 @@ type Store interface {
 
 	// Lifecycle: recall, edit, reactions, delete-for-me.
 	Lifecycle
+	// Social: read receipts and presence.
+	Social
 
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -92,7 +92,14 @@ export interface Conversation {
   mentionedUnread?: number;
   /** The conversation's change cursor, as of the list. */
   changeVersion?: number;
+  /** Private conversations: how far the peer has read ("seen" when ≥ a message's seq). */
+  peerReadSeq?: number;
 }
+
+export interface Typing { sid: string; userId: string; typing: boolean; expiresIn: number }
+export interface ReadReceipt { sid: string; userId: string; readSeq: number }
+export interface Presence { userId: string; online: boolean; /** Unix ms; 0: unknown */ lastSeen: number }
+export interface MessageReaders { readCount: number; memberCount: number; readers?: { userId: string; readSeq: number }[] }
 
 export interface ReadMark { sid: string; readSeq: number; unread: number }
 
@@ -140,6 +147,12 @@ export interface ClientEvents {
   'message-updated': (update: MessageUpdate, conversation: Conversation | undefined) => void;
   conversations: (list: Conversation[]) => void;
   read: (mark: ReadMark) => void;
+  /** Someone started or stopped typing in a conversation (ends by itself after expiresIn ms). */
+  typing: (t: Typing) => void;
+  /** The peer of a private conversation read it up to readSeq. */
+  'read-receipt': (r: ReadReceipt) => void;
+  /** A subscribed user went online or offline. */
+  presence: (p: Presence) => void;
   state: (state: ConnectionState) => void;
   connect: (info: { reconnect: boolean }) => void;
   disconnect: (reason: Error) => void;
@@ -202,6 +215,17 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   syncChanges(sid: string): Promise<void>;
   /** Search this user's messages, newest first (docs/socket-protocol.md, "Search"). */
   search(q: string, options?: SearchOptions): Promise<SearchResult>;
+  /** Tell the other members this user is typing; call on each keystroke (throttled). */
+  typing(sid: string): Promise<void>;
+  typingStop(sid: string): Promise<void>;
+  /** Who is typing in sid now. */
+  typingUsers(sid: string): string[];
+  /** How many members (and, in small groups, who) read the message. */
+  messageReaders(sid: string, msgId: string): Promise<MessageReaders>;
+  /** Watch users' presence (only users sharing a conversation are answered); renewed after reconnects. */
+  subscribePresence(userIds: string[]): Promise<Presence[]>;
+  /** Stop watching these users (all when omitted). */
+  unsubscribePresence(userIds?: string[]): Promise<void>;
   upload(file: Blob, options?: { name?: string; onProgress?: (p: { loaded: number; total?: number }) => void }): Promise<Upload>;
   /** Emit any socket event with an ack; resolves with the ack's data, rejects with ChatdError. */
   request<T = unknown>(event: string, ...args: unknown[]): Promise<T>;

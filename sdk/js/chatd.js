@@ -64,7 +64,11 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // deletes (see "Message updates" in sdk/js/README.md).
 // group-events: group-event pushes when the user leaves a group (removed,
 // left, dismissed), emitted as 'groupEvent'.
-const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'group-events']);
+// typing, receipts: typing indicators and read receipts (see "Typing and
+// read receipts" in sdk/js/README.md).
+// presence: presence pushes of the users subscribed to.
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'group-events', 'typing', 'receipts', 'presence']);
+const TYPING_REPEAT = 3000; // ms between typing events while the user keeps typing
 
 // ChatdClient is one user's connection to chatd.
 export class ChatdClient extends Emitter {
@@ -218,6 +222,63 @@ export class ChatdClient extends Emitter {
   deleteForMe(sid, msgId) { return this._change('delete-message', { sid, msgId }); }
   // clear hides the whole conversation so far on all of this user's devices.
   clear(sid) { return this._change('clear-session', { sid }); }
+
+  // --- typing and read receipts ---
+  //
+  // typing(sid) tells the other members this user is typing; call it on
+  // every keystroke: it emits at most once per TYPING_REPEAT ms. Others get a
+  // 'typing' event {sid, userId, typing, expiresIn}; the indicator ends by
+  // itself after expiresIn ms without a repeat, on typing-stop, or when a
+  // message from that user arrives.
+  typing(sid) {
+    const now = Date.now();
+    this._typingSent ??= new Map();
+    if (now - (this._typingSent.get(sid) || 0) < TYPING_REPEAT) return Promise.resolve();
+    this._typingSent.set(sid, now);
+    return this.request('typing', { sid }).then(() => {}, () => {});
+  }
+  typingStop(sid) {
+    this._typingSent?.delete(sid);
+    return this.request('typing-stop', { sid }).then(() => {}, () => {});
+  }
+  // typingUsers lists who is typing in sid now.
+  typingUsers(sid) { return [...(this._typers?.get(sid)?.keys() || [])]; }
+  // messageReaders: {readCount, memberCount, readers?: [{userId, readSeq}]}.
+  messageReaders(sid, msgId) { return this.request('message-readers', { sid, msgId }); }
+
+  _setTyping(sid, userId, on, expiresIn) {
+    this._typers ??= new Map();
+    let m = this._typers.get(sid);
+    const old = m?.get(userId);
+    if (old) clearTimeout(old);
+    if (on) {
+      if (!m) this._typers.set(sid, m = new Map());
+      m.set(userId, setTimeout(() => this._setTyping(sid, userId, false), expiresIn || 6000));
+    } else if (old) {
+      m.delete(userId);
+    } else {
+      return;
+    }
+    this.emit('typing', { sid, userId, typing: on, expiresIn: on ? expiresIn : 0 });
+  }
+
+  // --- presence ---
+  //
+  // subscribePresence resolves with [{userId, online, lastSeen}] for those of
+  // userIds this user shares a conversation with; 'presence' events follow on
+  // each change. Subscriptions are renewed after a reconnect, and the states
+  // then current are emitted as 'presence' events.
+  async subscribePresence(userIds) {
+    const states = await this.request('presence-subscribe', { userIds });
+    this._watched ??= new Set();
+    for (const s of states || []) this._watched.add(s.userId);
+    return states;
+  }
+  unsubscribePresence(userIds) {
+    if (userIds) for (const u of userIds) this._watched?.delete(u);
+    else this._watched?.clear();
+    return this.request('presence-unsubscribe', userIds ? { userIds } : {});
+  }
 
   async _change(event, arg) {
     const res = await this.request(event, arg);
@@ -469,6 +530,11 @@ export class ChatdClient extends Emitter {
     this._setState('connected');
     this.emit('connect', { reconnect: !first });
     this._settleConnect(null);
+    // Renew presence subscriptions; changes missed while away arrive as the states.
+    if (!first && this._watched?.size) {
+      this.subscribePresence([...this._watched]).then((states) => { for (const p of states || []) this.emit('presence', p); },
+        (err) => this.emit('error', err));
+    }
   }
 
   _onConnectError(data) {
@@ -545,10 +611,22 @@ export class ChatdClient extends Emitter {
       const env = args[0];
       const d = env && env.data;
       if (!isMessage(d)) return;
+      this._setTyping(d.sendSession.sid, d.senderUserId, false); // their message ends their typing
       this._ingest(d.sendSession.sid, d, d.sendSession);
     } else if (name === 'message-updated') {
       const u = args[0];
       if (u && typeof u.sid === 'string' && (typeof u.msgId === 'string' || u.deleted)) this._applyUpdate(u.sid, u, 'push');
+    } else if (name === 'typing' || name === 'typing-stop') {
+      const t = args[0] || {};
+      if (typeof t.sid === 'string' && typeof t.userId === 'string') this._setTyping(t.sid, t.userId, name === 'typing', t.expiresIn);
+    } else if (name === 'presence') {
+      const p = args[0];
+      if (p && typeof p.userId === 'string') this.emit('presence', p);
+    } else if (name === 'read-receipt') {
+      const r = args[0] || {};
+      const s = this._sessions.get(r.sid);
+      if (s && typeof r.readSeq === 'number') s.peerReadSeq = Math.max(s.peerReadSeq || 0, r.readSeq);
+      this.emit('read-receipt', r);
     } else if (name === 'session-read') {
       const r = args[0] || {};
       const s = this._sessions.get(r.sid);
