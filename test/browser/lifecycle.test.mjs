@@ -3,33 +3,19 @@
 // after a reload.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startChatd } from '../lib/chatd.mjs';
+import { chromiumSkip, demoLogin, launchChromium } from '../lib/browser.mjs';
 
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const artifacts = join(dirname(fileURLToPath(import.meta.url)), 'artifacts');
-const haveChromium = existsSync(CHROMIUM);
-if (!haveChromium && process.env.CI === 'true') {
-  throw new Error(`Chromium is required under CI: ${CHROMIUM} is missing (apt-get install -y chromium)`);
-}
-const skip = haveChromium ? false : `Chromium not found at ${CHROMIUM}; skipping the browser tests`;
+const skip = chromiumSkip();
 
 let chatd, browser;
 const errors = [];
 
-async function login(name) {
-  const ctx = await browser.newContext({ viewport: { width: 1000, height: 700 } });
-  const page = await ctx.newPage();
-  page.on('pageerror', (err) => errors.push(err));
-  page.on('dialog', (d) => { errors.push(new Error('dialog: ' + d.message())); d.dismiss(); });
-  await page.goto(chatd.url + '/');
-  await page.fill('[data-testid=login-name]', name);
-  await page.click('[data-testid=login-submit]');
-  await page.waitForSelector('#status[data-state=connected]');
-  return page;
-}
+const login = (name) => demoLogin(browser, chatd.url, name, { onError: (e) => errors.push(e) });
 
 const msg = (page, text) => page.locator('#messages [data-testid=message]').filter({ has: page.locator('.text', { hasText: text }) }).last();
 
@@ -55,12 +41,8 @@ async function shot(page, name) {
 
 describe('demo message menu in Chromium', { skip }, () => {
   before(async () => {
-    const { chromium } = await import('playwright-core');
     chatd = await startChatd({ env: { CHATD_DEMO: '1', CHATD_USER_SEND_RATE: '0' } });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic', '--no-first-run', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();
