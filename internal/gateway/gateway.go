@@ -100,7 +100,7 @@ type identity struct {
 // capSet is what a socket declared it understands in its handshake
 // (docs/socket-protocol.md, Capabilities). node-chat's clients declare
 // nothing and so get exactly what node-chat sends them.
-type capSet uint8
+type capSet uint16
 
 const (
 	// capOwnMessages: push the messages the socket's own user sent from
@@ -166,7 +166,8 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	}
 	g.groups = newGroupState(opts.Groups)
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
-		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence} {
+		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence,
+		topicSettings: g.deliverSettings} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -481,7 +482,8 @@ type pushEnvelope struct {
 // message, which only sockets with the own-messages capability get.
 type pushData struct {
 	chat.SendResult
-	Own bool `json:"own,omitempty"`
+	Own   bool `json:"own,omitempty"`
+	Muted bool `json:"muted,omitempty"` // the receiver muted the session (events_settings.go)
 }
 
 // deliverMessage pushes a delivery to the recipients connected to this node,
@@ -499,18 +501,23 @@ func (g *Gateway) deliverMessage(payload any) {
 	for _, r := range d.Recipients {
 		socks = g.reg.sockets(socks[:0], userKey(d.AppID, r.UserID))
 		own := r.UserID == d.Message.SenderUserID
-		var p *socketio.Prepared
+		var ps [2]*socketio.Prepared // unmarked, marked muted
 		for _, s := range socks {
 			if own && !wantsOwn(s, d.Origin) {
 				continue
 			}
-			if p == nil {
-				if p, err = enc.prepare(d.Message, r.Session, own); err != nil {
+			muted := r.Muted && wantsMuted(s)
+			p := &ps[0]
+			if muted {
+				p = &ps[1]
+			}
+			if *p == nil {
+				if *p, err = enc.prepare(d.Message, r.Session, own, muted); err != nil {
 					g.log.Error("encode push", "err", err)
 					return
 				}
 			}
-			s.EmitRaw(p)
+			s.EmitRaw(*p)
 		}
 	}
 }
@@ -520,6 +527,13 @@ func (g *Gateway) deliverMessage(payload any) {
 func wantsOwn(s *socketio.Socket, origin string) bool {
 	id, _ := s.Data().(identity)
 	return s.ID() != origin && id.Caps.has(capOwnMessages)
+}
+
+// wantsMuted reports whether s is told that a push is of a muted session:
+// only sockets that declared session-settings (node-chat's never).
+func wantsMuted(s *socketio.Socket) bool {
+	id, _ := s.Data().(identity)
+	return id.Caps.has(capSettings)
 }
 
 // pushEncoder builds the pushes of one message. Recipients differ only in
@@ -533,19 +547,19 @@ type pushEncoder struct {
 
 type templateKey struct {
 	title, avatar string
-	own           bool
+	own, muted    bool
 }
 
 // sidMarker precedes the receiver's sid. It is the last one in the push:
 // sendSession follows the message (whose content might contain the same
-// bytes as an object key) and only "own" and "type" come after it.
+// bytes as an object key) and only "own", "muted" and "type" come after it.
 var sidMarker = []byte(`"sendSession":{"sid":"`)
 
-func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own bool) (*socketio.Prepared, error) {
-	key := templateKey{ref.Title, ref.Avatar, own}
+func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own, muted bool) (*socketio.Prepared, error) {
+	key := templateKey{ref.Title, ref.Avatar, own, muted}
 	t, ok := e.templates[key]
 	if !ok {
-		b, at, err := encodeTemplate(m, ref, own)
+		b, at, err := encodeTemplate(m, ref, own, muted)
 		if err != nil {
 			return nil, err
 		}
@@ -563,10 +577,10 @@ func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own bool) (*s
 
 // encodeTemplate returns the JSON of the push of m to the owner of a session
 // like ref, with an empty sid at offset at.
-func encodeTemplate(m chat.Message, ref chat.SessionRef, own bool) (b []byte, at int, err error) {
+func encodeTemplate(m chat.Message, ref chat.SessionRef, own, muted bool) (b []byte, at int, err error) {
 	b, err = json.Marshal(pushEnvelope{
 		Status: chat.CodeOK,
-		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own},
+		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own, Muted: muted},
 		Type:   "user",
 	})
 	if err != nil {
