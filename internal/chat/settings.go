@@ -146,7 +146,7 @@ func (s *Service) withSettings(ctx context.Context, appID, userID string, rows [
 			continue
 		}
 		w := wireSettings(out[i].SID, st)
-		out[i].Pinned, out[i].Muted, out[i].Draft = w.Pinned, w.Muted, w.Draft
+		out[i].Pinned, out[i].PinnedAt, out[i].Muted, out[i].Draft = w.Pinned, w.PinnedAt, w.Muted, w.Draft
 		if w.Pinned {
 			pinnedAt[w.SID] = w.PinnedAt
 		}

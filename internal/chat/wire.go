@@ -108,6 +108,7 @@ type Session struct {
 	ChangeVersion    int64    `json:"changeVersion"`         // the conversation's change cursor (sync-changes)
 	PeerReadSeq      int64    `json:"peerReadSeq,omitempty"` // private sessions: how far the peer has read
 	Pinned           bool     `json:"pinned"`                // the user's own settings (settings.go)
+	PinnedAt         int64    `json:"pinnedAt,omitempty"`
 	Muted            bool     `json:"muted"`
 	Draft            string   `json:"draft,omitempty"`
 }

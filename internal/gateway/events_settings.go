@@ -24,16 +24,33 @@ const (
 	topicSettings = "settings"
 
 	capSettings capSet = 1 << 8
+
+	// A user's settings changes (session-update, session-hide, block-user,
+	// unblock-user), on top of the event rate: each is a store write and
+	// a push to every device. Drafts saved as the user types fit in it.
+	settingsRate  = 5
+	settingsBurst = 20
 )
 
 func init() {
-	events[evSessionUpdate] = (*Gateway).sessionUpdate
-	events[evSessionHide] = (*Gateway).sessionHide
+	events[evSessionUpdate] = settingsMetered((*Gateway).sessionUpdate)
+	events[evSessionHide] = settingsMetered((*Gateway).sessionHide)
 	events[evUnreadTotal] = (*Gateway).unreadTotal
-	events[evBlockUser] = (*Gateway).blockUser
-	events[evUnblockUser] = (*Gateway).unblockUser
+	events[evBlockUser] = settingsMetered((*Gateway).blockUser)
+	events[evUnblockUser] = settingsMetered((*Gateway).unblockUser)
 	events[evBlockedList] = (*Gateway).blockedList
 	capNames["session-settings"] = capSettings
+}
+
+// settingsMetered applies the per-user limit of settings changes.
+func settingsMetered(h eventHandler) eventHandler {
+	return func(g *Gateway, ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+		if !g.settingsLim.Allow(userKey(c.AppID, c.UserID)) {
+			return nil, fmt.Errorf("%w: too many settings changes from this user (at most %d per second, bursts of %d); slow down",
+				chat.ErrRateLimited, settingsRate, settingsBurst)
+		}
+		return h(g, ctx, c, arg)
+	}
 }
 
 // settingsNote is what the settings topic carries: a session's new settings

@@ -182,3 +182,23 @@ func TestSessionSettingsAndBlocks(t *testing.T) {
 		delete(pending, c)
 	}
 }
+
+// TestSettingsRateLimited: one user's settings changes are limited, their
+// reads are not.
+func TestSettingsRateLimited(t *testing.T) {
+	l := startLive(t, "alice", "bob")
+	alice := l.dial(t, "alice", nil, nil)
+	limited := 0
+	for i := range settingsBurst + 5 {
+		f := emitAck(t, alice, 1+i, "block-user", map[string]any{"userId": "bob"})
+		if strings.Contains(string(f.err), "too many settings changes") {
+			limited++
+		}
+	}
+	if limited == 0 {
+		t.Fatal("block-user was never rate-limited")
+	}
+	if f := emitAck(t, alice, 100, "blocked-list", nil); f.err != nil {
+		t.Fatalf("blocked-list limited with the changes: %s", f.err)
+	}
+}

@@ -78,6 +78,7 @@ type Gateway struct {
 	groups groupState
 
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
+	settingsLim *ratelimit.Limiter // per user, settings changes (events_settings.go)
 	pres        *presence          // presence.go
 
 	// In-flight events, so that a shutdown can let them finish and flush
@@ -159,7 +160,8 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
-		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst)}
+		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst),
+		settingsLim: ratelimit.New(settingsRate, settingsBurst)}
 	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
