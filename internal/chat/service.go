@@ -754,7 +754,7 @@ func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin strin
 	if s.notifier != nil {
 		s.notifier.SessionRead(ctx, ReadMark{AppID: appID, UserID: userID, SID: sid, ReadSeq: seq, Origin: origin})
 		if seq > m.ReadSeq {
-			s.readReceipt(ctx, conv, userID, seq) // receipts.go
+			s.readReceipt(ctx, conv, userID, m.ReadSeq, seq) // receipts.go
 		}
 	}
 	return seq, nil

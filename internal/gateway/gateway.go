@@ -79,6 +79,7 @@ type Gateway struct {
 
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
 	settingsLim *ratelimit.Limiter // per user, settings changes (events_settings.go)
+	greceipts   receiptBatcher     // group receipts waiting per socket (events_group_receipts.go)
 	pres        *presence          // presence.go
 
 	// In-flight events, so that a shutdown can let them finish and flush
@@ -169,7 +170,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	g.groups = newGroupState(opts.Groups)
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
 		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence,
-		topicSettings: g.deliverSettings} {
+		topicSettings: g.deliverSettings, topicGroupReceipts: g.deliverGroupReceipt} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -203,6 +204,7 @@ func (g *Gateway) Close() {
 	}
 	g.unsub = nil
 	g.pres.close()
+	g.greceipts.close()
 }
 
 // Sockets is the number of authenticated sockets on this node.
@@ -267,6 +269,7 @@ func (g *Gateway) disconnected(s *socketio.Socket, _ string) {
 	if id, ok := s.Data().(identity); ok {
 		g.reg.remove(userKey(id.AppID, id.UserID), s)
 		g.pres.down(s, id)
+		g.greceipts.forget(s)
 	}
 }
 
