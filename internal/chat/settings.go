@@ -333,3 +333,24 @@ func (c *listCache) forget(key string) {
 	c.gen++
 	c.mu.Unlock()
 }
+
+// LastSeen is when a user's last socket closed.
+type LastSeen = store.LastSeen
+
+// SaveLastSeen stores when users were last online (the gateway's presence
+// batches them).
+func (s *Service) SaveLastSeen(ctx context.Context, seen []LastSeen) error {
+	if err := s.store.SaveLastSeen(ctx, seen); err != nil {
+		return fmt.Errorf("save last seen: %w", err)
+	}
+	return nil
+}
+
+// LastSeen returns when users of an app were last online, as stored.
+func (s *Service) LastSeen(ctx context.Context, appID string, userIDs []string) (map[string]time.Time, error) {
+	out, err := s.store.LastSeen(ctx, appID, userIDs)
+	if err != nil {
+		return nil, fmt.Errorf("last seen: %w", err)
+	}
+	return out, nil
+}
