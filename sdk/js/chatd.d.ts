@@ -159,6 +159,8 @@ export interface ClientEvents {
   /** A subscribed user went online or offline. */
   presence: (p: Presence) => void;
   'session-updated': (s: SessionSettings) => void;
+  /** Group members who read the sender's messages, batched (at most one a second per conversation). */
+  'read-receipts': (r: { sid: string; readers: { userId: string; readSeq: number }[] }) => void;
   state: (state: ConnectionState) => void;
   connect: (info: { reconnect: boolean }) => void;
   disconnect: (reason: Error) => void;
@@ -226,6 +228,8 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   typingStop(sid: string): Promise<void>;
   /** Who is typing in sid now. */
   typingUsers(sid: string): string[];
+  /** Group members known (from read-receipts pushes) to have read up to seq. */
+  readCount(sid: string, seq: number): number;
   /** How many members (and, in small groups, who) read the message. */
   messageReaders(sid: string, msgId: string): Promise<MessageReaders>;
   /** Change this user's pin, mute or draft of a conversation; synced to their other devices. */

@@ -248,6 +248,9 @@ export class ChatdClient extends Emitter {
   }
   // typingUsers lists who is typing in sid now.
   typingUsers(sid) { return [...(this._typers?.get(sid)?.keys() || [])]; }
+  // readCount: how many group members are known (from read-receipts pushes
+  // since connecting) to have read the message at seq; messageReaders is exact.
+  readCount(sid, seq) { return Object.values(this._sessions.get(sid)?.readers || {}).filter((r) => r >= seq).length; }
   // messageReaders: {readCount, memberCount, readers?: [{userId, readSeq}]}.
   messageReaders(sid, msgId) { return this.request('message-readers', { sid, msgId }); }
 
@@ -659,6 +662,14 @@ export class ChatdClient extends Emitter {
     } else if (name === 'typing' || name === 'typing-stop') {
       const t = args[0] || {};
       if (typeof t.sid === 'string' && typeof t.userId === 'string') this._setTyping(t.sid, t.userId, name === 'typing', t.expiresIn);
+    } else if (name === 'read-receipts') { // a group's readers, batched (at most one a second)
+      const r = args[0] || {};
+      const s = this._sessions.get(r.sid);
+      if (s && Array.isArray(r.readers)) {
+        s.readers ??= {};
+        for (const m of r.readers) if (m && typeof m.userId === 'string') s.readers[m.userId] = Math.max(s.readers[m.userId] || 0, m.readSeq || 0);
+      }
+      this.emit('read-receipts', r);
     } else if (name === 'session-updated') {
       const st = args[0];
       if (st && typeof st.sid === 'string') {
