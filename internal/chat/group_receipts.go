@@ -2,6 +2,8 @@ package chat
 
 import (
 	"context"
+	"sync"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -36,8 +38,7 @@ func (s *Service) groupReceipts(ctx context.Context, conv store.Conversation, us
 	if !ok || seq <= read {
 		return
 	}
-	info, err := s.store.GroupInfo(ctx, conv.AppID, conv.Key)
-	if err != nil || info.MemberCount > s.receiptsMaxGroup {
+	if n, err := s.groupSizes.get(ctx, s, conv, s.now()); err != nil || n > s.receiptsMaxGroup {
 		return
 	}
 	msgs, err := s.store.History(ctx, conv.ID, userID, seq+1, int(min(seq-read, maxReceiptScan)))
@@ -56,4 +57,41 @@ func (s *Service) groupReceipts(ctx context.Context, conv store.Conversation, us
 		}
 		rn.GroupReceipt(ctx, GroupReceipt{AppID: conv.AppID, SenderID: m.SenderID, SenderSID: mem.SID, ReaderID: userID, ReadSeq: seq})
 	}
+}
+
+// groupSizeTTL bounds how long a group's member count is trusted to decide
+// whether its senders get receipts: a group that just grew past the limit
+// may send receipts a few more seconds, which is harmless, and a group of
+// readers does not count its members once per read.
+const groupSizeTTL = 5 * time.Second
+
+// sizeCache keeps group member counts (a leaf lock), by conversation id.
+type sizeCache struct {
+	mu      sync.Mutex
+	entries map[string]sizeEntry
+}
+
+type sizeEntry struct {
+	n  int
+	at time.Time
+}
+
+func (c *sizeCache) get(ctx context.Context, s *Service, conv store.Conversation, now time.Time) (int, error) {
+	c.mu.Lock()
+	e, ok := c.entries[conv.ID]
+	c.mu.Unlock()
+	if ok && now.Sub(e.at) < groupSizeTTL && !now.Before(e.at) {
+		return e.n, nil
+	}
+	info, err := s.store.GroupInfo(ctx, conv.AppID, conv.Key)
+	if err != nil {
+		return 0, err
+	}
+	c.mu.Lock()
+	if c.entries == nil || len(c.entries) >= maxCachedSettings {
+		c.entries = map[string]sizeEntry{} // any entry is cheap to reload
+	}
+	c.entries[conv.ID] = sizeEntry{n: info.MemberCount, at: now}
+	c.mu.Unlock()
+	return info.MemberCount, nil
 }

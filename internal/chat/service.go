@@ -126,6 +126,8 @@ type Service struct {
 	blocks  *listCache   // whom each user blocks, by user (settings.go)
 	mutes   *listCache   // who muted each conversation, by conversation (settings.go)
 
+	groupSizes sizeCache // member counts deciding group receipts (group_receipts.go)
+
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
 

@@ -19,9 +19,12 @@ import (
 
 // startLiveWith is startLive with chat options of the test's own.
 func startLiveWith(tb testing.TB, opts chat.Options, users ...string) *liveGateway {
+	return startLiveWithBroker(tb, opts, broker.NewMemory(), users...)
+}
+
+func startLiveWithBroker(tb testing.TB, opts chat.Options, br broker.Broker, users ...string) *liveGateway {
 	tb.Helper()
 	ctx := context.Background()
-	br := broker.NewMemory()
 	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "gw.db"))
 	if err != nil {
 		tb.Fatal(err)
