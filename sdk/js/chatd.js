@@ -65,7 +65,7 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // group-events: group-event pushes when the user leaves a group (removed,
 // left, dismissed), emitted as 'groupEvent'.
 // typing, receipts: typing indicators and read receipts (see "Typing and
-// read receipts" in sdk/js/README.md).
+// read receipts, presence, conversation settings" in sdk/js/README.md).
 // presence: presence pushes of the users subscribed to.
 // session-settings: session-updated pushes (pin, mute, hide, draft changed on
 // another device) and data.muted on messages of a muted conversation.
