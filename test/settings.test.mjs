@@ -220,3 +220,21 @@ test('lastSeen survives a restart', async () => {
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('socket.io 2 clients (node-chat\'s) use the settings events too, and get no new pushes', async () => {
+  const fay = await tokenFor(chatd.url, app, 'fay');
+  await http(chatd.url, app, 'POST', '/private/send/message', { senderUserId: 'ann', targetId: 'fay', messageType: 1, content: JSON.stringify(text('hello fay')) });
+  const v2 = await connect(chatd.url, { version: 2, mode: 'polling', appId: app.appId, token: fay });
+  const pushed = [];
+  v2.on('session-updated', (x) => pushed.push(x));
+  const list = (await call(v2, 'session-list')).data;
+  const sid = list[0].sid;
+  const r = await call(v2, 'session-update', { sid, pinned: true });
+  assert.equal(r.err, null, JSON.stringify(r.err));
+  assert.equal(r.data.pinned, true);
+  assert.equal((await call(v2, 'session-list')).data[0].pinned, true);
+  await http(chatd.url, app, 'POST', '/session/update', { userId: 'fay', sid, pinned: false });
+  assert.deepEqual((await call(v2, 'blocked-list')).data, { blocked: [] });
+  assert.deepEqual(pushed, [], 'no session-updated without the capability');
+  v2.close();
+});
