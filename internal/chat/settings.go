@@ -271,10 +271,18 @@ func (s *Service) markMuted(ctx context.Context, conversationID string, rs []Rec
 	if err != nil || len(muted) == 0 {
 		return
 	}
-	for i := range rs {
-		if slices.Contains(muted, rs[i].UserID) {
-			rs[i].Muted = true
+	if len(muted) <= 8 {
+		for i := range rs {
+			rs[i].Muted = slices.Contains(muted, rs[i].UserID)
 		}
+		return
+	}
+	set := make(map[string]bool, len(muted)) // a large group where many muted it
+	for _, u := range muted {
+		set[u] = true
+	}
+	for i := range rs {
+		rs[i].Muted = set[rs[i].UserID]
 	}
 }
 

@@ -110,7 +110,7 @@ type Session struct {
 	Pinned           bool     `json:"pinned"`                // the user's own settings (settings.go)
 	PinnedAt         int64    `json:"pinnedAt,omitempty"`
 	Muted            bool     `json:"muted"`
-	Draft            string   `json:"draft,omitempty"`
+	Draft            string   `json:"draft"`
 }
 
 // displayDate is node-chat's date string: HH:mm for a message from today,
