@@ -92,6 +92,32 @@ describe('authorization matrix', () => {
     assert.deepEqual(eve.filter((x) => x.conversationType === 2), [], "A's eve is in no group");
   });
 
+  test("conversation settings and blocks stay within the user and the app", async () => {
+    const eve = await connect(chatd.url, { appId: appA.appId, token: tok.A.eve });
+    try {
+      for (const sid of [sids.private, sids.group]) {
+        for (const [ev, arg] of [['session-update', { sid, muted: true }], ['session-hide', sid]]) {
+          const r = await call(eve, ev, arg);
+          assert.match(r.err?.message || '', /not found/, `${ev} on someone else's sid is refused`);
+        }
+        for (const [app, userId] of [[appB, 'alice'], [appA, 'eve']]) {
+          const r = await http(chatd.url, app, 'POST', '/session/update', { userId, sid, pinned: true });
+          assert.equal(r.httpStatus, 404, `/session/update by ${userId} of another app or user`);
+          const h = await http(chatd.url, app, 'POST', '/session/hide', { userId, sid });
+          assert.equal(h.httpStatus, 404);
+        }
+      }
+      // A block in app B does not reach app A's users.
+      await http(chatd.url, appB, 'POST', '/user/block', { userId: 'bob', blockedUserIds: ['alice'] });
+      const sent = await http(chatd.url, appA, 'POST', '/private/send/message', { senderUserId: 'alice', targetId: 'bob', messageType: 1, content: { content: 'still fine' } });
+      assert.equal(sent.status, 1);
+      assert.deepEqual((await http(chatd.url, appA, 'GET', '/user/blocked', { userId: 'bob' })).data, { blocked: [] });
+      assert.deepEqual((await call(eve, 'blocked-list')).data, { blocked: [] }, "eve's list is her own");
+      const r = await http(chatd.url, { appId: appA.appId, appSecret: appB.appSecret }, 'POST', '/user/block', { userId: 'bob', blockedUserIds: ['alice'] });
+      assert.equal(r.status, 1004, "app B's secret cannot block for app A");
+    } finally { eve.close(); }
+  });
+
   test('non-media uploads are served as attachments', async () => {
     const form = new FormData();
     form.append('up_file', new Blob(['%PDF-1.4\n1 0 obj\n<<>>\nendobj\n']), 'doc.pdf');

@@ -68,7 +68,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	var cfg runConfig
-	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,store); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,presence,store); empty: all")
 	flag.StringVar(&cfg.ChatdBin, "chatd", "bin/chatd", "chatd binary")
 	flag.StringVar(&cfg.PeerDir, "peer", "bench/peer", "directory of the Node peer (npm ci done)")
 	flag.StringVar(&cfg.OutDir, "out", "bench/results", "where latest.md and latest.json go")
@@ -159,7 +159,7 @@ func run(ctx context.Context) error {
 	scenarios := []struct {
 		name string
 		fn   func(context.Context, env) (figures, error)
-	}{{"idle", idle}, {"p2p", oneToOne}, {"fanout", fanout}, {"history", history}, {"storm", storm}}
+	}{{"idle", idle}, {"p2p", oneToOne}, {"fanout", fanout}, {"history", history}, {"storm", storm}, {"presence", presenceChurn}}
 	for _, sc := range scenarios {
 		if !cfg.want(sc.name) {
 			continue
@@ -225,7 +225,7 @@ func run(ctx context.Context) error {
 func (c runConfig) want(s string) bool { return len(c.Only) == 0 || c.Only[s] }
 
 func (c runConfig) needServers() bool {
-	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm"} {
+	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm", "presence"} {
 		if c.want(s) {
 			return true
 		}

@@ -60,6 +60,8 @@ func Describe(err error) (code, httpStatus int, message string) {
 		return CodeOther, http.StatusTooManyRequests, err.Error()
 	case errors.Is(err, ErrUnavailable):
 		return CodeOther, http.StatusServiceUnavailable, err.Error()
+	case errors.Is(err, ErrBlocked):
+		return CodeOther, http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrForbidden):
 		return CodeOther, http.StatusForbidden, err.Error()
 	case errors.Is(err, ErrTimeout):

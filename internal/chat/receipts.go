@@ -28,10 +28,14 @@ type ReceiptNotifier interface {
 const DefaultReceiptsMaxGroup = 100
 
 // readReceipt tells the peer of a private conversation that userID read it
-// up to seq. Groups have no pushed receipts: their members ask for a
-// message's readers (MessageReaders), so that a large group marking read
-// is not a push per member per message.
-func (s *Service) readReceipt(ctx context.Context, conv store.Conversation, userID string, seq int64) {
+// up to seq (from read before). In groups up to Options.ReceiptsMaxGroup
+// members the senders of what was read are told (group_receipts.go);
+// larger groups' members ask for a message's readers (MessageReaders).
+func (s *Service) readReceipt(ctx context.Context, conv store.Conversation, userID string, read, seq int64) {
+	if conv.Type == store.Group {
+		s.groupReceipts(ctx, conv, userID, read, seq)
+		return
+	}
 	rn, ok := s.notifier.(ReceiptNotifier)
 	if !ok || conv.Type != store.Private {
 		return

@@ -70,6 +70,7 @@ type Delivery struct {
 type Recipient struct {
 	UserID  string
 	Session SessionRef
+	Muted   bool `json:",omitempty"` // the user muted the conversation (settings.go)
 }
 
 // ReadMark says a user has read a session up to ReadSeq.
@@ -122,6 +123,10 @@ type Service struct {
 
 	users   *userCache   // names and avatars for the send path
 	members *memberCache // group member lists for the send path
+	blocks  *listCache   // whom each user blocks, by user (settings.go)
+	mutes   *listCache   // who muted each conversation, by conversation (settings.go)
+
+	groupSizes sizeCache // member counts deciding group receipts (group_receipts.go)
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
@@ -169,6 +174,8 @@ func New(st store.Store, opts Options) *Service {
 		private:   make(map[string]privateConv),
 		users:     newUserCache(),
 		members:   newMemberCache(maxCachedMemberRows),
+		blocks:    newListCache(),
+		mutes:     newListCache(),
 		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
 		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
 		life:      opts.Lifecycle.withDefaults(),
@@ -469,6 +476,9 @@ func (s *Service) SendPrivate(ctx context.Context, in SendInput) (SendResult, er
 	if err := s.checkSend(in); err != nil {
 		return SendResult{}, err
 	}
+	if err := s.checkBlocked(ctx, in.AppID, in.SenderID, in.TargetID); err != nil { // settings.go
+		return SendResult{}, err
+	}
 	sender, err := s.user(ctx, in.AppID, in.SenderID)
 	if err != nil {
 		return SendResult{}, err
@@ -618,6 +628,7 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 		recipients = append(recipients, Recipient{UserID: m.UserID, Session: ref})
 	}
 	if !dup && s.notifier != nil {
+		s.markMuted(ctx, conv.ID, recipients) // settings.go
 		s.notifier.MessageSent(ctx, Delivery{AppID: in.AppID, Origin: in.Origin, Message: wire, Recipients: recipients})
 	}
 	return res, nil
@@ -640,7 +651,7 @@ func (s *Service) Sessions(ctx context.Context, appID, userID string) ([]Session
 	if err := s.withPeerReads(ctx, appID, userID, rows, out); err != nil { // receipts.go
 		return nil, err
 	}
-	return out, nil
+	return s.withSettings(ctx, appID, userID, rows, out) // settings.go
 }
 
 // Page selects a page of history: Limit messages older than LastMsgID
@@ -745,7 +756,7 @@ func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin strin
 	if s.notifier != nil {
 		s.notifier.SessionRead(ctx, ReadMark{AppID: appID, UserID: userID, SID: sid, ReadSeq: seq, Origin: origin})
 		if seq > m.ReadSeq {
-			s.readReceipt(ctx, conv, userID, seq) // receipts.go
+			s.readReceipt(ctx, conv, userID, m.ReadSeq, seq) // receipts.go
 		}
 	}
 	return seq, nil

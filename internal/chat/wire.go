@@ -107,6 +107,10 @@ type Session struct {
 	MentionedUnread  int64    `json:"mentionedUnread"`       // unread messages that mention the user or everyone
 	ChangeVersion    int64    `json:"changeVersion"`         // the conversation's change cursor (sync-changes)
 	PeerReadSeq      int64    `json:"peerReadSeq,omitempty"` // private sessions: how far the peer has read
+	Pinned           bool     `json:"pinned"`                // the user's own settings (settings.go)
+	PinnedAt         int64    `json:"pinnedAt,omitempty"`
+	Muted            bool     `json:"muted"`
+	Draft            string   `json:"draft"`
 }
 
 // displayDate is node-chat's date string: HH:mm for a message from today,

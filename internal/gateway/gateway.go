@@ -78,6 +78,8 @@ type Gateway struct {
 	groups groupState
 
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
+	settingsLim *ratelimit.Limiter // per user, settings changes (events_settings.go)
+	greceipts   receiptBatcher     // group receipts waiting per socket (events_group_receipts.go)
 	pres        *presence          // presence.go
 
 	// In-flight events, so that a shutdown can let them finish and flush
@@ -100,7 +102,7 @@ type identity struct {
 // capSet is what a socket declared it understands in its handshake
 // (docs/socket-protocol.md, Capabilities). node-chat's clients declare
 // nothing and so get exactly what node-chat sends them.
-type capSet uint8
+type capSet uint16
 
 const (
 	// capOwnMessages: push the messages the socket's own user sent from
@@ -159,14 +161,16 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		opts.OpTimeout = 10 * time.Second
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
-		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst)}
+		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst),
+		settingsLim: ratelimit.New(settingsRate, settingsBurst)}
 	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
 	}
 	g.groups = newGroupState(opts.Groups)
 	for topic, h := range map[string]func(any){topicMessages: g.deliverMessage, topicReads: g.deliverRead, topicRevoked: g.disconnectRevoked, topicUsers: g.forgetUser, topicUpdates: g.deliverUpdate,
-		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence} {
+		topicGroups: g.deliverGroupEvent, topicTyping: g.deliverTyping, topicReceipts: g.deliverReceipt, topicPresence: g.deliverPresence,
+		topicSettings: g.deliverSettings, topicGroupReceipts: g.deliverGroupReceipt} {
 		var unsub func()
 		var err error
 		if lb, ok := br.(broker.Local); ok {
@@ -200,6 +204,7 @@ func (g *Gateway) Close() {
 	}
 	g.unsub = nil
 	g.pres.close()
+	g.greceipts.close()
 }
 
 // Sockets is the number of authenticated sockets on this node.
@@ -264,6 +269,7 @@ func (g *Gateway) disconnected(s *socketio.Socket, _ string) {
 	if id, ok := s.Data().(identity); ok {
 		g.reg.remove(userKey(id.AppID, id.UserID), s)
 		g.pres.down(s, id)
+		g.greceipts.forget(s)
 	}
 }
 
@@ -481,7 +487,8 @@ type pushEnvelope struct {
 // message, which only sockets with the own-messages capability get.
 type pushData struct {
 	chat.SendResult
-	Own bool `json:"own,omitempty"`
+	Own   bool `json:"own,omitempty"`
+	Muted bool `json:"muted,omitempty"` // the receiver muted the session (events_settings.go)
 }
 
 // deliverMessage pushes a delivery to the recipients connected to this node,
@@ -499,18 +506,23 @@ func (g *Gateway) deliverMessage(payload any) {
 	for _, r := range d.Recipients {
 		socks = g.reg.sockets(socks[:0], userKey(d.AppID, r.UserID))
 		own := r.UserID == d.Message.SenderUserID
-		var p *socketio.Prepared
+		var ps [2]*socketio.Prepared // unmarked, marked muted
 		for _, s := range socks {
 			if own && !wantsOwn(s, d.Origin) {
 				continue
 			}
-			if p == nil {
-				if p, err = enc.prepare(d.Message, r.Session, own); err != nil {
+			muted := r.Muted && wantsMuted(s)
+			p := &ps[0]
+			if muted {
+				p = &ps[1]
+			}
+			if *p == nil {
+				if *p, err = enc.prepare(d.Message, r.Session, own, muted); err != nil {
 					g.log.Error("encode push", "err", err)
 					return
 				}
 			}
-			s.EmitRaw(p)
+			s.EmitRaw(*p)
 		}
 	}
 }
@@ -520,6 +532,13 @@ func (g *Gateway) deliverMessage(payload any) {
 func wantsOwn(s *socketio.Socket, origin string) bool {
 	id, _ := s.Data().(identity)
 	return s.ID() != origin && id.Caps.has(capOwnMessages)
+}
+
+// wantsMuted reports whether s is told that a push is of a muted session:
+// only sockets that declared session-settings (node-chat's never).
+func wantsMuted(s *socketio.Socket) bool {
+	id, _ := s.Data().(identity)
+	return id.Caps.has(capSettings)
 }
 
 // pushEncoder builds the pushes of one message. Recipients differ only in
@@ -533,19 +552,19 @@ type pushEncoder struct {
 
 type templateKey struct {
 	title, avatar string
-	own           bool
+	own, muted    bool
 }
 
 // sidMarker precedes the receiver's sid. It is the last one in the push:
 // sendSession follows the message (whose content might contain the same
-// bytes as an object key) and only "own" and "type" come after it.
+// bytes as an object key) and only "own", "muted" and "type" come after it.
 var sidMarker = []byte(`"sendSession":{"sid":"`)
 
-func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own bool) (*socketio.Prepared, error) {
-	key := templateKey{ref.Title, ref.Avatar, own}
+func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own, muted bool) (*socketio.Prepared, error) {
+	key := templateKey{ref.Title, ref.Avatar, own, muted}
 	t, ok := e.templates[key]
 	if !ok {
-		b, at, err := encodeTemplate(m, ref, own)
+		b, at, err := encodeTemplate(m, ref, own, muted)
 		if err != nil {
 			return nil, err
 		}
@@ -563,10 +582,10 @@ func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own bool) (*s
 
 // encodeTemplate returns the JSON of the push of m to the owner of a session
 // like ref, with an empty sid at offset at.
-func encodeTemplate(m chat.Message, ref chat.SessionRef, own bool) (b []byte, at int, err error) {
+func encodeTemplate(m chat.Message, ref chat.SessionRef, own, muted bool) (b []byte, at int, err error) {
 	b, err = json.Marshal(pushEnvelope{
 		Status: chat.CodeOK,
-		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own},
+		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own, Muted: muted},
 		Type:   "user",
 	})
 	if err != nil {

@@ -149,22 +149,23 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 	var enc pushEncoder
 	for _, own := range []bool{false, true} {
 		for _, ref := range refs {
-			b, at, err := encodeTemplate(msg, ref, own)
+			muted := ref.Title == "Group" // one muted session title and one not
+			b, at, err := encodeTemplate(msg, ref, own, muted)
 			if err != nil {
 				t.Fatal(err)
 			}
 			got := slices.Concat(b[:at], []byte(ref.SID), b[at:])
-			if _, err := enc.prepare(msg, ref, own); err != nil {
+			if _, err := enc.prepare(msg, ref, own, muted); err != nil {
 				t.Fatal(err)
 			}
-			want, err := json.Marshal(pushEnvelope{Status: 1, Data: pushData{SendResult: chat.SendResult{Message: msg, SendSession: ref}, Own: own}, Type: "user"})
+			want, err := json.Marshal(pushEnvelope{Status: 1, Data: pushData{SendResult: chat.SendResult{Message: msg, SendSession: ref}, Own: own, Muted: muted}, Type: "user"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !bytes.Equal(got, want) {
 				t.Fatalf("spliced push differs:\n got %s\nwant %s", got, want)
 			}
-			if own != bytes.HasSuffix(got, []byte(`"own":true},"type":"user"}`)) {
+			if own && !muted != bytes.HasSuffix(got, []byte(`"own":true},"type":"user"}`)) {
 				t.Fatalf("own=%v push: %s", own, got)
 			}
 		}

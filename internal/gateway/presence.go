@@ -85,6 +85,7 @@ type presence struct {
 	pending  map[string]*time.Timer // users whose last local socket closed, within the grace period
 	watchers map[string]map[*socketio.Socket]struct{}
 	watching map[*socketio.Socket]map[string]struct{}
+	seen     map[string]chat.LastSeen // lastSeen waiting to be stored (presence_lastseen.go)
 	stop     chan struct{}
 	stopped  sync.Once
 }
@@ -110,6 +111,7 @@ func newPresence(g *Gateway) *presence {
 // start announces the node (the others answer with their users) and beats.
 func (p *presence) start() {
 	p.publish(presenceNote{Kind: "hello"})
+	go p.seenLoop()
 	go func() {
 		t := time.NewTicker(presenceBeat)
 		defer t.Stop()
@@ -133,6 +135,7 @@ func (p *presence) close() {
 			t.Stop()
 		}
 		p.mu.Unlock()
+		p.closeSeen()
 	})
 }
 
@@ -188,6 +191,7 @@ func (p *presence) down(s *socketio.Socket, id identity) {
 		}
 		delete(p.pending, key)
 		p.publish(presenceNote{Kind: "down", AppID: id.AppID, UserID: id.UserID, At: at})
+		p.saveSeenLocked(id.AppID, id.UserID, at)
 	})
 	p.pending[key] = t
 }
@@ -255,6 +259,7 @@ func (p *presence) sweep(now time.Time) {
 		for _, u := range p.users {
 			if _, ok := u.nodes[node]; ok {
 				p.setLocked(u.appID, u.userID, node, false, last.UnixMilli())
+				p.saveSeenLocked(u.appID, u.userID, last.UnixMilli())
 			}
 		}
 	}
@@ -361,11 +366,14 @@ func (p *presence) unwatchLocked(s *socketio.Socket, keys []string) {
 // Online returns the presence of users of an app (GET /user/online).
 func (g *Gateway) Online(appID string, userIDs []string) []PresenceState {
 	g.pres.mu.Lock()
-	defer g.pres.mu.Unlock()
 	out := make([]PresenceState, 0, len(userIDs))
 	for _, u := range userIDs {
 		out = append(out, g.pres.stateLocked(userKey(appID, u), u))
 	}
+	g.pres.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), g.opts.OpTimeout)
+	defer cancel()
+	g.pres.fillSeen(ctx, appID, out)
 	return out
 }
 
@@ -409,7 +417,11 @@ func (g *Gateway) presenceSubscribe(ctx context.Context, c caller, arg json.RawM
 	if s == nil {
 		return nil, errShuttingDown
 	}
-	return g.pres.watch(s, c.AppID, shared)
+	states, err := g.pres.watch(s, c.AppID, shared)
+	if err == nil {
+		g.pres.fillSeen(ctx, c.AppID, states)
+	}
+	return states, err
 }
 
 func (g *Gateway) presenceUnsubscribe(_ context.Context, c caller, arg json.RawMessage) (any, error) {

@@ -285,6 +285,8 @@ type Store interface {
 	Lifecycle
 	// Social: read receipts and presence.
 	Social
+	// Settings: per-user session settings, blocks, last seen (settings.go).
+	Settings
 
 	// Ping reports whether the backend is reachable (for /readyz).
 	Ping(ctx context.Context) error

@@ -94,6 +94,11 @@ export interface Conversation {
   changeVersion?: number;
   /** Private conversations: how far the peer has read ("seen" when ≥ a message's seq). */
   peerReadSeq?: number;
+  /** This user's own settings (session-settings). */
+  pinned?: boolean;
+  pinnedAt?: number;
+  muted?: boolean;
+  draft?: string;
 }
 
 export interface Typing { sid: string; userId: string; typing: boolean; expiresIn: number }
@@ -153,6 +158,9 @@ export interface ClientEvents {
   'read-receipt': (r: ReadReceipt) => void;
   /** A subscribed user went online or offline. */
   presence: (p: Presence) => void;
+  'session-updated': (s: SessionSettings) => void;
+  /** Group members who read the sender's messages, batched (at most one a second per conversation). */
+  'read-receipts': (r: { sid: string; readers: { userId: string; readSeq: number }[] }) => void;
   state: (state: ConnectionState) => void;
   connect: (info: { reconnect: boolean }) => void;
   disconnect: (reason: Error) => void;
@@ -220,8 +228,23 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
   typingStop(sid: string): Promise<void>;
   /** Who is typing in sid now. */
   typingUsers(sid: string): string[];
+  /** Group members known (from read-receipts pushes) to have read up to seq. */
+  readCount(sid: string, seq: number): number;
   /** How many members (and, in small groups, who) read the message. */
   messageReaders(sid: string, msgId: string): Promise<MessageReaders>;
+  /** Change this user's pin, mute or draft of a conversation; synced to their other devices. */
+  updateSession(sid: string, settings: { pinned?: boolean; muted?: boolean; draft?: string }): Promise<SessionSettings>;
+  pin(sid: string, on?: boolean): Promise<SessionSettings>;
+  mute(sid: string, on?: boolean): Promise<SessionSettings>;
+  setDraft(sid: string, draft: string): Promise<SessionSettings>;
+  /** Take a conversation out of the list until its next message. */
+  hide(sid: string): Promise<SessionSettings>;
+  /** Unread messages of the list, muted conversations excepted. */
+  unreadTotal(): Promise<{ unread: number; mentionedUnread: number; sessions: number }>;
+  /** Refuse private messages from these users; resolves with every blocked user id. */
+  blockUser(userIds: string | string[]): Promise<string[]>;
+  unblockUser(userIds: string | string[]): Promise<string[]>;
+  blockedList(): Promise<string[]>;
   /** Watch users' presence (only users sharing a conversation are answered); renewed after reconnects. */
   subscribePresence(userIds: string[]): Promise<Presence[]>;
   /** Stop watching these users (all when omitted). */
@@ -368,4 +391,16 @@ export interface SearchResult {
   hits: SearchHit[];
   /** Present when the page is full: the before of the next page. */
   next?: string;
+}
+
+/** A user's own settings of a conversation (session-updated, updateSession, hide). */
+export interface SessionSettings {
+  sid: string;
+  pinned: boolean;
+  /** Unix ms of the pin; the most recent pin lists first. */
+  pinnedAt?: number;
+  muted: boolean;
+  /** Hidden until the next message. */
+  hidden: boolean;
+  draft: string;
 }

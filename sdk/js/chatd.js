@@ -65,9 +65,11 @@ const SYNC_RETRY = 1000; // ms before a sync that failed on the client side is t
 // group-events: group-event pushes when the user leaves a group (removed,
 // left, dismissed), emitted as 'groupEvent'.
 // typing, receipts: typing indicators and read receipts (see "Typing and
-// read receipts" in sdk/js/README.md).
+// read receipts, presence, conversation settings" in sdk/js/README.md).
 // presence: presence pushes of the users subscribed to.
-const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'group-events', 'typing', 'receipts', 'presence']);
+// session-settings: session-updated pushes (pin, mute, hide, draft changed on
+// another device) and data.muted on messages of a muted conversation.
+const CAPABILITIES = Object.freeze(['own-messages', 'message-updated', 'group-events', 'typing', 'receipts', 'presence', 'session-settings']);
 const TYPING_REPEAT = 3000; // ms between typing events while the user keeps typing
 
 // ChatdClient is one user's connection to chatd.
@@ -141,9 +143,12 @@ export class ChatdClient extends Emitter {
     this._settleConnect(err);
   }
 
-  // conversations returns the known conversations, most recent first.
+  // conversations returns the known conversations: pinned ones first (most
+  // recent pin first), then the others, most recent first. Hidden ones are
+  // left out until a message comes after the hide.
   conversations() {
-    return [...this._sessions.values()].sort((a, b) => lastTime(b) - lastTime(a));
+    return [...this._sessions.values()].filter(visible)
+      .sort((a, b) => (b.pinned ? b.pinnedAt || 1 : 0) - (a.pinned ? a.pinnedAt || 1 : 0) || lastTime(b) - lastTime(a));
   }
 
   conversation(sid) { return this._sessions.get(sid); }
@@ -243,6 +248,9 @@ export class ChatdClient extends Emitter {
   }
   // typingUsers lists who is typing in sid now.
   typingUsers(sid) { return [...(this._typers?.get(sid)?.keys() || [])]; }
+  // readCount: how many group members are known (from read-receipts pushes
+  // since connecting) to have read the message at seq; messageReaders is exact.
+  readCount(sid, seq) { return Object.values(this._sessions.get(sid)?.readers || {}).filter((r) => r >= seq).length; }
   // messageReaders: {readCount, memberCount, readers?: [{userId, readSeq}]}.
   messageReaders(sid, msgId) { return this.request('message-readers', { sid, msgId }); }
 
@@ -260,6 +268,41 @@ export class ChatdClient extends Emitter {
       return;
     }
     this.emit('typing', { sid, userId, typing: on, expiresIn: on ? expiresIn : 0 });
+  }
+
+  // --- conversation settings and blocking ---
+  //
+  // Each resolves with the session's settings {sid, pinned, pinnedAt?, muted,
+  // hidden, draft}; the user's other devices get a 'session-updated' event,
+  // and every device a 'conversations' event.
+  updateSession(sid, { pinned, muted, draft } = {}) {
+    return this._settings('session-update', { sid, pinned, muted, draft });
+  }
+  pin(sid, on = true) { return this.updateSession(sid, { pinned: on }); }
+  mute(sid, on = true) { return this.updateSession(sid, { muted: on }); }
+  setDraft(sid, draft) { return this.updateSession(sid, { draft: draft || '' }); }
+  // hide takes sid out of the list until its next message.
+  hide(sid) { return this._settings('session-hide', { sid }); }
+  // unreadTotal: {unread, mentionedUnread, sessions}, muted sessions excepted.
+  unreadTotal() { return this.request('session-unread-total'); }
+  // blockUser, unblockUser, blockedList resolve with the blocked user ids; a
+  // blocked user's private messages to this user are refused ("blocked").
+  async blockUser(userIds) { return (await this.request('block-user', { userIds: [].concat(userIds) })).blocked; }
+  async unblockUser(userIds) { return (await this.request('unblock-user', { userIds: [].concat(userIds) })).blocked; }
+  async blockedList() { return (await this.request('blocked-list')).blocked; }
+
+  async _settings(event, arg) {
+    const st = await this.request(event, arg);
+    this._applySettings(st);
+    return st;
+  }
+  _applySettings(st) {
+    const s = st && this._sessions.get(st.sid);
+    if (!s) return;
+    const wasHidden = s.hidden && !visible(s);
+    Object.assign(s, { pinned: !!st.pinned, pinnedAt: st.pinnedAt || 0, muted: !!st.muted, draft: st.draft || '' });
+    if (st.hidden && !wasHidden) Object.assign(s, { hidden: true, hiddenSeq: s.lastSeq || 0 });
+    this.emit('conversations', this.conversations());
   }
 
   // --- presence ---
@@ -619,6 +662,20 @@ export class ChatdClient extends Emitter {
     } else if (name === 'typing' || name === 'typing-stop') {
       const t = args[0] || {};
       if (typeof t.sid === 'string' && typeof t.userId === 'string') this._setTyping(t.sid, t.userId, name === 'typing', t.expiresIn);
+    } else if (name === 'read-receipts') { // a group's readers, batched (at most one a second)
+      const r = args[0] || {};
+      const s = this._sessions.get(r.sid);
+      if (s && Array.isArray(r.readers)) {
+        s.readers ??= {};
+        for (const m of r.readers) if (m && typeof m.userId === 'string') s.readers[m.userId] = Math.max(s.readers[m.userId] || 0, m.readSeq || 0);
+      }
+      this.emit('read-receipts', r);
+    } else if (name === 'session-updated') {
+      const st = args[0];
+      if (st && typeof st.sid === 'string') {
+        this._applySettings(st);
+        this.emit('session-updated', st);
+      }
     } else if (name === 'presence') {
       const p = args[0];
       if (p && typeof p.userId === 'string') this.emit('presence', p);
@@ -893,6 +950,9 @@ function isMessage(d) {
 function previewText(content) {
   return typeof content?.content === 'string' ? content.content : '';
 }
+
+// visible: not hidden, or a message came after the hide.
+function visible(s) { return !s.hidden || (s.lastSeq || 0) > (s.hiddenSeq || 0); }
 
 function lastTime(s) {
   return s.lastMsg?.timestamp || (s.lastMsg?.date ? Date.parse(s.lastMsg.date) || 0 : 0);

@@ -88,6 +88,7 @@ type device struct {
 	pushes     map[string]int    // msgId → pushes seen
 	reads      []string          // sids of session-read pushes
 	updates    []json.RawMessage // message-updated pushes
+	settings   []json.RawMessage // session-updated pushes (settings_test.go)
 	reconnects int
 	seen       map[string]map[int64]bool
 }
@@ -106,7 +107,7 @@ func (d *device) connect(ctx context.Context, node int, base string) error {
 	// own-messages: the user's own messages from other devices and over HTTP
 	// are pushed too, so every device sees every message; message-updated:
 	// recalls, edits and reactions are pushed.
-	auth, _ := json.Marshal(map[string]any{"token": d.token, "appId": d.appID, "capabilities": []string{"own-messages", "message-updated"}})
+	auth, _ := json.Marshal(map[string]any{"token": d.token, "appId": d.appID, "capabilities": []string{"own-messages", "message-updated", "session-settings"}})
 	if err := ws.Send("40" + string(auth)); err != nil {
 		ws.Close()
 		return err
@@ -228,6 +229,10 @@ func (d *device) onEvent(name string, arg json.RawMessage) {
 	case "message-updated":
 		d.mu.Lock()
 		d.updates = append(d.updates, append(json.RawMessage(nil), arg...))
+		d.mu.Unlock()
+	case "session-updated":
+		d.mu.Lock()
+		d.settings = append(d.settings, append(json.RawMessage(nil), arg...))
 		d.mu.Unlock()
 	case "session-read":
 		var r struct{ SID string }

@@ -27,7 +27,7 @@ test('handshake, ping, event acks and pushes', async () => {
   const ws = sockets[0];
   assert.equal(ws.url, 'ws://chat.test/socket.io/?EIO=4&transport=websocket');
   ws.feed('0{"sid":"x","upgrades":[],"pingInterval":25000,"pingTimeout":20000,"maxPayload":1000000}');
-  assert.deepEqual(JSON.parse(ws.sent[0].slice(2)), { token: 't1', appId: 'a1', capabilities: ['own-messages', 'message-updated', 'group-events', 'typing', 'receipts', 'presence'] });
+  assert.deepEqual(JSON.parse(ws.sent[0].slice(2)), { token: 't1', appId: 'a1', capabilities: ['own-messages', 'message-updated', 'group-events', 'typing', 'receipts', 'presence', 'session-settings'] });
   assert.ok(ws.sent[0].startsWith('40{'));
   ws.feed('2');
   assert.equal(ws.sent.at(-1), '3');

@@ -1,6 +1,7 @@
 // The chatd demo chat, built on the JS SDK. Every piece of user content is
 // put into the page with textContent or as a checked URL, never as markup.
 import { ChatdClient, MessageType, ConversationType, newClientMsgId } from '/sdk/chatd.js';
+import { installSocial, conversationExtras, receiptMark, onOpen, onInput } from '/demo/social.js';
 
 const $ = (id) => document.getElementById(id);
 const SUGGESTED = ['alice', 'bob', 'carol', 'dave'];
@@ -108,6 +109,7 @@ async function start(me) {
   c.on('message-updated', onUpdated);
   c.on('error', (err) => console.warn('chatd:', err));
   c.on('groupEvent', onGroupEvent);
+  installSocial(c, { state, el, $, renderConversations, renderMessages: (toBottom) => state.active?.sid && renderMessages(toBottom), showError });
   setStatus(c.state);
   await c.connect();
 }
@@ -145,7 +147,8 @@ function renderConversations() {
     el('span', { class: 'title' }, s.conversationType === ConversationType.GROUP ? '# ' + title : title),
     el('span', { class: 'preview' }, s.mentionedUnread > 0 ? el('strong', { class: 'at-me', 'data-testid': 'at-me' }, '[@me] ') : null,
       s.lastMsg?.recalled ? 'message recalled' : preview(s.lastMsg)),
-    s.unread > 0 ? el('span', { class: 'badge', 'data-testid': 'unread' }, s.unread > 99 ? '99+' : s.unread) : null);
+    s.unread > 0 ? el('span', { class: 'badge' + (s.muted ? ' muted' : ''), 'data-testid': 'unread' }, s.unread > 99 ? '99+' : s.unread) : null,
+    el('span', { class: 'extras' }, ...conversationExtras(s)));
     const open = () => openConversation({ sid: s.sid, targetId: s.targetId, group: s.conversationType === ConversationType.GROUP, title });
     li.addEventListener('click', open);
     li.addEventListener('keydown', (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(); } });
@@ -170,6 +173,7 @@ async function openConversation(conv) {
   $('group-info-toggle').hidden = !conv.group;
   closeGroupPanel();
   renderConversations();
+  onOpen();
   if (!conv.sid) return; // a new chat: the first message creates it
   const v = view(conv.sid);
   v.msgs.clear();
@@ -182,6 +186,7 @@ async function openConversation(conv) {
     renderMessages(true);
     markReadIfVisible();
     fillIfShort();
+    onOpen();
   } catch (err) {
     showError(err);
   }
@@ -269,7 +274,7 @@ function messageNode(m) {
       b.addEventListener('click', () => react(m, r.emoji, !r.me));
       return b;
     })) : null,
-    el('span', { class: 'when' }, m.editCount && !m.recalled ? el('span', { 'data-testid': 'edited' }, 'edited · ') : null, when),
+    el('span', { class: 'when' }, m.editCount && !m.recalled ? el('span', { 'data-testid': 'edited' }, 'edited · ') : null, when, ' ', receiptMark(m, mine)),
     m.recalled ? null : actions(m, mine));
 }
 
@@ -606,6 +611,7 @@ $('login-form').addEventListener('submit', (e) => { e.preventDefault(); login($(
 $('logout').addEventListener('click', logout);
 $('composer').addEventListener('submit', sendText);
 $('text').addEventListener('input', suggestMentions);
+$('text').addEventListener('input', onInput);
 $('image-input').addEventListener('change', sendImage);
 $('new-chat').addEventListener('submit', newChat);
 $('new-group').addEventListener('submit', newGroup);

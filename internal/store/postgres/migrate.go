@@ -236,6 +236,39 @@ INSERT INTO search_docs (conversation_id, seq, text)
 SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
 WHERE t <> '';
 `,
+	// 9 (conversation settings, see store.Settings): each user's own
+	// settings of their sessions (pin, mute, hide, draft), the users they
+	// block, and when each user was last online.
+	`
+CREATE TABLE session_settings (
+	conversation_id text NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         text NOT NULL,
+	app_id          text NOT NULL,
+	pinned_at       bigint NOT NULL DEFAULT 0,
+	muted           boolean NOT NULL DEFAULT false,
+	hidden          boolean NOT NULL DEFAULT false,
+	hidden_seq      bigint NOT NULL DEFAULT 0,
+	draft           text NOT NULL DEFAULT '',
+	updated_at      bigint NOT NULL,
+	PRIMARY KEY (conversation_id, user_id)
+);
+CREATE INDEX session_settings_by_user ON session_settings (app_id, user_id);
+
+CREATE TABLE blocks (
+	app_id     text NOT NULL,
+	user_id    text NOT NULL,
+	blocked_id text NOT NULL,
+	created_at bigint NOT NULL,
+	PRIMARY KEY (app_id, user_id, blocked_id)
+);
+
+CREATE TABLE last_seen (
+	app_id  text NOT NULL,
+	user_id text NOT NULL,
+	seen_at bigint NOT NULL,
+	PRIMARY KEY (app_id, user_id)
+);
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

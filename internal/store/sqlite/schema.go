@@ -219,6 +219,39 @@ INSERT INTO search_docs (conversation_id, seq, text)
 SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
 	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
 `,
+	// 9 (conversation settings, see store.Settings): each user's own
+	// settings of their sessions (pin, mute, hide, draft), the users they
+	// block, and when each user was last online.
+	`
+CREATE TABLE session_settings (
+	conversation_id TEXT NOT NULL REFERENCES conversations (id) ON DELETE CASCADE,
+	user_id         TEXT NOT NULL,
+	app_id          TEXT NOT NULL,
+	pinned_at       INTEGER NOT NULL DEFAULT 0,
+	muted           INTEGER NOT NULL DEFAULT 0,
+	hidden          INTEGER NOT NULL DEFAULT 0,
+	hidden_seq      INTEGER NOT NULL DEFAULT 0,
+	draft           TEXT NOT NULL DEFAULT '',
+	updated_at      INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, user_id)
+);
+CREATE INDEX session_settings_by_user ON session_settings (app_id, user_id);
+
+CREATE TABLE blocks (
+	app_id     TEXT NOT NULL,
+	user_id    TEXT NOT NULL,
+	blocked_id TEXT NOT NULL,
+	created_at INTEGER NOT NULL,
+	PRIMARY KEY (app_id, user_id, blocked_id)
+);
+
+CREATE TABLE last_seen (
+	app_id  TEXT NOT NULL,
+	user_id TEXT NOT NULL,
+	seen_at INTEGER NOT NULL,
+	PRIMARY KEY (app_id, user_id)
+);
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a
