@@ -253,6 +253,7 @@ type running struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *bytes.Buffer
+	extra  []int // other processes counted as the server's (cluster)
 }
 
 // startServer runs the server on a free loopback port, pinned to cpu when
@@ -301,6 +302,21 @@ func startServer(ctx context.Context, k *serverKind, cpu int) (*running, error) 
 
 // pid is the server process (taskset execs it, so the pid is the same).
 func (r *running) pid() int { return r.cmd.Process.Pid }
+
+// pids are the processes whose CPU is the server's: the server and, in the
+// cluster scenario, the other node and the broker.
+func (r *running) pids() []int { return append([]int{r.pid()}, r.extra...) }
+
+// readCPUs reads each process's CPU time (0 for one that is gone).
+func readCPUs(pids []int) []time.Duration {
+	out := make([]time.Duration, len(pids))
+	for i, p := range pids {
+		if ps, err := readProc(p); err == nil {
+			out[i] = ps.CPU
+		}
+	}
+	return out
+}
 
 func (r *running) stop() {
 	if r.cmd.Process == nil {
