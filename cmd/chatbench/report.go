@@ -112,25 +112,30 @@ func (r *report) build(cfg runConfig) {
 			continue
 		}
 		rw.Rounds = max(len(cv), len(pv))
+		summary := func(v []float64) spread { return medianSpread(v, d.Lower) }
+		missed := strings.HasSuffix(d.Key, "first_missed_rate")
+		if missed {
+			summary = missedSpread
+		}
 		if len(cv) > 0 {
-			s := medianSpread(cv, d.Lower)
+			s := summary(cv)
 			rw.Chatd, rw.ChatdMin, rw.ChatdMax = ptr(s.Median), ptr(s.Min), ptr(s.Max)
 		}
 		if len(pv) > 0 {
-			s := medianSpread(pv, d.Lower)
+			s := summary(pv)
 			rw.Peer, rw.PeerMin, rw.PeerMax = ptr(s.Median), ptr(s.Min), ptr(s.Max)
 		}
 		if d.Scenario == "store" && d.Key == "sqlite_msgs_per_s_c64" {
 			rw.Label = fmt.Sprintf("store alone, SQLite: durable sends/s, %d senders", cfg.StoreConc)
 		}
 		// A negative figure is a failed run (lost deliveries, failed reconnects).
-		if rw.Chatd != nil && rw.Peer != nil && *rw.Chatd >= 0 && *rw.Peer > 0 {
+		if rw.Chatd != nil && rw.Peer != nil && *rw.Chatd >= 0 && *rw.Peer > 0 && !(missed && *rw.Chatd == 0) {
 			rw.Ratio = ptr(*rw.Chatd / *rw.Peer)
 			var rs []float64
 			for i := range min(len(res["chatd"]), len(res["peer"])) {
 				c, okc := res["chatd"][i][d.Key]
 				p, okp := res["peer"][i][d.Key]
-				if okc && okp && c >= 0 && p > 0 {
+				if okc && okp && c >= 0 && p > 0 && !(missed && c == 0) {
 					rs = append(rs, c/p)
 				}
 			}

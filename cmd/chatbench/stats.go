@@ -53,6 +53,30 @@ func medianSpread(vals []float64, lowerBetter bool) spread {
 	return s
 }
 
+// missedSpread summarises the rate of the step that ended a ramp over
+// rounds, where 0 is a ramp whose budget ran out before any step missed:
+// its limit is above every rate tried, so it sorts above them, and a median
+// or maximum that is such a round is returned as 0 ("not reached").
+func missedSpread(vals []float64) spread {
+	v := make([]float64, len(vals))
+	for i, x := range vals {
+		if x <= 0 {
+			x = math.Inf(1)
+		}
+		v[i] = x
+	}
+	s := medianSpread(v, false)
+	s.N = len(vals)
+	back := func(x float64) float64 {
+		if x < 0 || math.IsInf(x, 0) {
+			return 0
+		}
+		return x
+	}
+	s.Median, s.Min, s.Max = back(s.Median), back(s.Min), back(s.Max)
+	return s
+}
+
 // rampPlan is a geometric ramp: rates Start, Start·Factor, … each rounded to
 // two significant digits, until a step misses (after one retry) or the ramp
 // has run for Budget.

@@ -174,3 +174,20 @@ func TestTickLabel(t *testing.T) {
 func fmtSscan(p string, x, y *float64) (int, error) {
 	return fmt.Sscanf(p, "%g,%g", x, y)
 }
+
+func TestMissedSpread(t *testing.T) {
+	tests := []struct {
+		vals        []float64
+		med, lo, hi float64
+	}{
+		{[]float64{1100, 0, 750}, 1100, 750, 0}, // 0: not reached, above every rate
+		{[]float64{0, 0, 750}, 0, 750, 0},
+		{[]float64{500, 750, 1100}, 750, 500, 1100},
+	}
+	for _, tt := range tests {
+		s := missedSpread(tt.vals)
+		if s.Median != tt.med || s.Min != tt.lo || s.Max != tt.hi {
+			t.Errorf("missedSpread(%v) = %+v, want %v %v–%v", tt.vals, s, tt.med, tt.lo, tt.hi)
+		}
+	}
+}
