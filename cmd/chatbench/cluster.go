@@ -74,10 +74,8 @@ func clusterBench(ctx context.Context, cfg runConfig, dir string, serverCPU int,
 		return nil, err
 	}
 	k := &serverKind{Name: "chatd", AppID: app.ID, Tokens: map[string]string{}, dir: filepath.Join(dir, "cluster")}
-	var users []string
 	for i := range 2 * cfg.Pairs {
 		u := userID(i)
-		users = append(users, u)
 		tok, err := svc.GetToken(ctx, app, u, "Name "+u, "")
 		if err != nil {
 			st.Close()

@@ -219,6 +219,24 @@ INSERT INTO search_docs (conversation_id, seq, text)
 SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
 	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
 `,
+	// 9 (search off the send path, see searchindex.go): a send no longer
+	// indexes its message in its own transaction; it queues the message's
+	// key in search_pending (one small row), and the index catches up in
+	// batches, in the background and before every search. The FTS5 index
+	// writes a segment per transaction, which more than doubled the cost
+	// of a lone send (docs/benchmarks.md). Edits and deletions still update
+	// search_docs in their transaction.
+	`
+CREATE TABLE search_pending (
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+DROP TRIGGER messages_search_ai;
+CREATE TRIGGER messages_search_queue AFTER INSERT ON messages BEGIN
+	INSERT OR IGNORE INTO search_pending (conversation_id, seq) VALUES (new.conversation_id, new.seq);
+END;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

@@ -16,6 +16,10 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return []store.Message{}, nil
 	}
+	// Messages sent since the last batch are queued, not yet indexed.
+	if err := s.indexPending(ctx); err != nil {
+		return nil, err
+	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
 	b.WriteString(`SELECT ` + msgCols + `, u.name, u.avatar_uri FROM members v

@@ -57,6 +57,7 @@ type Store struct {
 	nonces     nonceBatcher // signed requests' nonces, committed in batches
 	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
 	ckpt       ckptLog      // reports failed WAL checkpoints
+	indexer    searchIndexer
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -151,8 +152,10 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		walPath:  path + "-wal",
 	}
 	s.walLimit.Store(defaultWALLimit)
+	s.indexer.done = make(chan struct{})
 	go s.writeLoop()
 	go s.checkpointLoop()
+	go s.searchIndexLoop()
 	return s, nil
 }
 
@@ -227,6 +230,7 @@ func (s *Store) Close() error {
 	s.once.Do(func() { close(s.done) })
 	<-s.exited
 	<-s.ckptDone
+	<-s.indexer.done
 	s.stmts.close()
 	for _, m := range []*sync.Map{&s.rstmts, &s.wstmts} {
 		m.Range(func(_, v any) bool {
