@@ -205,7 +205,8 @@ func clusterVariant(ctx context.Context, cfg runConfig, k *serverKind, pgURL, na
 		name, cfg.ClusterRate, fixed.Delivered, fixed.Expected, fixed.P50, fixed.P99, res.CPUSenderUs, res.CPUReceiverUs, res.CPUBrokerUs)
 	settle(ctx, rc)
 	meas.kind = &serverKind{Name: "chatd-" + name}
-	rr := ramp(ctx, meas, rc, senders, targets, "send-private-message", cfg.ClusterPlan, cfg.StepDur, 1, 100*time.Millisecond, logf)
+	rr := ramp(ctx, meas, rc, senders, targets, "send-private-message", cfg.ClusterPlan, cfg.StepDur, 1, 100*time.Millisecond, logf).
+		withFixed(fixed, 1, 100*time.Millisecond)
 	meas.kind = &nodeKind
 	res.MaxPerSec, res.LastHeld, res.FirstMissed = rr.Best, rr.LastHeld, rr.FirstMissed
 	res.SatCPUSenderUs, res.SatCPURecvUs, res.SatCPUBrokerUs = rr.satProc(0), rr.satProc(1), rr.satProc(brokerIdx)

@@ -323,6 +323,25 @@ func ramp(ctx context.Context, r *running, rc *receiver, senders []*client, targ
 	return res
 }
 
+// withFixed puts the fixed-rate measurement, which ran just before the ramp at
+// a rate below its first step, in front of the ramp's steps: on the charts it
+// is the lowest load, and when the ramp's first step missed twice it is the
+// last step held.
+func (rr rampResult) withFixed(fixed stepResult, fanout int, limit time.Duration) rampResult {
+	held := fixed.ok(limit)
+	p := rampPoint{Rate: fixed.Rate, Load: fixed.Rate * float64(fanout), PerSec: fixed.PerSec,
+		P50ms: ms(fixed.P50), P99ms: ms(fixed.P99), CPUus: us(fixed.CPUPerDeliv), Held: held}
+	rr.Points = append([]rampPoint{p}, rr.Points...)
+	if held && rr.LastHeld == 0 {
+		rr.LastHeld, rr.Best, rr.SatCPU = fixed.Rate, fixed.PerSec, fixed.CPUPerDeliv
+		rr.SatProc = rr.SatProc[:0]
+		for _, c := range fixed.ProcCPU {
+			rr.SatProc = append(rr.SatProc, c/time.Duration(max(fixed.Delivered, 1)))
+		}
+	}
+	return rr
+}
+
 // figures puts a ramp's outcome into a scenario's figures under prefix.
 func (rr rampResult) figures(f figures, prefix string) {
 	f[prefix+"last_held_rate"] = rr.LastHeld

@@ -107,26 +107,27 @@ func run(ctx context.Context) error {
 	}
 	cfg.IdleConns, cfg.IdleMax = 10_000, 19_900
 	cfg.Pairs, cfg.P2PRate = 100, 500
-	// Ramps are geometric from the fixed rate and go on until a step misses
+	// Ramps are geometric, starting one step above the fixed rate (which
+	// is their first point), and go on until a step misses
 	// twice (rampNextAction); the budget bounds the run's time, and a ramp
 	// that spends it reports its last step as a floor.
-	cfg.P2PRamp = rampPlan{Start: 500, Factor: 1.5, Budget: 4 * time.Minute}
+	cfg.P2PRamp = rampPlan{Start: 750, Factor: 1.5, Budget: 4 * time.Minute}
 	cfg.FixedDur, cfg.StepDur = 10*time.Second, 5*time.Second
 	cfg.FanoutMembers, cfg.FanoutSenders, cfg.FanoutRate = 1000, 10, 5
-	cfg.FanoutRamp = rampPlan{Start: 5, Factor: 1.5, Budget: 4 * time.Minute}
+	cfg.FanoutRamp = rampPlan{Start: 7.5, Factor: 1.5, Budget: 4 * time.Minute}
 	cfg.HistoryCount, cfg.HistoryClients, cfg.HistoryDur = *histCount, 16, 10*time.Second
 	cfg.StormClients, cfg.StormMessages, cfg.StormConcurrency, cfg.StormTimeout = 10_000, 20, 1000, 120*time.Second
 	cfg.StoreConc, cfg.StoreDur = 64, 5*time.Second
-	cfg.ClusterRate, cfg.ClusterPlan = 500, rampPlan{Start: 500, Factor: 1.5, Budget: 3 * time.Minute}
+	cfg.ClusterRate, cfg.ClusterPlan = 500, rampPlan{Start: 750, Factor: 1.5, Budget: 3 * time.Minute}
 	cfg.FloorConns, cfg.FloorWrites = 1000, 200_000
 	if cfg.Short {
 		// Three rounds of everything compared must fit in about ten minutes.
 		cfg.FixedDur, cfg.StepDur = 3*time.Second, 1500*time.Millisecond
-		cfg.P2PRamp = rampPlan{Start: 500, Factor: 1.5, Budget: 35 * time.Second}
-		cfg.FanoutRamp = rampPlan{Start: 5, Factor: 1.5, Budget: 45 * time.Second}
+		cfg.IdleMax = cfg.IdleConns // the most held: full run only
+		cfg.P2PRamp.Budget, cfg.FanoutRamp.Budget = 30*time.Second, 35*time.Second
 		cfg.HistoryDur = 3 * time.Second
 		cfg.StoreDur = 3 * time.Second
-		cfg.ClusterPlan = rampPlan{Start: 500, Factor: 1.5, Budget: 35 * time.Second}
+		cfg.ClusterPlan.Budget = 25 * time.Second
 		cfg.FloorWrites = 100_000
 	}
 

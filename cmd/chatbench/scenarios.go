@@ -103,7 +103,8 @@ func oneToOne(ctx context.Context, e env) (figures, error) {
 	f["fixed_p99_ms"] = ms(fixed.P99)
 	f["cpu_us_per_msg"] = us(fixed.CPUPerDeliv)
 	settle(ctx, rc)
-	rr := ramp(ctx, e.r, rc, senders, targets, "send-private-message", e.cfg.P2PRamp, e.cfg.StepDur, 1, 100*time.Millisecond, e.logf)
+	rr := ramp(ctx, e.r, rc, senders, targets, "send-private-message", e.cfg.P2PRamp, e.cfg.StepDur, 1, 100*time.Millisecond, e.logf).
+		withFixed(fixed, 1, 100*time.Millisecond)
 	f["max_msgs_per_s_p99_100ms"] = rr.Best
 	rr.figures(f, "ramp_")
 	e.keepRamp("p2p", rr.Points)
@@ -139,7 +140,8 @@ func fanout(ctx context.Context, e env) (figures, error) {
 	f["fixed_p99_ms"] = ms(fixed.P99)
 	f["cpu_us_per_delivery"] = us(fixed.CPUPerDeliv)
 	settle(ctx, rc)
-	rr := ramp(ctx, e.r, rc, senders, targets, "send-group-message", e.cfg.FanoutRamp, e.cfg.StepDur, n-1, 100*time.Millisecond, e.logf)
+	rr := ramp(ctx, e.r, rc, senders, targets, "send-group-message", e.cfg.FanoutRamp, e.cfg.StepDur, n-1, 100*time.Millisecond, e.logf).
+		withFixed(fixed, n-1, 100*time.Millisecond)
 	f["max_deliveries_per_s_p99_100ms"] = rr.Best
 	rr.figures(f, "ramp_")
 	e.keepRamp("fanout", rr.Points)

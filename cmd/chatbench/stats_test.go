@@ -191,3 +191,24 @@ func TestMissedSpread(t *testing.T) {
 		}
 	}
 }
+
+// TestRampWithFixed: the fixed-rate step leads the ramp's points, and is the
+// last step held only when no ramp step held.
+func TestRampWithFixed(t *testing.T) {
+	limit := 100 * time.Millisecond
+	fixed := stepResult{Rate: 500, Offered: 10, Sent: 10, Expected: 10, Delivered: 10, PerSec: 500, P50: time.Millisecond, P99: 2 * time.Millisecond, CPUPerDeliv: 300 * time.Microsecond}
+	missed := rampResult{Points: []rampPoint{{Rate: 750}, {Rate: 750, Try: 1}}, FirstMissed: 750}
+	got := missed.withFixed(fixed, 1, limit)
+	if len(got.Points) != 3 || got.Points[0].Rate != 500 || !got.Points[0].Held || got.LastHeld != 500 || got.Best != 500 || got.FirstMissed != 750 {
+		t.Errorf("ramp that missed its first step: %+v", got)
+	}
+	held := rampResult{Points: []rampPoint{{Rate: 750, Held: true}}, LastHeld: 750, Best: 740}
+	if got := held.withFixed(fixed, 1, limit); got.LastHeld != 750 || got.Best != 740 || len(got.Points) != 2 {
+		t.Errorf("ramp that held: %+v", got)
+	}
+	lost := fixed
+	lost.Delivered, lost.P99 = 5, -1
+	if got := missed.withFixed(lost, 1, limit); got.LastHeld != 0 || got.Points[0].Held {
+		t.Errorf("fixed step that lost deliveries counted as held: %+v", got)
+	}
+}
