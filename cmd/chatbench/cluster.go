@@ -270,7 +270,7 @@ func clusterMarkdown(rs []clusterResult) string {
 			fmtFig(&r.FixedP50ms), fmtFig(&r.FixedP99ms),
 			fmtFig(&r.CPUSenderUs), dashIfSingle(r, r.CPUReceiverUs), fmtOpt(r.CPUBrokerUs),
 			fmtFig(&r.MaxPerSec), fmtFig(&r.LastHeld), missed,
-			fmtFig(&r.SatCPUSenderUs), dashIfSingle(r, r.SatCPURecvUs), fmtOpt(r.SatCPUBrokerUs))
+			fmtOpt(r.SatCPUSenderUs), dashIfSingle(r, r.SatCPURecvUs), fmtOpt(r.SatCPUBrokerUs))
 	}
 	if single != nil && single.Err == "" {
 		b.WriteString("\nAgainst the single node at the fixed rate:\n\n")
@@ -290,7 +290,7 @@ func dashIfSingle(r clusterResult, v float64) string {
 	if r.Nodes == 1 {
 		return "—"
 	}
-	return fmtFig(&v)
+	return fmtOpt(v)
 }
 
 func fmtOpt(v float64) string {

@@ -92,6 +92,7 @@ func run(ctx context.Context) error {
 	flag.BoolVar(&cfg.Pin, "pin", runtime.NumCPU() >= 2, "pin the server to the last CPU and chatbench to the others (taskset)")
 	rampBudget := flag.Duration("ramp-budget", 0, "override every ramp's time budget (0: the mode's)")
 	stepDur := flag.Duration("step", 0, "override the ramp step and fixed-rate durations (0: the mode's)")
+	from := flag.String("from", "", "rebuild latest.md and the charts from this latest.json (no run)")
 	histCount := flag.Int("history", 1_000_000, "messages in the long conversation")
 	flag.Parse()
 	cfg.Servers = map[string]bool{}
@@ -131,6 +132,9 @@ func run(ctx context.Context) error {
 		cfg.FloorWrites = 100_000
 	}
 
+	if *from != "" {
+		return rebuild(*from, cfg)
+	}
 	if *rampBudget > 0 {
 		cfg.P2PRamp.Budget, cfg.FanoutRamp.Budget, cfg.ClusterPlan.Budget = *rampBudget, *rampBudget, *rampBudget
 	}
@@ -324,6 +328,28 @@ func run(ctx context.Context) error {
 		return fmt.Errorf("%d scenario runs failed", len(rep.Errors))
 	}
 	return nil
+}
+
+// rebuild rewrites latest.md and the charts into cfg.OutDir from a run's
+// latest.json, after a change to how they are presented.
+func rebuild(path string, cfg runConfig) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var rep report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	rep.build(cfg)
+	if rep.Charts, err = writeCharts(cfg.OutDir, rep.Ramps); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(cfg.OutDir, "latest.md"), []byte(rep.markdown()), 0o644); err != nil {
+		return err
+	}
+	js, _ := json.MarshalIndent(&rep, "", "  ")
+	return os.WriteFile(filepath.Join(cfg.OutDir, "latest.json"), append(js, '\n'), 0o644)
 }
 
 // loadAvg is the first three fields of /proc/loadavg ("?" elsewhere).
