@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -210,5 +211,51 @@ func TestRampWithFixed(t *testing.T) {
 	lost.Delivered, lost.P99 = 5, -1
 	if got := missed.withFixed(lost, 1, limit); got.LastHeld != 0 || got.Points[0].Held {
 		t.Errorf("fixed step that lost deliveries counted as held: %+v", got)
+	}
+}
+
+// TestLoopbackFloorRuns: the floor measurement writes through real loopback
+// connections and returns a CPU time per write (unpinned: the test may run
+// where CPU 0 is not allowed).
+func TestLoopbackFloorRuns(t *testing.T) {
+	d, err := loopbackFloor(t.Context(), -1, 10, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d < 0 {
+		t.Fatalf("floor %v", d)
+	}
+}
+
+func TestFindProc(t *testing.T) {
+	if pid := findProc("no-such-process-name"); pid != 0 {
+		t.Errorf("findProc found %d", pid)
+	}
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Skip("no /proc")
+	}
+	if pid := findProc(strings.TrimSpace(string(comm))); pid == 0 {
+		t.Errorf("findProc did not find %q", comm)
+	}
+}
+
+// TestClusterMarkdown: the variants' rows, a failed variant, and the
+// comparison with the single node.
+func TestClusterMarkdown(t *testing.T) {
+	md := clusterMarkdown([]clusterResult{
+		{Variant: "single", Nodes: 1, FixedP50ms: 1, FixedP99ms: 10, CPUSenderUs: 300, CPUBrokerUs: -1, MaxPerSec: 1000, LastHeld: 1100, SatCPUSenderUs: 200, SatCPUBrokerUs: -1},
+		{Variant: "redis", Nodes: 2, FixedP50ms: 2, FixedP99ms: 12, CPUSenderUs: 300, CPUReceiverUs: 100, CPUBrokerUs: 50, MaxPerSec: 500, LastHeld: 750, FirstMissed: 1100, SatCPUSenderUs: -1, SatCPURecvUs: -1, SatCPUBrokerUs: -1},
+		{Variant: "nats", Nodes: 2, Err: "boom"},
+	})
+	for _, want := range []string{
+		"| single | 1 | 1.00 / 10.0 | 300 / — / — | 1000 | 1100 / not reached | 200 / — / — |",
+		"| redis | 2 | 2.00 / 12.0 | 300 / 100 / 50.0 | 500 | 750 / 1100 | — / — / — |",
+		"| nats | 2 | failed: boom |",
+		"- redis: p50 +1.00 ms, p99 +2.00 ms; CPU per cross-node delivery 450 µs (both nodes and the broker) against 300 µs, +150 µs added; deliveries/s with p99 ≤ 100 ms 0.50×",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("missing %q in\n%s", want, md)
+		}
 	}
 }
