@@ -156,11 +156,21 @@ func bulkMessages(ctx context.Context, db *sql.DB, convID string, count int, idB
 	if count <= 0 {
 		return nil
 	}
+	var restore func() error
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if chatdSchema {
+		// chatd's triggers on messages (the search queue) are dropped for the
+		// bulk insert and put back as they were: a fixture of a million
+		// messages is seeded in seconds, and ends up as a stored database
+		// whose history was never queued for search (see seedChatd).
+		if restore, err = suspendTriggers(ctx, tx, "messages"); err != nil {
+			return err
+		}
+	}
 	q := `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)`
 	stmt, err := tx.PrepareContext(ctx, q)
 	if err != nil {
@@ -176,7 +186,47 @@ func bulkMessages(ctx context.Context, db *sql.DB, convID string, count int, idB
 	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?, last_msg_at = ? WHERE id = ?`, count, seedStartMs+int64(count), convID); err != nil {
 		return err
 	}
+	if restore != nil {
+		if err := restore(); err != nil {
+			return err
+		}
+	}
 	return tx.Commit()
+}
+
+// suspendTriggers drops the triggers on table inside tx and returns a
+// function that creates them again from their stored SQL.
+func suspendTriggers(ctx context.Context, tx *sql.Tx, table string) (func() error, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?`, table)
+	if err != nil {
+		return nil, err
+	}
+	var names, defs []string
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names, defs = append(names, n), append(defs, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, err := tx.ExecContext(ctx, `DROP TRIGGER "`+n+`"`); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		for _, d := range defs {
+			if _, err := tx.ExecContext(ctx, d); err != nil {
+				return fmt.Errorf("restore trigger: %w", err)
+			}
+		}
+		return nil
+	}, nil
 }
 
 // seedPeer writes a spec with the same users, groups, sids and messages and

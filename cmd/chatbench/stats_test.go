@@ -2,14 +2,18 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/chatd/chatd/internal/store/sqlite"
 )
 
 func TestMedianSpread(t *testing.T) {
@@ -257,5 +261,49 @@ func TestClusterMarkdown(t *testing.T) {
 		if !strings.Contains(md, want) {
 			t.Errorf("missing %q in\n%s", want, md)
 		}
+	}
+}
+
+// TestBulkMessagesKeepsTriggers: the bulk seed inserts without chatd's
+// triggers on messages and puts every one of them back.
+func TestBulkMessagesKeepsTriggers(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "chatd.db")
+	st, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conv, err := st.OpenPrivate(ctx, "app", "a", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	triggers := func() string {
+		var s string
+		if err := db.QueryRow(`SELECT group_concat(sql, ';') FROM (SELECT sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'messages' ORDER BY name)`).Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	before := triggers()
+	if before == "" {
+		t.Fatal("chatd's schema has no triggers on messages: the test proves nothing")
+	}
+	if err := bulkMessages(ctx, db, conv.ID, 10, "5eed", []string{"a", "b"}, true); err != nil {
+		t.Fatal(err)
+	}
+	if after := triggers(); after != before {
+		t.Errorf("triggers after the seed:\n%s\nwant\n%s", after, before)
+	}
+	var msgs, queued int
+	db.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&msgs)
+	db.QueryRow(`SELECT COUNT(*) FROM search_pending`).Scan(&queued)
+	if msgs != 10 || queued != 0 {
+		t.Errorf("%d messages, %d queued; want 10 and 0", msgs, queued)
 	}
 }
