@@ -51,8 +51,11 @@ soak-attack: build
 clean:
 	rm -rf $(BIN) test/node_modules
 
-# `make bench` compares chatd with the Node socket.io peer (short run, a few
-# minutes) and writes bench/results/latest.md and latest.json.
+# `make bench` compares chatd with the Node socket.io peer (short run, about
+# ten minutes: three interleaved rounds, ramps until the p99 bound is missed)
+# and writes bench/results/latest.md, latest.json and the ramp charts
+# (ramp-*.svg). With CHATD_TEST_POSTGRES (and CHATD_TEST_REDIS,
+# CHATD_TEST_NATS) set it also runs the two-node cluster scenario.
 .PHONY: bench
 bench:
 	GO=$(GO) bench/run.sh

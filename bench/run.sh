@@ -1,9 +1,13 @@
 #!/bin/sh
 # Runs chatd's benchmarks against the Node peer: builds chatd and chatbench,
 # installs the peer's packages, checks both servers with the same smoke test,
-# then runs the scenarios and writes bench/results/latest.md and latest.json.
+# then runs the scenarios and writes bench/results/latest.md, latest.json and
+# the ramp charts (ramp-*.svg). The compared scenarios run three times,
+# interleaved, and the tables give medians and ranges. The cluster scenario
+# runs when CHATD_TEST_POSTGRES is set (with CHATD_TEST_REDIS and
+# CHATD_TEST_NATS for its two-node variants).
 #
-#   bench/run.sh            the short version (a few minutes)
+#   bench/run.sh            the short version (about ten minutes)
 #   bench/run.sh -full      the full version (longer steps)
 #   bench/run.sh -only p2p  extra flags go to chatbench
 set -eu

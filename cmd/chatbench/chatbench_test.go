@@ -73,18 +73,21 @@ func TestMsgIDFor(t *testing.T) {
 }
 
 func TestReportRatiosAndTargets(t *testing.T) {
-	r := &report{Results: map[string]map[string]figures{
-		"idle":   {"chatd": {"rss_per_conn_kib": 4}, "peer": {"rss_per_conn_kib": 20}},
-		"fanout": {"chatd": {"cpu_us_per_delivery": 10, "max_deliveries_per_s_p99_100ms": 30000}, "peer": {"cpu_us_per_delivery": 20, "max_deliveries_per_s_p99_100ms": 0}},
-		"p2p":    {"chatd": {"fixed_p99_ms": -1}, "peer": {"fixed_p99_ms": 50}},
+	r := &report{Results: map[string]map[string][]figures{
+		"idle": {"chatd": {{"rss_per_conn_kib": 4}, {"rss_per_conn_kib": 5}, {"rss_per_conn_kib": 3}},
+			"peer": {{"rss_per_conn_kib": 20}, {"rss_per_conn_kib": 10}, {"rss_per_conn_kib": 30}}},
+		"fanout": {"chatd": {{"cpu_us_per_delivery": 10, "max_deliveries_per_s_p99_100ms": 30000, "cpu_over_floor": 1.2}},
+			"peer": {{"cpu_us_per_delivery": 20, "max_deliveries_per_s_p99_100ms": 0, "cpu_over_floor": 2.4}}},
+		"p2p": {"chatd": {{"fixed_p99_ms": -1}}, "peer": {{"fixed_p99_ms": 50}}},
 	}}
 	r.build(runConfig{StoreConc: 64})
 	want := map[string]struct {
 		ratio string
 		met   string
 	}{
-		"rss_per_conn_kib":               {"0.20", "true"},
-		"cpu_us_per_delivery":            {"0.50", "false"},
+		"rss_per_conn_kib":               {"0.20", "true"}, // medians 4 and 20
+		"cpu_over_floor":                 {"0.50", "true"}, // judged on chatd's own 1.2 ≤ 1.3
+		"cpu_us_per_delivery":            {"0.50", "-"},    // no target against the peer: see cpu_over_floor
 		"max_deliveries_per_s_p99_100ms": {"-", "true"},
 		"fixed_p99_ms":                   {"-", "-"},
 	}
@@ -108,7 +111,13 @@ func TestReportRatiosAndTargets(t *testing.T) {
 	if len(want) > 0 {
 		t.Errorf("rows missing: %v", want)
 	}
-	if md := r.markdown(); !strings.Contains(md, "| idle | RSS per idle connection") || !strings.Contains(md, "failed") {
+	for _, rw := range r.Rows {
+		if rw.Metric == "rss_per_conn_kib" && (*rw.ChatdMin != 3 || *rw.ChatdMax != 5 || *rw.RatioMin != 0.1 || *rw.RatioMax != 0.5) {
+			t.Errorf("rss ranges: chatd %v–%v ratio %v–%v", *rw.ChatdMin, *rw.ChatdMax, *rw.RatioMin, *rw.RatioMax)
+		}
+	}
+	if md := r.markdown(); !strings.Contains(md, "| idle | RSS per idle connection") || !strings.Contains(md, "failed") ||
+		!strings.Contains(md, "| 4.00 (3.00–5.00) | 20.0 (10.0–30.0) | 0.20× (0.10–0.50) |") {
 		t.Errorf("markdown:\n%s", md)
 	}
 }

@@ -181,7 +181,8 @@ type stepResult struct {
 	Delivered   int64 // deliveries received before the drain deadline
 	PerSec      float64
 	P50, P99    time.Duration
-	ServerCPU   time.Duration
+	ServerCPU   time.Duration   // every process of the server (cluster: nodes and broker)
+	ProcCPU     []time.Duration // per process, in the order of running.pids
 	LoadgenCPU  time.Duration
 	CPUPerDeliv time.Duration
 }
@@ -199,7 +200,8 @@ func runStep(ctx context.Context, r *running, rc *receiver, senders []*client, t
 	rc.delivered.Store(0)
 	rc.inWindow.Store(0)
 	res := stepResult{Rate: rate}
-	before, _ := readProc(r.pid())
+	pids := r.pids()
+	before := readCPUs(pids)
 	lgBefore, _ := readProc(selfPID)
 	start := time.Now()
 	rc.windowEnd.Store(start.Add(dur).UnixNano())
@@ -234,7 +236,7 @@ func runStep(ctx context.Context, r *running, rc *receiver, senders []*client, t
 	for time.Now().Before(deadline) && (rc.delivered.Load() < res.Expected || outstanding.Load() > 0) && ctx.Err() == nil {
 		time.Sleep(5 * time.Millisecond)
 	}
-	after, _ := readProc(r.pid())
+	after := readCPUs(pids)
 	lgAfter, _ := readProc(selfPID)
 	res.AckErrors = ackErrs.Load()
 	res.Delivered = rc.delivered.Load()
@@ -244,7 +246,10 @@ func runStep(ctx context.Context, r *running, rc *receiver, senders []*client, t
 	if res.Delivered < res.Expected*99/100 {
 		res.P99 = -1 // lost or late deliveries: the tail is unbounded
 	}
-	res.ServerCPU = after.CPU - before.CPU
+	for i := range pids {
+		res.ProcCPU = append(res.ProcCPU, after[i]-before[i])
+		res.ServerCPU += after[i] - before[i]
+	}
 	res.LoadgenCPU = lgAfter.CPU - lgBefore.CPU
 	if res.Delivered > 0 {
 		res.CPUPerDeliv = res.ServerCPU / time.Duration(res.Delivered)
@@ -252,30 +257,98 @@ func runStep(ctx context.Context, r *running, rc *receiver, senders []*client, t
 	return res
 }
 
-// ramp runs steps at increasing rates and returns every step and the best
-// delivered rate among the steps that kept p99 within limit.
-func ramp(ctx context.Context, r *running, rc *receiver, senders []*client, targets []string, event string, rates []float64, dur time.Duration, fanout int, limit time.Duration, logf func(string, ...any)) ([]stepResult, float64) {
-	var steps []stepResult
-	best := 0.0
-	for _, rate := range rates {
-		// A step that misses gets one more try: on a shared machine one
-		// stall of another process can spoil a short step.
-		held := false
-		for try := 0; try < 2 && !held && ctx.Err() == nil; try++ {
-			s := runStep(ctx, r, rc, senders, targets, event, rate, dur, 2*time.Second, fanout)
-			steps = append(steps, s)
-			logf("  %s rate %.0f/s: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v, loadgen cpu %v",
-				r.kind.Name, rate, s.Delivered, s.Expected, s.PerSec, s.P50, s.P99, s.AckErrors, s.ServerCPU, s.LoadgenCPU)
-			if held = s.ok(limit); held {
-				best = max(best, s.PerSec)
+// rampPoint is one step of a ramp as the report keeps it (and plots it).
+type rampPoint struct {
+	Rate   float64 `json:"rate"`   // offered sends per second
+	Load   float64 `json:"load"`   // offered deliveries per second (rate × fan-out)
+	PerSec float64 `json:"perSec"` // deliveries per second received in the window
+	P50ms  float64 `json:"p50ms"`  // -1: deliveries lost or late
+	P99ms  float64 `json:"p99ms"`  // -1: deliveries lost or late
+	CPUus  float64 `json:"cpuUs"`  // server CPU per delivery
+	Held   bool    `json:"held"`   // p99 within the bound, nothing lost or shed
+	Try    int     `json:"try"`    // 1 for a retried step
+}
+
+// rampResult is a whole ramp: every step, the last step held and the first
+// step missed (twice).
+type rampResult struct {
+	Points       []rampPoint
+	Best         float64         // the highest deliveries/s of a held step
+	LastHeld     float64         // offered rate of the last step held; 0: none
+	FirstMissed  float64         // offered rate of the step that ended the ramp; 0: the budget ran out first
+	SatCPU       time.Duration   // server CPU per delivery at the last step held
+	SatProc      []time.Duration // the same per process (running.pids)
+	Elapsed      time.Duration
+	FirstMissP99 time.Duration
+}
+
+// ramp runs the geometric steps of plan until one misses twice or the plan's
+// budget is spent (rampNextAction), each step sending for dur.
+func ramp(ctx context.Context, r *running, rc *receiver, senders []*client, targets []string, event string, plan rampPlan, dur time.Duration, fanout int, limit time.Duration, logf func(string, ...any)) rampResult {
+	var res rampResult
+	start := time.Now()
+	for i, try := 0, 0; ctx.Err() == nil; {
+		rate := plan.rate(i)
+		s := runStep(ctx, r, rc, senders, targets, event, rate, dur, 2*time.Second, fanout)
+		held := s.ok(limit)
+		logf("  %s rate %.4g/s: delivered %d/%d (%.0f/s) p50 %v p99 %v, acks failed %d, server cpu %v, loadgen cpu %v, held %v",
+			r.kind.Name, rate, s.Delivered, s.Expected, s.PerSec, s.P50, s.P99, s.AckErrors, s.ServerCPU, s.LoadgenCPU, held)
+		res.Points = append(res.Points, rampPoint{Rate: rate, Load: rate * float64(fanout), PerSec: s.PerSec,
+			P50ms: ms(s.P50), P99ms: ms(s.P99), CPUus: us(s.CPUPerDeliv), Held: held, Try: try})
+		if held {
+			res.LastHeld = rate
+			res.SatCPU = s.CPUPerDeliv
+			res.SatProc = res.SatProc[:0]
+			for _, c := range s.ProcCPU {
+				res.SatProc = append(res.SatProc, c/time.Duration(max(s.Delivered, 1)))
 			}
-			settle(ctx, rc) // late deliveries must not count in the next step
+			res.Best = max(res.Best, s.PerSec)
 		}
-		if !held {
-			break
+		settle(ctx, rc) // late deliveries must not count in the next step
+		switch rampNextAction(held, try, time.Since(start), plan.Budget) {
+		case rampRetry:
+			try = 1
+			continue
+		case rampStop:
+			if !held {
+				res.FirstMissed = rate
+				res.FirstMissP99 = s.P99
+			}
+			res.Elapsed = time.Since(start)
+			return res
+		}
+		i, try = i+1, 0
+	}
+	res.Elapsed = time.Since(start)
+	return res
+}
+
+// withFixed puts the fixed-rate measurement, which ran just before the ramp at
+// a rate below its first step, in front of the ramp's steps: on the charts it
+// is the lowest load, and when the ramp's first step missed twice it is the
+// last step held.
+func (rr rampResult) withFixed(fixed stepResult, fanout int, limit time.Duration) rampResult {
+	held := fixed.ok(limit)
+	p := rampPoint{Rate: fixed.Rate, Load: fixed.Rate * float64(fanout), PerSec: fixed.PerSec,
+		P50ms: ms(fixed.P50), P99ms: ms(fixed.P99), CPUus: us(fixed.CPUPerDeliv), Held: held}
+	rr.Points = append([]rampPoint{p}, rr.Points...)
+	if held && rr.LastHeld == 0 {
+		rr.LastHeld, rr.Best, rr.SatCPU = fixed.Rate, fixed.PerSec, fixed.CPUPerDeliv
+		rr.SatProc = rr.SatProc[:0]
+		for _, c := range fixed.ProcCPU {
+			rr.SatProc = append(rr.SatProc, c/time.Duration(max(fixed.Delivered, 1)))
 		}
 	}
-	return steps, best
+	return rr
+}
+
+// figures puts a ramp's outcome into a scenario's figures under prefix.
+func (rr rampResult) figures(f figures, prefix string) {
+	f[prefix+"last_held_rate"] = rr.LastHeld
+	f[prefix+"first_missed_rate"] = rr.FirstMissed
+	if rr.SatCPU > 0 {
+		f[prefix+"sat_cpu_us"] = us(rr.SatCPU)
+	}
 }
 
 // settle waits until no push has arrived for half a second (at most 10s),

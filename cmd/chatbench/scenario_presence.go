@@ -17,8 +17,8 @@ import (
 
 func init() {
 	metricDefs = append(metricDefs,
-		metricDef{"presence", "broker_msgs_per_change", "presence: broker messages per presence change (10,000 users in and out)", "msgs", true, 0},
-		metricDef{"presence", "cpu_us_per_change", "presence: server CPU per presence change (connects and closes included)", "µs", true, 0},
+		metricDef{"presence", "broker_msgs_per_change", "presence: broker messages per presence change (10,000 users in and out)", "msgs", true, 0, 0},
+		metricDef{"presence", "cpu_us_per_change", "presence: server CPU per presence change (connects and closes included)", "µs", true, 0, 0},
 	)
 }
 

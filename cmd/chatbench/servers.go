@@ -132,6 +132,13 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 	if err := bulkMessages(ctx, db, storm.ID, cfg.StormMessages, "57a1", fx.Users[:2], true); err != nil {
 		return nil, err
 	}
+	// The seeded messages are left out of the search index: no scenario
+	// searches, the peer has no search index, and indexing a million
+	// messages would take minutes of the run (and, queued, would run in
+	// chatd's background during the scenarios).
+	if _, err := db.ExecContext(ctx, `DELETE FROM search_pending`); err != nil {
+		return nil, fmt.Errorf("empty the search queue: %w", err)
+	}
 	k.start = func(ctx context.Context, addr string) (*exec.Cmd, error) {
 		cmd := exec.CommandContext(ctx, cfg.ChatdBin)
 		cmd.Env = append(os.Environ(),
@@ -149,11 +156,21 @@ func bulkMessages(ctx context.Context, db *sql.DB, convID string, count int, idB
 	if count <= 0 {
 		return nil
 	}
+	var restore func() error
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback()
+	if chatdSchema {
+		// chatd's triggers on messages (the search queue) are dropped for the
+		// bulk insert and put back as they were: a fixture of a million
+		// messages is seeded in seconds, and ends up as a stored database
+		// whose history was never queued for search (see seedChatd).
+		if restore, err = suspendTriggers(ctx, tx, "messages"); err != nil {
+			return err
+		}
+	}
 	q := `INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)`
 	stmt, err := tx.PrepareContext(ctx, q)
 	if err != nil {
@@ -169,7 +186,47 @@ func bulkMessages(ctx context.Context, db *sql.DB, convID string, count int, idB
 	if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?, last_msg_at = ? WHERE id = ?`, count, seedStartMs+int64(count), convID); err != nil {
 		return err
 	}
+	if restore != nil {
+		if err := restore(); err != nil {
+			return err
+		}
+	}
 	return tx.Commit()
+}
+
+// suspendTriggers drops the triggers on table inside tx and returns a
+// function that creates them again from their stored SQL.
+func suspendTriggers(ctx context.Context, tx *sql.Tx, table string) (func() error, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?`, table)
+	if err != nil {
+		return nil, err
+	}
+	var names, defs []string
+	for rows.Next() {
+		var n, d string
+		if err := rows.Scan(&n, &d); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		names, defs = append(names, n), append(defs, d)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, err := tx.ExecContext(ctx, `DROP TRIGGER "`+n+`"`); err != nil {
+			return nil, err
+		}
+	}
+	return func() error {
+		for _, d := range defs {
+			if _, err := tx.ExecContext(ctx, d); err != nil {
+				return fmt.Errorf("restore trigger: %w", err)
+			}
+		}
+		return nil
+	}, nil
 }
 
 // seedPeer writes a spec with the same users, groups, sids and messages and
@@ -253,6 +310,7 @@ type running struct {
 	cmd    *exec.Cmd
 	addr   string
 	stderr *bytes.Buffer
+	extra  []int // other processes counted as the server's (cluster)
 }
 
 // startServer runs the server on a free loopback port, pinned to cpu when
@@ -301,6 +359,21 @@ func startServer(ctx context.Context, k *serverKind, cpu int) (*running, error) 
 
 // pid is the server process (taskset execs it, so the pid is the same).
 func (r *running) pid() int { return r.cmd.Process.Pid }
+
+// pids are the processes whose CPU is the server's: the server and, in the
+// cluster scenario, the other node and the broker.
+func (r *running) pids() []int { return append([]int{r.pid()}, r.extra...) }
+
+// readCPUs reads each process's CPU time (0 for one that is gone).
+func readCPUs(pids []int) []time.Duration {
+	out := make([]time.Duration, len(pids))
+	for i, p := range pids {
+		if ps, err := readProc(p); err == nil {
+			out[i] = ps.CPU
+		}
+	}
+	return out
+}
 
 func (r *running) stop() {
 	if r.cmd.Process == nil {
