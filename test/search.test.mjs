@@ -80,3 +80,23 @@ test('HTTP /message/search with the authorization matrix', async () => {
   // No token: the socket is refused before any event.
   await assert.rejects(connect(chatd.url, { version: 4, appId: app.appId, token: 'nope', timeout: 3000 }));
 });
+
+test('aroundSeq: session-message-list and sync open the conversation at a hit', async () => {
+  const bob = await connect(chatd.url, { version: 4, appId: app.appId, token: tokens.bob });
+  try {
+    const r = await emit(bob, 'search-messages', { q: 'zurich' });
+    const [hit] = r.data.hits;
+    assert.equal(hit.seq, 2, JSON.stringify(hit));
+    const list = await emit(bob, 'session-message-list', { sid: hit.sid, aroundSeq: hit.seq, limit: 3 });
+    assert.equal(list.err, null, JSON.stringify(list.err));
+    assert.deepEqual(list.data.map((m) => m.seq), [3, 2, 1]); // newest first, like every history page
+    const sync = await emit(bob, 'sync', { sid: hit.sid, aroundSeq: hit.seq, limit: 2 });
+    assert.deepEqual(sync.data.map((m) => m.seq), [2, 3]); // oldest first, like sync
+    assert.match((await emit(bob, 'sync', { sid: hit.sid, aroundSeq: 99 })).err?.message ?? '', /not found/);
+    // Another user's session is nobody's to open.
+    const dave = await connect(chatd.url, { version: 4, appId: app.appId, token: tokens.dave });
+    try {
+      assert.match((await emit(dave, 'session-message-list', { sid: hit.sid, aroundSeq: 2 })).err?.message ?? '', /not found/);
+    } finally { dave.close(); }
+  } finally { bob.close(); }
+});

@@ -317,4 +317,9 @@ type Store interface {
 	// text (SearchText) contains every term, case-insensitively, newest
 	// first from q.Before.
 	Search(ctx context.Context, q SearchQuery) ([]Message, error)
+	// MessagesAround returns the messages userID may see around seq, to open
+	// a conversation at a search hit: up to before messages with seq' <=
+	// seq and up to after with seq' > seq, oldest first. Unlike History it
+	// also leaves out the ranges userID hid (see Visibility).
+	MessagesAround(ctx context.Context, conversationID, userID string, seq int64, before, after int) ([]Message, error)
 }

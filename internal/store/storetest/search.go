@@ -18,6 +18,7 @@ var searchTests = []struct {
 	{"SearchVisibility", testSearchVisibility},
 	{"SearchPaging", testSearchPaging},
 	{"SearchFilters", testSearchFilters},
+	{"MessagesAround", testMessagesAround},
 }
 
 // searchCorpus is one conversation's messages: seq i+1 is searchCorpus[i].
@@ -234,5 +235,57 @@ func testSearchFilters(t *testing.T, s store.Store) {
 		if got := search(t, s, q); !slices.Equal(got, tt.want) {
 			t.Errorf("%+v: %v, want %v", tt.q, got, tt.want)
 		}
+	}
+}
+
+func testMessagesAround(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "alice", "bob")
+	for i := 1; i <= 10; i++ {
+		send(t, s, c.ID, "alice", i)
+	}
+	around := func(user string, seq int64, before, after int) []int64 {
+		t.Helper()
+		msgs, err := s.MessagesAround(ctx, c.ID, user, seq, before, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs(msgs)
+	}
+	for _, tt := range []struct {
+		seq           int64
+		before, after int
+		want          []int64
+	}{
+		{5, 3, 2, []int64{3, 4, 5, 6, 7}},
+		{10, 3, 2, []int64{8, 9, 10}},
+		{1, 3, 2, []int64{1, 2, 3}},
+		{5, 0, 2, []int64{6, 7}},
+		{5, 1, 0, []int64{5}},
+	} {
+		if got := around("bob", tt.seq, tt.before, tt.after); !slices.Equal(got, tt.want) {
+			t.Errorf("around %d (%d, %d) = %v, want %v", tt.seq, tt.before, tt.after, got, tt.want)
+		}
+	}
+	if got := around("stranger", 5, 3, 2); len(got) != 0 {
+		t.Fatalf("a non-member sees %v", got)
+	}
+	// A later member sees nothing before their join.
+	if err := s.AddMembers(ctx, app, "g", []string{"late"}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, c.ID, "alice", 11)
+	if got := around("late", 10, 5, 5); !slices.Equal(got, []int64{11}) {
+		t.Fatalf("late sees %v, want [11]", got)
+	}
+	// Hidden ranges are left out for the one who hid them.
+	if _, err := s.Hide(ctx, c.ID, "bob", 4, 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := around("bob", 5, 3, 2); !slices.Equal(got, []int64{1, 2, 3, 7, 8}) {
+		t.Fatalf("bob after hiding 4-6 sees %v", got)
+	}
+	if got := around("alice", 5, 1, 1); !slices.Equal(got, []int64{5, 6}) {
+		t.Fatalf("alice sees %v", got)
 	}
 }
