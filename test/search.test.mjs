@@ -44,6 +44,8 @@ test('socket search-messages: Chinese, Latin, phrases, highlights and paging', a
     assert.deepEqual(await texts('zurich'), ['Meeting in Zürich']);
     assert.deepEqual(await texts('FOX quick'), ['the quick brown fox']);
     assert.deepEqual(await texts('"brown quick"'), []);
+    assert.deepEqual(await texts('meet'), ['Meeting in Zürich']); // a word's prefix…
+    assert.deepEqual(await texts('eeting'), []); // …not any substring of it
     const r = await emit(bob, 'search-messages', { q: '北京', limit: 1 });
     const [hit] = r.data.hits;
     assert.equal(hit.snippet.slice(hit.highlights[0][0], hit.highlights[0][1]), '北京');

@@ -19,6 +19,7 @@ func TestSnippet(t *testing.T) {
 		{"🥟 dumplings 🥟", []string{"dump", "🥟"}, "🥟 dumplings 🥟", []string{"🥟", "dump", "🥟"}},
 		{"the quick brown", []string{"quick brown", "quick"}, "the quick brown", []string{"quick brown"}},
 		{"no match here", []string{"x y"}, "no match here", nil},
+		{"homework, then work", []string{"work"}, "homework, then work", []string{"work"}}, // word starts only
 		{long, []string{"北京"}, "…" + strings.Repeat("长", 20) + "北京" + strings.Repeat("长", 58) + "…", []string{"北京"}},
 	} {
 		got, marks := Snippet(tc.text, tc.terms)

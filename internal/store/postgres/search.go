@@ -3,19 +3,20 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search matches every term with ILIKE '%term%' over search_docs (both
-// without diacritics, see migration 8); the
-// pg_trgm index serves terms of 3 characters or more, and shorter ones
-// (1-2 Chinese characters) filter the docs of the user's conversations
-// (see migration 8).
-func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
+// Search finds candidates with ILIKE '%term%' for every term over
+// search_docs (both without diacritics, see migration 8); the pg_trgm index
+// serves terms of 3 characters or more, and shorter ones (1-2 Chinese
+// characters) filter the docs of the user's conversations.
+// store.FilterSearch keeps the hits and bounds the work.
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
-		return []store.Message{}, nil
+		return store.SearchPage{Messages: []store.Message{}}, nil
 	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
@@ -41,10 +42,16 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	if q.Type != 0 {
 		b.WriteString(` AND m.type = ` + arg(q.Type))
 	}
-	if c := q.Before; c != nil {
-		b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (` +
-			arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
-	}
-	b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(q.Limit))
-	return s.queryMessages(ctx, "search", b.String(), args...)
+	base, baseArgs := b.String(), args
+	return store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
+		var b strings.Builder
+		b.WriteString(base)
+		args = slices.Clone(baseArgs)
+		if c := before; c != nil {
+			b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (` +
+				arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
+		}
+		b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(n))
+		return s.queryMessages(ctx, "search", b.String(), args...)
+	})
 }

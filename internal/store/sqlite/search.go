@@ -3,18 +3,20 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search matches terms of 3 characters or more with the FTS5 trigram index
-// (one MATCH of every such term as a quoted string: substring semantics,
-// case and diacritics folded), and shorter terms with LIKE over the
-// searchable text of the user's conversations (see migration 8).
-func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
+// Search finds candidates with the FTS5 trigram index for terms of 3
+// characters or more (one MATCH of every such term as a quoted string:
+// substring semantics, case and diacritics folded), and with LIKE over the
+// searchable text of the user's conversations for shorter terms (see
+// migration 8); store.FilterSearch keeps the hits and bounds the work.
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
-		return []store.Message{}, nil
+		return store.SearchPage{Messages: []store.Message{}}, nil
 	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
@@ -52,15 +54,18 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 		b.WriteString(` AND m.type = ?`)
 		args = append(args, q.Type)
 	}
-	if c := q.Before; c != nil {
-		b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (?, ?, ?)`)
-		args = append(args, c.At.UnixMilli(), c.ConversationID, c.Seq)
-	}
-	b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ?`)
-	args = append(args, q.Limit)
-	msgs, err := s.queryMsgs(ctx, "search", q.Limit, b.String(), args...)
+	base, baseArgs := b.String(), args
+	page, err := store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
+		sql, args := base, slices.Clone(baseArgs)
+		if c := before; c != nil {
+			sql += ` AND (m.created_at, m.conversation_id, m.seq) < (?, ?, ?)`
+			args = append(args, c.At.UnixMilli(), c.ConversationID, c.Seq)
+		}
+		sql += ` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ?`
+		return s.queryMsgs(ctx, "search", n, sql, append(args, n)...)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%w (search of %s)", err, q.UserID)
+		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
 	}
-	return msgs, nil
+	return page, nil
 }

@@ -25,7 +25,8 @@ func TestSearchBackfill(t *testing.T) {
 			('%[1]s', 2, '%[3]s', 'u', 4, '{"name":"Report.pdf"}', 2),
 			('%[1]s', 3, '%[4]s', 'u', 1, 'not json', 3)`, conv, store.NewID(), store.NewID(), store.NewID()))
 	for q, want := range map[string]int64{"北京": 1, "report": 2} {
-		msgs, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{q}, Limit: 10})
+		page, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{q}, Limit: 10})
+		msgs := page.Messages
 		if err != nil || len(msgs) != 1 || msgs[0].Seq != want {
 			t.Errorf("Search(%q) = %v, %v; want seq %d", q, msgs, err, want)
 		}

@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -19,6 +21,7 @@ var searchTests = []struct {
 	{"SearchPaging", testSearchPaging},
 	{"SearchFilters", testSearchFilters},
 	{"MessagesAround", testMessagesAround},
+	{"SearchBounds", testSearchBounds},
 }
 
 // searchCorpus is one conversation's messages: seq i+1 is searchCorpus[i].
@@ -38,6 +41,10 @@ var searchCorpus = []struct {
 	{3, `{"url":"https://example.com/北京.png"}`},            // 10: images have no text
 	{1, `{"content":"100% sure_thing"}`},                   // 11
 	{1, `{"content":"京"}`},                                 // 12
+	{1, `{"content":"Working from home"}`},                 // 13
+	{1, `{"content":"homework done, work later"}`},         // 14
+	{1, `{"content":"Crème brûlée à Paris"}`},              // 15
+	{1, `{"content":"上海work坊"}`},                           // 16
 }
 
 func searchSeed(t *testing.T, s store.Store) (app string, c store.Conversation) {
@@ -56,11 +63,11 @@ func search(t *testing.T, s store.Store, q store.SearchQuery) []int64 {
 	if q.Limit == 0 {
 		q.Limit = 100
 	}
-	msgs, err := s.Search(ctx, q)
+	page, err := s.Search(ctx, q)
 	if err != nil {
 		t.Fatalf("Search(%q): %v", q.Terms, err)
 	}
-	return seqs(msgs)
+	return seqs(page.Messages)
 }
 
 func testSearchMatching(t *testing.T, s store.Store) {
@@ -90,6 +97,24 @@ func testSearchMatching(t *testing.T, s store.Store) {
 		{"%", []int64{11}},
 		{"nothing-like-this", []int64{}},
 		{"png", []int64{}},
+		{"work", []int64{16, 14, 13}}, // a word's prefix, not inside homework
+		{"working", []int64{13}},
+		{"homework", []int64{14}},
+		{"mework", []int64{}},
+		{"ork", []int64{}},
+		{"work done", []int64{14}}, // terms in any order, each at a word start
+		{"work later", []int64{14}},
+		{`"work later"`, []int64{14}},
+		{`"done work"`, []int64{}},
+		{"creme brulee", []int64{15}}, // diacritics folded, every term
+		{"CRÈME paris", []int64{15}},
+		{"creme london", []int64{}},
+		{"bru", []int64{15}},
+		{"rulee", []int64{}},
+		{"上海 work", []int64{16}},
+		{"work坊", []int64{16}},
+		{"uick", []int64{}},
+		{"quic", []int64{9, 8}},
 	} {
 		got := search(t, s, store.SearchQuery{AppID: app, UserID: "bob", Terms: store.ParseSearchTerms(tt.q)})
 		if !slices.Equal(got, tt.want) && !(len(got) == 0 && len(tt.want) == 0) {
@@ -192,10 +217,11 @@ func testSearchPaging(t *testing.T, s store.Store) {
 		var got []string
 		var before *store.SearchCursor
 		for range 10 {
-			msgs, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "u", Terms: terms, Before: before, Limit: 2})
+			page, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "u", Terms: terms, Before: before, Limit: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
+			msgs := page.Messages
 			if len(msgs) == 0 {
 				break
 			}
@@ -287,5 +313,46 @@ func testMessagesAround(t *testing.T, s store.Store) {
 	}
 	if got := around("alice", 5, 1, 1); !slices.Equal(got, []int64{5, 6}) {
 		t.Fatalf("alice sees %v", got)
+	}
+}
+
+// testSearchBounds: a search examines a bounded number of candidates and
+// says where to go on (Partial, Next), and one that cannot answer in time
+// is ErrSearchTooBroad; paging through partial pages finds every hit.
+func testSearchBounds(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "u", "v")
+	for i := 1; i <= 30; i++ {
+		text := "homework" // a candidate (substring) that is no hit
+		if i%10 == 0 {
+			text = "work"
+		}
+		sendWith(t, s, store.NewMessage{ConversationID: c.ID, SenderID: "u",
+			Content: json.RawMessage(`{"content":"` + text + `"}`), At: at(i)})
+	}
+	var got []int64
+	var before *store.SearchCursor
+	partials := 0
+	for range 20 {
+		page, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "v", Terms: []string{"work"},
+			Before: before, Limit: 10, MaxScan: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, seqs(page.Messages)...)
+		if page.Partial {
+			partials++
+		}
+		if page.Next == nil {
+			break
+		}
+		before = page.Next
+	}
+	if !slices.Equal(got, []int64{30, 20, 10}) || partials < 4 {
+		t.Fatalf("paged %v with %d partial pages, want [30 20 10] over >= 4", got, partials)
+	}
+	_, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "v", Terms: []string{"work"}, Limit: 10, Timeout: time.Nanosecond})
+	if !errors.Is(err, store.ErrSearchTooBroad) {
+		t.Fatalf("a search out of time: %v, want ErrSearchTooBroad", err)
 	}
 }
