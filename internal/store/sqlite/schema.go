@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // migrations are applied in order; PRAGMA user_version records how many ran.
@@ -186,7 +185,8 @@ ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
 	// terms (1-2 Chinese characters) are matched with LIKE over the docs
 	// of the searcher's conversations. Only the first 500 characters of a
 	// message are indexed (store.MaxSearchTextRunes), which bounds what a
-	// long message adds to a send. Existing messages are indexed here.
+	// long message adds to a send. Existing messages are indexed by
+	// BackfillSearch (migration 9), in batches, not here in one transaction.
 	`
 CREATE TABLE search_docs (
 	id              INTEGER PRIMARY KEY,
@@ -215,9 +215,18 @@ END;
 CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
 	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
 END;
-INSERT INTO search_docs (conversation_id, seq, text)
-SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
-	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
+`,
+	// 9 (search backfill, see BackfillSearch): where the indexing of the
+	// messages that predate migration 8 stands, done when there were none
+	// (or when an earlier migration 8 indexed them already).
+	`
+CREATE TABLE search_backfill (
+	id              INTEGER PRIMARY KEY CHECK (id = 1),
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	done            INTEGER NOT NULL
+);
+INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
 `,
 }
 
