@@ -40,7 +40,7 @@ func RunBackfill(ctx context.Context, log *slog.Logger, store string, step Backf
 			return nil
 		}
 		if !announced {
-			log.Info(store+": indexing existing messages for search, in the background")
+			log.Info(store + ": indexing existing messages for search, in the background")
 			announced = true
 		}
 		if time.Since(logged) >= 10*time.Second {

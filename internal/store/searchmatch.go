@@ -18,7 +18,8 @@ const (
 	SearchTimeout = 2 * time.Second
 )
 
-// ErrSearchTooBroad: the store could not answer within SearchTimeout.
+// ErrSearchTooBroad is a search the store could not answer within its time
+// bound (SearchTimeout).
 var ErrSearchTooBroad = errors.New("search too broad")
 
 // SearchPage is a page of hits, newest first. Next, when set, is where the
