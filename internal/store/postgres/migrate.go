@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -221,17 +222,7 @@ BEGIN
 		format('SELECT %I.unaccent(%L::regdictionary, s)', ua, quote_ident(ua) || '.unaccent'));
 	EXECUTE format('CREATE INDEX search_docs_trgm ON search_docs USING gin (text %I.gin_trgm_ops)', trgm);
 END $do$;
-CREATE FUNCTION search_text(typ integer, content text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT coalesce(CASE typ
-		WHEN 1 THEN CASE WHEN json_typeof(j->'content') = 'string' THEN j->>'content' END
-		WHEN 4 THEN CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END
-		WHEN 5 THEN trim(coalesce(CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END, '') || ' ' ||
-			coalesce(CASE WHEN json_typeof(j->'address') = 'string' THEN j->>'address' END, ''))
-		WHEN 6 THEN CASE WHEN json_typeof(j->'searchText') = 'string' THEN j->>'searchText' END
-	END, '') FROM (SELECT CASE WHEN left(ltrim(content), 1) = '{' THEN content::json END AS j) x
-$$;
-CREATE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
+` + searchTextFunc + `CREATE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE t text;
 BEGIN
 	IF TG_OP <> 'INSERT' THEN
@@ -259,8 +250,30 @@ CREATE TABLE search_backfill (
 	done            boolean NOT NULL
 );
 INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
-`,
+` + strings.Replace(searchTextFunc, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1),
 }
+
+// searchTextFunc is store.SearchText in SQL. It is PL/pgSQL, not SQL: the
+// send trigger calls it for every message, and a SQL function that is not
+// inlined is planned again on every call, which cost a third of the
+// trigger's time (docs/benchmarks.md, "Search").
+const searchTextFunc = `
+CREATE FUNCTION search_text(typ integer, content text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE j json;
+BEGIN
+	IF left(ltrim(content), 1) <> '{' THEN
+		RETURN '';
+	END IF;
+	j := content::json;
+	RETURN coalesce(CASE typ
+		WHEN 1 THEN CASE WHEN json_typeof(j->'content') = 'string' THEN j->>'content' END
+		WHEN 4 THEN CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END
+		WHEN 5 THEN trim(coalesce(CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END, '') || ' ' ||
+			coalesce(CASE WHEN json_typeof(j->'address') = 'string' THEN j->>'address' END, ''))
+		WHEN 6 THEN CASE WHEN json_typeof(j->'searchText') = 'string' THEN j->>'searchText' END
+	END, '');
+END $$;
+`
 
 // migrate brings the schema up to date. Several nodes may start at once, so
 // the whole run holds a transaction-scoped advisory lock keyed by the target
