@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
 )
 
 // TestSearchBackfill: a database from before the search migration finds
@@ -72,4 +73,12 @@ func upgradeFrom(t *testing.T, marker string, stmts ...string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestSearchIndexPath: the search suite through the FTS index, as for a
+// user with a long history (the suite's users have short ones and scan).
+func TestSearchIndexPath(t *testing.T) {
+	old := scanLimit.Swap(-1)
+	defer scanLimit.Store(old)
+	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTemp(t) })
 }

@@ -24,6 +24,14 @@ var searchTests = []struct {
 	{"SearchBounds", testSearchBounds},
 }
 
+// RunSearch runs the search tests only: for a backend with more than one
+// way to search, each way in turn.
+func RunSearch(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, tt := range searchTests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
 // searchCorpus is one conversation's messages: seq i+1 is searchCorpus[i].
 var searchCorpus = []struct {
 	typ     int
