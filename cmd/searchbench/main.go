@@ -50,7 +50,7 @@ func main() {
 
 	b := backendOf(*dsn)
 	st, app := b.open(ctx)
-	if n := b.count(ctx); n < int64(*messages) {
+	if n := b.count(ctx); n < int64(*messages)*9/10 {
 		log.Printf("generating %d messages in %d conversations of %d users…", *messages, *convs, *users)
 		t := time.Now()
 		generate(ctx, st, b, app, rng, *messages, *convs, *users)
