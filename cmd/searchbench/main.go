@@ -35,6 +35,8 @@ import (
 	"github.com/chatd/chatd/internal/store/sqlite"
 )
 
+var dropTrigger = flag.String("drop-trigger", "messages_search_ai", "SQLite: the trigger dropped for the runs without the index (search_docs_ai: keep the docs, drop only the FTS index)")
+
 func main() {
 	dsn := flag.String("store", "sqlite:/tmp/searchbench.db", "sqlite:PATH or postgres://…?search_path=SCHEMA (use a schema of its own)")
 	messages := flag.Int("messages", 1_000_000, "messages to generate (kept when the store already has them)")
@@ -426,7 +428,7 @@ func (b *sqliteBackend) fresh(ctx context.Context, withIndex bool) (store.Store,
 	if !withIndex {
 		st.Close()
 		db, _ := sql.Open("sqlite", path)
-		if _, err := db.ExecContext(ctx, `DROP TRIGGER messages_search_ai`); err != nil {
+		if _, err := db.ExecContext(ctx, `DROP TRIGGER `+*dropTrigger); err != nil {
 			log.Fatal(err)
 		}
 		db.Close()
