@@ -292,17 +292,16 @@ func (g *Gateway) sessionList(ctx context.Context, c caller, _ json.RawMessage) 
 }
 
 func (g *Gateway) sessionMessages(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	if hasAroundSeq(arg) {
+		return g.historyAround(ctx, c, arg, false) // events_search.go
+	}
 	var in struct {
 		SID       string  `json:"sid"`
 		Limit     flexInt `json:"limit"`
 		LastMsgID string  `json:"lastmsgId"`
-		AroundSeq flexInt `json:"aroundSeq"` // events_search.go
 	}
 	if err := decodeArg(arg, &in); err != nil {
 		return nil, err
-	}
-	if in.AroundSeq != 0 {
-		return g.historyAround(ctx, c, in.SID, int64(in.AroundSeq), in.Limit.int(), in.LastMsgID != "", false)
 	}
 	return g.chat.HistoryBySID(ctx, c.AppID, c.UserID, in.SID, chat.Page{Limit: in.Limit.int(), LastMsgID: in.LastMsgID})
 }
@@ -352,17 +351,16 @@ func (g *Gateway) setRead(ctx context.Context, c caller, arg json.RawMessage) (a
 }
 
 func (g *Gateway) sync(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	if hasAroundSeq(arg) {
+		return g.historyAround(ctx, c, arg, true) // events_search.go
+	}
 	var in struct {
-		SID       string  `json:"sid"`
-		AfterSeq  flexInt `json:"afterSeq"`
-		Limit     flexInt `json:"limit"`
-		AroundSeq flexInt `json:"aroundSeq"` // events_search.go
+		SID      string  `json:"sid"`
+		AfterSeq flexInt `json:"afterSeq"`
+		Limit    flexInt `json:"limit"`
 	}
 	if err := decodeArg(arg, &in); err != nil {
 		return nil, err
-	}
-	if in.AroundSeq != 0 {
-		return g.historyAround(ctx, c, in.SID, int64(in.AroundSeq), in.Limit.int(), in.AfterSeq != 0, true)
 	}
 	return g.chat.Sync(ctx, c.AppID, c.UserID, in.SID, int64(in.AfterSeq), in.Limit.int())
 }
