@@ -6,13 +6,18 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/chatd/chatd/internal/store"
 )
 
 // Search finds candidates with ILIKE '%term%' for every term over
-// search_docs (both without diacritics, see migration 8); the pg_trgm index
-// serves terms of 3 characters or more, and shorter ones (1-2 Chinese
-// characters) filter the docs of the user's conversations.
+// search_docs (both without diacritics, see migration 8). For a user whose
+// conversations hold at most scanLimit messages they may see, the query
+// runs with a generic plan: it walks the user's docs, and planning it anew
+// for each search (the trigram selectivity estimates) cost more than running
+// it (docs/benchmarks.md, "Search"). Beyond that the planner chooses, with
+// the pg_trgm index for terms of 3 characters or more.
 // store.FilterSearch keeps the hits and bounds the work.
 func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
@@ -43,6 +48,18 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 		b.WriteString(` AND m.type = ` + arg(q.Type))
 	}
 	base, baseArgs := b.String(), args
+	var size int64
+	sizeQuery := `SELECT coalesce(sum(c.last_seq - CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END), 0)
+		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = $1 AND v.user_id = $2`
+	sizeArgs := []any{q.AppID, q.UserID}
+	if q.ConversationID != "" {
+		sizeQuery += ` AND v.conversation_id = $3`
+		sizeArgs = append(sizeArgs, q.ConversationID)
+	}
+	if err := s.pool.QueryRow(ctx, sizeQuery, sizeArgs...).Scan(&size); err != nil {
+		return store.SearchPage{}, wrap("search: history size", err, nil)
+	}
+	generic := size <= scanLimit
 	return store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
 		var b strings.Builder
 		b.WriteString(base)
@@ -52,6 +69,25 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 				arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
 		}
 		b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(n))
-		return s.queryMessages(ctx, "search", b.String(), args...)
+		if !generic {
+			return s.queryMessages(ctx, "search", b.String(), args...)
+		}
+		var msgs []store.Message
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, b.String(), args...)
+			if err != nil {
+				return err
+			}
+			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Message, error) { return scanMessage(r) })
+			return err
+		})
+		return msgs, wrap("search", err, nil)
 	})
 }
+
+// scanLimit is the history size (messages a user may see) up to which a
+// search walks the user's docs with a generic plan.
+const scanLimit = 100_000
