@@ -11,7 +11,10 @@ import (
 // indexes the older messages in short batches, logging its progress, and
 // returns when they are all indexed or ctx ends. It may run while the
 // store serves: new messages are indexed by the send path, and a batch
-// holds the writer only briefly. Safe to run on several nodes at once.
+// holds the writer only briefly. Safe to run on several nodes at once. A
+// store that indexes new messages in the background too (SQLite: sends
+// queue their message, see its migration 9) goes on doing so until ctx
+// ends.
 type SearchBackfiller interface {
 	BackfillSearch(ctx context.Context, log *slog.Logger) error
 }

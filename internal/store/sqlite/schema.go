@@ -216,10 +216,36 @@ CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
 	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
 END;
 `,
-	// 9 (search backfill, see BackfillSearch): where the indexing of the
-	// messages that predate migration 8 stands, done when there were none
-	// (or when an earlier migration 8 indexed them already).
+	// 9 (search backfill and queue, see BackfillSearch and indexQueued):
+	// where the indexing of the messages that predate migration 8 stands,
+	// done when there were none (or when an earlier migration 8 indexed
+	// them already). And a send no longer indexes its message: it queues
+	// its key (one small insert), and the queue is indexed in batches, by
+	// the background indexer and by every search before it reads, so a
+	// search still finds every message sent before it. Indexing in the
+	// send's transaction cost half the send throughput (the FTS5 segment
+	// each transaction writes, and the JSON extraction; docs/benchmarks.md,
+	// "Search"). An edit or a recall drops the old doc at once.
 	`
+CREATE TABLE search_queue (
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+DROP TRIGGER messages_search_ai;
+CREATE TRIGGER messages_search_ai AFTER INSERT ON messages BEGIN
+	INSERT OR IGNORE INTO search_queue VALUES (new.conversation_id, new.seq);
+END;
+DROP TRIGGER messages_search_au;
+CREATE TRIGGER messages_search_au AFTER UPDATE OF content, type ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+	INSERT OR IGNORE INTO search_queue VALUES (new.conversation_id, new.seq);
+END;
+DROP TRIGGER messages_search_ad;
+CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+	DELETE FROM search_queue WHERE conversation_id = old.conversation_id AND seq = old.seq;
+END;
 CREATE TABLE search_backfill (
 	id              INTEGER PRIMARY KEY CHECK (id = 1),
 	conversation_id TEXT NOT NULL,

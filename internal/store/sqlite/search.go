@@ -24,6 +24,9 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return store.SearchPage{Messages: []store.Message{}}, nil
 	}
+	if err := s.indexQueue(ctx); err != nil { // what was sent before the search (migration 9)
+		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
+	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
 	b.WriteString(`SELECT ` + msgCols + `, u.name, u.avatar_uri FROM members v
