@@ -239,10 +239,33 @@ END $$;
 CREATE TRIGGER messages_search AFTER INSERT OR DELETE OR UPDATE OF content, type ON messages
 	FOR EACH ROW EXECUTE FUNCTION messages_search();
 `,
-	// 9 (search backfill, see BackfillSearch): where the indexing of the
-	// messages that predate migration 8 stands, done when there were none
-	// (or when an earlier migration 8 indexed them already).
+	// 9 (search backfill and queue, see BackfillSearch and indexQueued):
+	// where the indexing of the messages that predate migration 8 stands,
+	// done when there were none (or when an earlier migration 8 indexed
+	// them already). And a send no longer indexes its message: the trigger
+	// queues its key, and the queue is indexed in batches by the background
+	// indexer and by every search before it reads. Indexing in the send's
+	// transaction (unaccent, the trigram GIN entry) cost a third of the send
+	// throughput (docs/benchmarks.md, "Search"). An edit or a recall drops
+	// the old doc at once and queues the message again.
 	`
+CREATE TABLE search_queue (
+	conversation_id text NOT NULL,
+	seq             bigint NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+);
+CREATE OR REPLACE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP <> 'INSERT' THEN
+		DELETE FROM search_docs WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		DELETE FROM search_queue WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
+	ELSE
+		INSERT INTO search_queue VALUES (NEW.conversation_id, NEW.seq) ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
 CREATE TABLE search_backfill (
 	id              integer PRIMARY KEY CHECK (id = 1),
 	conversation_id text NOT NULL,

@@ -23,6 +23,9 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return store.SearchPage{Messages: []store.Message{}}, nil
 	}
+	if err := s.indexQueue(ctx); err != nil { // what was sent before the search (migration 9)
+		return store.SearchPage{}, err
+	}
 	var size int64
 	sizeQuery := `SELECT coalesce(sum(c.last_seq - CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END), 0)
 		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = $1 AND v.user_id = $2`

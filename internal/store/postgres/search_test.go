@@ -54,7 +54,7 @@ func TestSearchBackfill(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	app := seedSearch(t, s)
-	if _, err := s.pool.Exec(ctx, `DELETE FROM search_docs; UPDATE search_backfill SET conversation_id = '', seq = 0, done = false`); err != nil {
+	if _, err := s.pool.Exec(ctx, `DELETE FROM search_docs; DELETE FROM search_queue; UPDATE search_backfill SET conversation_id = '', seq = 0, done = false`); err != nil {
 		t.Fatal(err)
 	}
 	if got := searchSeqs(t, s, app, "v", "北京"); len(got) != 0 {
