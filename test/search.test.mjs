@@ -44,6 +44,8 @@ test('socket search-messages: Chinese, Latin, phrases, highlights and paging', a
     assert.deepEqual(await texts('zurich'), ['Meeting in Zürich']);
     assert.deepEqual(await texts('FOX quick'), ['the quick brown fox']);
     assert.deepEqual(await texts('"brown quick"'), []);
+    assert.deepEqual(await texts('meet'), ['Meeting in Zürich']); // a word's prefix…
+    assert.deepEqual(await texts('eeting'), []); // …not any substring of it
     const r = await emit(bob, 'search-messages', { q: '北京', limit: 1 });
     const [hit] = r.data.hits;
     assert.equal(hit.snippet.slice(hit.highlights[0][0], hit.highlights[0][1]), '北京');
@@ -79,4 +81,24 @@ test('HTTP /message/search with the authorization matrix', async () => {
   } finally { carol.close(); }
   // No token: the socket is refused before any event.
   await assert.rejects(connect(chatd.url, { version: 4, appId: app.appId, token: 'nope', timeout: 3000 }));
+});
+
+test('aroundSeq: session-message-list and sync open the conversation at a hit', async () => {
+  const bob = await connect(chatd.url, { version: 4, appId: app.appId, token: tokens.bob });
+  try {
+    const r = await emit(bob, 'search-messages', { q: 'zurich' });
+    const [hit] = r.data.hits;
+    assert.equal(hit.seq, 2, JSON.stringify(hit));
+    const list = await emit(bob, 'session-message-list', { sid: hit.sid, aroundSeq: hit.seq, limit: 3 });
+    assert.equal(list.err, null, JSON.stringify(list.err));
+    assert.deepEqual(list.data.map((m) => m.seq), [3, 2, 1]); // newest first, like every history page
+    const sync = await emit(bob, 'sync', { sid: hit.sid, aroundSeq: hit.seq, limit: 2 });
+    assert.deepEqual(sync.data.map((m) => m.seq), [2, 3]); // oldest first, like sync
+    assert.match((await emit(bob, 'sync', { sid: hit.sid, aroundSeq: 99 })).err?.message ?? '', /not found/);
+    // Another user's session is nobody's to open.
+    const dave = await connect(chatd.url, { version: 4, appId: app.appId, token: tokens.dave });
+    try {
+      assert.match((await emit(dave, 'session-message-list', { sid: hit.sid, aroundSeq: 2 })).err?.message ?? '', /not found/);
+    } finally { dave.close(); }
+  } finally { bob.close(); }
 });

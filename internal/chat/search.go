@@ -42,9 +42,12 @@ type SearchHit struct {
 
 // SearchResult is a page of hits, newest first; Next, when set, is the
 // cursor of the following page (before).
+// Partial says the search stopped at its bound of examined messages before
+// filling the page: more hits may follow from Next.
 type SearchResult struct {
-	Hits []SearchHit `json:"hits"`
-	Next string      `json:"next,omitempty"`
+	Hits    []SearchHit `json:"hits"`
+	Next    string      `json:"next,omitempty"`
+	Partial bool        `json:"partial,omitempty"`
 }
 
 // Search finds the messages matching in.Q that userID may see.
@@ -94,10 +97,14 @@ func (s *Service) Search(ctx context.Context, appID, userID string, in SearchInp
 		}
 		q.Before = &c
 	}
-	msgs, err := s.store.Search(ctx, q)
+	page, err := s.store.Search(ctx, q)
+	if errors.Is(err, store.ErrSearchTooBroad) && ctx.Err() == nil {
+		return SearchResult{}, fmt.Errorf("%w: q is too broad: give a longer word, or search one conversation (sid)", ErrInvalid)
+	}
 	if err != nil {
 		return SearchResult{}, fmt.Errorf("search: %w", err)
 	}
+	msgs := page.Messages
 	out := SearchResult{Hits: make([]SearchHit, 0, len(msgs))}
 	convs := map[string]store.Conversation{}
 	sids := map[string]string{}
@@ -118,9 +125,9 @@ func (s *Service) Search(ctx context.Context, appID, userID string, in SearchInp
 		out.Hits = append(out.Hits, SearchHit{Message: s.wireMessage(conv, m, now), SID: sids[m.ConversationID],
 			Snippet: snippet, Highlights: marks})
 	}
-	if len(msgs) == limit {
-		c := store.Cursor(msgs[len(msgs)-1])
+	if c := page.Next; c != nil {
 		out.Next = fmt.Sprintf("%d.%s.%d", c.At.UnixMilli(), c.ConversationID, c.Seq)
+		out.Partial = page.Partial
 	}
 	return out, nil
 }
@@ -209,24 +216,19 @@ const (
 )
 
 // Snippet cuts text around the first match of any term and returns it with
-// the [start, end) UTF-16 offsets of every match in it (case and common
-// Latin diacritics folded, as the store matches).
+// the [start, end) UTF-16 offsets of every match in it (folded and matched
+// as the store matches: store.MatchAt).
 func Snippet(text string, terms []string) (string, [][2]int) {
 	rs := []rune(text)
 	folded := make([]rune, len(rs))
 	for i, r := range rs {
-		folded[i] = foldRune(r)
+		folded[i] = store.FoldRune(r)
 	}
-	ft := make([][]rune, len(terms))
-	for i, t := range terms {
-		for _, r := range t {
-			ft[i] = append(ft[i], foldRune(r))
-		}
-	}
+	ft := store.FoldTerms(terms)
 	first := -1
 	for i := range folded {
 		for _, t := range ft {
-			if hasAt(folded, t, i) {
+			if store.MatchAt(folded, t, i) {
 				first = i
 				break
 			}
@@ -260,7 +262,7 @@ func Snippet(text string, terms []string) (string, [][2]int) {
 	for i := start; i < end; {
 		n := 0
 		for _, t := range ft {
-			if len(t) > n && i+len(t) <= end && hasAt(folded, t, i) {
+			if len(t) > n && i+len(t) <= end && store.MatchAt(folded, t, i) {
 				n = len(t)
 			}
 		}
@@ -273,41 +275,3 @@ func Snippet(text string, terms []string) (string, [][2]int) {
 	}
 	return b.String(), marks
 }
-
-func hasAt(s, t []rune, i int) bool {
-	if len(t) == 0 || i+len(t) > len(s) {
-		return false
-	}
-	for j, r := range t {
-		if s[i+j] != r {
-			return false
-		}
-	}
-	return true
-}
-
-// foldRune lower-cases r and strips the diacritics of Latin-1 and Latin
-// Extended-A letters.
-func foldRune(r rune) rune {
-	r = unicode.ToLower(r)
-	if r >= 0xe0 && r <= 0x17f {
-		if f, ok := latinFold[r]; ok {
-			return f
-		}
-	}
-	return r
-}
-
-var latinFold = func() map[rune]rune {
-	m := map[rune]rune{}
-	for base, letters := range map[rune]string{
-		'a': "àáâãäåāăą", 'c': "çćĉċč", 'd': "ďđ", 'e': "èéêëēĕėęě", 'g': "ĝğġģ", 'h': "ĥħ",
-		'i': "ìíîïĩīĭįı", 'j': "ĵ", 'k': "ķ", 'l': "ĺļľŀł", 'n': "ñńņňŉ", 'o': "òòóôõöøōŏő",
-		'r': "ŕŗř", 's': "śŝşš", 't': "ţťŧ", 'u': "ùúûüũūŭůűų", 'w': "ŵ", 'y': "ýÿŷ", 'z': "źżž",
-	} {
-		for _, r := range letters {
-			m[r] = base
-		}
-	}
-	return m
-}()

@@ -1,9 +1,15 @@
 package chat
 
 import (
+	"context"
+	"errors"
+	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf16"
+
+	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/sqlite"
 )
 
 func TestSnippet(t *testing.T) {
@@ -19,6 +25,7 @@ func TestSnippet(t *testing.T) {
 		{"🥟 dumplings 🥟", []string{"dump", "🥟"}, "🥟 dumplings 🥟", []string{"🥟", "dump", "🥟"}},
 		{"the quick brown", []string{"quick brown", "quick"}, "the quick brown", []string{"quick brown"}},
 		{"no match here", []string{"x y"}, "no match here", nil},
+		{"homework, then work", []string{"work"}, "homework, then work", []string{"work"}}, // word starts only
 		{long, []string{"北京"}, "…" + strings.Repeat("长", 20) + "北京" + strings.Repeat("长", 58) + "…", []string{"北京"}},
 	} {
 		got, marks := Snippet(tc.text, tc.terms)
@@ -63,5 +70,29 @@ func TestSearchTerms(t *testing.T) {
 		if err != nil || len(terms) != tc.n {
 			t.Errorf("searchTerms(%q) = %q, %v; want %d terms", tc.q, terms, err, tc.n)
 		}
+	}
+}
+
+// broadStore is a store whose every search runs out of time.
+type broadStore struct{ store.Store }
+
+func (broadStore) Search(context.Context, store.SearchQuery) (store.SearchPage, error) {
+	return store.SearchPage{}, store.ErrSearchTooBroad
+}
+
+// TestSearchTooBroad: a search the store cannot answer in time is a clear
+// client error, not an internal one.
+func TestSearchTooBroad(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "chat.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	svc := New(broadStore{st}, Options{})
+	app, _ := svc.CreateApp(ctx, "a", "")
+	_, err = svc.Search(ctx, app.ID, "u", SearchInput{Q: "meeting"})
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "too broad") {
+		t.Fatalf("err = %v, want ErrInvalid: q is too broad", err)
 	}
 }

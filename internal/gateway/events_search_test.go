@@ -3,10 +3,12 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/chatd/chatd/internal/chat"
+	"github.com/chatd/chatd/internal/socketio/sioclient"
 )
 
 func TestSearchEvent(t *testing.T) {
@@ -76,5 +78,57 @@ func TestSearchEvent(t *testing.T) {
 	}
 	if f := emitAck(t, carol, 41, "search-messages", map[string]any{"q": "北京"}); f.err != nil || !strings.Contains(string(f.data), `"hits":[]`) {
 		t.Fatalf("carol after removal: %s %s", f.err, f.data)
+	}
+}
+
+// TestAroundSeqEvent: session-message-list and sync open a conversation at
+// a seq (a search hit), for the session's owner only.
+func TestAroundSeqEvent(t *testing.T) {
+	l := startLive(t, "alice", "bob", "dave")
+	ctx := context.Background()
+	if err := l.svc.CreateGroup(ctx, l.app.ID, "g", "G", "", []string{"alice", "bob"}); err != nil {
+		t.Fatal(err)
+	}
+	alice := l.dial(t, "alice", nil, nil)
+	bob := l.dial(t, "bob", nil, nil)
+	dave := l.dial(t, "dave", nil, nil)
+	for i := range 5 {
+		emitAck(t, alice, 1+i, "send-group-message", map[string]any{"targetId": "g", "messageType": 1, "content": map[string]any{"content": "m"}})
+	}
+	ss, _ := l.svc.Sessions(ctx, l.app.ID, "bob")
+	bobSID := ss[0].SID
+	seqsOf := func(f sioFrame) []int64 {
+		var msgs []chat.Message
+		json.Unmarshal(f.data, &msgs)
+		var out []int64
+		for _, m := range msgs {
+			out = append(out, m.Seq)
+		}
+		return out
+	}
+	for i, tc := range []struct {
+		who   *sioclient.WS
+		event string
+		arg   map[string]any
+		want  string // the seqs, or the error
+	}{
+		{bob, "session-message-list", map[string]any{"sid": bobSID, "aroundSeq": 3, "limit": 3}, "[4 3 2]"},
+		{bob, "sync", map[string]any{"sid": bobSID, "aroundSeq": "3", "limit": 3}, "[2 3 4]"},
+		{bob, "sync", map[string]any{"sid": bobSID, "aroundSeq": 5, "limit": 3}, "[3 4 5]"},
+		{bob, "session-message-list", map[string]any{"sid": bobSID, "aroundSeq": 1, "limit": 2}, "[2 1]"},
+		{bob, "session-message-list", map[string]any{"sid": bobSID, "aroundSeq": 9}, "not found"},
+		{bob, "session-message-list", map[string]any{"sid": bobSID, "aroundSeq": -1}, "aroundSeq must be"},
+		{bob, "sync", map[string]any{"sid": bobSID, "aroundSeq": 3, "afterSeq": 1}, "goes alone"},
+		{dave, "session-message-list", map[string]any{"sid": bobSID, "aroundSeq": 3}, "not found"},
+		{dave, "sync", map[string]any{"sid": bobSID, "aroundSeq": 3}, "not found"},
+	} {
+		f := emitAck(t, tc.who, 20+i, tc.event, tc.arg)
+		got := string(f.err)
+		if f.err == nil {
+			got = fmt.Sprint(seqsOf(f))
+		}
+		if !strings.Contains(got, tc.want) {
+			t.Errorf("%s %v: %s, want %s", tc.event, tc.arg, got, tc.want)
+		}
 	}
 }

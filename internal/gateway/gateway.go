@@ -298,6 +298,9 @@ func (g *Gateway) sessionList(ctx context.Context, c caller, _ json.RawMessage) 
 }
 
 func (g *Gateway) sessionMessages(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	if hasAroundSeq(arg) {
+		return g.historyAround(ctx, c, arg, false) // events_search.go
+	}
 	var in struct {
 		SID       string  `json:"sid"`
 		Limit     flexInt `json:"limit"`
@@ -354,6 +357,9 @@ func (g *Gateway) setRead(ctx context.Context, c caller, arg json.RawMessage) (a
 }
 
 func (g *Gateway) sync(ctx context.Context, c caller, arg json.RawMessage) (any, error) {
+	if hasAroundSeq(arg) {
+		return g.historyAround(ctx, c, arg, true) // events_search.go
+	}
 	var in struct {
 		SID      string  `json:"sid"`
 		AfterSeq flexInt `json:"afterSeq"`

@@ -79,6 +79,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
 		l.SetLogger(log)
 	}
+	s.backfillSearch(st) // search.go
 
 	blobs, err := OpenBlobs(cfg.Blobs, os.Getenv)
 	if err != nil {

@@ -19,8 +19,8 @@ const (
 	MaxSearchTextRunes = 500
 )
 
-// SearchQuery is the input of Search. Terms all must match (as substrings,
-// case-insensitively); the other fields narrow the search when set.
+// SearchQuery is the input of Search. Terms all must match (see MatchAt);
+// the other fields narrow the search when set.
 type SearchQuery struct {
 	AppID, UserID  string
 	Terms          []string // from ParseSearchTerms
@@ -29,6 +29,9 @@ type SearchQuery struct {
 	Type           int           // 0: any message type
 	Before         *SearchCursor // nil: from the newest
 	Limit          int
+	// Bounds of one search (see FilterSearch); 0: the defaults.
+	MaxScan int
+	Timeout time.Duration
 }
 
 // SearchCursor is the position of a hit in the newest-first order of

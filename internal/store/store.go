@@ -316,7 +316,12 @@ type Store interface {
 	GroupStore
 	// Search returns up to q.Limit messages that q.UserID may see (see
 	// Visibility; hidden and recalled messages excluded) whose searchable
-	// text (SearchText) contains every term, case-insensitively, newest
-	// first from q.Before.
-	Search(ctx context.Context, q SearchQuery) ([]Message, error)
+	// text (SearchText) matches every term (MatchSearch), newest first
+	// from q.Before, within the bounds of FilterSearch.
+	Search(ctx context.Context, q SearchQuery) (SearchPage, error)
+	// MessagesAround returns the messages userID may see around seq, to open
+	// a conversation at a search hit: up to before messages with seq' <=
+	// seq and up to after with seq' > seq, oldest first. Unlike History it
+	// also leaves out the ranges userID hid (see Visibility).
+	MessagesAround(ctx context.Context, conversationID, userID string, seq int64, before, after int) ([]Message, error)
 }

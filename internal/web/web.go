@@ -85,6 +85,7 @@ func (w *Web) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /demo/app.js", w.file(w.files, "demo/app.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /demo/social.js", w.file(w.files, "demo/social.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("GET /demo/style.css", w.file(w.files, "demo/style.css", "text/css; charset=utf-8"))
+	mux.HandleFunc("GET /demo/search.js", w.file(w.files, "demo/search.js", "text/javascript; charset=utf-8"))
 	mux.HandleFunc("POST /demo/token", w.demoToken)
 	mux.HandleFunc("POST /demo/user", w.demoUser)
 	mux.HandleFunc("POST /demo/group", w.demoGroup)

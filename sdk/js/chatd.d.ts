@@ -200,7 +200,7 @@ export declare class ChatdClient extends Emitter<ClientEvents> {
    * A page of messages older than `before` (a msgId), oldest first; without `before`, the newest page.
    * A read of the store: it may overlap `message` events (merge by msgId).
    */
-  history(sid: string, options?: { limit?: number; before?: string }): Promise<Message[]>;
+  history(sid: string, options?: { limit?: number; before?: string; around?: number }): Promise<Message[]>;
   send(targetId: string, messageType: number, content: Record<string, unknown>, options?: SendOptions): Promise<Message>;
   sendText(targetId: string, text: string, options?: SendOptions): Promise<Message>;
   sendImage(targetId: string, image: { url?: string; fullUrl?: string; fid?: string; name?: string; size?: number; width?: number; height?: number }, options?: SendOptions): Promise<Message>;
@@ -389,8 +389,10 @@ export interface SearchHit extends Message {
 
 export interface SearchResult {
   hits: SearchHit[];
-  /** Present when the page is full: the before of the next page. */
+  /** Present when the page is full, or partial: the before of the next page. */
   next?: string;
+  /** The search stopped at its bound of examined messages: more hits may follow from next. */
+  partial?: boolean;
 }
 
 /** A user's own settings of a conversation (session-updated, updateSession, hide). */

@@ -161,12 +161,14 @@ export class ChatdClient extends Emitter {
   }
 
   // history returns a page of messages before `before` (a msgId), oldest
-  // first. Without `before` it is the newest page. A page is a read of the
+  // first. Without `before` it is the newest page; with `around` (a seq, e.g.
+  // a search hit's) the page around that message. A page is a read of the
   // store: it may hold messages also emitted as `message` events (merge by
   // msgId), and it never counts as emitted.
-  async history(sid, { limit = 20, before } = {}) {
+  async history(sid, { limit = 20, before, around } = {}) {
     const arg = { sid, limit };
     if (before) arg.lastmsgId = before;
+    if (around) arg.aroundSeq = around; // the page around a seq: to open a search hit
     const page = await this.request('session-message-list', arg);
     const msgs = page.slice().reverse().map((m) => ({ ...m, sid }));
     // A page newer than what was emitted means pushes were missed: catch up.

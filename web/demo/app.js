@@ -2,6 +2,7 @@
 // put into the page with textContent or as a checked URL, never as markup.
 import { ChatdClient, MessageType, ConversationType, newClientMsgId } from '/sdk/chatd.js';
 import { installSocial, conversationExtras, receiptMark, onOpen, onInput } from '/demo/social.js';
+import { initSearch } from './search.js';
 
 const $ = (id) => document.getElementById(id);
 const SUGGESTED = ['alice', 'bob', 'carol', 'dave'];
@@ -163,7 +164,9 @@ function view(sid) {
   return v;
 }
 
-async function openConversation(conv) {
+// openConversation shows conv: its newest page, or with atSeq (a search
+// hit) the page around that message, marked and scrolled to.
+async function openConversation(conv, atSeq) {
   state.active = conv;
   clearCompose();
   $('app').classList.add('show-chat');
@@ -179,11 +182,16 @@ async function openConversation(conv) {
   v.msgs.clear();
   v.done = false;
   try {
-    const page = await state.client.history(conv.sid, { limit: PAGE });
+    const page = await state.client.history(conv.sid, atSeq ? { limit: PAGE, around: atSeq } : { limit: PAGE });
     if (state.active !== conv) return;
     for (const m of page) v.msgs.set(m.msgId, m);
-    v.done = page.length < PAGE;
-    renderMessages(true);
+    v.done = !atSeq && page.length < PAGE;
+    state.hit = atSeq ? { sid: conv.sid, seq: Number(atSeq) } : null;
+    renderMessages(!atSeq);
+    if (atSeq) {
+      $('messages').querySelector('.msg.hit')?.scrollIntoView({ block: 'center' });
+      return;
+    }
     markReadIfVisible();
     fillIfShort();
     onOpen();
@@ -234,6 +242,7 @@ function renderMessages(toBottom) {
   if (v.done) nodes.unshift(el('li', { class: 'older' }, 'start of the conversation'));
   const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
   box.replaceChildren(...nodes, ...[...state.pending.values()].filter((p) => p.dataset.sid === conv.sid || p.dataset.target === conv.targetId));
+  if (state.hit?.sid === conv.sid) box.querySelector(`[data-seq="${state.hit.seq}"]`)?.classList.add('hit'); // a search hit (search.js)
   if (toBottom || nearBottom) box.scrollTop = box.scrollHeight;
 }
 
@@ -608,6 +617,11 @@ $('group-dismiss').addEventListener('click', () => groupAction('dismiss'));
 // --- wiring ---
 
 $('login-form').addEventListener('submit', (e) => { e.preventDefault(); login($('login-name').value); });
+initSearch({
+  client: () => state.client,
+  open: (hit, s) => openConversation({ sid: hit.sid, targetId: s?.targetId ?? hit.targetId, group: hit.conversationType === ConversationType.GROUP,
+    title: s?.title || s?.targetId || hit.targetId }, hit.seq),
+});
 $('logout').addEventListener('click', logout);
 $('composer').addEventListener('submit', sendText);
 $('text').addEventListener('input', suggestMentions);

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -188,35 +189,40 @@ ALTER TABLE users ADD COLUMN deleted_at bigint NOT NULL DEFAULT 0;
 	// message (a send, an edit, a recall, which empties it), with a pg_trgm
 	// GIN index that serves ILIKE '%term%' for terms of 3 characters or
 	// more. The text is stored with diacritics removed (unaccent), and so
-	// are the terms. pg_trgm and unaccent go into public, once per database
-	// (the lock keeps concurrent migrations of several schemas from racing).
+	// are the terms. pg_trgm and unaccent are used wherever they are
+	// installed (a database may keep extensions in a schema of their own,
+	// and chatd's schema need not be on their search_path); a missing one
+	// goes into public, or into chatd's schema when there is no public (the
+	// lock keeps concurrent migrations of several schemas from racing).
 	// Only the first 500 characters are indexed (store.MaxSearchTextRunes).
-	// Existing messages are indexed here.
+	// Existing messages are indexed by BackfillSearch (migration 10).
 	`
 SELECT pg_advisory_xact_lock(hashtext('chatd: create extension pg_trgm'));
-CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA public;
-CREATE EXTENSION IF NOT EXISTS unaccent WITH SCHEMA public;
-CREATE FUNCTION search_fold(s text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS $$
-	SELECT public.unaccent('public.unaccent'::regdictionary, s)
-$$;
 CREATE TABLE search_docs (
 	conversation_id text NOT NULL,
 	seq             bigint NOT NULL,
 	text            text NOT NULL,
 	PRIMARY KEY (conversation_id, seq)
 );
-CREATE INDEX search_docs_trgm ON search_docs USING gin (text public.gin_trgm_ops);
-CREATE FUNCTION search_text(typ integer, content text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-	SELECT coalesce(CASE typ
-		WHEN 1 THEN CASE WHEN json_typeof(j->'content') = 'string' THEN j->>'content' END
-		WHEN 4 THEN CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END
-		WHEN 5 THEN trim(coalesce(CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END, '') || ' ' ||
-			coalesce(CASE WHEN json_typeof(j->'address') = 'string' THEN j->>'address' END, ''))
-		WHEN 6 THEN CASE WHEN json_typeof(j->'searchText') = 'string' THEN j->>'searchText' END
-	END, '') FROM (SELECT CASE WHEN left(ltrim(content), 1) = '{' THEN content::json END AS j) x
-$$;
-CREATE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
+DO $do$
+DECLARE
+	home text := CASE WHEN EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'public') THEN 'public' ELSE current_schema() END;
+	trgm text;
+	ua   text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+		EXECUTE format('CREATE EXTENSION pg_trgm WITH SCHEMA %I', home);
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'unaccent') THEN
+		EXECUTE format('CREATE EXTENSION unaccent WITH SCHEMA %I', home);
+	END IF;
+	SELECT n.nspname INTO trgm FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'pg_trgm';
+	SELECT n.nspname INTO ua FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';
+	EXECUTE format('CREATE FUNCTION search_fold(s text) RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT AS %L',
+		format('SELECT %I.unaccent(%L::regdictionary, s)', ua, quote_ident(ua) || '.unaccent'));
+	EXECUTE format('CREATE INDEX search_docs_trgm ON search_docs USING gin (text %I.gin_trgm_ops)', trgm);
+END $do$;
+` + searchTextFunc + `CREATE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE t text;
 BEGIN
 	IF TG_OP <> 'INSERT' THEN
@@ -232,9 +238,6 @@ BEGIN
 END $$;
 CREATE TRIGGER messages_search AFTER INSERT OR DELETE OR UPDATE OF content, type ON messages
 	FOR EACH ROW EXECUTE FUNCTION messages_search();
-INSERT INTO search_docs (conversation_id, seq, text)
-SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
-WHERE t <> '';
 `,
 	// 9 (conversation settings, see store.Settings): each user's own
 	// settings of their sessions (pin, mute, hide, draft), the users they
@@ -269,7 +272,64 @@ CREATE TABLE last_seen (
 	PRIMARY KEY (app_id, user_id)
 );
 `,
+	// 10 (search backfill and queue, see BackfillSearch and indexQueued):
+	// where the indexing of the messages that predate migration 8 stands,
+	// done when there were none (or when an earlier migration 8 indexed
+	// them already). And a send no longer indexes its message: the trigger
+	// queues its key, and the queue is indexed in batches by the background
+	// indexer and by every search before it reads. Indexing in the send's
+	// transaction (unaccent, the trigram GIN entry) cost a third of the send
+	// throughput (docs/benchmarks.md, "Search"). An edit or a recall drops
+	// the old doc at once and queues the message again.
+	`
+CREATE TABLE search_queue (
+	conversation_id text NOT NULL,
+	seq             bigint NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+);
+CREATE OR REPLACE FUNCTION messages_search() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF TG_OP <> 'INSERT' THEN
+		DELETE FROM search_docs WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
+	END IF;
+	IF TG_OP = 'DELETE' THEN
+		DELETE FROM search_queue WHERE conversation_id = OLD.conversation_id AND seq = OLD.seq;
+	ELSE
+		INSERT INTO search_queue VALUES (NEW.conversation_id, NEW.seq) ON CONFLICT DO NOTHING;
+	END IF;
+	RETURN NULL;
+END $$;
+CREATE TABLE search_backfill (
+	id              integer PRIMARY KEY CHECK (id = 1),
+	conversation_id text NOT NULL,
+	seq             bigint NOT NULL,
+	done            boolean NOT NULL
+);
+INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
+` + strings.Replace(searchTextFunc, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1),
 }
+
+// searchTextFunc is store.SearchText in SQL. It is PL/pgSQL, not SQL: the
+// send trigger calls it for every message, and a SQL function that is not
+// inlined is planned again on every call, which cost a third of the
+// trigger's time (docs/benchmarks.md, "Search").
+const searchTextFunc = `
+CREATE FUNCTION search_text(typ integer, content text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE j json;
+BEGIN
+	IF left(ltrim(content), 1) <> '{' THEN
+		RETURN '';
+	END IF;
+	j := content::json;
+	RETURN coalesce(CASE typ
+		WHEN 1 THEN CASE WHEN json_typeof(j->'content') = 'string' THEN j->>'content' END
+		WHEN 4 THEN CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END
+		WHEN 5 THEN trim(coalesce(CASE WHEN json_typeof(j->'name') = 'string' THEN j->>'name' END, '') || ' ' ||
+			coalesce(CASE WHEN json_typeof(j->'address') = 'string' THEN j->>'address' END, ''))
+		WHEN 6 THEN CASE WHEN json_typeof(j->'searchText') = 'string' THEN j->>'searchText' END
+	END, '');
+END $$;
+`
 
 // migrate brings the schema up to date. Several nodes may start at once, so
 // the whole run holds a transaction-scoped advisory lock keyed by the target

@@ -3,19 +3,47 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search matches every term with ILIKE '%term%' over search_docs (both
-// without diacritics, see migration 8); the
-// pg_trgm index serves terms of 3 characters or more, and shorter ones
-// (1-2 Chinese characters) filter the docs of the user's conversations
-// (see migration 8).
-func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
+// Search finds candidates with ILIKE '%term%' for every term over
+// search_docs (both without diacritics, see migration 8). For a user whose
+// conversations hold at most scanLimit messages they may see, the query
+// runs with a generic plan: it walks the user's docs, and planning it anew
+// for each search (the trigram selectivity estimates) cost more than running
+// it (docs/benchmarks.md, "Search"). Beyond that the planner chooses, with
+// the pg_trgm index for terms of 3 characters or more.
+// store.FilterSearch keeps the hits and bounds the work.
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
-		return []store.Message{}, nil
+		return store.SearchPage{Messages: []store.Message{}}, nil
+	}
+	if err := s.indexQueue(ctx); err != nil { // what was sent before the search (migration 10)
+		return store.SearchPage{}, err
+	}
+	var size int64
+	sizeQuery := `SELECT coalesce(sum(c.last_seq - CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END), 0)
+		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = $1 AND v.user_id = $2`
+	sizeArgs := []any{q.AppID, q.UserID}
+	if q.ConversationID != "" {
+		sizeQuery += ` AND v.conversation_id = $3`
+		sizeArgs = append(sizeArgs, q.ConversationID)
+	}
+	if err := s.pool.QueryRow(ctx, sizeQuery, sizeArgs...).Scan(&size); err != nil {
+		return store.SearchPage{}, wrap("search: history size", err, nil)
+	}
+	generic := size <= scanLimit
+	// The walk of the user's docs must not turn into trigram index scans,
+	// one per conversation (a generic plan did that with two terms): the
+	// index does not serve an expression.
+	text := "d.text"
+	if generic {
+		text = "(d.text || '')"
 	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
@@ -30,7 +58,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = v.user_id
 		AND m.seq BETWEEN h.from_seq AND h.to_seq)`)
 	for _, t := range q.Terms {
-		b.WriteString(` AND d.text ILIKE search_fold(` + arg("%"+store.LikeEscape(t)+"%") + `)`)
+		b.WriteString(` AND ` + text + ` ILIKE search_fold(` + arg("%"+store.LikeEscape(t)+"%") + `)`)
 	}
 	if q.ConversationID != "" {
 		b.WriteString(` AND m.conversation_id = ` + arg(q.ConversationID))
@@ -41,10 +69,35 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	if q.Type != 0 {
 		b.WriteString(` AND m.type = ` + arg(q.Type))
 	}
-	if c := q.Before; c != nil {
-		b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (` +
-			arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
-	}
-	b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(q.Limit))
-	return s.queryMessages(ctx, "search", b.String(), args...)
+	base, baseArgs := b.String(), args
+	return store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
+		var b strings.Builder
+		b.WriteString(base)
+		args = slices.Clone(baseArgs)
+		if c := before; c != nil {
+			b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (` +
+				arg(c.At.UnixMilli()) + `, ` + arg(c.ConversationID) + `, ` + arg(c.Seq) + `)`)
+		}
+		b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ` + arg(n))
+		if !generic {
+			return s.queryMessages(ctx, "search", b.String(), args...)
+		}
+		var msgs []store.Message
+		err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = force_generic_plan`); err != nil {
+				return err
+			}
+			rows, err := tx.Query(ctx, b.String(), args...)
+			if err != nil {
+				return err
+			}
+			msgs, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Message, error) { return scanMessage(r) })
+			return err
+		})
+		return msgs, wrap("search", err, nil)
+	})
 }
+
+// scanLimit is the history size (messages a user may see) up to which a
+// search walks the user's docs with a generic plan.
+const scanLimit = 100_000

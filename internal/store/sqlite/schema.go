@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
 )
 
 // migrations are applied in order; PRAGMA user_version records how many ran.
@@ -186,7 +185,8 @@ ALTER TABLE users ADD COLUMN deleted_at INTEGER NOT NULL DEFAULT 0;
 	// terms (1-2 Chinese characters) are matched with LIKE over the docs
 	// of the searcher's conversations. Only the first 500 characters of a
 	// message are indexed (store.MaxSearchTextRunes), which bounds what a
-	// long message adds to a send. Existing messages are indexed here.
+	// long message adds to a send. Existing messages are indexed by
+	// BackfillSearch (migration 10), in batches, not here in one transaction.
 	`
 CREATE TABLE search_docs (
 	id              INTEGER PRIMARY KEY,
@@ -215,9 +215,6 @@ END;
 CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
 	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
 END;
-INSERT INTO search_docs (conversation_id, seq, text)
-SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT conversation_id, seq, ` + strings.ReplaceAll(searchTextSQL, "new.", "") + ` AS t FROM messages
-	ORDER BY created_at, conversation_id, seq) WHERE t <> '';
 `,
 	// 9 (conversation settings, see store.Settings): each user's own
 	// settings of their sessions (pin, mute, hide, draft), the users they
@@ -251,6 +248,44 @@ CREATE TABLE last_seen (
 	seen_at INTEGER NOT NULL,
 	PRIMARY KEY (app_id, user_id)
 );
+`,
+	// 10 (search backfill and queue, see BackfillSearch and indexQueued):
+	// where the indexing of the messages that predate migration 8 stands,
+	// done when there were none (or when an earlier migration 8 indexed
+	// them already). And a send no longer indexes its message: it queues
+	// its key (one small insert), and the queue is indexed in batches, by
+	// the background indexer and by every search before it reads, so a
+	// search still finds every message sent before it. Indexing in the
+	// send's transaction cost half the send throughput (the FTS5 segment
+	// each transaction writes, and the JSON extraction; docs/benchmarks.md,
+	// "Search"). An edit or a recall drops the old doc at once.
+	`
+CREATE TABLE search_queue (
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	PRIMARY KEY (conversation_id, seq)
+) WITHOUT ROWID;
+DROP TRIGGER messages_search_ai;
+CREATE TRIGGER messages_search_ai AFTER INSERT ON messages BEGIN
+	INSERT OR IGNORE INTO search_queue VALUES (new.conversation_id, new.seq);
+END;
+DROP TRIGGER messages_search_au;
+CREATE TRIGGER messages_search_au AFTER UPDATE OF content, type ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+	INSERT OR IGNORE INTO search_queue VALUES (new.conversation_id, new.seq);
+END;
+DROP TRIGGER messages_search_ad;
+CREATE TRIGGER messages_search_ad AFTER DELETE ON messages BEGIN
+	DELETE FROM search_docs WHERE conversation_id = old.conversation_id AND seq = old.seq;
+	DELETE FROM search_queue WHERE conversation_id = old.conversation_id AND seq = old.seq;
+END;
+CREATE TABLE search_backfill (
+	id              INTEGER PRIMARY KEY CHECK (id = 1),
+	conversation_id TEXT NOT NULL,
+	seq             INTEGER NOT NULL,
+	done            INTEGER NOT NULL
+);
+INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
 `,
 }
 

@@ -3,18 +3,29 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
+	"unicode"
 
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search matches terms of 3 characters or more with the FTS5 trigram index
-// (one MATCH of every such term as a quoted string: substring semantics,
-// case and diacritics folded), and shorter terms with LIKE over the
-// searchable text of the user's conversations (see migration 8).
-func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Message, error) {
+// Search finds candidates in one of two ways (docs/architecture.md,
+// "Search"). A user whose conversations hold at most scanLimit messages they
+// may see is searched by scanning their docs with GLOB (case and the
+// diacritics store.FoldRune folds spelled out as character classes): the
+// cost follows their history. A user with more goes through the FTS5 trigram
+// index for terms of 3 characters or more (one MATCH of every such term as
+// a quoted string; case and diacritics folded), whose cost follows the
+// term's matches in the whole database; shorter terms still GLOB.
+// store.FilterSearch keeps the hits and bounds the work.
+func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
-		return []store.Message{}, nil
+		return store.SearchPage{Messages: []store.Message{}}, nil
+	}
+	if err := s.indexQueue(ctx); err != nil { // what was sent before the search (migration 10)
+		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
 	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
@@ -27,14 +38,22 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 	AND d.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END
 	AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = d.conversation_id AND h.user_id = v.user_id
 		AND d.seq BETWEEN h.from_seq AND h.to_seq)`)
+	useFTS := false
+	if slices.ContainsFunc(q.Terms, func(t string) bool { return store.RuneLen(t) >= 3 }) {
+		n, err := s.historySize(ctx, q)
+		if err != nil {
+			return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
+		}
+		useFTS = n > scanLimit.Load()
+	}
 	var match []string
 	for _, t := range q.Terms {
-		if store.RuneLen(t) >= 3 {
+		if useFTS && store.RuneLen(t) >= 3 {
 			match = append(match, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
 			continue
 		}
-		b.WriteString(` AND d.text LIKE ? ESCAPE '\'`)
-		args = append(args, "%"+store.LikeEscape(t)+"%")
+		b.WriteString(` AND d.text GLOB ?`)
+		args = append(args, globPattern(t))
 	}
 	if len(match) > 0 {
 		b.WriteString(` AND d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)`)
@@ -52,15 +71,84 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) ([]store.Messag
 		b.WriteString(` AND m.type = ?`)
 		args = append(args, q.Type)
 	}
-	if c := q.Before; c != nil {
-		b.WriteString(` AND (m.created_at, m.conversation_id, m.seq) < (?, ?, ?)`)
-		args = append(args, c.At.UnixMilli(), c.ConversationID, c.Seq)
-	}
-	b.WriteString(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ?`)
-	args = append(args, q.Limit)
-	msgs, err := s.queryMsgs(ctx, "search", q.Limit, b.String(), args...)
+	base, baseArgs := b.String(), args
+	page, err := store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
+		sql, args := base, slices.Clone(baseArgs)
+		if c := before; c != nil {
+			sql += ` AND (m.created_at, m.conversation_id, m.seq) < (?, ?, ?)`
+			args = append(args, c.At.UnixMilli(), c.ConversationID, c.Seq)
+		}
+		sql += ` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT ?`
+		return s.queryMsgs(ctx, "search", n, sql, append(args, n)...)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("%w (search of %s)", err, q.UserID)
+		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
 	}
-	return msgs, nil
+	return page, nil
 }
+
+// scanLimit is the history size (messages a user may see) up to which a
+// search scans the user's docs rather than the FTS index: measured with
+// cmd/searchbench (docs/benchmarks.md, "Search"), scanning 100,000 docs
+// costs about what a common term costs the index.
+var scanLimit = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(100_000)
+	return &n
+}() // changed by the tests of the index path
+
+// historySize is about how many messages q's user may see in the searched
+// conversations: their seqs past the user's join.
+func (s *Store) historySize(ctx context.Context, q store.SearchQuery) (int64, error) {
+	var n int64
+	query := `SELECT coalesce(sum(c.last_seq - CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END), 0)
+		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = ? AND v.user_id = ?`
+	args := []any{q.AppID, q.UserID}
+	if q.ConversationID != "" {
+		query += ` AND v.conversation_id = ?`
+		args = append(args, q.ConversationID)
+	}
+	err := s.queryRow(ctx, query, args...).Scan(&n)
+	return n, err
+}
+
+// globPattern is a GLOB pattern that finds term anywhere in a text, in any
+// case and with any of the diacritics store.FoldRune folds: a superset of
+// what store.MatchAt accepts.
+func globPattern(term string) string {
+	var b strings.Builder
+	b.WriteByte('*')
+	for _, r := range term {
+		f := store.FoldRune(r)
+		class := []rune{f}
+		for _, v := range append(unfold[f], unicode.ToUpper(f), unicode.ToTitle(f), r, unicode.ToUpper(r)) {
+			if !slices.Contains(class, v) {
+				class = append(class, v)
+			}
+		}
+		switch {
+		case len(class) > 1:
+			b.WriteByte('[')
+			b.WriteString(string(class))
+			b.WriteByte(']')
+		case f == '*' || f == '?' || f == '[':
+			b.WriteString("[" + string(f) + "]")
+		default:
+			b.WriteRune(f)
+		}
+	}
+	b.WriteByte('*')
+	return b.String()
+}
+
+// unfold maps a folded rune to the runes that fold to it (store.FoldRune)
+// among the Latin, Greek and Cyrillic letters.
+var unfold = func() map[rune][]rune {
+	m := map[rune][]rune{}
+	for r := rune(0x41); r < 0x530; r++ {
+		if f := store.FoldRune(r); f != r {
+			m[f] = append(m[f], r)
+		}
+	}
+	return m
+}()

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
 )
 
 // TestSearchBackfill: a database from before the search migration finds
@@ -24,8 +25,23 @@ func TestSearchBackfill(t *testing.T) {
 			('%[1]s', 1, '%[2]s', 'u', 1, '{"content":"我在北京工作"}', 1),
 			('%[1]s', 2, '%[3]s', 'u', 4, '{"name":"Report.pdf"}', 2),
 			('%[1]s', 3, '%[4]s', 'u', 1, 'not json', 3)`, conv, store.NewID(), store.NewID(), store.NewID()))
+	// Nothing is indexed until the backfill runs (in batches of 2 here).
+	if page, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{"北京"}, Limit: 10}); err != nil || len(page.Messages) != 0 {
+		t.Fatalf("before the backfill: %v, %v", page.Messages, err)
+	}
+	if err := s.backfillSearch(ctx, nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	var done bool
+	if err := s.r.QueryRow(`SELECT done FROM search_backfill`).Scan(&done); err != nil || !done {
+		t.Fatalf("backfill done = %v, %v", done, err)
+	}
+	if err := s.backfillSearch(ctx, nil, 2); err != nil { // a second run has nothing to do
+		t.Fatal(err)
+	}
 	for q, want := range map[string]int64{"北京": 1, "report": 2} {
-		msgs, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{q}, Limit: 10})
+		page, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{q}, Limit: 10})
+		msgs := page.Messages
 		if err != nil || len(msgs) != 1 || msgs[0].Seq != want {
 			t.Errorf("Search(%q) = %v, %v; want seq %d", q, msgs, err, want)
 		}
@@ -57,4 +73,12 @@ func upgradeFrom(t *testing.T, marker string, stmts ...string) *Store {
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+// TestSearchIndexPath: the search suite through the FTS index, as for a
+// user with a long history (the suite's users have short ones and scan).
+func TestSearchIndexPath(t *testing.T) {
+	old := scanLimit.Swap(-1)
+	defer scanLimit.Store(old)
+	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTemp(t) })
 }

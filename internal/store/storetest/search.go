@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -18,6 +20,16 @@ var searchTests = []struct {
 	{"SearchVisibility", testSearchVisibility},
 	{"SearchPaging", testSearchPaging},
 	{"SearchFilters", testSearchFilters},
+	{"MessagesAround", testMessagesAround},
+	{"SearchBounds", testSearchBounds},
+}
+
+// RunSearch runs the search tests only: for a backend with more than one
+// way to search, each way in turn.
+func RunSearch(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, tt := range searchTests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
 }
 
 // searchCorpus is one conversation's messages: seq i+1 is searchCorpus[i].
@@ -37,6 +49,10 @@ var searchCorpus = []struct {
 	{3, `{"url":"https://example.com/北京.png"}`},            // 10: images have no text
 	{1, `{"content":"100% sure_thing"}`},                   // 11
 	{1, `{"content":"京"}`},                                 // 12
+	{1, `{"content":"Working from home"}`},                 // 13
+	{1, `{"content":"homework done, work later"}`},         // 14
+	{1, `{"content":"Crème brûlée à Paris"}`},              // 15
+	{1, `{"content":"上海work坊"}`},                           // 16
 }
 
 func searchSeed(t *testing.T, s store.Store) (app string, c store.Conversation) {
@@ -55,11 +71,11 @@ func search(t *testing.T, s store.Store, q store.SearchQuery) []int64 {
 	if q.Limit == 0 {
 		q.Limit = 100
 	}
-	msgs, err := s.Search(ctx, q)
+	page, err := s.Search(ctx, q)
 	if err != nil {
 		t.Fatalf("Search(%q): %v", q.Terms, err)
 	}
-	return seqs(msgs)
+	return seqs(page.Messages)
 }
 
 func testSearchMatching(t *testing.T, s store.Store) {
@@ -89,6 +105,24 @@ func testSearchMatching(t *testing.T, s store.Store) {
 		{"%", []int64{11}},
 		{"nothing-like-this", []int64{}},
 		{"png", []int64{}},
+		{"work", []int64{16, 14, 13}}, // a word's prefix, not inside homework
+		{"working", []int64{13}},
+		{"homework", []int64{14}},
+		{"mework", []int64{}},
+		{"ork", []int64{}},
+		{"work done", []int64{14}}, // terms in any order, each at a word start
+		{"work later", []int64{14}},
+		{`"work later"`, []int64{14}},
+		{`"done work"`, []int64{}},
+		{"creme brulee", []int64{15}}, // diacritics folded, every term
+		{"CRÈME paris", []int64{15}},
+		{"creme london", []int64{}},
+		{"bru", []int64{15}},
+		{"rulee", []int64{}},
+		{"上海 work", []int64{16}},
+		{"work坊", []int64{16}},
+		{"uick", []int64{}},
+		{"quic", []int64{9, 8}},
 	} {
 		got := search(t, s, store.SearchQuery{AppID: app, UserID: "bob", Terms: store.ParseSearchTerms(tt.q)})
 		if !slices.Equal(got, tt.want) && !(len(got) == 0 && len(tt.want) == 0) {
@@ -191,10 +225,11 @@ func testSearchPaging(t *testing.T, s store.Store) {
 		var got []string
 		var before *store.SearchCursor
 		for range 10 {
-			msgs, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "u", Terms: terms, Before: before, Limit: 2})
+			page, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "u", Terms: terms, Before: before, Limit: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
+			msgs := page.Messages
 			if len(msgs) == 0 {
 				break
 			}
@@ -234,5 +269,98 @@ func testSearchFilters(t *testing.T, s store.Store) {
 		if got := search(t, s, q); !slices.Equal(got, tt.want) {
 			t.Errorf("%+v: %v, want %v", tt.q, got, tt.want)
 		}
+	}
+}
+
+func testMessagesAround(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "alice", "bob")
+	for i := 1; i <= 10; i++ {
+		send(t, s, c.ID, "alice", i)
+	}
+	around := func(user string, seq int64, before, after int) []int64 {
+		t.Helper()
+		msgs, err := s.MessagesAround(ctx, c.ID, user, seq, before, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seqs(msgs)
+	}
+	for _, tt := range []struct {
+		seq           int64
+		before, after int
+		want          []int64
+	}{
+		{5, 3, 2, []int64{3, 4, 5, 6, 7}},
+		{10, 3, 2, []int64{8, 9, 10}},
+		{1, 3, 2, []int64{1, 2, 3}},
+		{5, 0, 2, []int64{6, 7}},
+		{5, 1, 0, []int64{5}},
+	} {
+		if got := around("bob", tt.seq, tt.before, tt.after); !slices.Equal(got, tt.want) {
+			t.Errorf("around %d (%d, %d) = %v, want %v", tt.seq, tt.before, tt.after, got, tt.want)
+		}
+	}
+	if got := around("stranger", 5, 3, 2); len(got) != 0 {
+		t.Fatalf("a non-member sees %v", got)
+	}
+	// A later member sees nothing before their join.
+	if err := s.AddMembers(ctx, app, "g", []string{"late"}); err != nil {
+		t.Fatal(err)
+	}
+	send(t, s, c.ID, "alice", 11)
+	if got := around("late", 10, 5, 5); !slices.Equal(got, []int64{11}) {
+		t.Fatalf("late sees %v, want [11]", got)
+	}
+	// Hidden ranges are left out for the one who hid them.
+	if _, err := s.Hide(ctx, c.ID, "bob", 4, 6); err != nil {
+		t.Fatal(err)
+	}
+	if got := around("bob", 5, 3, 2); !slices.Equal(got, []int64{1, 2, 3, 7, 8}) {
+		t.Fatalf("bob after hiding 4-6 sees %v", got)
+	}
+	if got := around("alice", 5, 1, 1); !slices.Equal(got, []int64{5, 6}) {
+		t.Fatalf("alice sees %v", got)
+	}
+}
+
+// testSearchBounds: a search examines a bounded number of candidates and
+// says where to go on (Partial, Next), and one that cannot answer in time
+// is ErrSearchTooBroad; paging through partial pages finds every hit.
+func testSearchBounds(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	c := upsertGroup(t, s, app, "g", "u", "v")
+	for i := 1; i <= 30; i++ {
+		text := "homework" // a candidate (substring) that is no hit
+		if i%10 == 0 {
+			text = "work"
+		}
+		sendWith(t, s, store.NewMessage{ConversationID: c.ID, SenderID: "u",
+			Content: json.RawMessage(`{"content":"` + text + `"}`), At: at(i)})
+	}
+	var got []int64
+	var before *store.SearchCursor
+	partials := 0
+	for range 20 {
+		page, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "v", Terms: []string{"work"},
+			Before: before, Limit: 10, MaxScan: 7})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, seqs(page.Messages)...)
+		if page.Partial {
+			partials++
+		}
+		if page.Next == nil {
+			break
+		}
+		before = page.Next
+	}
+	if !slices.Equal(got, []int64{30, 20, 10}) || partials < 4 {
+		t.Fatalf("paged %v with %d partial pages, want [30 20 10] over >= 4", got, partials)
+	}
+	_, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "v", Terms: []string{"work"}, Limit: 10, Timeout: time.Nanosecond})
+	if !errors.Is(err, store.ErrSearchTooBroad) {
+		t.Fatalf("a search out of time: %v, want ErrSearchTooBroad", err)
 	}
 }

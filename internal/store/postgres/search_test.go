@@ -1,0 +1,136 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/testenv"
+)
+
+func searchSeqs(t *testing.T, s *Store, app, user, q string) []int64 {
+	t.Helper()
+	page, err := s.Search(context.Background(), store.SearchQuery{AppID: app, UserID: user, Terms: store.ParseSearchTerms(q), Limit: 10})
+	if err != nil {
+		t.Fatalf("Search(%q): %v", q, err)
+	}
+	var out []int64
+	for _, m := range page.Messages {
+		out = append(out, m.Seq)
+	}
+	return out
+}
+
+// seedSearch makes a group of u and v with messages 1-5, 3 and 5 about 北京.
+func seedSearch(t *testing.T, s *Store) string {
+	t.Helper()
+	ctx := context.Background()
+	app := store.NewID()
+	if err := s.CreateApp(ctx, store.App{ID: app, Name: "a", Secret: "s"}); err != nil {
+		t.Fatal(err)
+	}
+	conv, err := s.UpsertGroup(ctx, app, "g", "G", "", []string{"u", "v"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, text := range []string{"one", "two", "我在北京工作", "Working late", "北京烤鸭"} {
+		if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: conv.ID, SenderID: "u", Type: 1,
+			Content: json.RawMessage(`{"content":"` + text + `"}`)}); err != nil {
+			t.Fatalf("send %d: %v", i, err)
+		}
+	}
+	return app
+}
+
+// TestSearchBackfill: messages that are not indexed (a database from before
+// the search migration) are found once the backfill has run, in batches.
+func TestSearchBackfill(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	app := seedSearch(t, s)
+	if _, err := s.pool.Exec(ctx, `DELETE FROM search_docs; DELETE FROM search_queue; UPDATE search_backfill SET conversation_id = '', seq = 0, done = false`); err != nil {
+		t.Fatal(err)
+	}
+	if got := searchSeqs(t, s, app, "v", "北京"); len(got) != 0 {
+		t.Fatalf("before the backfill: %v", got)
+	}
+	if err := s.backfillSearch(ctx, nil, 2); err != nil {
+		t.Fatal(err)
+	}
+	var done bool
+	if err := s.pool.QueryRow(ctx, `SELECT done FROM search_backfill`).Scan(&done); err != nil || !done {
+		t.Fatalf("backfill done = %v, %v", done, err)
+	}
+	if got := searchSeqs(t, s, app, "v", "北京"); len(got) != 2 || got[0] != 5 || got[1] != 3 {
+		t.Fatalf("after the backfill 北京 finds %v, want [5 3]", got)
+	}
+	if got := searchSeqs(t, s, app, "v", "work"); len(got) != 1 || got[0] != 4 {
+		t.Fatalf("after the backfill work finds %v, want [4]", got)
+	}
+}
+
+// TestSearchExtensionSchema: pg_trgm and unaccent installed in a schema of
+// their own, chatd in another one, no public schema and neither on chatd's
+// search_path: the migration finds them and search works.
+func TestSearchExtensionSchema(t *testing.T) {
+	base := testenv.URL(t, "CHATD_TEST_POSTGRES")
+	ctx := context.Background()
+	var b [6]byte
+	rand.Read(b[:])
+	db := "chatd_t_" + hex.EncodeToString(b[:])
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+db); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		admin, err := pgx.Connect(ctx, base)
+		if err != nil {
+			t.Errorf("connect for cleanup: %v", err)
+			return
+		}
+		defer admin.Close(ctx)
+		if _, err := admin.Exec(ctx, "DROP DATABASE "+db+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database: %v", err)
+		}
+	})
+	u, _ := url.Parse(base)
+	u.Path = "/" + db
+	conn, err := pgx.Connect(ctx, u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP SCHEMA IF EXISTS public CASCADE`, `CREATE SCHEMA ext`,
+		`CREATE EXTENSION pg_trgm WITH SCHEMA ext`, `CREATE EXTENSION unaccent WITH SCHEMA ext`} {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	conn.Close(ctx)
+	s, err := Open(ctx, withParam(t, u.String(), "search_path", "tenant"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	app := seedSearch(t, s)
+	if got := searchSeqs(t, s, app, "v", "北京"); len(got) != 2 {
+		t.Fatalf("北京 finds %v, want [5 3]", got)
+	}
+	if got := searchSeqs(t, s, app, "v", "WORKING"); len(got) != 1 {
+		t.Fatalf("WORKING finds %v, want [4]", got)
+	}
+	var schema string
+	if err := s.pool.QueryRow(ctx, `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+		WHERE e.extname = 'pg_trgm'`).Scan(&schema); err != nil || schema != "ext" {
+		t.Fatalf("pg_trgm in %q, %v", schema, err)
+	}
+}
