@@ -161,6 +161,10 @@ type NewMessage struct {
 	ReplySeq   int64
 	Mentions   []string
 	MentionAll bool
+	// Event, when set, makes the send write the event it returns for the
+	// stored message to the webhook outbox in the send's transaction (not
+	// for a duplicate). See WebhookStore.
+	Event func(Message) *OutboxEvent
 }
 
 // File records an uploaded blob.
@@ -317,4 +321,7 @@ type Store interface {
 	// text (SearchText) contains every term, case-insensitively, newest
 	// first from q.Before.
 	Search(ctx context.Context, q SearchQuery) ([]Message, error)
+
+	// Webhook endpoints and the outbox (webhooks.go).
+	WebhookStore
 }

@@ -236,6 +236,49 @@ INSERT INTO search_docs (conversation_id, seq, text)
 SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
 WHERE t <> '';
 `,
+	// 9 (webhooks, docs/webhooks.md): each app's endpoints, and the outbox:
+	// one row per event and endpoint, written in the transaction of the
+	// change it reports, claimed by a node's worker with a lease
+	// (FOR UPDATE SKIP LOCKED, so nodes never wait on each other's claims).
+	`
+CREATE TABLE webhook_endpoints (
+	id          text PRIMARY KEY,
+	app_id      text NOT NULL,
+	url         text NOT NULL,
+	secret      text NOT NULL,
+	events      text NOT NULL,
+	timeout_ms  integer NOT NULL DEFAULT 0,
+	fail_open   boolean NOT NULL DEFAULT false,
+	status      integer NOT NULL DEFAULT 0,
+	failures    integer NOT NULL DEFAULT 0,
+	reason      text NOT NULL DEFAULT '',
+	created_at  bigint NOT NULL,
+	updated_at  bigint NOT NULL,
+	UNIQUE (app_id, url)
+);
+CREATE TABLE webhook_outbox (
+	seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id          text NOT NULL UNIQUE,
+	event_id    text NOT NULL,
+	app_id      text NOT NULL,
+	endpoint_id text NOT NULL,
+	type        text NOT NULL,
+	order_key   text NOT NULL,
+	data        text NOT NULL,
+	created_at  bigint NOT NULL,
+	status      integer NOT NULL DEFAULT 0,
+	attempts    integer NOT NULL DEFAULT 0,
+	next_at     bigint NOT NULL,
+	claimed_by  text NOT NULL DEFAULT '',
+	claim_until bigint NOT NULL DEFAULT 0,
+	last_error  text NOT NULL DEFAULT '',
+	last_status integer NOT NULL DEFAULT 0,
+	done_at     bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE status = 0;
+CREATE INDEX webhook_outbox_order ON webhook_outbox (endpoint_id, order_key, seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

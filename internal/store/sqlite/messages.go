@@ -481,6 +481,9 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("advance read_seq: %w", err)
 	}
+	if err := insertOutbox(ctx, tx, plan.Events()); err != nil {
+		return err
+	}
 	for i, r := range plan.Results() {
 		switch {
 		case res[i].err != nil: // answered before the plan
@@ -555,6 +558,11 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 	}
 	if err := writeExtras(ctx, tx, msg); err != nil {
 		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
+	}
+	if n.Event != nil {
+		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}); err != nil {
+			return store.Message{}, false, err
+		}
 	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {

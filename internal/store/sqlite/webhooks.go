@@ -1,0 +1,277 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// Webhook endpoints and the outbox (store.WebhookStore, docs/webhooks.md).
+
+// insertOutbox writes evs to the outbox in tx: the transaction of the
+// change they report.
+func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent) error {
+	rows := store.OutboxRows(evs)
+	if len(rows) == 0 {
+		return nil
+	}
+	args := make([]any, 0, len(rows)*9)
+	for _, r := range rows {
+		args = append(args, r.ID, r.EventID, r.AppID, r.EndpointID, r.Type, r.OrderKey, r.Data, r.CreatedAt, r.CreatedAt)
+	}
+	// SQLite allows 32766 parameters; a batch of sends stays far below.
+	for len(args) > 0 {
+		n := min(len(args)/9, 500)
+		q := `INSERT INTO webhook_outbox (id, event_id, app_id, endpoint_id, type, order_key, data, created_at, next_at) VALUES ` + placeholders(n, 9)
+		if _, err := tx.ExecContext(ctx, q, args[:n*9]...); err != nil {
+			return fmt.Errorf("write webhook outbox: %w", err)
+		}
+		args = args[n*9:]
+	}
+	return nil
+}
+
+const endpointCols = `id, app_id, url, secret, events, timeout_ms, fail_open, status, failures, reason, created_at, updated_at`
+
+func scanEndpoint(row interface{ Scan(...any) error }) (store.Endpoint, error) {
+	var e store.Endpoint
+	var events string
+	var created, updated int64
+	if err := row.Scan(&e.ID, &e.AppID, &e.URL, &e.Secret, &events, &e.TimeoutMS, &e.FailOpen, &e.Status, &e.Failures, &e.Reason, &created, &updated); err != nil {
+		return store.Endpoint{}, err
+	}
+	if err := json.Unmarshal([]byte(events), &e.Events); err != nil {
+		return store.Endpoint{}, fmt.Errorf("endpoint %s events: %w", e.ID, err)
+	}
+	e.CreatedAt, e.UpdatedAt = store.FromUnixMS(created), store.FromUnixMS(updated)
+	return e, nil
+}
+
+func (s *Store) SetWebhook(ctx context.Context, e store.Endpoint) (store.Endpoint, error) {
+	events, err := json.Marshal(e.Events)
+	if err != nil {
+		return store.Endpoint{}, err
+	}
+	if e.Events == nil {
+		events = []byte("[]")
+	}
+	now := store.UnixMS(time.Now())
+	var out store.Endpoint
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO webhook_endpoints (id, app_id, url, secret, events, timeout_ms, fail_open, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (app_id, url) DO UPDATE SET
+				secret = CASE WHEN excluded.secret <> '' THEN excluded.secret ELSE webhook_endpoints.secret END,
+				events = excluded.events, timeout_ms = excluded.timeout_ms, fail_open = excluded.fail_open,
+				status = 0, failures = 0, reason = '', updated_at = excluded.updated_at`,
+			store.NewID(), e.AppID, e.URL, e.Secret, string(events), e.TimeoutMS, e.FailOpen, now, now)
+		if err != nil {
+			return err
+		}
+		out, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE app_id = ? AND url = ?`, e.AppID, e.URL))
+		return err
+	})
+	if err != nil {
+		return store.Endpoint{}, fmt.Errorf("sqlite: set webhook: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) Webhooks(ctx context.Context, appID string) ([]store.Endpoint, error) {
+	rows, err := s.query(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE app_id = ? ORDER BY created_at, id`, appID)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: webhooks: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Endpoint
+	for rows.Next() {
+		e, err := scanEndpoint(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: webhooks: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) DeleteWebhook(ctx context.Context, appID, id string) error {
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM webhook_endpoints WHERE app_id = ? AND id = ?`, appID, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE webhook_outbox SET status = 2, last_error = 'endpoint deleted', done_at = ?, claimed_by = ''
+			WHERE endpoint_id = ? AND status = 0`, store.UnixMS(time.Now()), id)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: delete webhook: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) AddEvents(ctx context.Context, evs ...*store.OutboxEvent) error {
+	if len(store.OutboxRows(evs)) == 0 {
+		return nil
+	}
+	return s.withTx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, evs) })
+}
+
+const deliveryCols = `o.seq, o.id, o.event_id, o.app_id, o.endpoint_id, o.type, o.order_key, o.data, o.created_at, o.status,
+	o.attempts, o.next_at, o.last_error, o.last_status, o.done_at`
+
+func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (store.Delivery, error) {
+	var d store.Delivery
+	var data string
+	var created, next, done int64
+	dst := append([]any{&d.Seq, &d.ID, &d.EventID, &d.AppID, &d.EndpointID, &d.Type, &d.OrderKey, &data, &created, &d.Status,
+		&d.Attempts, &next, &d.LastError, &d.LastStatus, &done}, extra...)
+	if err := row.Scan(dst...); err != nil {
+		return store.Delivery{}, err
+	}
+	d.Data = json.RawMessage(data)
+	d.CreatedAt, d.NextAt = store.FromUnixMS(created), store.FromUnixMS(next)
+	if done != 0 {
+		d.DoneAt = store.FromUnixMS(done)
+	}
+	return d, nil
+}
+
+func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	ms := store.UnixMS(now)
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE webhook_outbox SET claimed_by = ?, claim_until = ?, attempts = attempts + 1
+			WHERE seq IN (
+				SELECT d.seq FROM webhook_outbox d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 0
+				WHERE d.status = 0 AND d.next_at <= ? AND d.claim_until <= ?
+				  AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
+					AND p.order_key = d.order_key AND p.status = 0 AND p.seq < d.seq AND d.order_key <> '')
+				ORDER BY d.next_at, d.seq LIMIT ?)
+			RETURNING `+strings.ReplaceAll(deliveryCols, "o.", "")+`, (SELECT url FROM webhook_endpoints e WHERE e.id = endpoint_id),
+				(SELECT secret FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
+			owner, ms+lease.Milliseconds(), ms, ms, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var url, secret string
+			d, err := scanDelivery(rows, &url, &secret)
+			if err != nil {
+				return err
+			}
+			d.URL, d.Secret = url, secret
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim deliveries: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
+	now := store.UnixMS(time.Now())
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		var endpoint string
+		err := tx.QueryRowContext(ctx, `SELECT endpoint_id FROM webhook_outbox WHERE id = ? AND claimed_by = ? AND status = 0`, id, owner).Scan(&endpoint)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // the claim was lost: another node has it
+		} else if err != nil {
+			return err
+		}
+		var done int64
+		if r.Status != store.DeliveryPending {
+			done = now
+		}
+		var data any
+		if len(r.Data) > 0 {
+			data = string(r.Data)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE webhook_outbox SET status = ?, next_at = ?, last_error = ?, last_status = ?,
+			done_at = ?, claimed_by = '', claim_until = 0, data = COALESCE(?, data) WHERE id = ?`,
+			r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, id); err != nil {
+			return err
+		}
+		return finishEndpoint(ctx, tx, endpoint, r)
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: finish delivery: %w", err)
+	}
+	return nil
+}
+
+// finishEndpoint counts the endpoint's consecutive failures and pauses it
+// at r.PauseAfter.
+func finishEndpoint(ctx context.Context, tx *sql.Tx, endpoint string, r store.DeliveryResult) error {
+	if r.Status == store.DeliveryDelivered {
+		_, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failures = 0 WHERE id = ? AND failures <> 0`, endpoint)
+		return err
+	}
+	pause := r.PauseAfter
+	if pause <= 0 {
+		pause = 1 << 30
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failures = failures + 1,
+		status = CASE WHEN failures + 1 >= ? THEN 1 ELSE status END,
+		reason = CASE WHEN failures + 1 >= ? THEN ? ELSE reason END WHERE id = ?`,
+		pause, pause, pausedReason(pause, r.Error), endpoint)
+	return err
+}
+
+func pausedReason(n int, last string) string {
+	return fmt.Sprintf("paused after %d consecutive failed deliveries (last: %s); set the endpoint again to resume", n, last)
+}
+
+func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQuery) ([]store.Delivery, error) {
+	where := []string{"o.app_id = ?"}
+	args := []any{appID}
+	if q.Status >= 0 {
+		where, args = append(where, "o.status = ?"), append(args, q.Status)
+	}
+	if q.Before > 0 {
+		where, args = append(where, "o.seq < ?"), append(args, q.Before)
+	}
+	args = append(args, q.Limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+deliveryCols+`, COALESCE(e.url, '') FROM webhook_outbox o
+		LEFT JOIN webhook_endpoints e ON e.id = o.endpoint_id
+		WHERE `+strings.Join(where, " AND ")+` ORDER BY o.seq DESC LIMIT ?`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Delivery
+	for rows.Next() {
+		var url string
+		d, err := scanDelivery(rows, &url)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: deliveries: %w", err)
+		}
+		d.URL = url
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Redeliver(ctx context.Context, appID, id string) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE webhook_outbox SET status = 0, next_at = ?, claimed_by = '', claim_until = 0, done_at = 0
+		WHERE app_id = ? AND id = ?`, store.UnixMS(time.Now()), appID, id)
+	if err != nil {
+		return fmt.Errorf("sqlite: redeliver: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("sqlite: redeliver %s: %w", id, store.ErrNotFound)
+	}
+	return nil
+}
