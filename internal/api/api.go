@@ -128,6 +128,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.registerLifecycle(route)
 	s.registerSearch(route)
 	s.registerPresence(route)
+	s.registerWebhooks(route)
 }
 
 // NotFound answers unknown paths with the envelope.

@@ -143,7 +143,10 @@ type eventsKey struct{}
 // Events is a set of outbox events bound to one store call.
 type Events struct {
 	List []*OutboxEvent
-	done atomic.Bool
+	// After, if set, is called once they are written (say, to wake the
+	// delivery worker).
+	After func()
+	done  atomic.Bool
 }
 
 // WithEvents returns a context with which the next write transaction of a
@@ -168,8 +171,8 @@ func PendingEvents(ctx context.Context) *Events {
 
 // Written marks the events written (after their transaction committed).
 func (e *Events) Written() {
-	if e != nil {
-		e.done.Store(true)
+	if e != nil && !e.done.Swap(true) && e.After != nil {
+		e.After()
 	}
 }
 
