@@ -363,7 +363,7 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, groupID string) error {
 	if err := s.need(ctx, g, a, store.RoleOwner, "dismiss the group"); err != nil {
 		return err
 	}
-	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupDismissed, map[string]any{"by": a.UserID}})
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupDismissed, byActor(a, map[string]any{})})
 	members, err := s.store.DismissGroup(ectx, a.AppID, groupID, s.now())
 	if err != nil {
 		return fmt.Errorf("dismiss: %w", err)
@@ -497,7 +497,7 @@ func (s *Service) UpdateGroup(ctx context.Context, a Actor, groupID string, in G
 	if err := s.need(ctx, g, a, store.RoleAdmin, "update the group"); err != nil {
 		return Group{}, err
 	}
-	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, map[string]any{"by": a.UserID, "name": in.Name, "avatarUri": in.AvatarURI, "notice": in.Notice, "extra": in.Extra}})
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, groupUpdateData(a, in)})
 	after, err := s.store.UpdateGroup(ectx, a.AppID, groupID, store.GroupUpdate{Name: in.Name, AvatarURI: in.AvatarURI, Notice: in.Notice, Extra: in.Extra})
 	if err != nil {
 		return Group{}, fmt.Errorf("update group: %w", err)
@@ -653,7 +653,7 @@ func (s *Service) MuteAll(ctx context.Context, a Actor, groupID string, on bool)
 	if g.MuteAll == on {
 		return nil
 	}
-	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, map[string]any{"by": a.UserID, "muteAll": on}})
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, byActor(a, map[string]any{"muteAll": on})})
 	if _, err := s.store.UpdateGroup(ectx, a.AppID, groupID, store.GroupUpdate{MuteAll: &on}); err != nil {
 		return fmt.Errorf("mute all: %w", err)
 	}

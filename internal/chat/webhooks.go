@@ -541,3 +541,25 @@ func (s *Service) Redeliver(ctx context.Context, appID, id string) error {
 	}
 	return err
 }
+
+// byActor adds "by" (the member who made a change) unless the app did.
+func byActor(a Actor, data map[string]any) map[string]any {
+	if a.UserID != "" {
+		data["by"] = a.UserID
+	}
+	return data
+}
+
+// groupUpdateData is what group.updated says of an update: the fields it set.
+func groupUpdateData(a Actor, in GroupUpdateInput) map[string]any {
+	data := map[string]any{}
+	for k, v := range map[string]*string{"name": in.Name, "avatarUri": in.AvatarURI, "notice": in.Notice} {
+		if v != nil {
+			data[k] = *v
+		}
+	}
+	if in.Extra != nil {
+		data["extra"] = in.Extra
+	}
+	return byActor(a, data)
+}
