@@ -144,10 +144,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	presence := webhook.NewPresence(s.Chat.PresenceChanged)
 	s.closers = append(s.closers, presence.Close)
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
-		OnPresence: presence.Push,
 		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
 		Groups:         gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst},
-		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs})
+		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs,
+		OnPresence: presence.Push})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
