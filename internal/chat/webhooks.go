@@ -221,7 +221,7 @@ func (s *Service) groupEvents(ctx context.Context, appID, groupID string, evs ..
 		for k, v := range e.data {
 			data[k] = v
 		}
-		out = append(out, s.event(ctx, appID, e.typ, "group\x00"+groupID, data))
+		out = append(out, s.event(ctx, appID, e.typ, "group:"+groupID, data))
 	}
 	return s.withEvents(ctx, out...)
 }
@@ -248,7 +248,7 @@ func (s *Service) PresenceChanged(ctx context.Context, appID, userID string, onl
 	if online {
 		typ = EventUserOnline
 	}
-	if ev := s.event(ctx, appID, typ, "user\x00"+userID, map[string]any{"userId": userID, "at": at.UnixMilli()}); ev != nil {
+	if ev := s.event(ctx, appID, typ, "user:"+userID, map[string]any{"userId": userID, "at": at.UnixMilli()}); ev != nil {
 		if s.store.AddEvents(ctx, ev) == nil {
 			s.eventsWritten()
 		}
