@@ -97,6 +97,15 @@ type DeliveryResult struct {
 	// PauseAfter pauses the endpoint when its consecutive failures reach
 	// it (0: never).
 	PauseAfter int
+	// Release gives the claim back untried (its attempt is not counted):
+	// the rest of a claimed run after one of it failed.
+	Release bool
+}
+
+// FinishedDelivery is one result of FinishDeliveries.
+type FinishedDelivery struct {
+	ID     string
+	Result DeliveryResult
 }
 
 // DeliveryQuery selects an app's deliveries, newest first.
@@ -122,13 +131,18 @@ type WebhookStore interface {
 	AddEvents(ctx context.Context, evs ...*OutboxEvent) error
 	// ClaimDeliveries leases to owner until now+lease up to limit due
 	// pending deliveries of active endpoints whose lease (if any) has
-	// expired, never one that has an earlier pending delivery with the
-	// same endpoint and order key; each claimed row's attempts is one more.
+	// expired, in Seq order, never one that has an earlier pending
+	// delivery with the same endpoint and order key that is not due or
+	// claimed: what it claims of one key is a run from the key's first
+	// pending delivery, to deliver in order. Each claimed row's attempts
+	// is one more.
 	ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 	// FinishDelivery records an attempt of a delivery claimed by owner
 	// (nothing when the claim was lost) and updates its endpoint's
 	// consecutive failures.
 	FinishDelivery(ctx context.Context, id, owner string, r DeliveryResult) error
+	// FinishDeliveries is FinishDelivery for several, in one transaction.
+	FinishDeliveries(ctx context.Context, owner string, rs []FinishedDelivery) error
 	// Deliveries lists the app's deliveries, newest first.
 	Deliveries(ctx context.Context, appID string, q DeliveryQuery) ([]Delivery, error)
 	// Redeliver makes the app's delivery pending and due now;

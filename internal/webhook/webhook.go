@@ -204,7 +204,7 @@ type Envelope struct {
 type Options struct {
 	Store interface {
 		ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
-		FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error
+		FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error
 	}
 	// Recipients returns a conversation's members other than the sender;
 	// Online, which of some users have a socket on any node. Both fill
@@ -221,6 +221,12 @@ type Options struct {
 }
 
 // Worker delivers the outbox. Its goroutines end with Close.
+//
+// A claim returns runs of deliveries per endpoint and order key; each run
+// is delivered in order by one goroutine, and when one of it fails the rest
+// is released untried. Results are recorded in batches by one goroutine
+// (a write transaction per batch rather than per delivery: on SQLite the
+// writer is shared with the sends).
 type Worker struct {
 	opts   Options
 	owner  string
@@ -234,7 +240,9 @@ type Worker struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	inflight sync.WaitGroup
-	busy     atomic.Int64
+	busy     atomic.Int64 // claimed deliveries not yet recorded
+	results  chan store.FinishedDelivery
+	recorded chan struct{}
 
 	mu   sync.Mutex
 	sems map[string]chan struct{}
@@ -268,15 +276,20 @@ func New(opts Options) *Worker {
 	rand.Read(b[:])
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Worker{opts: opts, owner: hex.EncodeToString(b[:]), client: guardedClient(opts.AllowPrivate, opts.Concurrency),
-		// A claim outlives the longest attempt; a dead node's claims go to
-		// the others after it.
-		lease: 2*opts.Timeout + 5*time.Second, log: opts.Logger,
+		// A claim outlives its run's attempts (the claim loop takes at most
+		// claimBatch, delivered Concurrency at a time per endpoint); a dead
+		// node's claims go to the others after it.
+		lease: 4*opts.Timeout + 5*time.Second, log: opts.Logger,
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), exited: make(chan struct{}),
+		results: make(chan store.FinishedDelivery, claimBatch), recorded: make(chan struct{}),
 		ctx: ctx, cancel: cancel, sems: map[string]chan struct{}{}}
 }
 
-// Start runs the claim loop.
-func (w *Worker) Start() { go w.run() }
+// Start runs the claim loop and the recorder.
+func (w *Worker) Start() {
+	go w.run()
+	go w.record()
+}
 
 // Wake makes the worker read the outbox now (after a commit that wrote
 // events on this node). It never blocks.
@@ -288,7 +301,7 @@ func (w *Worker) Wake() {
 }
 
 // Close stops claiming, cancels the attempts in flight (their deliveries
-// are due again at once) and waits for them.
+// are due again at once), waits for them and records their results.
 func (w *Worker) Close() error {
 	select {
 	case <-w.stop:
@@ -299,6 +312,8 @@ func (w *Worker) Close() error {
 	<-w.exited
 	w.cancel()
 	w.inflight.Wait()
+	close(w.results)
+	<-w.recorded
 	w.client.CloseIdleConnections()
 	return nil
 }
@@ -345,12 +360,57 @@ func (w *Worker) claim() bool {
 		}
 		return false
 	}
+	w.busy.Add(int64(len(ds)))
+	// Runs: deliveries of one endpoint and order key, in order.
+	var runs [][]store.Delivery
+	at := map[[2]string]int{}
 	for _, d := range ds {
-		w.busy.Add(1)
+		if d.OrderKey == "" {
+			runs = append(runs, []store.Delivery{d})
+			continue
+		}
+		k := [2]string{d.EndpointID, d.OrderKey}
+		if i, ok := at[k]; ok {
+			runs[i] = append(runs[i], d)
+			continue
+		}
+		at[k] = len(runs)
+		runs = append(runs, []store.Delivery{d})
+	}
+	for _, run := range runs {
 		w.inflight.Add(1)
-		go w.deliver(d)
+		go w.deliverRun(run)
 	}
 	return len(ds) == room
+}
+
+// record writes results in batches: whatever has arrived when it is free.
+func (w *Worker) record() {
+	defer close(w.recorded)
+	batch := make([]store.FinishedDelivery, 0, claimBatch)
+	for r := range w.results {
+		batch = append(batch[:0], r)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-w.results:
+				if !ok {
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		// Recorded even while closing: the store outlives the worker.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := w.opts.Store.FinishDeliveries(ctx, w.owner, batch); err != nil {
+			w.log.Warn("webhook: record deliveries", "n", len(batch), "err", err)
+		}
+		cancel()
+		w.busy.Add(-int64(len(batch)))
+		w.Wake()
+	}
 }
 
 func (w *Worker) sem(endpoint string) chan struct{} {
@@ -364,18 +424,28 @@ func (w *Worker) sem(endpoint string) chan struct{} {
 	return s
 }
 
-func (w *Worker) deliver(d store.Delivery) {
+// deliverRun delivers a run in order; after a failure the rest is released.
+func (w *Worker) deliverRun(run []store.Delivery) {
 	defer w.inflight.Done()
-	defer func() { w.busy.Add(-1); w.Wake() }()
+	for i, d := range run {
+		if !w.deliver(d) {
+			for _, rest := range run[i+1:] {
+				w.results <- store.FinishedDelivery{ID: rest.ID, Result: store.DeliveryResult{Release: true}}
+			}
+			return
+		}
+	}
+}
+
+// deliver makes one attempt and queues its result; it reports success.
+func (w *Worker) deliver(d store.Delivery) bool {
 	sem := w.sem(d.EndpointID)
 	select {
 	case sem <- struct{}{}:
 	case <-w.ctx.Done():
-		w.finish(d, store.DeliveryResult{Status: store.DeliveryPending, NextAt: time.Now(), Error: "node shutting down"})
-		return
+		w.results <- store.FinishedDelivery{ID: d.ID, Result: store.DeliveryResult{Release: true}}
+		return false
 	}
-	defer func() { <-sem }()
-
 	res := store.DeliveryResult{}
 	data := d.Data
 	if enriched, ok := w.enrich(d); ok {
@@ -383,13 +453,14 @@ func (w *Worker) deliver(d store.Delivery) {
 	}
 	body, _ := json.Marshal(Envelope{ID: d.EventID, Type: d.Type, AppID: d.AppID, CreatedAt: d.CreatedAt.UnixMilli(), Data: data})
 	status, err := w.post(w.ctx, d, body)
+	<-sem
 	now := time.Now()
 	switch {
 	case err == nil:
 		res.Status, res.HTTPStatus = store.DeliveryDelivered, status
 		w.delivered.Add(1)
 	case w.ctx.Err() != nil:
-		res.Status, res.NextAt, res.Error = store.DeliveryPending, now, "node shutting down"
+		res = store.DeliveryResult{Release: true} // shutting down: not the receiver's failure
 	default:
 		res.Error, res.HTTPStatus = err.Error(), status
 		if now.Sub(d.CreatedAt) >= w.opts.RetryFor {
@@ -402,16 +473,8 @@ func (w *Worker) deliver(d store.Delivery) {
 			w.retried.Add(1)
 		}
 	}
-	w.finish(d, res)
-}
-
-func (w *Worker) finish(d store.Delivery, r store.DeliveryResult) {
-	// Recorded even while closing: the store outlives the worker.
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := w.opts.Store.FinishDelivery(ctx, d.ID, w.owner, r); err != nil {
-		w.log.Warn("webhook: record delivery", "id", d.ID, "err", err)
-	}
+	w.results <- store.FinishedDelivery{ID: d.ID, Result: res}
+	return err == nil
 }
 
 // enrich adds offlineUserIds to a message.sent on its first attempt.

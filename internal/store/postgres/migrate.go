@@ -275,8 +275,10 @@ CREATE TABLE webhook_outbox (
 	last_status integer NOT NULL DEFAULT 0,
 	done_at     bigint NOT NULL DEFAULT 0
 );
-CREATE INDEX webhook_outbox_due ON webhook_outbox (next_at) WHERE status = 0;
+CREATE INDEX webhook_outbox_due ON webhook_outbox (seq) WHERE status = 0;
 CREATE INDEX webhook_outbox_order ON webhook_outbox (endpoint_id, order_key, seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_held ON webhook_outbox (endpoint_id, order_key, seq)
+	WHERE status = 0 AND (claim_until <> 0 OR next_at <> created_at);
 CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
 `,
 }

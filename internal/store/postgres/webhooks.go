@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -167,39 +169,74 @@ func scanDelivery(row pgx.Row, extra ...any) (store.Delivery, error) {
 	return d, nil
 }
 
-// ClaimDeliveries: SKIP LOCKED lets nodes claim concurrently without
-// waiting on each other; the lease (claim_until) hands a dead node's claims
-// to the others once it expires. The order rule reads the earlier rows
-// without locking them: a row being claimed by another node is still
-// pending, so its successors wait.
+// ClaimDeliveries claims, in seq order, due and unclaimed deliveries with
+// no earlier pending delivery of the same endpoint and order key that is
+// not due or claimed, so that what a claim takes of one key is a run from
+// its first pending row. Claims are taken one node at a time (a
+// transaction-scoped advisory lock; a node that finds it taken claims at its
+// next poll), since a concurrent claim would see the other's rows as
+// unclaimed until it commits; FOR UPDATE SKIP LOCKED leaves alone the rows
+// a finishing transaction holds. The lease (claim_until) hands a dead node's
+// claims to the others once it expires.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
 	ms := store.UnixMS(now)
-	rows, err := s.pool.Query(ctx, `WITH due AS (
-			SELECT d.seq FROM webhook_outbox d
-			WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
-			  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
-			  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
-				AND p.order_key = d.order_key AND p.status = 0 AND p.seq < d.seq))
-			ORDER BY d.next_at, d.seq LIMIT $4
-			FOR UPDATE SKIP LOCKED)
-		UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
-		FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
-		RETURNING `+deliveryCols+`, e.url, e.secret`,
-		owner, ms+lease.Milliseconds(), ms, limit)
-	if err != nil {
-		return nil, wrap("claim deliveries", err, nil)
-	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
-		var url, secret string
-		d, err := scanDelivery(r, &url, &secret)
-		d.URL, d.Secret = url, secret
-		return d, err
+	var out []store.Delivery
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var mine bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('chatd webhook claim ' || current_schema()))`).Scan(&mine); err != nil || !mine {
+			return err
+		}
+		rows, err := tx.Query(ctx, `WITH due AS (
+				SELECT d.seq FROM webhook_outbox d
+				WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
+				  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
+				  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
+					AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
+					AND p.seq < d.seq AND (p.next_at > $3 OR p.claim_until > $3)))
+				ORDER BY d.seq LIMIT $4
+				FOR UPDATE SKIP LOCKED)
+			UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
+			FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
+			RETURNING `+deliveryCols+`, e.url, e.secret`,
+			owner, ms+lease.Milliseconds(), ms, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
+			var url, secret string
+			d, err := scanDelivery(r, &url, &secret)
+			d.URL, d.Secret = url, secret
+			return d, err
+		})
+		return err
 	})
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, wrap("claim deliveries", err, nil)
 }
 
 func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
+	return s.FinishDeliveries(ctx, owner, []store.FinishedDelivery{{ID: id, Result: r}})
+}
+
+func (s *Store) FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error {
 	now := store.UnixMS(time.Now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, f := range rs {
+			if err := finishOne(ctx, tx, owner, f.ID, f.Result, now); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return wrap("finish deliveries", err, nil)
+}
+
+func finishOne(ctx context.Context, tx pgx.Tx, owner, id string, r store.DeliveryResult, now int64) error {
+	if r.Release {
+		_, err := tx.Exec(ctx, `UPDATE webhook_outbox SET claimed_by = '', claim_until = 0, attempts = greatest(attempts - 1, 0)
+			WHERE id = $1 AND claimed_by = $2 AND status = 0`, id, owner)
+		return err
+	}
 	var done int64
 	if r.Status != store.DeliveryPending {
 		done = now
@@ -213,28 +250,25 @@ func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.De
 	if pause <= 0 {
 		pause = 1 << 30
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var endpoint string
-		err := tx.QueryRow(ctx, `UPDATE webhook_outbox SET status = $1, next_at = $2, last_error = $3, last_status = $4,
-			done_at = $5, claimed_by = '', claim_until = 0, data = COALESCE($6, data)
-			WHERE id = $7 AND claimed_by = $8 AND status = 0 RETURNING endpoint_id`,
-			r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, id, owner).Scan(&endpoint)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil // the claim was lost: another node has it
-		} else if err != nil {
-			return err
-		}
-		if r.Status == store.DeliveryDelivered {
-			_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = 0 WHERE id = $1 AND failures <> 0`, endpoint)
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = failures + 1,
-			status = CASE WHEN failures + 1 >= $1 THEN 1 ELSE status END,
-			reason = CASE WHEN failures + 1 >= $1 THEN $2 ELSE reason END WHERE id = $3`,
-			pause, fmt.Sprintf("paused after %d consecutive failed deliveries (last: %s); set the endpoint again to resume", pause, r.Error), endpoint)
+	var endpoint string
+	err := tx.QueryRow(ctx, `UPDATE webhook_outbox SET status = $1, next_at = $2, last_error = $3, last_status = $4,
+		done_at = $5, claimed_by = '', claim_until = 0, data = COALESCE($6, data)
+		WHERE id = $7 AND claimed_by = $8 AND status = 0 RETURNING endpoint_id`,
+		r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, id, owner).Scan(&endpoint)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil // the claim was lost: another node has it
+	} else if err != nil {
 		return err
-	})
-	return wrap("finish delivery", err, nil)
+	}
+	if r.Status == store.DeliveryDelivered {
+		_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = 0 WHERE id = $1 AND failures <> 0`, endpoint)
+		return err
+	}
+	_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = failures + 1,
+		status = CASE WHEN failures + 1 >= $1 THEN 1 ELSE status END,
+		reason = CASE WHEN failures + 1 >= $1 THEN $2 ELSE reason END WHERE id = $3`,
+		pause, fmt.Sprintf("paused after %d consecutive failed deliveries (last: %s); set the endpoint again to resume", pause, r.Error), endpoint)
+	return err
 }
 
 func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQuery) ([]store.Delivery, error) {

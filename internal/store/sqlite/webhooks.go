@@ -1,11 +1,13 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,20 +148,34 @@ func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (store.Deli
 	return d, nil
 }
 
+// claimable selects due, unclaimed pending deliveries of active endpoints
+// with no earlier pending delivery of the same endpoint and order key that
+// is not due or is claimed. Every earlier pending row of a selected one is
+// then selectable too and comes first in seq order, so what a LIMIT keeps
+// of one key is a run from its first pending row. Only rows that were
+// claimed or retried can hold a key back (webhook_outbox_held indexes them),
+// so the check does not walk a key's backlog.
+const claimable = `SELECT d.seq FROM webhook_outbox d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 0
+	WHERE d.status = 0 AND d.next_at <= ?1 AND d.claim_until <= ?1
+	  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
+		AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
+		AND p.seq < d.seq AND (p.next_at > ?1 OR p.claim_until > ?1)))
+	ORDER BY d.seq LIMIT ?2`
+
+var qHookClaim = `UPDATE webhook_outbox SET claimed_by = ?3, claim_until = ?4, attempts = attempts + 1
+	WHERE seq IN (` + claimable + `)
+	RETURNING ` + strings.ReplaceAll(deliveryCols, "o.", "") + `, (SELECT url FROM webhook_endpoints e WHERE e.id = endpoint_id),
+		(SELECT secret FROM webhook_endpoints e WHERE e.id = endpoint_id)`
+
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
 	var out []store.Delivery
 	ms := store.UnixMS(now)
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE webhook_outbox SET claimed_by = ?, claim_until = ?, attempts = attempts + 1
-			WHERE seq IN (
-				SELECT d.seq FROM webhook_outbox d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 0
-				WHERE d.status = 0 AND d.next_at <= ? AND d.claim_until <= ?
-				  AND NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
-					AND p.order_key = d.order_key AND p.status = 0 AND p.seq < d.seq AND d.order_key <> '')
-				ORDER BY d.next_at, d.seq LIMIT ?)
-			RETURNING `+strings.ReplaceAll(deliveryCols, "o.", "")+`, (SELECT url FROM webhook_endpoints e WHERE e.id = endpoint_id),
-				(SELECT secret FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
-			owner, ms+lease.Milliseconds(), ms, ms, limit)
+	claim, err := s.wstmt(ctx, qHookClaim) // before the transaction: the writer has one connection
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim deliveries: prepare: %w", err)
+	}
+	err = s.withTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.StmtContext(ctx, claim).QueryContext(ctx, ms, limit, owner, ms+lease.Milliseconds())
 		if err != nil {
 			return err
 		}
@@ -178,56 +194,115 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim deliveries: %w", err)
 	}
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
 }
 
 func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
-	now := store.UnixMS(time.Now())
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		var endpoint string
-		err := tx.QueryRowContext(ctx, `SELECT endpoint_id FROM webhook_outbox WHERE id = ? AND claimed_by = ? AND status = 0`, id, owner).Scan(&endpoint)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil // the claim was lost: another node has it
-		} else if err != nil {
-			return err
-		}
-		var done int64
-		if r.Status != store.DeliveryPending {
-			done = now
-		}
-		var data any
-		if len(r.Data) > 0 {
-			data = string(r.Data)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE webhook_outbox SET status = ?, next_at = ?, last_error = ?, last_status = ?,
-			done_at = ?, claimed_by = '', claim_until = 0, data = COALESCE(?, data) WHERE id = ?`,
-			r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, id); err != nil {
-			return err
-		}
-		return finishEndpoint(ctx, tx, endpoint, r)
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: finish delivery: %w", err)
-	}
-	return nil
+	return s.FinishDeliveries(ctx, owner, []store.FinishedDelivery{{ID: id, Result: r}})
 }
 
-// finishEndpoint counts the endpoint's consecutive failures and pauses it
-// at r.PauseAfter.
-func finishEndpoint(ctx context.Context, tx *sql.Tx, endpoint string, r store.DeliveryResult) error {
-	if r.Status == store.DeliveryDelivered {
-		_, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failures = 0 WHERE id = ? AND failures <> 0`, endpoint)
-		return err
+const (
+	qHookRelease = `UPDATE webhook_outbox SET claimed_by = '', claim_until = 0, attempts = max(attempts - 1, 0)
+		WHERE id = ? AND claimed_by = ? AND status = 0`
+	qHookFinish = `UPDATE webhook_outbox SET status = ?, next_at = ?, last_error = ?, last_status = ?,
+		done_at = ?, claimed_by = '', claim_until = 0, data = COALESCE(?, data)
+		WHERE id = ? AND claimed_by = ? AND status = 0 RETURNING endpoint_id`
+	qHookTally = `UPDATE webhook_endpoints SET failures = ?1,
+		status = CASE WHEN ?1 >= ?2 THEN 1 ELSE status END,
+		reason = CASE WHEN ?1 >= ?2 THEN ?3 ELSE reason END
+		WHERE id = ?4`
+)
+
+// FinishDeliveries records the results with prepared statements, one per
+// delivery and one per endpoint: its consecutive failures, and a pause at
+// the PauseAfter of a failure.
+func (s *Store) FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error {
+	now := store.UnixMS(time.Now())
+	type tally struct {
+		reset   bool // a success: failures start over from the ones after it
+		fails   int
+		pause   int
+		lastErr string
 	}
-	pause := r.PauseAfter
-	if pause <= 0 {
-		pause = 1 << 30
+	// Prepared before the transaction: the writer has one connection.
+	var st [3]*sql.Stmt
+	for i, q := range []string{qHookRelease, qHookFinish, qHookTally} {
+		p, err := s.wstmt(ctx, q)
+		if err != nil {
+			return fmt.Errorf("sqlite: finish deliveries: prepare: %w", err)
+		}
+		st[i] = p
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE webhook_endpoints SET failures = failures + 1,
-		status = CASE WHEN failures + 1 >= ? THEN 1 ELSE status END,
-		reason = CASE WHEN failures + 1 >= ? THEN ? ELSE reason END WHERE id = ?`,
-		pause, pause, pausedReason(pause, r.Error), endpoint)
-	return err
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		release, finish, endpointTally := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1]), tx.StmtContext(ctx, st[2])
+		var order []string
+		by := map[string]*tally{}
+		for _, f := range rs {
+			r := f.Result
+			if r.Release {
+				if _, err := release.ExecContext(ctx, f.ID, owner); err != nil {
+					return err
+				}
+				continue
+			}
+			var done int64
+			if r.Status != store.DeliveryPending {
+				done = now
+			}
+			var data any
+			if len(r.Data) > 0 {
+				data = string(r.Data)
+			}
+			var endpoint string
+			err := finish.QueryRowContext(ctx, r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, f.ID, owner).Scan(&endpoint)
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // the claim was lost: another node has it
+			} else if err != nil {
+				return err
+			}
+			t := by[endpoint]
+			if t == nil {
+				t = &tally{}
+				by[endpoint] = t
+				order = append(order, endpoint)
+			}
+			if r.Status == store.DeliveryDelivered {
+				t.reset, t.fails = true, 0
+			} else {
+				t.fails++
+				t.lastErr = r.Error
+				if r.PauseAfter > 0 {
+					t.pause = r.PauseAfter
+				}
+			}
+		}
+		for _, id := range order {
+			t := by[id]
+			failures := t.fails
+			if !t.reset {
+				var before int
+				if err := tx.QueryRowContext(ctx, `SELECT failures FROM webhook_endpoints WHERE id = ?`, id).Scan(&before); errors.Is(err, sql.ErrNoRows) {
+					continue
+				} else if err != nil {
+					return err
+				}
+				failures += before
+			}
+			pause := t.pause
+			if pause <= 0 {
+				pause = 1 << 30
+			}
+			if _, err := endpointTally.ExecContext(ctx, failures, pause, pausedReason(pause, t.lastErr), id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("sqlite: finish deliveries: %w", err)
+	}
+	return nil
 }
 
 func pausedReason(n int, last string) string {

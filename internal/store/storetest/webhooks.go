@@ -161,8 +161,9 @@ func testWebhookOutboxWithChange(t *testing.T, s store.Store) {
 	}
 }
 
-// testWebhookClaimOrder: deliveries with one order key go one at a time, in
-// order; others in parallel; paused endpoints wait.
+// testWebhookClaimOrder: a claim takes each order key's pending deliveries
+// as a run from the first, in order; a key with a claimed or retrying first
+// delivery waits; a released run is claimed again whole.
 func testWebhookClaimOrder(t *testing.T, s store.Store) {
 	app := newApp(t, s)
 	e := setWebhook(t, s, app, "https://a.example/hook", "x")
@@ -174,29 +175,42 @@ func testWebhookClaimOrder(t *testing.T, s store.Store) {
 	if err := s.AddEvents(ctx, evs...); err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	got := claim(t, s, "n1", now, 10)
-	if len(got) != 2 || got[0].EventID != evs[0].ID || got[1].EventID != evs[3].ID || got[0].Attempts != 1 || got[0].Secret == "" {
-		t.Fatalf("first claim %+v", got)
-	}
-	if more := claim(t, s, "n2", now, 10); len(more) != 0 {
-		t.Fatalf("claimed while the first of c1 is in flight: %+v", more)
-	}
-	for _, d := range got {
-		if err := s.FinishDelivery(ctx, d.ID, "n1", store.DeliveryResult{Status: store.DeliveryDelivered, HTTPStatus: 200}); err != nil {
-			t.Fatal(err)
+	ids := func(ds []store.Delivery) []string {
+		var out []string
+		for _, d := range ds {
+			out = append(out, d.EventID)
 		}
+		return out
 	}
-	next := claim(t, s, "n2", now, 10)
-	if len(next) != 1 || next[0].EventID != evs[1].ID {
-		t.Fatalf("after the first: %+v", next)
+	now := time.Now()
+	// A limit keeps a prefix of each run.
+	two := claim(t, s, "n0", now, 2)
+	if fmt.Sprint(ids(two)) != fmt.Sprint([]string{evs[0].ID, evs[1].ID}) {
+		t.Fatalf("claim of 2: %v", ids(two))
 	}
-	// A retry later holds its successors back.
-	s.FinishDelivery(ctx, next[0].ID, "n2", store.DeliveryResult{Status: store.DeliveryPending, NextAt: now.Add(time.Hour), Error: "500"})
+	if more := claim(t, s, "n1", now, 10); fmt.Sprint(ids(more)) != fmt.Sprint([]string{evs[3].ID}) {
+		t.Fatalf("claimed past c1's claimed run: %v", ids(more))
+	}
+	for _, d := range two {
+		s.FinishDelivery(ctx, d.ID, "n0", store.DeliveryResult{Release: true})
+	}
+	got := claim(t, s, "n2", now, 10)
+	if fmt.Sprint(ids(got)) != fmt.Sprint([]string{evs[0].ID, evs[1].ID, evs[2].ID}) || got[0].Attempts != 1 || got[0].Secret == "" {
+		t.Fatalf("run of c1: %+v", got)
+	}
+	// The first fails and is retried later; the rest of its run is released.
+	if err := s.FinishDeliveries(ctx, "n2", []store.FinishedDelivery{
+		{ID: got[0].ID, Result: store.DeliveryResult{Status: store.DeliveryPending, NextAt: now.Add(time.Hour), Error: "500"}},
+		{ID: got[1].ID, Result: store.DeliveryResult{Release: true}},
+		{ID: got[2].ID, Result: store.DeliveryResult{Release: true}},
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if more := claim(t, s, "n2", now, 10); len(more) != 0 {
-		t.Fatalf("claimed past a retry: %+v", more)
+		t.Fatalf("claimed past a retry: %v", ids(more))
 	}
-	if again := claim(t, s, "n2", now.Add(2*time.Hour), 10); len(again) != 1 || again[0].EventID != evs[1].ID || again[0].Attempts != 2 {
+	again := claim(t, s, "n3", now.Add(2*time.Hour), 10) // c1 and c2 (whose lease expired)
+	if len(again) != 4 || again[0].EventID != evs[0].ID || again[0].Attempts != 2 || again[1].Attempts != 1 {
 		t.Fatalf("retry due: %+v", again)
 	}
 }
