@@ -50,6 +50,7 @@ const (
 	DefaultPoll        = time.Second
 	maxRetryDelay      = time.Hour
 	claimBatch         = 64
+	claimGap           = 5 * time.Millisecond
 	maxReplyBytes      = 1 << 20
 )
 
@@ -330,6 +331,14 @@ func (w *Worker) run() {
 		case <-t.C:
 		}
 		full := w.claim()
+		// A claim is a write transaction: on SQLite it shares the writer
+		// with the sends. Spacing claims lets events gather into longer
+		// runs per claim under load, for a few ms of latency.
+		select {
+		case <-w.stop:
+			return
+		case <-time.After(claimGap):
+		}
 		if !t.Stop() {
 			select {
 			case <-t.C:

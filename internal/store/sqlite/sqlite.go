@@ -299,7 +299,7 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// commit with its change.
 	evs := store.PendingEvents(ctx)
 	if evs != nil {
-		if err := insertOutbox(ctx, tx, evs.List); err != nil {
+		if err := insertOutbox(ctx, tx, evs.List, nil); err != nil {
 			tx.Rollback()
 			return err
 		}

@@ -16,9 +16,14 @@ import (
 
 // Webhook endpoints and the outbox (store.WebhookStore, docs/webhooks.md).
 
+func qOutboxRows(n int) string {
+	return `INSERT INTO webhook_outbox (id, event_id, app_id, endpoint_id, type, order_key, data, created_at, next_at) VALUES ` + placeholders(n, 9)
+}
+
 // insertOutbox writes evs to the outbox in tx: the transaction of the
-// change they report.
-func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent) error {
+// change they report. The send path passes its statements, prepared by
+// chunk size (chunkSizes); others (nil) prepare theirs.
+func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent, prepared map[int]*sql.Stmt) error {
 	rows := store.OutboxRows(evs)
 	if len(rows) == 0 {
 		return nil
@@ -27,14 +32,17 @@ func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent) err
 	for _, r := range rows {
 		args = append(args, r.ID, r.EventID, r.AppID, r.EndpointID, r.Type, r.OrderKey, r.Data, r.CreatedAt, r.CreatedAt)
 	}
-	// SQLite allows 32766 parameters; a batch of sends stays far below.
-	for len(args) > 0 {
-		n := min(len(args)/9, 500)
-		q := `INSERT INTO webhook_outbox (id, event_id, app_id, endpoint_id, type, order_key, data, created_at, next_at) VALUES ` + placeholders(n, 9)
-		if _, err := tx.ExecContext(ctx, q, args[:n*9]...); err != nil {
-			return fmt.Errorf("write webhook outbox: %w", err)
+	err := chunked(args, 9, func(n int, args []any) error {
+		var err error
+		if st := prepared[n]; st != nil {
+			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, qOutboxRows(n), args...)
 		}
-		args = args[n*9:]
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("write webhook outbox: %w", err)
 	}
 	return nil
 }
@@ -125,7 +133,7 @@ func (s *Store) AddEvents(ctx context.Context, evs ...*store.OutboxEvent) error 
 	if len(store.OutboxRows(evs)) == 0 {
 		return nil
 	}
-	return s.withTx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, evs) })
+	return s.withTx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, evs, nil) })
 }
 
 const deliveryCols = `o.seq, o.id, o.event_id, o.app_id, o.endpoint_id, o.type, o.order_key, o.data, o.created_at, o.status,
@@ -154,9 +162,11 @@ func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (store.Deli
 // then selectable too and comes first in seq order, so what a LIMIT keeps
 // of one key is a run from its first pending row. Only rows that were
 // claimed or retried can hold a key back (webhook_outbox_held indexes them),
-// so the check does not walk a key's backlog.
-const claimable = `SELECT d.seq FROM webhook_outbox d JOIN webhook_endpoints e ON e.id = d.endpoint_id AND e.status = 0
+// so the check does not walk a key's backlog; and the scan follows
+// webhook_outbox_due in seq order, stopping at the limit.
+const claimable = `SELECT d.seq FROM webhook_outbox d INDEXED BY webhook_outbox_due
 	WHERE d.status = 0 AND d.next_at <= ?1 AND d.claim_until <= ?1
+	  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
 	  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
 		AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
 		AND p.seq < d.seq AND (p.next_at > ?1 OR p.claim_until > ?1)))
