@@ -129,6 +129,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	s.registerSearch(route)
 	s.registerPresence(route)
 	s.registerSettings(route)
+	s.registerWebhooks(route)
 }
 
 // NotFound answers unknown paths with the envelope.

@@ -363,7 +363,8 @@ func (s *Service) Dismiss(ctx context.Context, a Actor, groupID string) error {
 	if err := s.need(ctx, g, a, store.RoleOwner, "dismiss the group"); err != nil {
 		return err
 	}
-	members, err := s.store.DismissGroup(ctx, a.AppID, groupID, s.now())
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupDismissed, byActor(a, map[string]any{})})
+	members, err := s.store.DismissGroup(ectx, a.AppID, groupID, s.now())
 	if err != nil {
 		return fmt.Errorf("dismiss: %w", err)
 	}
@@ -496,7 +497,8 @@ func (s *Service) UpdateGroup(ctx context.Context, a Actor, groupID string, in G
 	if err := s.need(ctx, g, a, store.RoleAdmin, "update the group"); err != nil {
 		return Group{}, err
 	}
-	after, err := s.store.UpdateGroup(ctx, a.AppID, groupID, store.GroupUpdate{Name: in.Name, AvatarURI: in.AvatarURI, Notice: in.Notice, Extra: in.Extra})
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, groupUpdateData(a, in)})
+	after, err := s.store.UpdateGroup(ectx, a.AppID, groupID, store.GroupUpdate{Name: in.Name, AvatarURI: in.AvatarURI, Notice: in.Notice, Extra: in.Extra})
 	if err != nil {
 		return Group{}, fmt.Errorf("update group: %w", err)
 	}
@@ -651,7 +653,8 @@ func (s *Service) MuteAll(ctx context.Context, a Actor, groupID string, on bool)
 	if g.MuteAll == on {
 		return nil
 	}
-	if _, err := s.store.UpdateGroup(ctx, a.AppID, groupID, store.GroupUpdate{MuteAll: &on}); err != nil {
+	ectx := s.groupEvents(ctx, a.AppID, groupID, groupEvent{EventGroupUpdated, byActor(a, map[string]any{"muteAll": on})})
+	if _, err := s.store.UpdateGroup(ectx, a.AppID, groupID, store.GroupUpdate{MuteAll: &on}); err != nil {
 		return fmt.Errorf("mute all: %w", err)
 	}
 	text := "Only the owner and admins may speak now"

@@ -273,6 +273,7 @@ func (s *Service) pushUpdate(ctx context.Context, conv store.Conversation, u Upd
 // seq. Its sender may recall within the recall window; group moderators and
 // the app at any time. Recalling twice is harmless.
 func (s *Service) Recall(ctx context.Context, a Actor, ref ConvRef, msgID string) (Message, error) {
+	ctx, ev := s.messageEvent(ctx, a.AppID, EventMessageRecalled) // webhooks.go
 	return s.change(ctx, a, ref, msgID, nil, func(tx store.MessageTx, conv store.Conversation, m *store.Message) error {
 		if m.Meta.Recalled() {
 			return store.ErrUnchanged
@@ -293,6 +294,7 @@ func (s *Service) Recall(ctx context.Context, a Actor, ref ConvRef, msgID string
 		}
 		m.Content = store.RecalledContent
 		m.Meta = store.MessageMeta{RecalledBy: a.UserID, RecalledAt: s.now().UnixMilli()}
+		s.fillMessageEvent(ev, conv, m, a.UserID)
 		return tx.Forget(ctx)
 	})
 }
@@ -309,7 +311,8 @@ func (s *Service) Edit(ctx context.Context, a Actor, ref ConvRef, msgID string, 
 	if !isJSONObject(content) {
 		return Message{}, fmt.Errorf("%w: content must be an object", ErrInvalid)
 	}
-	return s.change(ctx, a, ref, msgID, nil, func(_ store.MessageTx, _ store.Conversation, m *store.Message) error {
+	ctx, ev := s.messageEvent(ctx, a.AppID, EventMessageEdited) // webhooks.go
+	return s.change(ctx, a, ref, msgID, nil, func(_ store.MessageTx, conv store.Conversation, m *store.Message) error {
 		switch {
 		case m.SenderID != a.UserID:
 			return fmt.Errorf("%w: not your message", ErrForbidden)
@@ -327,6 +330,7 @@ func (s *Service) Edit(ctx context.Context, a Actor, ref ConvRef, msgID string, 
 		m.Content = content
 		m.Meta.EditCount++
 		m.Meta.EditedAt = s.now().UnixMilli()
+		s.fillMessageEvent(ev, conv, m, a.UserID)
 		return nil
 	})
 }

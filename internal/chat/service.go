@@ -103,6 +103,8 @@ type Options struct {
 	// ReceiptsMaxGroup: message-readers lists the readers of conversations
 	// up to this many members, counts only above (0: DefaultReceiptsMaxGroup).
 	ReceiptsMaxGroup int
+	// Webhooks wires the before-send hook and endpoint URL checks (webhooks.go).
+	Webhooks WebhookOptions
 }
 
 // Service implements chatd's operations on a store.
@@ -129,6 +131,9 @@ type Service struct {
 	groupSizes sizeCache // member counts deciding group receipts (group_receipts.go)
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
+
+	hooks    webhookCache // each app's webhook endpoints (webhooks.go)
+	webhooks WebhookOptions
 }
 
 // Stats are the service's cumulative counters, for /metrics.
@@ -181,6 +186,7 @@ func New(st store.Store, opts Options) *Service {
 		life:      opts.Lifecycle.withDefaults(),
 
 		receiptsMaxGroup: cmp.Or(opts.ReceiptsMaxGroup, DefaultReceiptsMaxGroup),
+		webhooks:         opts.Webhooks,
 	}
 }
 
@@ -346,10 +352,15 @@ func (s *Service) CreateGroup(ctx context.Context, appID, groupID, name, avatarU
 	if err := s.checkUserIDs(userIDs); err != nil {
 		return err
 	}
-	if err := s.checkGroupRoom(ctx, appID, groupID, userIDs); err != nil && !errors.Is(err, ErrUnknownGroup) {
+	err := s.checkGroupRoom(ctx, appID, groupID, userIDs)
+	if err != nil && !errors.Is(err, ErrUnknownGroup) {
 		return err
 	}
-	if _, err := s.store.UpsertGroup(ctx, appID, groupID, name, avatarURI, userIDs); err != nil {
+	ev := groupEvent{EventGroupCreated, map[string]any{"name": name, "avatarUri": avatarURI, "userIds": dedupe(userIDs)}}
+	if err == nil { // the group exists
+		ev = groupEvent{EventGroupUpdated, map[string]any{"name": name, "avatarUri": avatarURI, "added": dedupe(userIDs)}}
+	}
+	if _, err := s.store.UpsertGroup(s.groupEvents(ctx, appID, groupID, ev), appID, groupID, name, avatarURI, userIDs); err != nil {
 		return fmt.Errorf("upsert group: %w", err)
 	}
 	return nil
@@ -366,6 +377,7 @@ func (s *Service) JoinGroup(ctx context.Context, appID, groupID string, userIDs 
 	if err := s.checkGroupRoom(ctx, appID, groupID, userIDs); err != nil {
 		return err
 	}
+	ctx = s.groupEvents(ctx, appID, groupID, groupEvent{EventGroupMembersChanged, map[string]any{"added": dedupe(userIDs), "removed": []string{}}})
 	err := s.store.AddMembers(ctx, appID, groupID, userIDs)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownGroup, truncate(groupID))
@@ -382,6 +394,7 @@ func (s *Service) RemoveFromGroup(ctx context.Context, appID, groupID string, us
 	if err := s.checkUserIDs(userIDs); err != nil {
 		return err
 	}
+	ctx = s.groupEvents(ctx, appID, groupID, groupEvent{EventGroupMembersChanged, map[string]any{"added": []string{}, "removed": dedupe(userIDs)}})
 	err := s.store.RemoveMembers(ctx, appID, groupID, userIDs)
 	if errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("%w: %s", ErrUnknownGroup, truncate(groupID))
@@ -590,6 +603,10 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 			return SendResult{}, err
 		}
 	}
+	if err := s.beforeSend(ctx, in, conv, &nm); err != nil { // webhooks.go
+		return SendResult{}, err
+	}
+	nm.Event = s.sentEvent(ctx, in.AppID, conv, sender)
 	msg, dup, err := s.store.Send(ctx, nm)
 	if errors.Is(err, store.ErrNotMember) {
 		return SendResult{}, fmt.Errorf("%w: %s may not send to %s", ErrNotMember, truncate(in.SenderID), truncate(in.TargetID))
@@ -601,6 +618,9 @@ func (s *Service) send(ctx context.Context, in SendInput, conv store.Conversatio
 		s.stats.duplicates.Add(1)
 	} else {
 		s.stats.sent.Add(1)
+		if nm.Event != nil {
+			s.eventsWritten() // webhooks.go
+		}
 	}
 	if members == nil {
 		if members, err = s.groupMembers(ctx, conv.ID, msg.MembersVersion); err != nil {
@@ -758,6 +778,9 @@ func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin strin
 		if seq > m.ReadSeq {
 			s.readReceipt(ctx, conv, userID, m.ReadSeq, seq) // receipts.go
 		}
+	}
+	if seq > m.ReadSeq {
+		s.sessionReadEvent(ctx, appID, userID, sid, seq) // webhooks.go
 	}
 	return seq, nil
 }

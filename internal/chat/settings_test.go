@@ -78,7 +78,10 @@ func TestSettingsRules(t *testing.T) {
 		err error
 		do  func() error
 	}{
-		{ErrInvalid, func() error { _, err := f.svc.UpdateSession(ctx, f.app.ID, "a", sids["b"], SessionPatch{}, ""); return err }},
+		{ErrInvalid, func() error {
+			_, err := f.svc.UpdateSession(ctx, f.app.ID, "a", sids["b"], SessionPatch{}, "")
+			return err
+		}},
 		{ErrInvalid, func() error {
 			_, err := f.svc.UpdateSession(ctx, f.app.ID, "a", sids["b"], SessionPatch{Draft: &long}, "")
 			return err

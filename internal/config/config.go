@@ -80,6 +80,13 @@ type Config struct {
 	ReceiptsMaxGroup int           // message-readers lists readers up to this many members, counts above
 	PresenceGrace    time.Duration // a user with no socket left is announced offline after it
 	PresenceMaxSubs  int           // users one socket may watch with presence-subscribe
+	// Webhooks (docs/webhooks.md).
+	WebhookAllowPrivate bool          // endpoints may be loopback, private or link-local addresses
+	WebhookRetryBase    time.Duration // first retry delay; doubles at each attempt, at most an hour
+	WebhookRetryFor     time.Duration // a delivery failing this long is marked failed and its endpoint paused
+	WebhookTimeout      time.Duration // one delivery attempt
+	WebhookConcurrency  int           // requests in flight per endpoint and node
+	WebhookPoll         time.Duration // how often each node reads the outbox for events written elsewhere or due again
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -134,6 +141,12 @@ func Default() Config {
 		ReceiptsMaxGroup: 100,
 		PresenceGrace:    5 * time.Second,
 		PresenceMaxSubs:  500,
+
+		WebhookRetryBase:   10 * time.Second,
+		WebhookRetryFor:    24 * time.Hour,
+		WebhookTimeout:     10 * time.Second,
+		WebhookConcurrency: 4,
+		WebhookPoll:        time.Second,
 	}
 }
 
@@ -199,6 +212,12 @@ func (c *Config) settings() []setting {
 		{"presence-grace", "time a user with no socket left stays online (no flapping when a phone switches networks)", &c.PresenceGrace},
 		{"presence-max-subscriptions", "users one socket may watch with presence-subscribe", &c.PresenceMaxSubs},
 		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
+		{"webhook-allow-private", "webhook endpoints may be loopback, private or link-local addresses (checked when connecting)", &c.WebhookAllowPrivate},
+		{"webhook-retry-base", "first webhook retry delay; doubles at each attempt up to an hour, with jitter", &c.WebhookRetryBase},
+		{"webhook-retry-for", "a webhook delivery failing this long is marked failed and its endpoint paused", &c.WebhookRetryFor},
+		{"webhook-timeout", "time allowed for one webhook delivery attempt", &c.WebhookTimeout},
+		{"webhook-concurrency", "webhook requests in flight per endpoint and node", &c.WebhookConcurrency},
+		{"webhook-poll", "how often each node reads the webhook outbox for events due again or written by other nodes", &c.WebhookPoll},
 	}
 }
 

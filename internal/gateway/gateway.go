@@ -64,6 +64,10 @@ type Options struct {
 	// announced offline, and the users one socket may watch (presence.go).
 	PresenceGrace            time.Duration
 	PresenceMaxSubscriptions int
+	// OnPresence, if set, is told when a user goes online or offline
+	// because of a socket of this node (webhooks); it is called with the
+	// presence table locked and must not block.
+	OnPresence func(appID, userID string, online bool)
 }
 
 // Gateway serves chat over a socketio.Server.

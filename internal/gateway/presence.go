@@ -283,6 +283,9 @@ func (p *presence) setLocked(appID, userID, node string, online bool, at int64) 
 	}
 	if now := len(u.nodes) > 0; now != was {
 		p.notifyLocked(key, p.stateLocked(key, userID))
+		if node == p.node && p.g.opts.OnPresence != nil {
+			p.g.opts.OnPresence(appID, userID, now)
+		}
 	}
 }
 

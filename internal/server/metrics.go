@@ -57,6 +57,9 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		metric("process_open_fds", "gauge", "Open file descriptors.", len(fds))
 	}
+	if s.Webhook != nil {
+		s.Webhook.WriteMetrics(&b) // deliveries and the before-send hook's latency
+	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))
 }

@@ -30,6 +30,7 @@ import (
 	"github.com/chatd/chatd/internal/store/postgres"
 	"github.com/chatd/chatd/internal/store/sqlite"
 	"github.com/chatd/chatd/internal/web"
+	"github.com/chatd/chatd/internal/webhook"
 )
 
 // Server is one chatd node.
@@ -42,6 +43,7 @@ type Server struct {
 	Sockets *socketio.Server
 	API     *api.Server
 	Blobs   blob.Store
+	Webhook *webhook.Worker // delivers the webhook outbox (docs/webhooks.md)
 	Handler http.Handler
 	log     *slog.Logger
 	conns   *httpguard.Listener // set by Listen
@@ -98,7 +100,25 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.Broker = br
 	s.closers = append(s.closers, br.Close)
 
+	// The webhook worker needs the chat service and the gateway, which are
+	// built next; it starts once they are.
+	s.Webhook = webhook.New(webhook.Options{
+		Store: st,
+		Recipients: func(ctx context.Context, convID, senderID string) ([]string, error) {
+			return s.Chat.WebhookRecipients(ctx, convID, senderID)
+		},
+		Online:       func(appID string, userIDs []string) map[string]bool { return onlineSet(s.Gateway, appID, userIDs) },
+		AllowPrivate: cfg.WebhookAllowPrivate,
+		RetryBase:    cfg.WebhookRetryBase,
+		RetryFor:     cfg.WebhookRetryFor,
+		Timeout:      cfg.WebhookTimeout,
+		Concurrency:  cfg.WebhookConcurrency,
+		Poll:         cfg.WebhookPoll,
+		Logger:       log,
+	})
 	s.Chat = chat.New(st, chat.Options{
+		Webhooks: chat.WebhookOptions{BeforeSend: s.Webhook.BeforeSend, CheckURL: webhook.CheckURL(cfg.WebhookAllowPrivate),
+			Written: s.Webhook.Wake},
 		Limits: chat.Limits{
 			MaxContentBytes: cfg.MaxContentBytes,
 			HistoryMax:      cfg.HistoryLimit,
@@ -122,15 +142,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Logger:         log,
 	})
 	s.closers = append(s.closers, func() error { s.Sockets.Close(); return nil })
+	presence := webhook.NewPresence(s.Chat.PresenceChanged)
+	s.closers = append(s.closers, presence.Close)
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
 		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
 		Groups:         gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst},
-		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs})
+		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs,
+		OnPresence: presence.Push})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s.closers = append(s.closers, func() error { s.Gateway.Close(); return nil })
+	s.Webhook.Start()
+	s.closers = append(s.closers, s.Webhook.Close)
 
 	verifier := signature.NewVerifier(cfg.SignatureWindow)
 	// The store keeps the nonces of signed requests for the window: a
@@ -306,4 +331,18 @@ func manageApps(cfg config.Config) func(string) bool {
 		return m
 	}
 	return func(appID string) bool { return appID == web.DemoAppID || m != nil && m(appID) }
+}
+
+// onlineSet is which of userIDs have a socket on any node (presence).
+func onlineSet(g *gateway.Gateway, appID string, userIDs []string) map[string]bool {
+	out := make(map[string]bool, len(userIDs))
+	if g == nil {
+		return out
+	}
+	for _, st := range g.Online(appID, userIDs) {
+		if st.Online {
+			out[st.UserID] = true
+		}
+	}
+	return out
 }

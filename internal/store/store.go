@@ -161,6 +161,10 @@ type NewMessage struct {
 	ReplySeq   int64
 	Mentions   []string
 	MentionAll bool
+	// Event, when set, makes the send write the event it returns for the
+	// stored message to the webhook outbox in the send's transaction (not
+	// for a duplicate). See WebhookStore.
+	Event func(Message) *OutboxEvent
 }
 
 // File records an uploaded blob.
@@ -324,4 +328,7 @@ type Store interface {
 	// seq and up to after with seq' > seq, oldest first. Unlike History it
 	// also leaves out the ranges userID hid (see Visibility).
 	MessagesAround(ctx context.Context, conversationID, userID string, seq int64, before, after int) ([]Message, error)
+
+	// Webhook endpoints and the outbox (webhooks.go).
+	WebhookStore
 }

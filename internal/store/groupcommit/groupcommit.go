@@ -299,3 +299,17 @@ func Convs(batch []store.NewMessage, skip func(i int) bool) []string {
 // on its own, so that one bad message cannot fail the others; otherwise
 // (the connection broke, the database is down) every message fails.
 func Redo(batchLen int, fault bool) bool { return fault && batchLen > 1 }
+
+// Events returns the webhook outbox events of the batch's new messages
+// (store.NewMessage.Event), to be written in the batch's transaction.
+func (p *Plan) Events() []*store.OutboxEvent {
+	var out []*store.OutboxEvent
+	for i := range p.Outcomes {
+		if o := &p.Outcomes[i]; o.Kind == New && p.batch[i].Event != nil {
+			if ev := p.batch[i].Event(o.Msg); ev != nil {
+				out = append(out, ev)
+			}
+		}
+	}
+	return out
+}

@@ -59,7 +59,7 @@ func (s *Store) UpdateGroup(ctx context.Context, appID, groupID string, u store.
 		return store.GroupInfo{}, err
 	}
 	var g store.GroupInfo
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockGroup(ctx, tx, appID, groupID)
 		if err != nil {
 			return err
@@ -299,7 +299,7 @@ func (s *Store) AppendNotice(ctx context.Context, n store.NewMessage) (store.Mes
 
 func (s *Store) DismissGroup(ctx context.Context, appID, groupID string, at time.Time) ([]store.Member, error) {
 	var out []store.Member
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockGroup(ctx, tx, appID, groupID)
 		if err != nil {
 			return err

@@ -107,7 +107,7 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		return store.Message{}, err
 	}
 	var out store.Message
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		var version int64
 		err := tx.QueryRow(ctx, `SELECT change_seq FROM conversations WHERE id = $1 FOR UPDATE`, conversationID).Scan(&version)
 		if err != nil {

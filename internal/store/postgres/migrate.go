@@ -307,6 +307,51 @@ CREATE TABLE search_backfill (
 );
 INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
 ` + strings.Replace(searchTextFunc, "CREATE FUNCTION", "CREATE OR REPLACE FUNCTION", 1),
+	// 11 (webhooks, docs/webhooks.md): each app's endpoints, and the outbox:
+	// one row per event and endpoint, written in the transaction of the
+	// change it reports, claimed by a node's worker with a lease
+	// (FOR UPDATE SKIP LOCKED, so nodes never wait on each other's claims).
+	`
+CREATE TABLE webhook_endpoints (
+	id          text PRIMARY KEY,
+	app_id      text NOT NULL,
+	url         text NOT NULL,
+	secret      text NOT NULL,
+	events      text NOT NULL,
+	timeout_ms  integer NOT NULL DEFAULT 0,
+	fail_open   boolean NOT NULL DEFAULT false,
+	status      integer NOT NULL DEFAULT 0,
+	failures    integer NOT NULL DEFAULT 0,
+	reason      text NOT NULL DEFAULT '',
+	created_at  bigint NOT NULL,
+	updated_at  bigint NOT NULL,
+	UNIQUE (app_id, url)
+);
+CREATE TABLE webhook_outbox (
+	seq         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	id          text NOT NULL UNIQUE,
+	event_id    text NOT NULL,
+	app_id      text NOT NULL,
+	endpoint_id text NOT NULL,
+	type        text NOT NULL,
+	order_key   text NOT NULL,
+	data        text NOT NULL,
+	created_at  bigint NOT NULL,
+	status      integer NOT NULL DEFAULT 0,
+	attempts    integer NOT NULL DEFAULT 0,
+	next_at     bigint NOT NULL,
+	claimed_by  text NOT NULL DEFAULT '',
+	claim_until bigint NOT NULL DEFAULT 0,
+	last_error  text NOT NULL DEFAULT '',
+	last_status integer NOT NULL DEFAULT 0,
+	done_at     bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_order ON webhook_outbox (endpoint_id, order_key, seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_held ON webhook_outbox (endpoint_id, order_key, seq)
+	WHERE status = 0 AND (claim_until <> 0 OR next_at <> created_at);
+CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
+`,
 }
 
 // searchTextFunc is store.SearchText in SQL. It is PL/pgSQL, not SQL: the

@@ -335,7 +335,7 @@ func (s *Store) UpsertGroup(ctx context.Context, appID, groupID, name, avatarURI
 		return store.Conversation{}, err
 	}
 	var out store.Conversation
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := scanConv(tx.QueryRow(ctx, `INSERT INTO conversations (id, app_id, type, key, name, avatar_uri, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 			ON CONFLICT (app_id, type, key) DO UPDATE SET name = excluded.name, avatar_uri = excluded.avatar_uri
@@ -426,7 +426,7 @@ func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs [
 	if err := validText(userIDs...); err != nil {
 		return err
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockGroup(ctx, tx, appID, groupID)
 		if err != nil {
 			return err
@@ -437,7 +437,7 @@ func (s *Store) AddMembers(ctx context.Context, appID, groupID string, userIDs [
 }
 
 func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userIDs []string) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		c, err := lockGroup(ctx, tx, appID, groupID)
 		if err != nil || len(userIDs) == 0 {
 			return err

@@ -372,6 +372,9 @@ func (s *Store) storeBatch(ctx context.Context, reqs []*sendReq) ([]sendRes, err
 		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS v(c, u, s)
 		WHERE m.conversation_id = v.c AND m.user_id = v.u`, rmConv, rmUser, rmSeq)
 	nExtras := extras.queue(b)
+	if queueOutbox(b, plan.Events()) {
+		nExtras++
+	}
 	b.Queue(`COMMIT`)
 	br = conn.SendBatch(ctx, b)
 	var mismatch error

@@ -329,6 +329,7 @@ type sendStmts struct {
 	member, dup, nextSeq, insert, ownRead, save, rollback, release *sql.Stmt
 	// By chunk size.
 	allocRows, insertRows, ownReadRows map[int]*sql.Stmt
+	outboxRows                         map[int]*sql.Stmt // webhooks.go
 }
 
 func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
@@ -348,11 +349,12 @@ func prepareSend(ctx context.Context, db *sql.DB) (*sendStmts, error) {
 		*p.dst = stmt
 	}
 	st.allocRows, st.insertRows, st.ownReadRows = map[int]*sql.Stmt{}, map[int]*sql.Stmt{}, map[int]*sql.Stmt{}
+	st.outboxRows = map[int]*sql.Stmt{}
 	for _, n := range chunkSizes {
 		for _, p := range []struct {
 			dst map[int]*sql.Stmt
 			q   string
-		}{{st.allocRows, qAllocRows(n)}, {st.insertRows, qInsertRows(n)}, {st.ownReadRows, qOwnReadRows(n)}} {
+		}{{st.allocRows, qAllocRows(n)}, {st.insertRows, qInsertRows(n)}, {st.ownReadRows, qOwnReadRows(n)}, {st.outboxRows, qOutboxRows(n)}} {
 			stmt, err := db.PrepareContext(ctx, p.q)
 			if err != nil {
 				st.close()
@@ -370,7 +372,7 @@ func (st *sendStmts) close() {
 			s.Close()
 		}
 	}
-	for _, m := range []map[int]*sql.Stmt{st.allocRows, st.insertRows, st.ownReadRows} {
+	for _, m := range []map[int]*sql.Stmt{st.allocRows, st.insertRows, st.ownReadRows, st.outboxRows} {
 		for _, s := range m {
 			s.Close()
 		}
@@ -481,6 +483,9 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("advance read_seq: %w", err)
 	}
+	if err := insertOutbox(ctx, tx, plan.Events(), st.outboxRows); err != nil {
+		return err
+	}
 	for i, r := range plan.Results() {
 		switch {
 		case res[i].err != nil: // answered before the plan
@@ -555,6 +560,11 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 	}
 	if err := writeExtras(ctx, tx, msg); err != nil {
 		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
+	}
+	if n.Event != nil {
+		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}, st.outboxRows); err != nil {
+			return store.Message{}, false, err
+		}
 	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {

@@ -287,6 +287,50 @@ CREATE TABLE search_backfill (
 );
 INSERT INTO search_backfill VALUES (1, '', 0, NOT EXISTS (SELECT 1 FROM messages) OR EXISTS (SELECT 1 FROM search_docs));
 `,
+	// 11 (webhooks, docs/webhooks.md): each app's endpoints, and the outbox:
+	// one row per event and endpoint, written in the transaction of the
+	// change it reports, claimed by a node's worker with a lease.
+	`
+CREATE TABLE webhook_endpoints (
+	id          TEXT PRIMARY KEY,
+	app_id      TEXT NOT NULL,
+	url         TEXT NOT NULL,
+	secret      TEXT NOT NULL,
+	events      TEXT NOT NULL,
+	timeout_ms  INTEGER NOT NULL DEFAULT 0,
+	fail_open   INTEGER NOT NULL DEFAULT 0,
+	status      INTEGER NOT NULL DEFAULT 0,
+	failures    INTEGER NOT NULL DEFAULT 0,
+	reason      TEXT NOT NULL DEFAULT '',
+	created_at  INTEGER NOT NULL,
+	updated_at  INTEGER NOT NULL,
+	UNIQUE (app_id, url)
+);
+CREATE TABLE webhook_outbox (
+	seq         INTEGER PRIMARY KEY,
+	id          TEXT NOT NULL UNIQUE,
+	event_id    TEXT NOT NULL,
+	app_id      TEXT NOT NULL,
+	endpoint_id TEXT NOT NULL,
+	type        TEXT NOT NULL,
+	order_key   TEXT NOT NULL,
+	data        TEXT NOT NULL,
+	created_at  INTEGER NOT NULL,
+	status      INTEGER NOT NULL DEFAULT 0,
+	attempts    INTEGER NOT NULL DEFAULT 0,
+	next_at     INTEGER NOT NULL,
+	claimed_by  TEXT NOT NULL DEFAULT '',
+	claim_until INTEGER NOT NULL DEFAULT 0,
+	last_error  TEXT NOT NULL DEFAULT '',
+	last_status INTEGER NOT NULL DEFAULT 0,
+	done_at     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX webhook_outbox_due ON webhook_outbox (seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_order ON webhook_outbox (endpoint_id, order_key, seq) WHERE status = 0;
+CREATE INDEX webhook_outbox_held ON webhook_outbox (endpoint_id, order_key, seq)
+	WHERE status = 0 AND (claim_until <> 0 OR next_at <> created_at);
+CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

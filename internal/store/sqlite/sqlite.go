@@ -295,9 +295,19 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
+	// The webhook events the caller bound to this call (store.WithEvents)
+	// commit with its change.
+	evs := store.PendingEvents(ctx)
+	if evs != nil {
+		if err := insertOutbox(ctx, tx, evs.List, nil); err != nil {
+			tx.Rollback()
+			return err
+		}
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
+	evs.Written()
 	return nil
 }
 

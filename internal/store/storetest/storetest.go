@@ -84,6 +84,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	tests = append(tests, searchTests...)
 	tests = append(tests, socialTests...)
 	tests = append(tests, settingsTests...)
+	tests = append(tests, webhookTests...)
 	// Each test has a store of its own: they run in parallel.
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
