@@ -80,6 +80,10 @@ type Config struct {
 	ReceiptsMaxGroup int           // message-readers lists readers up to this many members, counts above
 	PresenceGrace    time.Duration // a user with no socket left is announced offline after it
 	PresenceMaxSubs  int           // users one socket may watch with presence-subscribe
+	// Bytes of socket answers (acks) per user: history, sync, session
+	// lists… (docs/soak.md, Under attack).
+	UserAnswerRate  int64 // bytes per second
+	UserAnswerBurst int64
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -134,6 +138,8 @@ func Default() Config {
 		ReceiptsMaxGroup: 100,
 		PresenceGrace:    5 * time.Second,
 		PresenceMaxSubs:  500,
+		UserAnswerRate:   1 << 20,
+		UserAnswerBurst:  16 << 20,
 	}
 }
 
@@ -198,6 +204,8 @@ func (c *Config) settings() []setting {
 		{"typing-max-group", "typing indicators are not pushed in conversations of more members", &c.TypingMaxGroup},
 		{"presence-grace", "time a user with no socket left stays online (no flapping when a phone switches networks)", &c.PresenceGrace},
 		{"presence-max-subscriptions", "users one socket may watch with presence-subscribe", &c.PresenceMaxSubs},
+		{"user-answer-rate", "bytes per second of socket answers (history, sync, session lists…) one user may ask for (0: unlimited)", &c.UserAnswerRate},
+		{"user-answer-burst", "bytes of socket answers one user may ask for at once before user-answer-rate applies", &c.UserAnswerBurst},
 		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
 	}
 }
