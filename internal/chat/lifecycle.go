@@ -486,12 +486,16 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 
 // visiblePage returns a page of what userID sees of the conversation: up to
 // limit messages before seq from (newest first), or after it (oldest first)
-// when forward, leaving out the ranges userID hid. A user who never hid
-// anything costs one extra (empty) index lookup per page.
-func (s *Service) visiblePage(ctx context.Context, convID, userID string, from int64, limit int, forward bool) ([]store.Message, error) {
-	hidden, err := s.store.HiddenRanges(ctx, convID, userID, 0)
-	if err != nil {
-		return nil, err
+// when forward, leaving out the ranges userID hid. Only a reader who may
+// have hidden messages (hid: store.Member.HidMessages) pays the lookup of
+// their hidden ranges.
+func (s *Service) visiblePage(ctx context.Context, convID, userID string, hid bool, from int64, limit int, forward bool) ([]store.Message, error) {
+	var hidden []store.Hidden
+	var err error
+	if hid {
+		if hidden, err = s.store.HiddenRanges(ctx, convID, userID, 0); err != nil {
+			return nil, err
+		}
 	}
 	var page []store.Message
 	for {

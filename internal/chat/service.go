@@ -663,21 +663,21 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, p)
+	return s.history(ctx, conv, userID, true, p)
 }
 
 // HistoryBySID returns a page of the caller's session sid, newest first.
 func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p Page) ([]Message, error) {
-	conv, _, err := s.session(ctx, appID, userID, sid)
+	conv, m, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, p)
+	return s.history(ctx, conv, userID, m.HidMessages, p)
 }
 
 // history is a page of what userID may see of conv (the store applies the
-// visibility rule).
-func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, p Page) ([]Message, error) {
+// visibility rule); hid says userID may have hidden messages in it.
+func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, hid bool, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
 		return nil, err
@@ -703,7 +703,7 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, before, limit, false)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, hid, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -713,7 +713,7 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 // Sync returns up to limit messages of the caller's session with seq >
 // afterSeq, oldest first: what a reconnecting client missed.
 func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq int64, limit int) ([]Message, error) {
-	conv, _, err := s.session(ctx, appID, userID, sid)
+	conv, m, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
 		return nil, err
 	}
@@ -724,7 +724,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, afterSeq, n, true)
+	msgs, err := s.visiblePage(ctx, conv.ID, userID, m.HidMessages, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}

@@ -85,6 +85,9 @@ type Member struct {
 	ReadSeq        int64
 	JoinedSeq      int64
 	CreatedAt      time.Time
+	// HidMessages: the member has hidden messages (Lifecycle.Hide) at some
+	// point; when false, HiddenRanges is known to be empty.
+	HidMessages bool
 }
 
 // Message is one stored message.

@@ -236,6 +236,25 @@ INSERT INTO search_docs (conversation_id, seq, text)
 SELECT conversation_id, seq, t FROM (SELECT conversation_id, seq, left(search_fold(search_text(type, content)), 500) AS t FROM messages) x
 WHERE t <> '';
 `,
+	// 9 (history): members.hid_messages, see the SQLite migration 9.
+	`
+ALTER TABLE members ADD COLUMN hid_messages boolean NOT NULL DEFAULT false;
+UPDATE members SET hid_messages = true WHERE EXISTS (SELECT 1 FROM hidden h
+	WHERE h.conversation_id = members.conversation_id AND h.user_id = members.user_id);
+CREATE FUNCTION hidden_member_ai() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE members SET hid_messages = true WHERE conversation_id = NEW.conversation_id AND user_id = NEW.user_id AND NOT hid_messages;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER hidden_member_ai AFTER INSERT ON hidden FOR EACH ROW EXECUTE FUNCTION hidden_member_ai();
+CREATE FUNCTION members_hidden_bi() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.hid_messages := NEW.hid_messages OR EXISTS (SELECT 1 FROM hidden h
+		WHERE h.conversation_id = NEW.conversation_id AND h.user_id = NEW.user_id);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER members_hidden_bi BEFORE INSERT ON members FOR EACH ROW EXECUTE FUNCTION members_hidden_bi();
+`,
 }
 
 // migrate brings the schema up to date. Several nodes may start at once, so

@@ -451,12 +451,12 @@ func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userID
 	return wrap("remove members", err, nil)
 }
 
-const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at, hid_messages`
 
 func scanMember(row pgx.Row) (store.Member, error) {
 	var m store.Member
 	var created int64
-	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created, &m.HidMessages); err != nil {
 		return store.Member{}, err
 	}
 	m.CreatedAt = store.FromUnixMS(created)

@@ -420,12 +420,12 @@ func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
 	return c, nil
 }
 
-const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at, hid_messages`
 
 func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
 	var m store.Member
 	var created int64
-	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created, &m.HidMessages); err != nil {
 		return store.Member{}, err
 	}
 	m.CreatedAt = store.FromUnixMS(created)
