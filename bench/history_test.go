@@ -97,4 +97,3 @@ func BenchmarkE2EHistoryRandom50(b *testing.B) {
 		}
 	}
 }
-
