@@ -102,10 +102,14 @@ type Options struct {
 	// ReceiptsMaxGroup: message-readers lists the readers of conversations
 	// up to this many members, counts only above (0: DefaultReceiptsMaxGroup).
 	ReceiptsMaxGroup int
+	// HistoryCacheBytes bounds the cache of recently read history pages
+	// (historycache.go); 0: 16 MiB, negative: no cache.
+	HistoryCacheBytes int
 }
 
 // Service implements chatd's operations on a store.
 type Service struct {
+	hist      *historyCache // nil: none
 	store     store.Store
 	limits    Limits
 	notifier  Notifier
@@ -174,6 +178,7 @@ func New(st store.Store, opts Options) *Service {
 		life:      opts.Lifecycle.withDefaults(),
 
 		receiptsMaxGroup: cmp.Or(opts.ReceiptsMaxGroup, DefaultReceiptsMaxGroup),
+		hist:             newHistoryCache(cmp.Or(opts.HistoryCacheBytes, defaultHistoryCacheBytes)),
 	}
 }
 
@@ -250,6 +255,7 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 		return "", fmt.Errorf("upsert user: %w", err)
 	}
 	s.users.forget(app.ID, userID)
+	s.hist.forgetSender(userID)
 	if s.notifier != nil {
 		s.notifier.UserChanged(ctx, app.ID, userID)
 	}
@@ -663,7 +669,7 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, true, p)
+	return s.history(ctx, conv, userID, nil, p)
 }
 
 // HistoryBySID returns a page of the caller's session sid, newest first.
@@ -672,12 +678,13 @@ func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, m.HidMessages, p)
+	return s.history(ctx, conv, userID, &m, p)
 }
 
 // history is a page of what userID may see of conv (the store applies the
-// visibility rule); hid says userID may have hidden messages in it.
-func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, hid bool, p Page) ([]Message, error) {
+// visibility rule); m is userID's membership, read with conv from the store
+// (nil: unknown, or conv may come from a cache).
+func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, m *store.Member, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
 		return nil, err
@@ -703,7 +710,7 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, hid, before, limit, false)
+	msgs, err := s.visiblePage(ctx, conv, m, userID, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -724,7 +731,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, m.HidMessages, afterSeq, n, true)
+	msgs, err := s.visiblePage(ctx, conv, &m, userID, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}

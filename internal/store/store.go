@@ -74,6 +74,9 @@ type Conversation struct {
 	LastSeq   int64
 	LastMsgAt time.Time // zero when there is no message yet
 	CreatedAt time.Time
+	// ChangeSeq is the conversation's change counter (see Lifecycle): with
+	// LastSeq, it changes whenever a message is added or changed.
+	ChangeSeq int64
 }
 
 // Member is a user's place in a conversation: their session.
