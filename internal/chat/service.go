@@ -764,6 +764,16 @@ func (s *Service) session(ctx context.Context, appID, userID, sid string) (store
 	if !store.ValidID(sid) {
 		return store.Conversation{}, store.Member{}, fmt.Errorf("%w: sid must be a session id", ErrInvalid)
 	}
+	if sr, ok := s.store.(store.SessionReader); ok {
+		conv, m, err := sr.SessionBySID(ctx, appID, userID, sid)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotMember) {
+			return store.Conversation{}, store.Member{}, fmt.Errorf("%w: session %s", ErrNotFound, sid)
+		}
+		if err != nil {
+			return store.Conversation{}, store.Member{}, fmt.Errorf("load session: %w", err)
+		}
+		return conv, m, nil
+	}
 	m, err := s.store.MemberBySID(ctx, appID, userID, sid)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotMember) {
 		return store.Conversation{}, store.Member{}, fmt.Errorf("%w: session %s", ErrNotFound, sid)

@@ -324,3 +324,12 @@ type Store interface {
 	// first from q.Before.
 	Search(ctx context.Context, q SearchQuery) ([]Message, error)
 }
+
+// SessionReader is implemented by stores that resolve a session and its
+// conversation in one statement (both backends); chat falls back to
+// MemberBySID and Conversation otherwise.
+type SessionReader interface {
+	// SessionBySID returns the conversation and the membership with that
+	// sid, only if it belongs to userID of appID; ErrNotFound otherwise.
+	SessionBySID(ctx context.Context, appID, userID, sid string) (Conversation, Member, error)
+}

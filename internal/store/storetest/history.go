@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"reflect"
 	"testing"
 
 	"github.com/chatd/chatd/internal/store"
@@ -13,6 +14,47 @@ var historyTests = []struct {
 	fn   func(t *testing.T, s store.Store)
 }{
 	{"MemberHidMessages", testMemberHidMessages},
+	{"SessionBySID", testSessionBySID},
+}
+
+// SessionReader is implemented by both backends (see store.SessionReader):
+// it answers what MemberBySID and Conversation answer, or ErrNotFound for
+// another user's, another app's or an unknown sid.
+func testSessionBySID(t *testing.T, s store.Store) {
+	sr, ok := s.(store.SessionReader)
+	if !ok {
+		t.Skip("the store does not implement store.SessionReader")
+	}
+	app, c, _ := seed(t, s, 3)
+	m, err := s.Member(ctx, c.ID, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Hide(ctx, c.ID, "bob", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	wantM, err := s.MemberBySID(ctx, app, "bob", m.SID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantC, err := s.Conversation(ctx, c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotC, gotM, err := sr.SessionBySID(ctx, app, "bob", m.SID)
+	if err != nil || !reflect.DeepEqual(gotC, wantC) || !reflect.DeepEqual(gotM, wantM) {
+		t.Fatalf("SessionBySID = %+v, %+v, %v; want %+v, %+v", gotC, gotM, err, wantC, wantM)
+	}
+	if gotC.ChangeSeq == 0 || gotC.LastSeq != 3 || !gotM.HidMessages {
+		t.Fatalf("SessionBySID: change seq %d, last seq %d, hid %v", gotC.ChangeSeq, gotC.LastSeq, gotM.HidMessages)
+	}
+	other := newApp(t, s)
+	for _, tc := range []struct{ app, user, sid string }{
+		{app, "alice", m.SID}, {other, "bob", m.SID}, {app, "bob", store.NewID()},
+	} {
+		_, _, err := sr.SessionBySID(ctx, tc.app, tc.user, tc.sid)
+		wantErr(t, "SessionBySID("+tc.user+")", err, store.ErrNotFound)
+	}
 }
 
 // Member.HidMessages is false until the member hides something, true
