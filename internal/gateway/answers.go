@@ -35,6 +35,11 @@ func (g *Gateway) admitAnswer(key string) error {
 	if ok {
 		return nil
 	}
+	g.answersRefused.Add(1)
 	return fmt.Errorf("%w: this user asked for more than %d bytes of answers per second (bursts of %d); retry in %v",
 		chat.ErrRateLimited, g.opts.AnswerRate, g.opts.AnswerBurst, retry.Round(time.Second))
 }
+
+// AnswersRefused is the number of events refused for the byte budget of
+// their user's answers.
+func (g *Gateway) AnswersRefused() uint64 { return g.answersRefused.Load() }

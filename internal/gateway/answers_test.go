@@ -50,6 +50,9 @@ func TestAnswersMeteredByBytes(t *testing.T) {
 			t.Fatalf("%s past the byte budget: %.200q, want a rate-limit error", ev, got)
 		}
 	}
+	if n := l.g.AnswersRefused(); n != 3 {
+		t.Fatalf("AnswersRefused = %d, want 3", n)
+	}
 	c.Send(`429["send-private-message",{"targetId":"bob","messageType":1,"content":{"content":"still here"}}]`)
 	if got := nextText(t, c); !strings.HasPrefix(got, "439[null,{") {
 		t.Fatalf("send past the byte budget: %.200q, want it acknowledged", got)

@@ -92,6 +92,8 @@ type Gateway struct {
 	inflight sync.WaitGroup
 
 	overflowed atomic.Uint64 // sockets closed for a push the fan-out could not queue (overflow.go)
+
+	answersRefused atomic.Uint64 // events refused for their user's answer bytes (answers.go)
 }
 
 // identity is what an authenticated socket carries. It is also the payload
