@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -22,7 +23,9 @@ import (
 // existing message, or a full page after one). What the version check
 // cannot see is a sender's name or avatar, and messages deleted with their
 // user: those reach every node as UserChanged (the users topic), which drops
-// the pages of that sender (forgetSender).
+// the pages of that sender (forgetSender); as the broker may lose a
+// message, an entry is also kept at most pageTTL, which bounds how long a
+// lost one can show an old name or a deleted message.
 //
 // Pages are cached only for readers whose visibility starts at the first
 // message (JoinedSeq 0: every private member, a group's first members), for
@@ -48,11 +51,15 @@ type pageKey struct {
 }
 
 type pageEntry struct {
+	at                 time.Time
 	lastSeq, changeSeq int64
 	msgs               []store.Message // shared and read-only
 	senders            []string
 	size               int
 }
+
+// pageTTL is how long a page is kept at most.
+const pageTTL = time.Minute
 
 // defaultHistoryCacheBytes bounds the cache (an estimate of the pages'
 // memory).
@@ -70,7 +77,7 @@ func (h *historyCache) get(k pageKey, conv store.Conversation) []store.Message {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	e := h.pages[k]
-	if e == nil || e.changeSeq != conv.ChangeSeq {
+	if e == nil || e.changeSeq != conv.ChangeSeq || time.Since(e.at) > pageTTL {
 		return nil
 	}
 	stable := !k.forward && k.from > 0 || k.forward && len(e.msgs) == k.limit
@@ -83,7 +90,7 @@ func (h *historyCache) get(k pageKey, conv store.Conversation) []store.Message {
 // put keeps a page read from the store at conv's versions, unless
 // forgetSender ran since epoch.
 func (h *historyCache) put(k pageKey, conv store.Conversation, epoch uint64, msgs []store.Message) {
-	e := &pageEntry{lastSeq: conv.LastSeq, changeSeq: conv.ChangeSeq, msgs: msgs, size: 256}
+	e := &pageEntry{at: time.Now(), lastSeq: conv.LastSeq, changeSeq: conv.ChangeSeq, msgs: msgs, size: 256}
 	for i := range msgs {
 		m := &msgs[i]
 		e.size += 200 + len(m.Content) + len(m.ID) + len(m.ClientMsgID)
