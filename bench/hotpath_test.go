@@ -152,6 +152,7 @@ func startChatd(tb testing.TB, users int) (base string, appID string, tokens []s
 	cfg.Store = "sqlite:" + filepath.Join(dir, "chatd.db")
 	cfg.Blobs = "file:" + filepath.Join(dir, "files")
 	cfg.UserSendRate, cfg.AppSendRate, cfg.HandshakeRateIP, cfg.MaxUserSockets, cfg.UserEventRate = 0, 0, 0, 0, 0
+	cfg.UserAnswerRate = 0
 	srv, err := server.New(ctx, cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		tb.Fatal(err)

@@ -144,7 +144,7 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		cmd.Env = append(os.Environ(),
 			"CHATD_ADDR="+addr, "CHATD_STORE=sqlite:"+path, "CHATD_BLOBS=file:"+filepath.Join(dir, "files"),
 			"CHATD_LOG_LEVEL=warn", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
-			"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_MAX_USER_SOCKETS=0", "CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0")
+			"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_MAX_USER_SOCKETS=0", "CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0", "CHATD_USER_ANSWER_RATE=0")
 		return cmd, nil
 	}
 	return k, nil

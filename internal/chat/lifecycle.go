@@ -490,21 +490,21 @@ func (s *Service) SyncChanges(ctx context.Context, appID, userID, sid string, af
 
 // visiblePage returns a page of what userID sees of the conversation: up to
 // limit messages before seq from (newest first), or after it (oldest first)
-// when forward, leaving out the ranges userID hid. A user who never hid
-// anything costs one extra (empty) index lookup per page.
-func (s *Service) visiblePage(ctx context.Context, convID, userID string, from int64, limit int, forward bool) ([]store.Message, error) {
-	hidden, err := s.store.HiddenRanges(ctx, convID, userID, 0)
-	if err != nil {
-		return nil, err
+// when forward, leaving out the ranges userID hid. m is userID's
+// membership read with conv from the store, or nil (see history). Only a
+// reader who may have hidden messages (store.Member.HidMessages) pays the
+// lookup of their hidden ranges.
+func (s *Service) visiblePage(ctx context.Context, conv store.Conversation, m *store.Member, userID string, from int64, limit int, forward bool) ([]store.Message, error) {
+	var hidden []store.Hidden
+	var err error
+	if m == nil || m.HidMessages {
+		if hidden, err = s.store.HiddenRanges(ctx, conv.ID, userID, 0); err != nil {
+			return nil, err
+		}
 	}
 	var page []store.Message
 	for {
-		var msgs []store.Message
-		if forward {
-			msgs, err = s.store.After(ctx, convID, userID, from, limit)
-		} else {
-			msgs, err = s.store.History(ctx, convID, userID, from, limit)
-		}
+		msgs, err := s.readPage(ctx, conv, m, userID, from, limit, forward) // historycache.go
 		if err != nil || len(hidden) == 0 {
 			return msgs, err
 		}

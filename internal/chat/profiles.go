@@ -67,6 +67,7 @@ func (s *Service) UpdateUser(ctx context.Context, appID, userID string, in Profi
 		return Profile{}, fmt.Errorf("update user: %w", err)
 	}
 	s.users.forget(appID, userID)
+	s.hist.forgetSender(userID)
 	if s.notifier != nil {
 		s.notifier.UserChanged(ctx, appID, userID)
 	}
@@ -134,9 +135,13 @@ func (s *Service) DeleteUser(ctx context.Context, app store.App, userID string, 
 		return fmt.Errorf("delete user: %w", err)
 	}
 	s.users.forget(app.ID, userID)
+	s.hist.forgetSender(userID)
 	s.forgetPrivate(app.ID, userID)
 	if s.notifier != nil {
 		s.notifier.TokensRevoked(ctx, app.ID, userID)
+		// Other nodes forget the name, and the cached pages of the user's
+		// messages, which may be deleted (historycache.go).
+		s.notifier.UserChanged(ctx, app.ID, userID)
 	}
 	return nil
 }

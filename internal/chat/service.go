@@ -105,10 +105,14 @@ type Options struct {
 	ReceiptsMaxGroup int
 	// Webhooks wires the before-send hook and endpoint URL checks (webhooks.go).
 	Webhooks WebhookOptions
+	// HistoryCacheBytes bounds the cache of recently read history pages
+	// (historycache.go); 0: 16 MiB, negative: no cache.
+	HistoryCacheBytes int
 }
 
 // Service implements chatd's operations on a store.
 type Service struct {
+	hist      *historyCache // nil: none
 	store     store.Store
 	limits    Limits
 	notifier  Notifier
@@ -187,6 +191,7 @@ func New(st store.Store, opts Options) *Service {
 
 		receiptsMaxGroup: cmp.Or(opts.ReceiptsMaxGroup, DefaultReceiptsMaxGroup),
 		webhooks:         opts.Webhooks,
+		hist:             newHistoryCache(cmp.Or(opts.HistoryCacheBytes, defaultHistoryCacheBytes)),
 	}
 }
 
@@ -263,6 +268,7 @@ func (s *Service) GetToken(ctx context.Context, app store.App, userID, name, ava
 		return "", fmt.Errorf("upsert user: %w", err)
 	}
 	s.users.forget(app.ID, userID)
+	s.hist.forgetSender(userID)
 	if s.notifier != nil {
 		s.notifier.UserChanged(ctx, app.ID, userID)
 	}
@@ -694,21 +700,22 @@ func (s *Service) HistoryWith(ctx context.Context, appID, userID, targetID strin
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, p)
+	return s.history(ctx, conv, userID, nil, p)
 }
 
 // HistoryBySID returns a page of the caller's session sid, newest first.
 func (s *Service) HistoryBySID(ctx context.Context, appID, userID, sid string, p Page) ([]Message, error) {
-	conv, _, err := s.session(ctx, appID, userID, sid)
+	conv, m, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
 		return nil, err
 	}
-	return s.history(ctx, conv, userID, p)
+	return s.history(ctx, conv, userID, &m, p)
 }
 
 // history is a page of what userID may see of conv (the store applies the
-// visibility rule).
-func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, p Page) ([]Message, error) {
+// visibility rule); m is userID's membership, read with conv from the store
+// (nil: unknown, or conv may come from a cache).
+func (s *Service) history(ctx context.Context, conv store.Conversation, userID string, m *store.Member, p Page) ([]Message, error) {
 	limit, err := s.limit(p.Limit)
 	if err != nil {
 		return nil, err
@@ -734,7 +741,7 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 			return []Message{}, nil
 		}
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, before, limit, false)
+	msgs, err := s.visiblePage(ctx, conv, m, userID, before, limit, false)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
@@ -744,7 +751,7 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 // Sync returns up to limit messages of the caller's session with seq >
 // afterSeq, oldest first: what a reconnecting client missed.
 func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq int64, limit int) ([]Message, error) {
-	conv, _, err := s.session(ctx, appID, userID, sid)
+	conv, m, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
 		return nil, err
 	}
@@ -755,7 +762,7 @@ func (s *Service) Sync(ctx context.Context, appID, userID, sid string, afterSeq 
 	if err != nil {
 		return nil, err
 	}
-	msgs, err := s.visiblePage(ctx, conv.ID, userID, afterSeq, n, true)
+	msgs, err := s.visiblePage(ctx, conv, &m, userID, afterSeq, n, true)
 	if err != nil {
 		return nil, fmt.Errorf("sync: %w", err)
 	}
@@ -790,6 +797,16 @@ func (s *Service) MarkRead(ctx context.Context, appID, userID, sid, origin strin
 func (s *Service) session(ctx context.Context, appID, userID, sid string) (store.Conversation, store.Member, error) {
 	if !store.ValidID(sid) {
 		return store.Conversation{}, store.Member{}, fmt.Errorf("%w: sid must be a session id", ErrInvalid)
+	}
+	if sr, ok := s.store.(store.SessionReader); ok {
+		conv, m, err := sr.SessionBySID(ctx, appID, userID, sid)
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotMember) {
+			return store.Conversation{}, store.Member{}, fmt.Errorf("%w: session %s", ErrNotFound, sid)
+		}
+		if err != nil {
+			return store.Conversation{}, store.Member{}, fmt.Errorf("load session: %w", err)
+		}
+		return conv, m, nil
 	}
 	m, err := s.store.MemberBySID(ctx, appID, userID, sid)
 	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrNotMember) {

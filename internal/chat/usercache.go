@@ -75,4 +75,7 @@ func (c *userCache) forget(appID, userID string) {
 // ForgetUser drops what this node remembers of the user, so that the next
 // send reads their name and avatar from the store. The gateway calls it when
 // another node reports a change (Notifier.UserChanged, TokensRevoked).
-func (s *Service) ForgetUser(appID, userID string) { s.users.forget(appID, userID) }
+func (s *Service) ForgetUser(appID, userID string) {
+	s.users.forget(appID, userID)
+	s.hist.forgetSender(userID) // historycache.go
+}

@@ -87,6 +87,10 @@ type Config struct {
 	WebhookTimeout      time.Duration // one delivery attempt
 	WebhookConcurrency  int           // requests in flight per endpoint and node
 	WebhookPoll         time.Duration // how often each node reads the outbox for events written elsewhere or due again
+	// Bytes of socket answers (acks) per user: history, sync, session
+	// lists… (docs/soak.md, Under attack).
+	UserAnswerRate  int64 // bytes per second
+	UserAnswerBurst int64
 }
 
 // Default returns the settings that work with zero set-up: one process, a
@@ -147,6 +151,8 @@ func Default() Config {
 		WebhookTimeout:     10 * time.Second,
 		WebhookConcurrency: 4,
 		WebhookPoll:        time.Second,
+		UserAnswerRate:   1 << 20,
+		UserAnswerBurst:  16 << 20,
 	}
 }
 
@@ -211,6 +217,8 @@ func (c *Config) settings() []setting {
 		{"typing-max-group", "typing indicators are not pushed in conversations of more members", &c.TypingMaxGroup},
 		{"presence-grace", "time a user with no socket left stays online (no flapping when a phone switches networks)", &c.PresenceGrace},
 		{"presence-max-subscriptions", "users one socket may watch with presence-subscribe", &c.PresenceMaxSubs},
+		{"user-answer-rate", "bytes per second of socket answers (history, sync, session lists…) one user may ask for (0: unlimited)", &c.UserAnswerRate},
+		{"user-answer-burst", "bytes of socket answers one user may ask for at once before user-answer-rate applies", &c.UserAnswerBurst},
 		{"receipts-max-group", "message-readers lists the readers in conversations up to this many members, counts only above", &c.ReceiptsMaxGroup},
 		{"webhook-allow-private", "webhook endpoints may be loopback, private or link-local addresses (checked when connecting)", &c.WebhookAllowPrivate},
 		{"webhook-retry-base", "first webhook retry delay; doubles at each attempt up to an hour, with jitter", &c.WebhookRetryBase},

@@ -56,7 +56,11 @@ type Options struct {
 	// event budget cannot send either.
 	EventRate  float64
 	EventBurst int
-	Groups     GroupOptions // group and profile events (events_groups.go)
+	// AnswerRate and AnswerBurst meter the bytes of each user's answers
+	// (answers.go); a rate of 0 disables it.
+	AnswerRate  int64
+	AnswerBurst int64
+	Groups      GroupOptions // group and profile events (events_groups.go)
 	// TypingMaxGroup: typing is not pushed in conversations of more members
 	// (0: DefaultTypingMaxGroup).
 	TypingMaxGroup int
@@ -72,14 +76,15 @@ type Options struct {
 
 // Gateway serves chat over a socketio.Server.
 type Gateway struct {
-	chat   *chat.Service
-	broker broker.Broker
-	reg    *registry
-	events *ratelimit.Limiter // per user, every event
-	opts   Options
-	log    *slog.Logger
-	unsub  []func()
-	groups groupState
+	chat    *chat.Service
+	broker  broker.Broker
+	reg     *registry
+	events  *ratelimit.Limiter // per user, every event
+	answers *ratelimit.Bytes   // per user, bytes of answers (answers.go)
+	opts    Options
+	log     *slog.Logger
+	unsub   []func()
+	groups  groupState
 
 	typingLimit *ratelimit.Limiter // per socket, typing events (events_typing.go)
 	settingsLim *ratelimit.Limiter // per user, settings changes (events_settings.go)
@@ -93,6 +98,8 @@ type Gateway struct {
 	inflight sync.WaitGroup
 
 	overflowed atomic.Uint64 // sockets closed for a push the fan-out could not queue (overflow.go)
+
+	answersRefused atomic.Uint64 // events refused for their user's answer bytes (answers.go)
 }
 
 // identity is what an authenticated socket carries. It is also the payload
@@ -166,7 +173,8 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	}
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst),
-		settingsLim: ratelimit.New(settingsRate, settingsBurst)}
+		settingsLim: ratelimit.New(settingsRate, settingsBurst),
+		answers: ratelimit.NewBytes(float64(opts.AnswerRate), opts.AnswerBurst)}
 	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
@@ -402,6 +410,8 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 		key := userKey(id.AppID, id.UserID)
 		if metered && !g.events.Allow(key) || !metered && !g.events.Peek(key) {
 			err = g.errTooManyEvents()
+		} else if aerr := g.admitAnswer(key); metered && aerr != nil {
+			err = aerr
 		} else if g.enter() {
 			data, err = h(g, ctx, c, arg)
 			g.inflight.Done()
@@ -419,9 +429,18 @@ func (g *Gateway) handle(nsp *socketio.Namespace, event string, h eventHandler) 
 			}
 			return
 		}
-		if ack != nil {
-			ack(nil, data)
+		if ack == nil {
+			return
 		}
+		raw, err := encodeAnswer(data)
+		if err != nil {
+			g.log.Error("socket answer not encodable", "event", event, "sid", s.ID(), "err", err)
+			code, _, msg := chat.Describe(fmt.Errorf("encode answer: %w", err))
+			ack(errorAck{Status: code, Message: msg})
+			return
+		}
+		g.answers.Charge(key, int64(len(raw)))
+		ack(nil, raw)
 	})
 }
 

@@ -26,6 +26,10 @@ func (s *Server) metrics(w http.ResponseWriter, r *http.Request) {
 	metric("chatd_engine_sessions", "gauge", "Engine.IO sessions on this node, authenticated or not.", s.Sockets.Count())
 	metric("chatd_push_overflow_disconnects_total", "counter", "Sockets closed because a push to them could not be queued on this node (they resync).", s.Gateway.OverflowDisconnects())
 	metric("chatd_socket_slow_disconnects_total", "counter", "Sockets disconnected because their pending output went over CHATD_MAX_SOCKET_BUFFER_BYTES.", s.Sockets.SlowConsumers())
+	metric("chatd_answers_rate_limited_total", "counter", "Socket events refused because their user asked for more answer bytes than CHATD_USER_ANSWER_RATE allows.", s.Gateway.AnswersRefused())
+	hits, misses := s.Chat.HistoryCacheStats()
+	metric("chatd_history_cache_hits_total", "counter", "History and sync pages served from this node's cache of recent pages.", hits)
+	metric("chatd_history_cache_misses_total", "counter", "History and sync pages read from the store (cacheable readers only).", misses)
 	if s.conns != nil {
 		metric("chatd_http_conns_refused_total", "counter", "Connections refused by CHATD_MAX_CONNS_PER_IP.", s.conns.Refused())
 	}

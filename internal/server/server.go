@@ -146,6 +146,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.closers = append(s.closers, presence.Close)
 	s.Gateway, err = gateway.New(s.Chat, s.Sockets, br, gateway.Options{Logger: log, MaxUserSocket: cfg.MaxUserSockets,
 		EventRate: cfg.UserEventRate, EventBurst: cfg.UserEventBurst,
+		AnswerRate: cfg.UserAnswerRate, AnswerBurst: cfg.UserAnswerBurst,
 		Groups:         gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst},
 		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs,
 		OnPresence: presence.Push})

@@ -74,6 +74,9 @@ type Conversation struct {
 	LastSeq   int64
 	LastMsgAt time.Time // zero when there is no message yet
 	CreatedAt time.Time
+	// ChangeSeq is the conversation's change counter (see Lifecycle): with
+	// LastSeq, it changes whenever a message is added or changed.
+	ChangeSeq int64
 }
 
 // Member is a user's place in a conversation: their session.
@@ -85,6 +88,9 @@ type Member struct {
 	ReadSeq        int64
 	JoinedSeq      int64
 	CreatedAt      time.Time
+	// HidMessages: the member has hidden messages (Lifecycle.Hide) at some
+	// point; when false, HiddenRanges is known to be empty.
+	HidMessages bool
 }
 
 // Message is one stored message.
@@ -331,4 +337,13 @@ type Store interface {
 
 	// Webhook endpoints and the outbox (webhooks.go).
 	WebhookStore
+}
+
+// SessionReader is implemented by stores that resolve a session and its
+// conversation in one statement (both backends); chat falls back to
+// MemberBySID and Conversation otherwise.
+type SessionReader interface {
+	// SessionBySID returns the conversation and the membership with that
+	// sid, only if it belongs to userID of appID; ErrNotFound otherwise.
+	SessionBySID(ctx context.Context, appID, userID, sid string) (Conversation, Member, error)
 }

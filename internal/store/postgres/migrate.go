@@ -352,6 +352,25 @@ CREATE INDEX webhook_outbox_held ON webhook_outbox (endpoint_id, order_key, seq)
 	WHERE status = 0 AND (claim_until <> 0 OR next_at <> created_at);
 CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
 `,
+	// 12 (history): members.hid_messages, see the SQLite migration 12.
+	`
+ALTER TABLE members ADD COLUMN hid_messages boolean NOT NULL DEFAULT false;
+UPDATE members SET hid_messages = true WHERE EXISTS (SELECT 1 FROM hidden h
+	WHERE h.conversation_id = members.conversation_id AND h.user_id = members.user_id);
+CREATE FUNCTION hidden_member_ai() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	UPDATE members SET hid_messages = true WHERE conversation_id = NEW.conversation_id AND user_id = NEW.user_id AND NOT hid_messages;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER hidden_member_ai AFTER INSERT ON hidden FOR EACH ROW EXECUTE FUNCTION hidden_member_ai();
+CREATE FUNCTION members_hidden_bi() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	NEW.hid_messages := NEW.hid_messages OR EXISTS (SELECT 1 FROM hidden h
+		WHERE h.conversation_id = NEW.conversation_id AND h.user_id = NEW.user_id);
+	RETURN NEW;
+END $$;
+CREATE TRIGGER members_hidden_bi BEFORE INSERT ON members FOR EACH ROW EXECUTE FUNCTION members_hidden_bi();
+`,
 }
 
 // searchTextFunc is store.SearchText in SQL. It is PL/pgSQL, not SQL: the

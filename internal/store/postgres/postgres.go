@@ -266,13 +266,13 @@ func (s *Store) BumpTokenVersion(ctx context.Context, appID, userID string) (int
 
 // ---- conversations and members
 
-const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at`
+const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at, change_seq`
 
 func scanConv(row pgx.Row) (store.Conversation, error) {
 	var c store.Conversation
 	var key []byte
 	var lastAt, created int64
-	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created, &c.ChangeSeq); err != nil {
 		return store.Conversation{}, err
 	}
 	c.Key = string(key)
@@ -451,12 +451,12 @@ func (s *Store) RemoveMembers(ctx context.Context, appID, groupID string, userID
 	return wrap("remove members", err, nil)
 }
 
-const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at, hid_messages`
 
 func scanMember(row pgx.Row) (store.Member, error) {
 	var m store.Member
 	var created int64
-	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created, &m.HidMessages); err != nil {
 		return store.Member{}, err
 	}
 	m.CreatedAt = store.FromUnixMS(created)

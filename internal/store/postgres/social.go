@@ -31,7 +31,7 @@ func (s *Store) PeerReadSeqs(ctx context.Context, appID, userID string) (map[str
 }
 
 func (s *Store) MessageReaders(ctx context.Context, conversationID string, seq int64, senderID string) ([]store.Member, int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT m.conversation_id, m.app_id, m.user_id, m.sid, m.read_seq, m.joined_seq, m.created_at
+	rows, err := s.pool.Query(ctx, `SELECT m.conversation_id, m.app_id, m.user_id, m.sid, m.read_seq, m.joined_seq, m.created_at, m.hid_messages
 		FROM members m JOIN conversations c ON c.id = m.conversation_id
 		WHERE m.conversation_id = $1 AND m.user_id <> $2
 		AND ($3 > m.joined_seq OR c.full_history OR m.full_history)

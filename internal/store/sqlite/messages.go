@@ -614,8 +614,8 @@ func (s *Store) History(ctx context.Context, conversationID, userID string, befo
 	if beforeSeq <= 0 {
 		beforeSeq = 1<<63 - 1
 	}
-	return s.queryMsgs(ctx, "history of "+conversationID, limit,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+	return s.queryPage(ctx, "history of "+conversationID, conversationID, limit,
+		`SELECT `+pageCols+msgFrom+visibleFrom+`
 		AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
 		userID, conversationID, beforeSeq, limit)
 }
@@ -624,10 +624,70 @@ func (s *Store) After(ctx context.Context, conversationID, userID string, afterS
 	if limit <= 0 {
 		return []store.Message{}, nil
 	}
-	return s.queryMsgs(ctx, "messages after of "+conversationID, limit,
-		`SELECT `+msgCols+`, u.name, u.avatar_uri`+msgFrom+visibleFrom+`
+	return s.queryPage(ctx, "messages after of "+conversationID, conversationID, limit,
+		`SELECT `+pageCols+msgFrom+visibleFrom+`
 		AND m.seq > ? ORDER BY m.seq ASC LIMIT ?`,
 		userID, conversationID, afterSeq, limit)
+}
+
+// pageCols are msgCols without the conversation (the caller knows it),
+// with the sender's name and avatar.
+const pageCols = `m.msg_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at, m.version, m.reply_seq, m.meta, u.name, u.avatar_uri`
+
+// queryPage reads a page of messages of one conversation (pageCols). It is
+// the history path's inner loop (docs/benchmarks.md, History): the scan
+// destinations are reused for every row, and the strings repeated from row
+// to row (senders, their names and avatars) are allocated once per page.
+func (s *Store) queryPage(ctx context.Context, what, convID string, size int, q string, args ...any) ([]store.Message, error) {
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	defer rows.Close()
+	var (
+		m                            store.Message
+		content                      []byte
+		sender, client, name, avatar sql.RawBytes
+		meta                         sql.NullString
+		created                      int64
+	)
+	dst := []any{&m.ID, &m.Seq, &sender, &m.Type, &content, &client, &created, &m.Version, &m.ReplySeq, &meta, &name, &avatar}
+	seen := make(map[string]string, 8)
+	intern := func(b []byte) string {
+		if len(b) == 0 {
+			return ""
+		}
+		if v, ok := seen[string(b)]; ok {
+			return v
+		}
+		v := string(b)
+		seen[v] = v
+		return v
+	}
+	out := make([]store.Message, 0, min(size, 256))
+	for rows.Next() {
+		m = store.Message{ConversationID: convID}
+		content = nil // a fresh copy per row: it is kept
+		if err := rows.Scan(dst...); err != nil {
+			return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+		}
+		m.Content = content
+		m.SenderID = intern(sender)
+		m.ClientMsgID = string(client)
+		m.CreatedAt = store.FromUnixMS(created)
+		m.SenderName = intern(name)
+		m.SenderAvatar = intern(avatar)
+		if meta.Valid && meta.String != "" {
+			if m.Meta, err = store.DecodeMeta(&meta.String); err != nil {
+				return nil, fmt.Errorf("sqlite: %s: message %s meta: %w", what, m.ID, err)
+			}
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: %s: %w", what, err)
+	}
+	return out, nil
 }
 
 func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (store.Message, error) {

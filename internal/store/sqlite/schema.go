@@ -331,6 +331,23 @@ CREATE INDEX webhook_outbox_held ON webhook_outbox (endpoint_id, order_key, seq)
 	WHERE status = 0 AND (claim_until <> 0 OR next_at <> created_at);
 CREATE INDEX webhook_outbox_app ON webhook_outbox (app_id, seq);
 `,
+	// 12 (history): members.hid_messages is set once the member has hidden
+	// messages (Lifecycle.Hide), so that the history of a reader who never
+	// hid anything skips the lookup of their hidden ranges. Triggers keep
+	// it: hiding sets it, and a member who joins again gets it back when
+	// their hidden ranges from before are still there.
+	`
+ALTER TABLE members ADD COLUMN hid_messages INTEGER NOT NULL DEFAULT 0;
+UPDATE members SET hid_messages = 1 WHERE EXISTS (SELECT 1 FROM hidden h
+	WHERE h.conversation_id = members.conversation_id AND h.user_id = members.user_id);
+CREATE TRIGGER hidden_member_ai AFTER INSERT ON hidden BEGIN
+	UPDATE members SET hid_messages = 1 WHERE conversation_id = new.conversation_id AND user_id = new.user_id AND hid_messages = 0;
+END;
+CREATE TRIGGER members_hidden_ai AFTER INSERT ON members
+WHEN EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = new.conversation_id AND h.user_id = new.user_id) BEGIN
+	UPDATE members SET hid_messages = 1 WHERE conversation_id = new.conversation_id AND user_id = new.user_id;
+END;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

@@ -417,12 +417,12 @@ func (s *Store) BumpTokenVersion(ctx context.Context, appID, userID string) (int
 
 // ---- conversations and members ----
 
-const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at`
+const convCols = `id, app_id, type, key, name, avatar_uri, last_seq, last_msg_at, created_at, change_seq`
 
 func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
 	var c store.Conversation
 	var lastAt, created int64
-	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &c.Key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created); err != nil {
+	if err := row.Scan(&c.ID, &c.AppID, &c.Type, &c.Key, &c.Name, &c.AvatarURI, &c.LastSeq, &lastAt, &created, &c.ChangeSeq); err != nil {
 		return store.Conversation{}, err
 	}
 	c.LastMsgAt = store.FromUnixMS(lastAt)
@@ -430,12 +430,12 @@ func scanConv(row interface{ Scan(...any) error }) (store.Conversation, error) {
 	return c, nil
 }
 
-const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at`
+const memberCols = `conversation_id, app_id, user_id, sid, read_seq, joined_seq, created_at, hid_messages`
 
 func scanMember(row interface{ Scan(...any) error }) (store.Member, error) {
 	var m store.Member
 	var created int64
-	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created); err != nil {
+	if err := row.Scan(&m.ConversationID, &m.AppID, &m.UserID, &m.SID, &m.ReadSeq, &m.JoinedSeq, &created, &m.HidMessages); err != nil {
 		return store.Member{}, err
 	}
 	m.CreatedAt = store.FromUnixMS(created)

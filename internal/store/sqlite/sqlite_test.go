@@ -186,6 +186,14 @@ func TestQueryPlans(t *testing.T) {
 		{"member by sid", `SELECT ` + memberCols + ` FROM members WHERE sid = ? AND app_id = ? AND user_id = ?`, []any{"s", "a", "u"}, []string{
 			"(sid=?)",
 		}},
+		{"session by sid", sessionBySIDQuery, []any{"s", "a", "u"}, []string{
+			"(sid=?)",
+			"SEARCH c USING INDEX sqlite_autoindex_conversations_1 (id=?)",
+		}},
+		{"history page", `SELECT ` + pageCols + msgFrom + visibleFrom + ` AND m.seq < ? ORDER BY m.seq DESC LIMIT ?`,
+			[]any{"u", "c", 10, 50}, []string{
+				"SEARCH m USING PRIMARY KEY (conversation_id=? AND seq>? AND seq<?)",
+			}},
 		{"seq allocation of a batch", qAllocRows(4), make([]any, 16), []string{
 			"SEARCH conversations USING INDEX sqlite_autoindex_conversations_1 (id=?)",
 			"SEARCH members USING PRIMARY KEY (conversation_id=? AND user_id=?)",

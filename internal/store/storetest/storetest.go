@@ -81,6 +81,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteUser", testDeleteUser},
 	}
 	tests = append(tests, lifecycleTests...)
+	tests = append(tests, historyTests...)
 	tests = append(tests, searchTests...)
 	tests = append(tests, socialTests...)
 	tests = append(tests, settingsTests...)

@@ -1,0 +1,31 @@
+package chat
+
+import (
+	"bytes"
+	"encoding/json"
+	"testing"
+)
+
+// TestAppendMessagesMatchesEncodingJSON: the hand-written encoder writes
+// what encoding/json writes, byte for byte, for compact content.
+func TestAppendMessagesMatchesEncodingJSON(t *testing.T) {
+	msgs := []Message{
+		{MsgID: "a", Content: json.RawMessage(`{"content":"hi"}`), ConversationType: 1, SenderUserID: "u<1>&", TargetID: "t\"\\\n\t\r\x01",
+			MessageType: 1, Date: "12:00", SendUser: UserRef{Name: "Zoë \u2028\u2029 \xff", AvatarURI: "https://x/?a=1&b=2"}, Seq: 7, Timestamp: 1700000000000},
+		{MsgID: "b", Content: json.RawMessage(`{"x":[1,2,{"y":null}]}`), ConversationType: 2, SenderUserID: "u2", TargetID: "g", MessageType: 6,
+			Date: "26/01/02", Seq: 8, Timestamp: 1, ClientMsgID: "c1", Version: 3, EditedAt: 5, EditCount: 2, Recalled: true, RecalledBy: "u2",
+			RecalledAt: 9, ReplyTo: "a", Quote: &Quote{MsgID: "a", Seq: 7, SenderUserID: "u1", MessageType: 1, Excerpt: "hi"},
+			Mentions: []string{"u1"}, MentionAll: true, Reactions: []Reaction{{Emoji: "👍", Count: 2, UserIDs: []string{"u1", "u2"}, Me: true}}},
+		{MsgID: "c", ConversationType: 1},
+	}
+	want, err := json.Marshal(msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := AppendMessages(nil, msgs); !bytes.Equal(got, want) {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if got := AppendMessages(nil, []Message{}); string(got) != "[]" {
+		t.Fatalf("empty: %s", got)
+	}
+}
