@@ -151,8 +151,8 @@ func Default() Config {
 		WebhookTimeout:     10 * time.Second,
 		WebhookConcurrency: 4,
 		WebhookPoll:        time.Second,
-		UserAnswerRate:   1 << 20,
-		UserAnswerBurst:  16 << 20,
+		UserAnswerRate:     1 << 20,
+		UserAnswerBurst:    16 << 20,
 	}
 }
 

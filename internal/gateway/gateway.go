@@ -174,7 +174,7 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 	g := &Gateway{chat: svc, broker: br, reg: newRegistry(), opts: opts, log: opts.Logger,
 		events: ratelimit.New(opts.EventRate, opts.EventBurst), typingLimit: ratelimit.New(typingRate, typingBurst),
 		settingsLim: ratelimit.New(settingsRate, settingsBurst),
-		answers: ratelimit.NewBytes(float64(opts.AnswerRate), opts.AnswerBurst)}
+		answers:     ratelimit.NewBytes(float64(opts.AnswerRate), opts.AnswerBurst)}
 	g.pres = newPresence(g)
 	if or, ok := br.(broker.OverflowReporter); ok {
 		or.OnOverflow(g.overflow)
