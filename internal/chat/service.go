@@ -120,8 +120,9 @@ type Service struct {
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
 
-	users   *userCache   // names and avatars for the send path
-	members *memberCache // group member lists for the send path
+	users    *userCache   // names and avatars for the send path
+	members  *memberCache // group member lists for the send path
+	privSIDs privateSIDs  // private sessions for message changes (lifecycle.go)
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 }
