@@ -33,9 +33,14 @@ lint: vet
 go-test:
 	$(GO) test -race -timeout 20m ./...
 
+# Two test files at a time: each starts its own chatd on a free port with its
+# own data directory (test/lib/chatd.mjs), and most of a file's time is spent
+# waiting, so two halve the suite's time on two cores; more gain nothing.
+NODE_TEST_CONCURRENCY ?= 2
+
 node-test: build
 	cd test && npm ci --no-audit --no-fund --loglevel=error
-	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=1 --test-timeout=300000 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
+	CHATD_BIN=$(BIN)/chatd node --test --test-concurrency=$(NODE_TEST_CONCURRENCY) --test-timeout=300000 $$(find test -name '*.test.mjs' -not -path '*/node_modules/*' | sort)
 
 # `make soak` holds 10,000 sockets on loopback, sends for three minutes, lets
 # the clients leave and checks chatd's /metrics return to their baseline.

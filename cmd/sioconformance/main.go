@@ -46,7 +46,7 @@ func main() {
 
 	eio := engineio.NewServer(engineio.Options{
 		PingInterval: *pingInterval, PingTimeout: *pingTimeout, MaxPayload: *maxPayload, Logger: log,
-		OnSession: func(s *engineio.Session) { s.SetHandler(echo{}) },
+		OnConn: func(s *engineio.Conn) { s.SetHandler(echo{}) },
 	})
 	sio := socketio.NewServer(socketio.Options{
 		PingInterval: *pingInterval, PingTimeout: *pingTimeout, MaxPayload: *maxPayload,
@@ -89,7 +89,7 @@ func main() {
 
 type echo struct{}
 
-func (echo) HandleMessage(s *engineio.Session, data []byte, binary bool) {
+func (echo) HandleMessage(s *engineio.Conn, data []byte, binary bool) {
 	if binary {
 		_ = s.Send(engineio.BinaryFrame(data))
 		return
@@ -97,7 +97,7 @@ func (echo) HandleMessage(s *engineio.Session, data []byte, binary bool) {
 	_ = s.Send(engineio.MessageFrame(data))
 }
 
-func (echo) HandleClose(*engineio.Session, string) {}
+func (echo) HandleClose(*engineio.Conn, string) {}
 
 func authOf(s *socketio.Socket) any {
 	if a := s.Handshake().Auth; a != nil {

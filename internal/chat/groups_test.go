@@ -53,6 +53,7 @@ func (f *fixture) notices(t *testing.T, user string) []map[string]any {
 }
 
 func TestGroupOwnerAndRoles(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	g, err := f.svc.GroupInfo(ctx, f.backend(), "g")
 	if err != nil || g.OwnerID != "o" || g.MemberCount != 4 || string(g.Extra) != "{}" {
@@ -94,6 +95,7 @@ func TestGroupOwnerAndRoles(t *testing.T) {
 
 // TestGroupAuthorization: who may do what, one row per actor and action.
 func TestGroupAuthorization(t *testing.T) {
+	t.Parallel()
 	type op struct {
 		name string
 		do   func(f *fixture, ctx context.Context, a Actor) error
@@ -141,6 +143,7 @@ func TestGroupAuthorization(t *testing.T) {
 	for actor, may := range allowed {
 		for _, o := range ops {
 			t.Run(actor+"/"+o.name, func(t *testing.T) {
+				t.Parallel()
 				f, ctx := groupFixture(t)
 				a := f.as(actor)
 				switch actor {
@@ -178,6 +181,7 @@ func TestGroupAuthorization(t *testing.T) {
 }
 
 func TestAdminLimits(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	for _, target := range []string{"o", "ad"} {
 		if err := f.svc.RemoveMembers(ctx, f.as("ad"), "g", []string{target}); !errors.Is(err, ErrForbidden) {
@@ -193,6 +197,7 @@ func TestAdminLimits(t *testing.T) {
 }
 
 func TestMuteRefusesSends(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	send := func(u string) error {
 		_, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: u, TargetID: "g", Type: TypeText, Content: text("hi")})
@@ -247,6 +252,7 @@ func TestMuteRefusesSends(t *testing.T) {
 }
 
 func TestNoticesInOrderAndPushed(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: "m1", TargetID: "g", Type: TypeText, Content: text("one")})
 	if err := f.svc.AddMembers(ctx, f.backend(), "g", []string{"out", "m1"}); err != nil {
@@ -321,6 +327,7 @@ func mustSID(t *testing.T, f *fixture, user string) string {
 }
 
 func TestDismiss(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	if err := f.svc.Dismiss(ctx, f.as("o"), "g"); err != nil {
 		t.Fatal(err)
@@ -345,6 +352,7 @@ func TestDismiss(t *testing.T) {
 }
 
 func TestGroupInputBounds(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	long := strings.Repeat("x", MaxNoticeBytes+1)
 	if _, err := f.svc.UpdateGroup(ctx, f.backend(), "g", GroupUpdateInput{Notice: &long}); !errors.Is(err, ErrInvalid) {
@@ -370,6 +378,7 @@ func TestGroupInputBounds(t *testing.T) {
 }
 
 func TestCanModerate(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	conv, _ := f.svc.store.ConversationByKey(ctx, f.app.ID, store.Group, "g")
 	for u, want := range map[string]bool{"o": true, "ad": true, "m1": false, "out": false} {
@@ -380,6 +389,7 @@ func TestCanModerate(t *testing.T) {
 }
 
 func TestProfiles(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	name := "New name"
 	p, err := f.svc.UpdateUser(ctx, f.app.ID, "m1", ProfileInput{Name: &name, Extra: json.RawMessage(`{"v":1}`)})
@@ -432,6 +442,7 @@ func TestProfiles(t *testing.T) {
 // TestModeratorsRecall: group owners and admins recall anyone's message in
 // their group, at any time; a member only their own.
 func TestModeratorsRecall(t *testing.T) {
+	t.Parallel()
 	f, ctx := groupFixture(t)
 	sent := func(u string) string {
 		r, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: u, TargetID: "g", Type: TypeText, Content: text("x")})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -124,6 +125,36 @@ func (s *Service) seen(ctx context.Context, conv store.Conversation, userID stri
 	return userID == "" || conv.Type != store.Group || s.visible(ctx, conv.ID, userID, seq)
 }
 
+// privateSIDs remembers which private conversation a user's session id
+// names, so that an edit or a reaction costs no more than a send, which
+// keeps its private conversations too (Service.private): a private
+// conversation's members never change, so an entry never goes stale. Only
+// the conversation's identity is used from it (id, type, key), not its
+// counters. Group sessions are looked up every time: membership decides.
+// The map is emptied when it reaches maxPrivateSIDs.
+type privateSIDs struct {
+	mu sync.Mutex
+	m  map[string]store.Conversation // by app, user and sid
+}
+
+const maxPrivateSIDs = 100_000
+
+func (c *privateSIDs) get(key string) (store.Conversation, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	conv, ok := c.m[key]
+	return conv, ok
+}
+
+func (c *privateSIDs) put(key string, conv store.Conversation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxPrivateSIDs {
+		c.m = make(map[string]store.Conversation)
+	}
+	c.m[key] = conv
+}
+
 // resolve finds the conversation ref names and checks that the actor may act
 // in it: a user must be a member, the app may act in any of its own.
 func (s *Service) resolve(ctx context.Context, a Actor, ref ConvRef, msgID string) (store.Conversation, error) {
@@ -133,7 +164,14 @@ func (s *Service) resolve(ctx context.Context, a Actor, ref ConvRef, msgID strin
 		}
 	}
 	if ref.SID != "" {
+		key := a.AppID + "\x00" + a.UserID + "\x00" + ref.SID
+		if conv, ok := s.privSIDs.get(key); ok {
+			return conv, nil
+		}
 		conv, _, err := s.session(ctx, a.AppID, a.UserID, ref.SID)
+		if err == nil && conv.Type == store.Private {
+			s.privSIDs.put(key, conv)
+		}
 		return conv, err
 	}
 	if err := checkUserID("targetId", ref.TargetID); err != nil {

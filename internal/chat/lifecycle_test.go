@@ -100,6 +100,7 @@ func byID(ms []Message, id string) *Message {
 }
 
 func TestRecall(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{})
 	ctx := context.Background()
 	m := f.send(t, "alice", "secret", nil)
@@ -157,6 +158,7 @@ func TestRecall(t *testing.T) {
 }
 
 func TestRecallWindowAndApp(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{Lifecycle: LifecycleOptions{RecallWindow: time.Minute}})
 	ctx := context.Background()
 	m := f.send(t, "bob", "old", nil) // bob is a plain member: the window binds him
@@ -183,6 +185,7 @@ func TestRecallWindowAndApp(t *testing.T) {
 }
 
 func TestEdit(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{Lifecycle: LifecycleOptions{EditWindow: time.Hour}})
 	ctx := context.Background()
 	m := f.send(t, "alice", "teh", nil)
@@ -228,6 +231,7 @@ func TestEdit(t *testing.T) {
 }
 
 func TestMentions(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{})
 	ctx := context.Background()
 	if _, err := f.svc.SendGroup(ctx, SendInput{AppID: f.app.ID, SenderID: "alice", TargetID: "g", Type: TypeText, Content: text("x"),
@@ -265,6 +269,7 @@ func TestMentions(t *testing.T) {
 }
 
 func TestReactions(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{Lifecycle: LifecycleOptions{MaxReactions: 2}})
 	ctx := context.Background()
 	m := f.send(t, "alice", "hi", nil)
@@ -314,6 +319,7 @@ func TestReactions(t *testing.T) {
 }
 
 func TestDeleteForMeAndClear(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{Limits: Limits{HistoryDefault: 3, HistoryMax: 3}})
 	ctx := context.Background()
 	var msgs []SendResult
@@ -374,6 +380,7 @@ func seqsOf(ms []Message) []int64 {
 // A device that missed every push catches up with SyncChanges and ends in
 // the state a fresh history shows.
 func TestSyncChangesConverges(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{})
 	ctx := context.Background()
 	var msgs []SendResult
@@ -447,6 +454,7 @@ func TestSyncChangesConverges(t *testing.T) {
 // A member who joined after a message can neither see nor change it, nor
 // reply to it.
 func TestLifecycleVisibility(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{})
 	ctx := context.Background()
 	old := f.send(t, "alice", "before dave", nil)
@@ -474,6 +482,7 @@ func TestLifecycleVisibility(t *testing.T) {
 }
 
 func TestChangeRateLimit(t *testing.T) {
+	t.Parallel()
 	f := newLifeFixture(t, Options{UserSendRate: 1, UserSendBurst: 2})
 	ctx := context.Background()
 	m := f.send(t, "alice", "x", nil)

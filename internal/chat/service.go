@@ -132,7 +132,8 @@ type Service struct {
 	blocks  *listCache   // whom each user blocks, by user (settings.go)
 	mutes   *listCache   // who muted each conversation, by conversation (settings.go)
 
-	groupSizes sizeCache // member counts deciding group receipts (group_receipts.go)
+	groupSizes sizeCache   // member counts deciding group receipts (group_receipts.go)
+	privSIDs   privateSIDs // private sessions for message changes (lifecycle.go)
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 

@@ -63,7 +63,7 @@ func NewServer(opts Options) *Server {
 		MaxBufferBytes:   opts.MaxBufferBytes,
 		HandshakeTimeout: opts.ConnectTimeout,
 		Logger:           opts.Logger,
-		OnSession:        srv.onSession,
+		OnConn:           srv.onSession,
 	})
 	srv.Of("/")
 	return srv
@@ -134,7 +134,7 @@ func newID() string {
 // client is the Socket.IO side of one Engine.IO session.
 type client struct {
 	srv  *Server
-	sess *engineio.Session
+	sess *engineio.Conn
 
 	mu      sync.Mutex
 	sockets []*Socket   // one per namespace; usually one
@@ -149,7 +149,7 @@ type client struct {
 	binGen   atomic.Uint64
 }
 
-func (srv *Server) onSession(sess *engineio.Session) {
+func (srv *Server) onSession(sess *engineio.Conn) {
 	c := &client{srv: srv, sess: sess}
 	sess.SetHandler(c)
 	// On both protocol versions a connection without an authenticated
@@ -192,7 +192,7 @@ func (c *client) sendText(b []byte) {
 }
 
 // HandleMessage implements engineio.Handler.
-func (c *client) HandleMessage(sess *engineio.Session, data []byte, binary bool) {
+func (c *client) HandleMessage(sess *engineio.Conn, data []byte, binary bool) {
 	if binary {
 		if c.pending == nil {
 			c.fail("unexpected binary attachment")
@@ -360,7 +360,7 @@ func (c *client) refuse(nsp, msg string, data any) {
 }
 
 // HandleClose implements engineio.Handler.
-func (c *client) HandleClose(sess *engineio.Session, reason string) {
+func (c *client) HandleClose(sess *engineio.Conn, reason string) {
 	c.mu.Lock()
 	c.closed = true
 	c.binGen.Add(1)

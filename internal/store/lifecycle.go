@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -168,6 +169,49 @@ func MentionRows(m Message) []string {
 		out = append(out, MentionAll)
 	}
 	return out
+}
+
+// NextReactions returns the aggregate after one change of userID's emoji
+// reaction (on: added, which took effect), computed from the aggregate
+// before it, so that a reaction needs no re-read of its message's rows. A
+// new row is the newest (its created_at is now), so an addition goes last;
+// a removal is exact unless it takes away an emoji's first user (its place
+// may move) or a sampled user of an emoji with more users than its sample
+// (the next user must come in): then ok is false and the caller reads the
+// rows (AggregateReactions). before is not modified.
+func NextReactions(before []Reaction, userID, emoji string, on bool) (after []Reaction, ok bool) {
+	i := slices.IndexFunc(before, func(r Reaction) bool { return r.Emoji == emoji })
+	after = slices.Clone(before)
+	if on {
+		if i < 0 {
+			return append(after, Reaction{Emoji: emoji, Count: 1, Users: []string{userID}}), true
+		}
+		r := &after[i]
+		if r.Count == len(r.Users) && len(r.Users) < ReactionSample {
+			r.Users = append(slices.Clip(r.Users), userID)
+		} else if len(r.Users) < ReactionSample {
+			return nil, false // a sample short of its count: not an aggregate this code wrote
+		}
+		r.Count++
+		return after, true
+	}
+	if i < 0 {
+		return nil, false
+	}
+	r := &after[i]
+	j := slices.Index(r.Users, userID)
+	switch {
+	case r.Count == 1 && j == 0:
+		return slices.Delete(after, i, i+1), true
+	case j < 0 && r.Count > len(r.Users):
+		r.Count-- // a user beyond the sample
+		return after, true
+	case j > 0 && r.Count == len(r.Users):
+		r.Users = slices.Delete(slices.Clone(r.Users), j, j+1)
+		r.Count--
+		return after, true
+	}
+	return nil, false
 }
 
 // AggregateReactions folds reaction rows (emoji, user), in the order they

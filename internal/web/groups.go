@@ -9,15 +9,16 @@ import (
 
 // The demo's group panel reads and manages groups through the SDK's socket
 // events (the demo app allows socket management); mutes and dismissal have
-// no socket event, so the demo asks for them here, as the caller and with
-// the caller's role, like an app backend that checks roles first.
+// no socket event, nor have admin changes, so the demo asks for them here,
+// as the caller and with the caller's role, like an app backend that checks
+// roles first.
 
 func (w *Web) registerGroups(mux *http.ServeMux) {
 	mux.HandleFunc("POST /demo/group-action", w.demoGroupAction)
 }
 
 // demoGroupAction: {token, groupId, action, userIds?, minutes?} where action
-// is mute, unmute, muteAll, unmuteAll or dismiss.
+// is mute, unmute, muteAll, unmuteAll, admin, unadmin or dismiss.
 func (w *Web) demoGroupAction(rw http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Token   string   `json:"token"`
@@ -44,6 +45,10 @@ func (w *Web) demoGroupAction(rw http.ResponseWriter, r *http.Request) {
 		err = w.chat.Mute(ctx, a, in.GroupID, in.UserIDs, time.Time{})
 	case "muteAll", "unmuteAll":
 		err = w.chat.MuteAll(ctx, a, in.GroupID, in.Action == "muteAll")
+	case "admin":
+		err = w.chat.SetAdmins(ctx, a, in.GroupID, in.UserIDs, nil)
+	case "unadmin":
+		err = w.chat.SetAdmins(ctx, a, in.GroupID, nil, in.UserIDs)
 	case "dismiss":
 		err = w.chat.Dismiss(ctx, a, in.GroupID)
 	default:

@@ -756,7 +756,11 @@ export class ChatdClient extends Emitter {
     for (const s of list) {
       const old = this._sessions.get(s.sid);
       const last = s.lastSeq || 0;
-      fresh.set(s.sid, { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, last) });
+      const next = { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, last) };
+      // A list read before pushes that arrived since counts fewer unread
+      // than this client already does: its own count is the newer.
+      if (old && (old.lastSeq || 0) > last) Object.assign(next, { unread: old.unread, mentionedUnread: old.mentionedUnread, lastMsg: old.lastMsg });
+      fresh.set(s.sid, next);
       if (!this._tracks.has(s.sid)) {
         const t = this._track(s.sid, baseline ? Math.max(0, Math.min(last, (lowest.get(s.sid) ?? Infinity) - 1)) : 0);
         // Changes before the first list are in what history shows.

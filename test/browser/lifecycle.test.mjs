@@ -118,4 +118,44 @@ describe('demo message menu in Chromium', { skip }, () => {
     assert.equal(await ann.locator('#messages .text', { hasText: 'see you' }).count(), 1);
     assert.deepEqual(errors, []);
   });
+
+  test('@all is offered to the owner and admins only', async () => {
+    const [dee, eve, fay] = [await login('dee'), await login('eve'), await login('fay')];
+    await dee.click('#new-group-box summary');
+    await dee.fill('[data-testid=new-group-name]', 'Choir');
+    await dee.fill('[data-testid=new-group-members]', 'eve, fay');
+    await dee.click('[data-testid=new-group-submit]');
+    await dee.waitForFunction(() => document.getElementById('chat-title').textContent === '# Choir');
+    await send(dee, 'rehearsal at six');
+    const group = (p) => p.locator('[data-testid=conversation]', { hasText: '# Choir' });
+    // options: the names offered after typing "@" once the demo knows the user's role.
+    const options = async (p, role) => {
+      await p.locator(`#composer[data-group-role=${role}]`).waitFor({ state: 'attached' });
+      await p.fill('[data-testid=composer-text]', '');
+      await p.type('[data-testid=composer-text]', '@');
+      await p.locator('[data-testid=mention-option]').first().waitFor();
+      const names = await p.locator('[data-testid=mention-option]').evaluateAll((bs) => bs.map((b) => b.dataset.name));
+      await p.fill('[data-testid=composer-text]', '');
+      return names.sort();
+    };
+    for (const p of [eve, fay]) {
+      await group(p).click();
+      await msg(p, 'rehearsal at six').waitFor();
+    }
+    assert.deepEqual(await options(eve, 'member'), ['dee'], 'a member is not offered @all');
+    assert.deepEqual(await options(dee, 'owner'), ['all'], 'the owner is');
+
+    // dee makes eve an admin; eve's open group learns it from the event.
+    await dee.click('[data-testid=group-info-toggle]');
+    await dee.locator('[data-testid=member][data-user=eve] [data-testid=member-admin]').click();
+    await dee.locator('[data-testid=member][data-user=eve][data-role=admin]').waitFor();
+    assert.deepEqual(await options(eve, 'admin'), ['all', 'dee'], 'an admin is offered @all');
+    assert.deepEqual(await options(fay, 'member'), ['dee'], 'the other member still is not');
+
+    // The admin's @all mentions everyone: fay, with no chat open, sees [@me].
+    await reload(fay);
+    await send(eve, 'all welcome @all');
+    await group(fay).locator('[data-testid=at-me]').waitFor();
+    assert.deepEqual(errors, []);
+  });
 });

@@ -93,6 +93,7 @@ func TestClusterDelivery(t *testing.T) {
 		{"nats", "CHATD_TEST_NATS"},
 	} {
 		t.Run(b.name, func(t *testing.T) {
+			t.Parallel() // each broker's cluster has its own schema and app
 			brokerURL := testenv.URL(t, b.env)
 			runDelivery(t, brokerURL)
 		})

@@ -211,6 +211,13 @@ type cluster struct {
 	nodes  []*node
 	app    appCreds
 	http   *http.Client
+	env    []string // more settings of every node (withEnv)
+}
+
+// withEnv gives every node of the cluster these KEY=value settings; unlike
+// t.Setenv it lets the test run in parallel.
+func withEnv(kv ...string) func(*cluster) {
+	return func(c *cluster) { c.env = append(c.env, kv...) }
 }
 
 type appCreds struct {
@@ -294,6 +301,7 @@ func (c *cluster) launch(i int) (*node, error) {
 			"CHATD_HANDSHAKE_RATE_IP=0",
 			"CHATD_USER_EVENT_RATE=0",
 		)
+		env = append(env, c.env...)
 		logPath := filepath.Join(c.dir, fmt.Sprintf("node%d.log", i))
 		p, err := startProc(c.t, fmt.Sprintf("node%d", i), logPath, env, c.bin)
 		if err != nil {

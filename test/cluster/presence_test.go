@@ -15,8 +15,8 @@ import (
 func TestClusterPresence(t *testing.T) {
 	for _, b := range []struct{ name, env string }{{"redis", "CHATD_TEST_REDIS"}, {"nats", "CHATD_TEST_NATS"}} {
 		t.Run(b.name, func(t *testing.T) {
-			t.Setenv("CHATD_PRESENCE_GRACE", "100ms")
-			c := newCluster(t, 3, freshSchema(t), testenv.URL(t, b.env))
+			t.Parallel() // each broker's cluster has its own schema and app
+			c := newCluster(t, 3, freshSchema(t), testenv.URL(t, b.env), withEnv("CHATD_PRESENCE_GRACE=100ms"))
 			online := func(node int, user string) bool {
 				r := c.call(node, "GET", "/user/online", map[string]any{"userIds": []string{user}})
 				var st []struct {

@@ -45,6 +45,7 @@ const state = {
   pending: new Map(), // clientMsgId → element
   replyTo: null, // the message being answered
   editing: null, // the message being edited
+  roles: new Map(), // groupId → my role there (owner, admin, member)
 };
 const REACTIONS = ['👍', '❤️', '😂'];
 
@@ -177,6 +178,8 @@ async function openConversation(conv, atSeq) {
   closeGroupPanel();
   renderConversations();
   onOpen();
+  $('composer').dataset.groupRole = '';
+  if (conv.group) refreshRole(conv);
   if (!conv.sid) return; // a new chat: the first message creates it
   const v = view(conv.sid);
   v.msgs.clear();
@@ -346,8 +349,29 @@ function clearCompose() {
   banner().hidden = true;
 }
 
+// canMentionAll: only a group's owner and admins may mention everyone
+// (docs/groups.md); the role comes from group-info, asked when the group is
+// opened and again when an admins or owner event arrives.
+function canMentionAll(conv) {
+  const role = state.roles.get(conv.targetId);
+  return role === 'owner' || role === 'admin';
+}
+
+async function refreshRole(conv) {
+  try {
+    const g = await state.client.groupInfo(conv.targetId);
+    state.roles.set(conv.targetId, g.role);
+  } catch {
+    state.roles.delete(conv.targetId); // no longer a member: no @all
+  }
+  if (state.active !== conv) return;
+  $('composer').dataset.groupRole = state.roles.get(conv.targetId) || '';
+  suggestMentions();
+}
+
 // suggestMentions offers the group's known members (everyone seen sending
-// here) and "all" while the word being typed starts with @.
+// here), and "all" to owners and admins, while the word being typed starts
+// with @.
 function suggestMentions() {
   let box = $('mention-suggest');
   if (!box) {
@@ -360,7 +384,7 @@ function suggestMentions() {
   const m = /(^|\s)@([^\s@]*)$/.exec(upto);
   if (!conv?.group || !m) { box.hidden = true; return; }
   const known = [...new Set([...view(conv.sid || '').msgs.values()].map((x) => x.senderUserId))].filter((u) => u !== state.me.userId);
-  const names = [...known.sort(), 'all'].filter((n) => n.startsWith(m[2])).slice(0, 8);
+  const names = [...known.sort(), ...(canMentionAll(conv) ? ['all'] : [])].filter((n) => n.startsWith(m[2])).slice(0, 8);
   if (!names.length) { box.hidden = true; return; }
   box.replaceChildren(...names.map((n) => {
     const b = el('button', { type: 'button', class: 'link', 'data-testid': 'mention-option', 'data-name': n }, '@' + n);
@@ -408,6 +432,7 @@ function onMessage(m) {
   v.msgs.set(m.msgId, m);
   renderMessages(m.senderUserId === state.me.userId);
   markReadIfVisible();
+  if (m.messageType === MessageType.NOTICE && ['admins', 'owner'].includes(m.content?.event)) refreshRole(conv);
   if (m.messageType === MessageType.NOTICE && !$('group-panel').hidden) renderGroupPanel();
 }
 
@@ -450,13 +475,14 @@ async function sendText(e) {
   }
   const replyTo = state.replyTo?.msgId;
   clearCompose();
-  // @name of someone seen in this group mentions them; @all everyone.
+  // @name of someone seen in this group mentions them; @all everyone (owners
+  // and admins; from a member it stays plain text).
   const opts = { group: conv.group, replyTo };
   if (conv.group) {
     const known = new Set([...view(conv.sid || '').msgs.values()].map((m) => m.senderUserId));
     const names = [...text.matchAll(/@([^\s@]+)/g)].map((x) => x[1]);
     opts.mentions = [...new Set(names.filter((n) => known.has(n) && n !== state.me.userId))];
-    opts.mentionAll = names.includes('all');
+    opts.mentionAll = names.includes('all') && canMentionAll(conv);
   }
   const clientMsgId = newClientMsgId();
   opts.clientMsgId = clientMsgId;
@@ -543,6 +569,8 @@ async function renderGroupPanel() {
   try {
     const [g, page] = await Promise.all([state.client.groupInfo(conv.targetId), state.client.groupMembers(conv.targetId, { limit: 200 })]);
     if (state.active !== conv) return;
+    state.roles.set(conv.targetId, g.role);
+    $('composer').dataset.groupRole = g.role;
     const manager = g.role === 'owner' || g.role === 'admin';
     const rank = { member: 0, admin: 1, owner: 2 };
     // What the user is typing stays.
@@ -563,6 +591,12 @@ async function renderGroupPanel() {
         const rm = el('button', { type: 'button', class: 'danger', 'data-testid': 'member-remove' }, 'Remove');
         rm.addEventListener('click', () => run(() => state.client.removeGroupMembers(conv.targetId, [m.userId])));
         li.append(mute, rm);
+      }
+      if (g.role === 'owner' && m.role !== 'owner') {
+        const admin = m.role === 'admin';
+        const b = el('button', { type: 'button', 'data-testid': 'member-admin' }, admin ? 'Remove admin' : 'Make admin');
+        b.addEventListener('click', () => groupAction(admin ? 'unadmin' : 'admin', [m.userId]));
+        li.append(b);
       }
       return li;
     }));

@@ -27,9 +27,9 @@ func Open(ctx context.Context, spec string, logger *slog.Logger) (broker.Broker,
 	case spec == "" || spec == "memory":
 		return broker.NewMemory(), nil
 	case scheme == "redis" || scheme == "rediss" || scheme == "unix":
-		b, err = redis.Open(ctx, spec, redis.WithLogger(logger))
+		b, err = redis.Open(ctx, spec, redis.Options{Logger: logger})
 	case scheme == "nats" || scheme == "tls":
-		b, err = nats.Open(ctx, spec, nats.WithLogger(logger))
+		b, err = nats.Open(ctx, spec, nats.Options{Logger: logger})
 	default:
 		return nil, fmt.Errorf("broker: unknown broker %q (want memory, redis://… or nats://…)", redactURL(spec))
 	}

@@ -24,44 +24,29 @@ import (
 // DefaultPrefix is put before every encoded topic to form the subject.
 const DefaultPrefix = "chatd."
 
-// Option configures Open.
-type Option func(*options)
-
-type options struct {
-	prefix       string
-	logger       *slog.Logger
-	queueLen     int
-	reconnectBuf int
-	pingInterval time.Duration
-	maxBackoff   time.Duration
-	subTimeout   time.Duration
-	inbox        int
+// Options configures Open. Zero values take the defaults.
+type Options struct {
+	Prefix   string       // put before every encoded topic; should end with '.'; default DefaultPrefix
+	Logger   *slog.Logger // where disconnects and reconnects are logged; default nowhere
+	QueueLen int          // payloads each subscription buffers; default broker.DefaultQueueLen
+	// ReconnectBuffer is the bytes the client holds for publishes that race a
+	// disconnect, flushed on reconnect (default 1 MiB). Once the broker knows
+	// it is disconnected, Publish fails instead of buffering.
+	ReconnectBuffer int
+	// PingInterval is how often the client pings the server to detect a dead
+	// connection (default 5s; two unanswered pings drop the connection).
+	PingInterval time.Duration
+	MaxBackoff   time.Duration // cap on the wait between reconnect attempts; default 2s
 }
 
-// WithPrefix sets the subject prefix (DefaultPrefix); it should end with '.'.
-func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
-
-// WithLogger sets where disconnects and reconnects are logged (default: nowhere).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithQueueLen sets how many payloads each subscription buffers (broker.DefaultQueueLen).
-func WithQueueLen(n int) Option { return func(o *options) { o.queueLen = n } }
-
-// WithReconnectBuffer sets the bytes the client holds for publishes that race a
-// disconnect, flushed on reconnect (default 1 MiB). Once the broker knows it is
-// disconnected, Publish fails instead of buffering.
-func WithReconnectBuffer(n int) Option { return func(o *options) { o.reconnectBuf = n } }
-
-// WithPingInterval sets how often the client pings the server to detect a dead
-// connection (default 5s; two unanswered pings drop the connection).
-func WithPingInterval(d time.Duration) Option { return func(o *options) { o.pingInterval = d } }
-
-// WithMaxBackoff caps the wait between reconnect attempts (default 2s).
-func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
+const (
+	subTimeout = 5 * time.Second // bounds the flush that confirms a subscription
+	inboxLen   = 1 << 16         // messages the dispatcher's inbox holds
+)
 
 // Broker is a broker.Broker on core NATS.
 type Broker struct {
-	opt options
+	opt Options
 	nc  *natsgo.Conn
 	fan *broker.Fanout
 	log *slog.Logger
@@ -84,27 +69,30 @@ var _ broker.Broker = (*Broker)(nil)
 
 // Open connects to NATS at url (nats://host:port, or a comma-separated list). The first
 // connection must succeed within ctx; after that the client reconnects forever.
-func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
-	o := options{
-		prefix:       DefaultPrefix,
-		queueLen:     broker.DefaultQueueLen,
-		reconnectBuf: 1 << 20,
-		pingInterval: 5 * time.Second,
-		maxBackoff:   2 * time.Second,
-		subTimeout:   5 * time.Second,
-		inbox:        1 << 16,
+func Open(ctx context.Context, url string, o Options) (*Broker, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
 	}
-	for _, fn := range opts {
-		fn(&o)
+	if o.QueueLen <= 0 {
+		o.QueueLen = broker.DefaultQueueLen
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	if o.ReconnectBuffer <= 0 {
+		o.ReconnectBuffer = 1 << 20
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 5 * time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{
 		opt:   o,
-		fan:   broker.NewFanout(o.queueLen),
-		log:   o.logger.With("broker", "nats"),
-		inbox: make(chan *natsgo.Msg, o.inbox),
+		fan:   broker.NewFanout(o.QueueLen),
+		log:   o.Logger.With("broker", "nats"),
+		inbox: make(chan *natsgo.Msg, inboxLen),
 		stop:  make(chan struct{}),
 		done:  make(chan struct{}),
 		subs:  make(map[*natsgo.Subscription]*broker.Sub),
@@ -122,10 +110,10 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		natsgo.MaxReconnects(-1),
 		natsgo.CustomReconnectDelay(func(attempts int) time.Duration {
 			// 50ms, 100ms, 200ms … up to maxBackoff.
-			return min(50*time.Millisecond<<min(attempts, 10), o.maxBackoff)
+			return min(50*time.Millisecond<<min(attempts, 10), o.MaxBackoff)
 		}),
-		natsgo.ReconnectBufSize(o.reconnectBuf),
-		natsgo.PingInterval(o.pingInterval),
+		natsgo.ReconnectBufSize(o.ReconnectBuffer),
+		natsgo.PingInterval(o.PingInterval),
 		natsgo.MaxPingsOutstanding(2),
 		natsgo.FlusherTimeout(2*time.Second),
 		natsgo.NoCallbacksAfterClientClose(),
@@ -148,7 +136,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) subject(topic string) string { return b.opt.prefix + encodeTopic(topic) }
+func (b *Broker) subject(topic string) string { return b.opt.Prefix + encodeTopic(topic) }
 
 // dispatch moves messages from the shared inbox to their subscriptions' queues.
 func (b *Broker) dispatch() {
@@ -225,7 +213,7 @@ func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
 		return nil, fmt.Errorf("nats broker: subscribe %q: %w", topic, err)
 	}
 	if b.nc.IsConnected() {
-		ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), subTimeout)
 		// A round trip: once the server answers, it has processed the SUB.
 		if err := b.nc.FlushWithContext(ctx); err != nil {
 			b.log.Warn("subscribe not confirmed; the client restores it on reconnect", "topic", topic, "err", err)

@@ -24,11 +24,11 @@ func uniquePrefix() string {
 	return fmt.Sprintf("chatdtest.%d-%d.", time.Now().UnixNano(), seq.Add(1))
 }
 
-func open(t testing.TB, url string, opts ...nats.Option) *nats.Broker {
+func open(t testing.TB, url string, opts nats.Options) *nats.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := nats.Open(ctx, url, opts...)
+	b, err := nats.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -40,14 +40,14 @@ func TestConformance(t *testing.T) {
 	url := testenv.URL(t, "CHATD_TEST_NATS")
 	brokertest.Run(t, func(t *testing.T) func() broker.Broker {
 		prefix := uniquePrefix()
-		return func() broker.Broker { return open(t, url, nats.WithPrefix(prefix)) }
+		return func() broker.Broker { return open(t, url, nats.Options{Prefix: prefix}) }
 	})
 }
 
 func TestTopicsWithSubjectCharacters(t *testing.T) {
 	url := testenv.URL(t, "CHATD_TEST_NATS")
 	prefix := uniquePrefix()
-	a, b := open(t, url, nats.WithPrefix(prefix)), open(t, url, nats.WithPrefix(prefix))
+	a, b := open(t, url, nats.Options{Prefix: prefix}), open(t, url, nats.Options{Prefix: prefix})
 	topics := []string{"", "a.b", "a.*", ">", "a b", "u:app:alice", "é", "a_2Eb"}
 	got := make([]chan string, len(topics))
 	for i, topic := range topics {
@@ -91,7 +91,7 @@ func TestTopicsWithSubjectCharacters(t *testing.T) {
 func TestOpenUnreachable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if b, err := nats.Open(ctx, "nats://127.0.0.1:1"); err == nil {
+	if b, err := nats.Open(ctx, "nats://127.0.0.1:1", nats.Options{}); err == nil {
 		b.Close()
 		t.Fatal("Open of an unreachable server: nil error")
 	}
@@ -104,9 +104,9 @@ func TestOutage(t *testing.T) {
 	})
 
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
-	opts := []nats.Option{nats.WithLogger(log), nats.WithMaxBackoff(500 * time.Millisecond)}
+	opts := nats.Options{Logger: log, MaxBackoff: 500 * time.Millisecond}
 	url := fmt.Sprintf("nats://127.0.0.1:%d", srv.Port)
-	a, b := open(t, url, opts...), open(t, url, opts...)
+	a, b := open(t, url, opts), open(t, url, opts)
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
@@ -162,7 +162,7 @@ func TestOutage(t *testing.T) {
 func BenchmarkNATS(bm *testing.B) {
 	url := testenv.URL(bm, "CHATD_TEST_NATS")
 	prefix := uniquePrefix()
-	brokertest.Benchmark(bm, open(bm, url, nats.WithPrefix(prefix)), open(bm, url, nats.WithPrefix(prefix)))
+	brokertest.Benchmark(bm, open(bm, url, nats.Options{Prefix: prefix}), open(bm, url, nats.Options{Prefix: prefix}))
 }
 
 // TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
@@ -176,9 +176,9 @@ func TestHalfOpen(t *testing.T) {
 	proxy := brokertest.NewProxy(t, u.Host)
 	prefix := uniquePrefix()
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
-	a := open(t, url, nats.WithPrefix(prefix))
-	b := open(t, "nats://"+proxy.Addr(), nats.WithPrefix(prefix), nats.WithLogger(log),
-		nats.WithPingInterval(200*time.Millisecond), nats.WithMaxBackoff(200*time.Millisecond))
+	a := open(t, url, nats.Options{Prefix: prefix})
+	b := open(t, "nats://"+proxy.Addr(), nats.Options{Prefix: prefix, Logger: log,
+		PingInterval: 200 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- string(p) }); err != nil {

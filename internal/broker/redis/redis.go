@@ -26,33 +26,23 @@ import (
 // DefaultPrefix is put before every topic to form the Redis channel name.
 const DefaultPrefix = "chatd:"
 
-// Option configures Open.
-type Option func(*options)
-
-type options struct {
-	prefix     string
-	logger     *slog.Logger
-	queueLen   int
-	health     time.Duration
-	subTimeout time.Duration
+// Options configures Open. Zero values take the defaults.
+type Options struct {
+	Prefix   string       // put before every topic to form the channel name; default DefaultPrefix
+	Logger   *slog.Logger // where connection losses and reconnects are logged; default nowhere
+	QueueLen int          // payloads each subscription buffers; default broker.DefaultQueueLen
+	// HealthCheck is how long the pub/sub connection may be silent before it
+	// is pinged (default 5s); a ping unanswered for another period marks the
+	// broker down.
+	HealthCheck time.Duration
 }
 
-// WithPrefix sets the channel prefix (DefaultPrefix by default).
-func WithPrefix(p string) Option { return func(o *options) { o.prefix = p } }
-
-// WithLogger sets where connection losses and reconnects are logged (default: nowhere).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithQueueLen sets how many payloads each subscription buffers (broker.DefaultQueueLen).
-func WithQueueLen(n int) Option { return func(o *options) { o.queueLen = n } }
-
-// WithHealthCheck sets how long the pub/sub connection may be silent before it is
-// pinged (default 5s); a ping unanswered for another period marks the broker down.
-func WithHealthCheck(d time.Duration) Option { return func(o *options) { o.health = d } }
+// subTimeout bounds a SUBSCRIBE or UNSUBSCRIBE waiting for its confirmation.
+const subTimeout = 5 * time.Second
 
 // Broker is a broker.Broker on Redis pub/sub.
 type Broker struct {
-	opt    options
+	opt    Options
 	client *goredis.Client
 	ps     *goredis.PubSub
 	fan    *broker.Fanout
@@ -77,13 +67,18 @@ var _ broker.Broker = (*Broker)(nil)
 
 // Open connects to Redis at url (redis://host:port/db) and starts the node's pub/sub
 // receive loop. It fails if Redis does not answer a PING within ctx.
-func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
-	o := options{prefix: DefaultPrefix, queueLen: broker.DefaultQueueLen, health: 5 * time.Second, subTimeout: 5 * time.Second}
-	for _, fn := range opts {
-		fn(&o)
+func Open(ctx context.Context, url string, o Options) (*Broker, error) {
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
 	}
-	if o.logger == nil {
-		o.logger = slog.New(slog.DiscardHandler)
+	if o.QueueLen <= 0 {
+		o.QueueLen = broker.DefaultQueueLen
+	}
+	if o.HealthCheck <= 0 {
+		o.HealthCheck = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	ro, err := goredis.ParseURL(url)
 	if err != nil {
@@ -107,8 +102,8 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 		opt:     o,
 		client:  client,
 		ps:      client.Subscribe(ctx),
-		fan:     broker.NewFanout(o.queueLen),
-		log:     o.logger.With("broker", "redis", "addr", ro.Addr),
+		fan:     broker.NewFanout(o.QueueLen),
+		log:     o.Logger.With("broker", "redis", "addr", ro.Addr),
 		stop:    stop,
 		stopped: make(chan struct{}),
 		wake:    make(chan struct{}),
@@ -118,7 +113,7 @@ func Open(ctx context.Context, url string, opts ...Option) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) channel(topic string) string { return b.opt.prefix + topic }
+func (b *Broker) channel(topic string) string { return b.opt.Prefix + topic }
 
 // Publish implements broker.Broker. It returns once Redis has accepted the payload.
 // While the node's pub/sub connection is known to be down it fails at once with an
@@ -159,7 +154,7 @@ func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
 		b.subMu.Unlock()
 		return nil, broker.ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), subTimeout)
 	defer cancel()
 	if b.up.Load() {
 		// SUBSCRIBE even when the topic is already subscribed: the confirmation that
@@ -211,7 +206,7 @@ func (b *Broker) unsubscribe(s *broker.Sub) {
 	if !b.fan.Remove(s) || b.closed.Load() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.opt.subTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), subTimeout)
 	defer cancel()
 	if !b.up.Load() {
 		// Down: a cancelled context makes go-redis forget the channel (so that the
@@ -232,7 +227,7 @@ func (b *Broker) receive(ctx context.Context) {
 	backoff := minBackoff
 	pinged := false
 	for ctx.Err() == nil {
-		msg, err := b.ps.ReceiveTimeout(ctx, b.opt.health)
+		msg, err := b.ps.ReceiveTimeout(ctx, b.opt.HealthCheck)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -272,14 +267,14 @@ func (b *Broker) receive(ctx context.Context) {
 		}
 		switch m := msg.(type) {
 		case *goredis.Message:
-			topic, ok := strings.CutPrefix(m.Channel, b.opt.prefix)
+			topic, ok := strings.CutPrefix(m.Channel, b.opt.Prefix)
 			if !ok {
 				continue
 			}
 			b.fan.Deliver(topic, []byte(m.Payload))
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
-				if topic, ok := strings.CutPrefix(m.Channel, b.opt.prefix); ok {
+				if topic, ok := strings.CutPrefix(m.Channel, b.opt.Prefix); ok {
 					b.fan.Activate(topic)
 					b.signal()
 				}
@@ -301,7 +296,7 @@ func (b *Broker) replacePubSub(ctx context.Context) {
 	b.ps = b.client.Subscribe(ctx)
 	_ = old.Close()
 	if chans := b.channels(); len(chans) > 0 {
-		sctx, cancel := context.WithTimeout(ctx, b.opt.subTimeout)
+		sctx, cancel := context.WithTimeout(ctx, subTimeout)
 		defer cancel()
 		// On error go-redis still records the channels and subscribes on its next dial.
 		_ = b.ps.Subscribe(sctx, chans...)
@@ -326,7 +321,7 @@ func (b *Broker) resync(ctx context.Context) {
 	if len(chans) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.opt.subTimeout)
+	ctx, cancel := context.WithTimeout(ctx, subTimeout)
 	defer cancel()
 	if err := b.ps.Subscribe(ctx, chans...); err != nil {
 		b.log.Warn("resubscribe failed; will retry on reconnect", "topics", len(chans), "err", err)

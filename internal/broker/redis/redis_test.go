@@ -25,11 +25,11 @@ func uniquePrefix(t testing.TB) string {
 	return fmt.Sprintf("chatdtest:%d:%d:%d:", time.Now().UnixNano(), seq.Add(1), len(t.Name()))
 }
 
-func open(t testing.TB, url string, opts ...redis.Option) *redis.Broker {
+func open(t testing.TB, url string, opts redis.Options) *redis.Broker {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	b, err := redis.Open(ctx, url, opts...)
+	b, err := redis.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -41,14 +41,14 @@ func TestConformance(t *testing.T) {
 	url := testenv.URL(t, "CHATD_TEST_REDIS")
 	brokertest.Run(t, func(t *testing.T) func() broker.Broker {
 		prefix := uniquePrefix(t)
-		return func() broker.Broker { return open(t, url, redis.WithPrefix(prefix)) }
+		return func() broker.Broker { return open(t, url, redis.Options{Prefix: prefix}) }
 	})
 }
 
 func TestOpenBadURL(t *testing.T) {
 	for _, url := range []string{"", "http://127.0.0.1:6379", "redis://127.0.0.1:1/0"} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		b, err := redis.Open(ctx, url)
+		b, err := redis.Open(ctx, url, redis.Options{})
 		cancel()
 		if err == nil {
 			b.Close()
@@ -64,9 +64,9 @@ func TestOutage(t *testing.T) {
 	})
 
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
-	opts := []redis.Option{redis.WithLogger(log), redis.WithHealthCheck(300 * time.Millisecond)}
+	opts := redis.Options{Logger: log, HealthCheck: 300 * time.Millisecond}
 	url := fmt.Sprintf("redis://127.0.0.1:%d/0", srv.Port)
-	a, b := open(t, url, opts...), open(t, url, opts...)
+	a, b := open(t, url, opts), open(t, url, opts)
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- "room:" + string(p) }); err != nil {
@@ -141,7 +141,7 @@ func TestOutage(t *testing.T) {
 func BenchmarkRedis(bm *testing.B) {
 	url := testenv.URL(bm, "CHATD_TEST_REDIS")
 	prefix := uniquePrefix(bm)
-	brokertest.Benchmark(bm, open(bm, url, redis.WithPrefix(prefix)), open(bm, url, redis.WithPrefix(prefix)))
+	brokertest.Benchmark(bm, open(bm, url, redis.Options{Prefix: prefix}), open(bm, url, redis.Options{Prefix: prefix}))
 }
 
 // TestHalfOpen cuts the network silently: sockets stay open but carry nothing. Only
@@ -155,9 +155,9 @@ func TestHalfOpen(t *testing.T) {
 	proxy := brokertest.NewProxy(t, ro.Addr)
 	prefix := uniquePrefix(t)
 	log := slog.New(slog.NewTextHandler(brokertest.LogWriter{TB: t}, nil))
-	a := open(t, url, redis.WithPrefix(prefix))
-	b := open(t, fmt.Sprintf("redis://%s/%d", proxy.Addr(), ro.DB), redis.WithPrefix(prefix),
-		redis.WithLogger(log), redis.WithHealthCheck(200*time.Millisecond))
+	a := open(t, url, redis.Options{Prefix: prefix})
+	b := open(t, fmt.Sprintf("redis://%s/%d", proxy.Addr(), ro.DB), redis.Options{
+		Prefix: prefix, Logger: log, HealthCheck: 200 * time.Millisecond})
 
 	got := make(chan string, 1024)
 	if _, err := b.Subscribe("room", func(p []byte) { got <- string(p) }); err != nil {

@@ -137,7 +137,7 @@ func (p *poller) run() {
 
 // wsReader reads one session's websocket when it is readable.
 type wsReader struct {
-	s       *Session
+	s       *Conn
 	conn    net.Conn
 	rc      syscall.RawConn
 	p       *poller
@@ -152,7 +152,7 @@ var readBufs = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
 // serveWS reads the session's websocket conn, starting with early, the bytes
 // that arrived with the upgrade. It returns once those are handled; the rest
 // is read as it arrives.
-func (s *Session) serveWS(conn net.Conn, early []byte) {
+func (s *Conn) serveWS(conn net.Conn, early []byte) {
 	ps := s.srv.tr.pollerList()
 	sc, ok := conn.(syscall.Conn)
 	if len(ps) == 0 || !ok {

@@ -20,7 +20,7 @@ func (t *transport) startPollers() {}
 
 // serveWS reads the session's websocket conn, starting with early, the bytes
 // that arrived with the upgrade.
-func (s *Session) serveWS(conn net.Conn, early []byte) {
+func (s *Conn) serveWS(conn net.Conn, early []byte) {
 	go s.readLoop(conn, &earlyReader{early: early, conn: conn}, false)
 }
 

@@ -31,11 +31,11 @@ type counter struct {
 	want   int64
 }
 
-func (c *counter) HandleMessage(s *engineio.Session, data []byte, binary bool) {
+func (c *counter) HandleMessage(s *engineio.Conn, data []byte, binary bool) {
 	echo{}.HandleMessage(s, data, binary)
 }
 
-func (c *counter) HandleClose(_ *engineio.Session, reason string) {
+func (c *counter) HandleClose(_ *engineio.Conn, reason string) {
 	c.mu.Lock()
 	c.closed[reason]++
 	c.mu.Unlock()
@@ -52,8 +52,8 @@ func TestManyWebsocketSessions(t *testing.T) {
 	const n = 2500
 	h := &counter{closed: map[string]int{}, all: make(chan struct{}), want: n}
 	srv := engineio.NewServer(engineio.Options{
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnSession: func(s *engineio.Session) { s.SetHandler(h) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnConn: func(s *engineio.Conn) { s.SetHandler(h) },
 	})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()
@@ -219,8 +219,8 @@ func TestEarlyBytes(t *testing.T) {
 // and binary packets" cases).
 func TestV3PollingBinaryPayload(t *testing.T) {
 	srv := engineio.NewServer(engineio.Options{
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnSession: func(s *engineio.Session) { s.SetHandler(echo{}) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnConn: func(s *engineio.Conn) { s.SetHandler(echo{}) },
 	})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()

@@ -4,17 +4,17 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
-	"hash/maphash"
 	"log/slog"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/chatd/chatd/internal/shard"
 )
 
 // Options configures a Server. Zero values take the Engine.IO defaults.
@@ -32,27 +32,21 @@ type Options struct {
 	HandshakeTimeout time.Duration
 	Logger           *slog.Logger
 
-	// OnSession is called for every new session before any of its packets
-	// are read; it must call Session.SetHandler.
-	OnSession func(s *Session)
+	// OnConn is called for every new session before any of its packets
+	// are read; it must call Conn.SetHandler.
+	OnConn func(s *Conn)
 }
 
 // Server is an Engine.IO server; it implements http.Handler.
 type Server struct {
 	opts     Options
-	seed     maphash.Seed
-	shards   [64]shard
+	sessions *shard.Map[*Conn]
 	count    atomic.Int64
 	slow     atomic.Uint64 // sessions closed as slow consumers
 	closed   atomic.Bool
 	upgrader ws.HTTPUpgrader
 	log      *slog.Logger
 	tr       transport // the websockets' writer and poller goroutines
-}
-
-type shard struct {
-	mu sync.RWMutex
-	m  map[string]*Session
 }
 
 // NewServer returns a Server with opts, defaults filled in.
@@ -81,11 +75,7 @@ func NewServer(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	srv := &Server{opts: opts, seed: maphash.MakeSeed(), log: opts.Logger}
-	for i := range srv.shards {
-		srv.shards[i].m = make(map[string]*Session)
-	}
-	return srv
+	return &Server{opts: opts, sessions: shard.New[*Conn](64), log: opts.Logger}
 }
 
 // Options returns the effective options.
@@ -103,54 +93,43 @@ func (srv *Server) SlowConsumers() uint64 { return srv.slow.Load() }
 // each session's own goroutine; those end with their connections.
 func (srv *Server) Close() {
 	srv.closed.Store(true)
-	var all []*Session
-	for i := range srv.shards {
-		sh := &srv.shards[i]
-		sh.mu.RLock()
-		for _, s := range sh.m {
+	var all []*Conn
+	srv.sessions.Range(func(m map[string]*Conn) {
+		for _, s := range m {
 			all = append(all, s)
 		}
-		sh.mu.RUnlock()
-	}
+	})
 	for _, s := range all {
 		s.closeWith("server shutting down", closeGraceful)
 	}
 	srv.tr.stop()
 }
 
-func (srv *Server) shard(id string) *shard {
-	return &srv.shards[maphash.String(srv.seed, id)%uint64(len(srv.shards))]
-}
-
-func (srv *Server) lookup(id string) *Session {
-	sh := srv.shard(id)
-	sh.mu.RLock()
-	s := sh.m[id]
-	sh.mu.RUnlock()
+func (srv *Server) lookup(id string) *Conn {
+	s, _ := srv.sessions.Load(id)
 	return s
 }
 
 // add registers s; it reports false when Close has begun, which then may
 // not have seen s.
-func (srv *Server) add(s *Session) bool {
-	sh := srv.shard(s.id)
-	sh.mu.Lock()
-	sh.m[s.id] = s
-	// Read under the lock Close takes to list the shard: a session it did
-	// not list sees the flag.
-	open := !srv.closed.Load()
-	sh.mu.Unlock()
+func (srv *Server) add(s *Conn) bool {
+	var open bool
+	srv.sessions.With(s.id, func(_ int, m map[string]*Conn) {
+		m[s.id] = s
+		// Read under the lock Close takes to list the shard: a session it
+		// did not list sees the flag.
+		open = !srv.closed.Load()
+	})
 	srv.count.Add(1)
 	return open
 }
 
-func (srv *Server) remove(s *Session) {
-	sh := srv.shard(s.id)
-	sh.mu.Lock()
-	if sh.m[s.id] == s {
-		delete(sh.m, s.id)
-	}
-	sh.mu.Unlock()
+func (srv *Server) remove(s *Conn) {
+	srv.sessions.With(s.id, func(_ int, m map[string]*Conn) {
+		if m[s.id] == s {
+			delete(m, s.id)
+		}
+	})
 }
 
 // Engine.IO HTTP error codes.
@@ -266,8 +245,8 @@ func newSID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Session {
-	s := &Session{
+func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Conn {
+	s := &Conn{
 		srv:        srv,
 		id:         newSID(),
 		proto:      proto,
@@ -303,12 +282,12 @@ func (srv *Server) newSession(r *http.Request, proto int, upgrades bool) *Sessio
 }
 
 // start registers s, lets the application attach to it and arms its heartbeat.
-func (srv *Server) start(s *Session) {
+func (srv *Server) start(s *Conn) {
 	open := srv.add(s)
-	if srv.opts.OnSession != nil {
+	if srv.opts.OnConn != nil {
 		func() {
 			defer s.recoverPanic("session start")
-			srv.opts.OnSession(s)
+			srv.opts.OnConn(s)
 		}()
 	}
 	if !open {

@@ -17,7 +17,7 @@ import (
 
 type echo struct{ closed chan string }
 
-func (e echo) HandleMessage(s *engineio.Session, data []byte, binary bool) {
+func (e echo) HandleMessage(s *engineio.Conn, data []byte, binary bool) {
 	if binary {
 		_ = s.Send(engineio.BinaryFrame(data))
 	} else {
@@ -25,7 +25,7 @@ func (e echo) HandleMessage(s *engineio.Session, data []byte, binary bool) {
 	}
 }
 
-func (e echo) HandleClose(_ *engineio.Session, reason string) {
+func (e echo) HandleClose(_ *engineio.Conn, reason string) {
 	select {
 	case e.closed <- reason:
 	default:
@@ -36,7 +36,7 @@ func start(t *testing.T, opts engineio.Options) (*engineio.Server, string, chan 
 	t.Helper()
 	closed := make(chan string, 16)
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.OnSession = func(s *engineio.Session) { s.SetHandler(echo{closed}) }
+	opts.OnConn = func(s *engineio.Conn) { s.SetHandler(echo{closed}) }
 	srv := engineio.NewServer(opts)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(func() {

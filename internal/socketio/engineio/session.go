@@ -22,12 +22,12 @@ import (
 type Handler interface {
 	// HandleMessage is called for each message packet, one at a time, in
 	// arrival order. data is owned by the handler.
-	HandleMessage(s *Session, data []byte, binary bool)
+	HandleMessage(s *Conn, data []byte, binary bool)
 	// HandleClose is called once when the session ends.
-	HandleClose(s *Session, reason string)
+	HandleClose(s *Conn, reason string)
 }
 
-// Errors returned by Session.Send.
+// Errors returned by Conn.Send.
 var (
 	ErrClosed    = errors.New("engineio: session closed")
 	ErrQueueFull = errors.New("engineio: send queue full")
@@ -56,8 +56,8 @@ const (
 	closeByClient                  // the client sent "1"; a pending poll gets "6"
 )
 
-// Session is one Engine.IO connection, whatever its transport.
-type Session struct {
+// Conn is one Engine.IO connection, whatever its transport.
+type Conn struct {
 	srv        *Server
 	id         string
 	proto      int
@@ -96,27 +96,27 @@ type Session struct {
 }
 
 // ID returns the session id.
-func (s *Session) ID() string { return s.id }
+func (s *Conn) ID() string { return s.id }
 
 // Protocol returns the Engine.IO protocol revision: 3 or 4.
-func (s *Session) Protocol() int { return s.proto }
+func (s *Conn) Protocol() int { return s.proto }
 
 // Query returns the handshake request's query. It is parsed on each call:
 // an idle session keeps only the raw string.
-func (s *Session) Query() url.Values {
+func (s *Conn) Query() url.Values {
 	q, _ := url.ParseQuery(s.rawQuery)
 	return q
 }
 
 // Header returns a copy of the handshake request's header, rebuilt on each
 // call from the one string the session keeps.
-func (s *Session) Header() http.Header { return unflattenHeader(s.header) }
+func (s *Conn) Header() http.Header { return unflattenHeader(s.header) }
 
 // RemoteAddr returns the handshake request's remote address.
-func (s *Session) RemoteAddr() string { return s.remoteAddr }
+func (s *Conn) RemoteAddr() string { return s.remoteAddr }
 
 // MaxPayload returns the largest message the session accepts now.
-func (s *Session) MaxPayload() int64 {
+func (s *Conn) MaxPayload() int64 {
 	if l := s.limit.Load(); l > 0 && l < s.srv.opts.MaxPayload {
 		return l
 	}
@@ -126,20 +126,20 @@ func (s *Session) MaxPayload() int64 {
 // SetMessageLimit lowers the largest message the session accepts to n bytes
 // (0 restores Options.MaxPayload): an application keeps what a client that
 // has not authenticated yet may send small.
-func (s *Session) SetMessageLimit(n int64) { s.limit.Store(n) }
+func (s *Conn) SetMessageLimit(n int64) { s.limit.Store(n) }
 
-// SetHandler sets the session's handler; call it from Options.OnSession.
-func (s *Session) SetHandler(h Handler) { s.handler = h }
+// SetHandler sets the session's handler; call it from Options.OnConn.
+func (s *Conn) SetHandler(h Handler) { s.handler = h }
 
 // Close closes the session after flushing what is queued.
-func (s *Session) Close() { s.closeWith("server close", closeGraceful) }
+func (s *Conn) Close() { s.closeWith("server close", closeGraceful) }
 
 // Send queues frames to be written together, in order. It never blocks: when
 // the session's pending output would go over MaxBufferBytes (or SendQueue
 // frames), the session is closed as a slow consumer and nothing is queued;
 // the client reconnects and catches up. A batch larger than the cap still goes
 // out when nothing else is pending, so one large answer is never refused.
-func (s *Session) Send(frames ...*Frame) error {
+func (s *Conn) Send(frames ...*Frame) error {
 	n := framesSize(frames)
 	s.mu.Lock()
 	if s.state == stateClosed {
@@ -167,7 +167,7 @@ var closeSlowBytes = ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(w
 
 // closeSlow closes a slow consumer, telling a websocket client why (close
 // code 1008, "slow consumer") when no frame is being written to it.
-func (s *Session) closeSlow() {
+func (s *Conn) closeSlow() {
 	s.mu.Lock()
 	conn := s.conn
 	ws := s.state == stateWebsocket
@@ -191,14 +191,14 @@ func framesSize(frames []*Frame) int64 {
 }
 
 // written subtracts n bytes the writer has sent from the pending output.
-func (s *Session) written(n int64) {
+func (s *Conn) written(n int64) {
 	s.mu.Lock()
 	s.pending = max(s.pending-n, 0)
 	s.mu.Unlock()
 }
 
 // kickLocked gets queued frames moving on the current transport.
-func (s *Session) kickLocked() {
+func (s *Conn) kickLocked() {
 	if s.state == stateWebsocket {
 		if !s.writing {
 			s.writing = true
@@ -212,7 +212,7 @@ func (s *Session) kickLocked() {
 	}
 }
 
-func (s *Session) recoverPanic(where string) {
+func (s *Conn) recoverPanic(where string) {
 	if r := recover(); r != nil {
 		s.srv.log.Error("engineio: panic recovered", "sid", s.id, "where", where, "panic", r, "stack", string(debug.Stack()))
 		go s.closeWith("panic", closeError)
@@ -221,7 +221,7 @@ func (s *Session) recoverPanic(where string) {
 
 var closeFrameBytes = ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusNormalClosure, "")))
 
-func (s *Session) closeWith(reason string, mode closeMode) {
+func (s *Conn) closeWith(reason string, mode closeMode) {
 	s.mu.Lock()
 	if s.state == stateClosed {
 		s.mu.Unlock()
@@ -282,7 +282,7 @@ func (s *Session) closeWith(reason string, mode closeMode) {
 	}
 }
 
-func (s *Session) onTimer() {
+func (s *Conn) onTimer() {
 	s.mu.Lock()
 	if s.state == stateClosed {
 		s.mu.Unlock()
@@ -304,7 +304,7 @@ func (s *Session) onTimer() {
 
 // onPacket handles one packet from the client; it reports false once the
 // session is closed.
-func (s *Session) onPacket(p Packet) bool {
+func (s *Conn) onPacket(p Packet) bool {
 	switch p.Type {
 	case Message:
 		s.dispatch(p.Data, p.Binary)
@@ -339,7 +339,7 @@ func (s *Session) onPacket(p Packet) bool {
 	return open
 }
 
-func (s *Session) dispatch(data []byte, binary bool) {
+func (s *Conn) dispatch(data []byte, binary bool) {
 	if s.handler == nil {
 		return
 	}
@@ -351,7 +351,7 @@ func (s *Session) dispatch(data []byte, binary bool) {
 
 // ---- long-polling ----
 
-func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
+func (s *Conn) handleGet(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.awaitingPong && s.state != stateClosed && time.Now().After(s.pongDeadline) {
 		// The timer is late on a busy machine; the session is already dead.
@@ -423,7 +423,7 @@ func (s *Session) handleGet(w http.ResponseWriter, r *http.Request) {
 	s.writePayload(w, out)
 }
 
-func (s *Session) writePayload(w http.ResponseWriter, frames []*Frame) {
+func (s *Conn) writePayload(w http.ResponseWriter, frames []*Frame) {
 	var buf []byte
 	contentType := "text/plain; charset=UTF-8"
 	if s.proto == 3 && !s.b64 && slices.ContainsFunc(frames, (*Frame).Binary) {
@@ -446,7 +446,7 @@ func (s *Session) writePayload(w http.ResponseWriter, frames []*Frame) {
 	_, _ = w.Write(buf)
 }
 
-func (s *Session) handlePost(w http.ResponseWriter, r *http.Request) {
+func (s *Conn) handlePost(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.state != statePolling && s.state != stateUpgrading {
 		s.mu.Unlock()
@@ -563,7 +563,7 @@ func (srv *Server) handshakeWS(w http.ResponseWriter, r *http.Request, proto int
 	s.serveWS(conn, early)
 }
 
-func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
+func (s *Conn) upgradeWS(w http.ResponseWriter, r *http.Request) {
 	conn, early, err := s.srv.hijack(w, r)
 	if err != nil {
 		return
@@ -588,7 +588,7 @@ func (s *Session) upgradeWS(w http.ResponseWriter, r *http.Request) {
 // readLoop reads websocket messages until the connection ends. When probing
 // it first runs the upgrade handshake (2probe/3probe/5), then hands the
 // connection to serveWS.
-func (s *Session) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
+func (s *Conn) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
 	defer s.recoverPanic("reader")
 	var buf []byte
 	for {
@@ -638,7 +638,7 @@ func (s *Session) readLoop(conn net.Conn, rd *earlyReader, probing bool) {
 }
 
 // readFailed ends the session after a read error.
-func (s *Session) readFailed(conn net.Conn, err error) {
+func (s *Conn) readFailed(conn net.Conn, err error) {
 	if errors.Is(err, errTooLarge) {
 		_ = s.writeControl(conn, ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(ws.StatusMessageTooBig, ""))), time.Second)
 		s.closeWith("payload too large", closeError)
@@ -649,7 +649,7 @@ func (s *Session) readFailed(conn net.Conn, err error) {
 
 // onWSMessage decodes and handles one websocket data message; it reports
 // false once the session is closed.
-func (s *Session) onWSMessage(msg []byte, op ws.OpCode) bool {
+func (s *Conn) onWSMessage(msg []byte, op ws.OpCode) bool {
 	var p Packet
 	var err error
 	if op == ws.OpBinary {
@@ -670,7 +670,7 @@ func (s *Session) onWSMessage(msg []byte, op ws.OpCode) bool {
 
 // onControl answers a client's control frame; it reports false when the
 // client closed the connection.
-func (s *Session) onControl(conn net.Conn, op ws.OpCode, payload []byte) bool {
+func (s *Conn) onControl(conn net.Conn, op ws.OpCode, payload []byte) bool {
 	switch op {
 	case ws.OpClose:
 		_ = s.writeControl(conn, closeFrameBytes, time.Second)
@@ -685,7 +685,7 @@ func (s *Session) onControl(conn net.Conn, op ws.OpCode, payload []byte) bool {
 
 // probe handles one message of the upgrade handshake; it reports false when
 // the probing socket must be dropped.
-func (s *Session) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
+func (s *Conn) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
 	if op != ws.OpText {
 		return true
 	}
@@ -729,7 +729,7 @@ func (s *Session) probe(conn net.Conn, msg []byte, op ws.OpCode) bool {
 
 // readMessage reads one complete data message into buf, answering control
 // frames on the way.
-func (s *Session) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, ws.OpCode, error) {
+func (s *Conn) readMessage(conn net.Conn, rd io.Reader, buf []byte) ([]byte, ws.OpCode, error) {
 	var op ws.OpCode
 	started := false
 	for {

@@ -21,8 +21,8 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	testenv.CheckGoroutines(t)
 	closed := make(chan string, 16)
 	srv := engineio.NewServer(engineio.Options{
-		Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
-		OnSession: func(s *engineio.Session) { s.SetHandler(echo{closed}) },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		OnConn: func(s *engineio.Conn) { s.SetHandler(echo{closed}) },
 	})
 	ts := httptest.NewServer(srv)
 	defer ts.Close()

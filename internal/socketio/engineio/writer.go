@@ -25,9 +25,9 @@ import (
 // costs a goroutine only while it is behind, and its queue stays bounded by
 // SendQueue, beyond which it is closed as a slow consumer.
 //
-// Session.writing says who owns the write side: nobody, or the pool (the
+// Conn.writing says who owns the write side: nobody, or the pool (the
 // session is listed, or being written by a pass), or writeLoop. Only the
-// owner takes frames off the queue, so frames leave in order. Session.wmu
+// owner takes frames off the queue, so frames leave in order. Conn.wmu
 // serialises writes to the connection between the owner and the reader's
 // control frames, so that no frame is sent into the middle of a partly
 // written one.
@@ -40,12 +40,12 @@ const maxIovecs = 1024
 
 type writerShard struct {
 	mu    sync.Mutex
-	ready []*Session
+	ready []*Conn
 	wake  chan struct{}
 	quit  chan struct{} // closed by transport.stop
 
 	// Owned by the shard's goroutine.
-	pass      []*Session
+	pass      []*Conn
 	iov       [][]byte
 	pending   [][]byte // what the current writev has left to write
 	err       error
@@ -72,7 +72,7 @@ func (t *transport) startWriters() {
 
 // scheduleLocked hands the session's queue to its writer shard. Called with
 // s.mu held by whoever just set s.writing.
-func (s *Session) scheduleLocked() {
+func (s *Conn) scheduleLocked() {
 	if s.wshard == nil {
 		s.wshard = s.srv.tr.pickWriter()
 	}
@@ -84,7 +84,7 @@ func (s *Session) scheduleLocked() {
 	s.wshard.add(s)
 }
 
-func (w *writerShard) add(s *Session) {
+func (w *writerShard) add(s *Conn) {
 	w.mu.Lock()
 	w.ready = append(w.ready, s)
 	w.mu.Unlock()
@@ -123,7 +123,7 @@ func (w *writerShard) passes() {
 }
 
 // write takes s's whole queue and writes it with one non-blocking writev.
-func (w *writerShard) write(s *Session) {
+func (w *writerShard) write(s *Conn) {
 	defer s.recoverPanic("writer")
 	s.mu.Lock()
 	if s.state == stateClosed && s.mode == closeGraceful {
@@ -187,7 +187,7 @@ func (w *writerShard) write(s *Session) {
 
 // writeConn writes w.iov to conn without blocking, leaving in w.pending what
 // the socket did not take. It returns errWouldBlock when something is left.
-func (w *writerShard) writeConn(s *Session, conn net.Conn) error {
+func (w *writerShard) writeConn(s *Conn, conn net.Conn) error {
 	w.pending, w.err = w.iov, nil
 	if s.rawOf != conn {
 		s.raw, s.rawOf = nil, conn
@@ -232,7 +232,7 @@ func (w *writerShard) consume(n int) {
 // s.wmu for it; restSize is the pending output it finishes), then everything queued, with blocking writes under WriteTimeout,
 // until the queue is empty; then it returns the session to the pool, or, when
 // the session is closing gracefully, sends the close frame and closes.
-func (s *Session) writeLoop(rest net.Buffers, held bool, restSize int64) {
+func (s *Conn) writeLoop(rest net.Buffers, held bool, restSize int64) {
 	defer s.recoverPanic("writer")
 	s.mu.Lock()
 	conn := s.conn
@@ -283,7 +283,7 @@ func (s *Session) writeLoop(rest net.Buffers, held bool, restSize int64) {
 
 // writeBlocking writes bufs under WriteTimeout; on failure it closes the
 // session and reports false. held says the caller holds s.wmu already.
-func (s *Session) writeBlocking(conn net.Conn, bufs net.Buffers, held bool) bool {
+func (s *Conn) writeBlocking(conn net.Conn, bufs net.Buffers, held bool) bool {
 	if !held {
 		s.wmu.Lock()
 	}
@@ -302,7 +302,7 @@ func (s *Session) writeBlocking(conn net.Conn, bufs net.Buffers, held bool) bool
 
 // writeControl writes a control frame (pong, close) for the reader, never into
 // the middle of a frame the writer has partly sent.
-func (s *Session) writeControl(conn net.Conn, b []byte, timeout time.Duration) error {
+func (s *Conn) writeControl(conn net.Conn, b []byte, timeout time.Duration) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	_ = conn.SetWriteDeadline(time.Now().Add(timeout))

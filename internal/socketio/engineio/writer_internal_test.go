@@ -34,7 +34,7 @@ func TestWriterCoalesces(t *testing.T) {
 	defer server.Close()
 
 	srv := NewServer(Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	s := &Session{srv: srv, id: "x", proto: 4, state: stateWebsocket, conn: server, writing: true, wake: make(chan struct{}, 1)}
+	s := &Conn{srv: srv, id: "x", proto: 4, state: stateWebsocket, conn: server, writing: true, wake: make(chan struct{}, 1)}
 	const n = 100
 	for i := range n {
 		s.queue = append(s.queue, MessageFrame([]byte(strconv.Itoa(i))))

@@ -25,8 +25,8 @@ import (
 // quiet handles nothing and reports how sessions end.
 type quiet struct{ closed chan string }
 
-func (quiet) HandleMessage(*engineio.Session, []byte, bool) {}
-func (q quiet) HandleClose(_ *engineio.Session, reason string) {
+func (quiet) HandleMessage(*engineio.Conn, []byte, bool) {}
+func (q quiet) HandleClose(_ *engineio.Conn, reason string) {
 	select {
 	case q.closed <- reason:
 	default:
@@ -38,7 +38,7 @@ func (q quiet) HandleClose(_ *engineio.Session, reason string) {
 // a client that does not read fills them quickly.
 type wsRig struct {
 	base     string
-	sessions chan *engineio.Session
+	sessions chan *engineio.Conn
 	closed   chan string
 	tiny     bool
 	// slowPaths counts the batches the writer pool handed to a session's
@@ -48,9 +48,9 @@ type wsRig struct {
 
 func newRig(t *testing.T, opts engineio.Options, tiny bool) *wsRig {
 	t.Helper()
-	r := &wsRig{sessions: make(chan *engineio.Session, 4), closed: make(chan string, 4), tiny: tiny}
+	r := &wsRig{sessions: make(chan *engineio.Conn, 4), closed: make(chan string, 4), tiny: tiny}
 	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	opts.OnSession = func(s *engineio.Session) {
+	opts.OnConn = func(s *engineio.Conn) {
 		s.SetHandler(quiet{r.closed})
 		r.sessions <- s
 	}
@@ -75,7 +75,7 @@ func newRig(t *testing.T, opts engineio.Options, tiny bool) *wsRig {
 
 // dial opens a websocket session and returns the client and the server's
 // session.
-func (r *wsRig) dial(t *testing.T) (*sioclient.WS, *engineio.Session) {
+func (r *wsRig) dial(t *testing.T) (*sioclient.WS, *engineio.Conn) {
 	t.Helper()
 	d := ws.Dialer{Timeout: 10 * time.Second}
 	if r.tiny {
@@ -91,7 +91,7 @@ func (r *wsRig) dial(t *testing.T) (*sioclient.WS, *engineio.Session) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	var s *engineio.Session
+	var s *engineio.Conn
 	select {
 	case s = <-r.sessions:
 	case <-time.After(10 * time.Second):

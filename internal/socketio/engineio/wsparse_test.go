@@ -248,7 +248,7 @@ func TestWSParserGrowsAsBytesArrive(t *testing.T) {
 // arrives too.
 func TestReadMessageGrowsAsBytesArrive(t *testing.T) {
 	srv := NewServer(Options{MaxPayload: 1_000_000})
-	s := &Session{srv: srv}
+	s := &Conn{srv: srv}
 	hdr := []byte{0x82, 0x80 | 127, 0, 0, 0, 0, 0, 0x0f, 0x42, 0x3f, 1, 2, 3, 4}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

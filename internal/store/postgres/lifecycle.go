@@ -57,6 +57,16 @@ type msgTx struct {
 	conv string
 	seq  int64
 	now  int64 // ns: reactions keep the order they were made in
+
+	// before is the message's aggregate as loaded; after one reaction
+	// change (set) Reactions derives the new one from it when it can
+	// (store.NextReactions) instead of reading the rows again.
+	before []store.Reaction
+	set    int
+	change struct {
+		user, emoji string
+		on          bool
+	}
 }
 
 func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) (bool, error) {
@@ -74,10 +84,19 @@ func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) 
 			t.conv, t.seq, emoji, userID)
 		n, err = tag.RowsAffected(), e
 	}
+	if err == nil && n > 0 {
+		t.set++
+		t.change.user, t.change.emoji, t.change.on = userID, emoji, on
+	}
 	return n > 0, err
 }
 
 func (t *msgTx) Reactions(ctx context.Context) ([]store.Reaction, error) {
+	if t.set == 1 {
+		if rs, ok := store.NextReactions(t.before, t.change.user, t.change.emoji, t.change.on); ok {
+			return rs, nil
+		}
+	}
 	rows, err := t.tx.Query(ctx, `SELECT emoji, user_id FROM reactions WHERE conversation_id = $1 AND seq = $2
 		ORDER BY created_at, emoji, user_id`, t.conv, t.seq)
 	if err != nil {
@@ -108,19 +127,29 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 	}
 	var out store.Message
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		// The lock and the load share a round trip; the load is a statement
+		// of its own, run once the lock is held, so it reads the message as
+		// the last change committed it.
+		var b pgx.Batch
+		b.Queue(`SELECT change_seq FROM conversations WHERE id = $1 FOR UPDATE`, conversationID)
+		b.Queue(msgSelect+`WHERE m.msg_id = $1 AND m.conversation_id = $2`, msgID, conversationID)
+		br := tx.SendBatch(ctx, &b)
 		var version int64
-		err := tx.QueryRow(ctx, `SELECT change_seq FROM conversations WHERE id = $1 FOR UPDATE`, conversationID).Scan(&version)
-		if err != nil {
-			return wrap("update message", err, store.ErrNotFound)
+		err := br.QueryRow().Scan(&version)
+		var m store.Message
+		if err == nil {
+			m, err = scanMessage(br.QueryRow())
 		}
-		m, err := scanMessage(tx.QueryRow(ctx, msgSelect+`WHERE m.msg_id = $1 AND m.conversation_id = $2`, msgID, conversationID))
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
 		if err != nil {
 			return wrap("update message", err, store.ErrNotFound)
 		}
 		cur := m // fn's changes are kept only if it succeeds
 		cur.Meta.Mentions = slices.Clone(m.Meta.Mentions)
 		cur.Meta.Reactions = slices.Clone(m.Meta.Reactions)
-		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &cur); err != nil {
+		if err := fn(&msgTx{tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano(), before: m.Meta.Reactions}, &cur); err != nil {
 			out = m
 			return err
 		}
@@ -133,10 +162,9 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 			return fmt.Errorf("postgres: encode meta: %w", err)
 		}
 		m.Version = version + 1
-		if _, err := tx.Exec(ctx, `UPDATE conversations SET change_seq = $2 WHERE id = $1`, conversationID, m.Version); err != nil {
-			return wrap("update message", err, nil)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE messages SET content = $3, type = $4, meta = $5, version = $6
+		// The version bump and the message in one statement.
+		if _, err := tx.Exec(ctx, `WITH c AS (UPDATE conversations SET change_seq = $6 WHERE id = $1)
+			UPDATE messages SET content = $3, type = $4, meta = $5, version = $6
 			WHERE conversation_id = $1 AND seq = $2`, conversationID, m.Seq, string(m.Content), m.Type, meta, m.Version); err != nil {
 			return wrap("update message", err, nil)
 		}

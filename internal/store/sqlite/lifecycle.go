@@ -87,6 +87,16 @@ type msgTx struct {
 	conv string
 	seq  int64
 	now  int64 // ns: reactions keep the order they were made in
+
+	// before is the message's aggregate as loaded; after one reaction
+	// change (set) Reactions derives the new one from it when it can
+	// (store.NextReactions) instead of reading the rows again.
+	before []store.Reaction
+	set    int
+	change struct {
+		user, emoji string
+		on          bool
+	}
 }
 
 func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) (bool, error) {
@@ -101,10 +111,23 @@ func (t *msgTx) SetReaction(ctx context.Context, userID, emoji string, on bool) 
 		return false, err
 	}
 	n, err := res.RowsAffected()
+	if n > 0 {
+		t.changed(userID, emoji, on)
+	}
 	return n > 0, err
 }
 
+func (t *msgTx) changed(userID, emoji string, on bool) {
+	t.set++
+	t.change.user, t.change.emoji, t.change.on = userID, emoji, on
+}
+
 func (t *msgTx) Reactions(ctx context.Context) ([]store.Reaction, error) {
+	if t.set == 1 {
+		if rs, ok := store.NextReactions(t.before, t.change.user, t.change.emoji, t.change.on); ok {
+			return rs, nil
+		}
+	}
 	rows, err := t.s.txStmt(ctx, t.tx, qReactions).QueryContext(ctx, t.conv, t.seq)
 	if err != nil {
 		return nil, err
@@ -145,7 +168,7 @@ func (s *Store) UpdateMessage(ctx context.Context, conversationID, msgID string,
 		cur := m // fn's changes are kept only if it succeeds
 		cur.Meta.Mentions = slices.Clone(m.Meta.Mentions)
 		cur.Meta.Reactions = slices.Clone(m.Meta.Reactions)
-		if err := fn(&msgTx{s: s, tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano()}, &cur); err != nil {
+		if err := fn(&msgTx{s: s, tx: tx, conv: conversationID, seq: m.Seq, now: time.Now().UnixNano(), before: m.Meta.Reactions}, &cur); err != nil {
 			out = m
 			return err
 		}

@@ -23,6 +23,7 @@ var lifecycleTests = []struct {
 	{"UpdateMessageRecall", testUpdateMessageRecall},
 	{"UpdateMessageConcurrent", testUpdateMessageConcurrent},
 	{"Reactions", testReactions},
+	{"ReactionsSampleAndOrder", testReactionsSampleAndOrder},
 	{"Hide", testHide},
 	{"MessagesBySeq", testMessagesBySeq},
 	{"LifecycleVisibility", testLifecycleVisibility},
@@ -393,6 +394,64 @@ func testReactions(t *testing.T, s store.Store) {
 	if r, _ := s.Reacted(ctx, g.ID, "bob", []int64{m.Seq}); len(r) != 0 {
 		t.Fatalf("Reacted(bob) = %v", r)
 	}
+}
+
+// testReactionsSampleAndOrder: the aggregate a reaction stores equals the
+// one its rows give, also when a removal moves an emoji's place or must
+// bring a user into a full sample (backends may derive it from the previous
+// aggregate: store.NextReactions).
+func testReactionsSampleAndOrder(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	users := []string{"alice"}
+	for i := range store.ReactionSample + 2 {
+		users = append(users, fmt.Sprintf("u%02d", i))
+	}
+	g := upsertGroup(t, s, app, "g", users...)
+	m := send(t, s, g.ID, "alice", 1)
+	var rows [][2]string // the reactions in the order they were made
+	react := func(user, emoji string, on bool) {
+		t.Helper()
+		got, err := s.UpdateMessage(ctx, g.ID, m.ID, func(tx store.MessageTx, m *store.Message) error {
+			if _, err := tx.SetReaction(ctx, user, emoji, on); err != nil {
+				return err
+			}
+			var err error
+			m.Meta.Reactions, err = tx.Reactions(ctx)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i := slices.Index(rows, [2]string{emoji, user}); on {
+			rows = append(rows, [2]string{emoji, user})
+		} else {
+			rows = slices.Delete(rows, i, i+1)
+		}
+		want := store.AggregateReactions(rows)
+		if fmt.Sprint(got.Meta.Reactions) != fmt.Sprint(want) {
+			t.Fatalf("after %s %s %v: %v, want %v", user, emoji, on, got.Meta.Reactions, want)
+		}
+		if stored := messageByID(t, s, g.ID, m.ID); fmt.Sprint(stored.Meta.Reactions) != fmt.Sprint(want) {
+			t.Fatalf("after %s %s %v: stored %v, want %v", user, emoji, on, stored.Meta.Reactions, want)
+		}
+	}
+	for _, u := range users[1:] {
+		react(u, "👍", true) // past the sample: the count grows, the sample not
+	}
+	react("alice", "❤️", true)
+	react("u03", "👍", false) // a sampled user leaves a full sample: the next comes in
+	react(users[len(users)-1], "👍", false)
+	react("alice", "😂", true)
+	react("u00", "👍", false) // 👍's first user: its place stays (u01 is still before ❤️)
+	react("alice", "❤️", false)
+	react("alice", "❤️", true) // back, now last
+	for _, u := range users[3:] {
+		if u != "u03" && u != users[len(users)-1] {
+			react(u, "👍", false)
+		}
+	}
+	react("u01", "👍", false)
+	react("alice", "👍", true) // 👍 again, after ❤️ and 😂
 }
 
 func testHide(t *testing.T, s store.Store) {
