@@ -41,7 +41,16 @@ var errClosed = errors.New("connection closed")
 // source address src (nil: any), performs the Socket.IO connect with the
 // token in the query and starts the reader.
 func dialClient(ctx context.Context, addr string, src net.IP, appID, token string, onEvent func([]byte)) (*client, error) {
+	return dialClientCaps(ctx, addr, src, appID, token, "", onEvent)
+}
+
+// dialClientCaps is dialClient declaring capabilities (a comma list; empty:
+// none), for the scenarios that measure pushes only capable clients get.
+func dialClientCaps(ctx context.Context, addr string, src net.IP, appID, token, caps string, onEvent func([]byte)) (*client, error) {
 	q := url.Values{"EIO": {"4"}, "transport": {"websocket"}, "token": {token}, "appId": {appID}}
+	if caps != "" {
+		q.Set("capabilities", caps)
+	}
 	nd := net.Dialer{Timeout: 15 * time.Second}
 	if src != nil {
 		nd.LocalAddr = &net.TCPAddr{IP: src}

@@ -64,6 +64,8 @@ type runConfig struct {
 
 	StoreConc int
 	StoreDur  time.Duration
+
+	ReceiptsMembers, ReceiptsMessages int
 }
 
 var selfPID = os.Getpid()
@@ -79,7 +81,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	var cfg runConfig
-	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,presence,store,cluster); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,presence,receipts,store,cluster); empty: all")
 	servers := flag.String("servers", "chatd,peer", "servers to run the compared scenarios against")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "interleaved rounds of idle, p2p, fanout and history (medians and ranges are reported)")
 	flag.StringVar(&cfg.ClusterPG, "cluster-pg", os.Getenv("CHATD_TEST_POSTGRES"), "PostgreSQL for the cluster scenario (empty: skipped)")
@@ -119,6 +121,7 @@ func run(ctx context.Context) error {
 	cfg.HistoryCount, cfg.HistoryClients, cfg.HistoryDur = *histCount, 16, 10*time.Second
 	cfg.StormClients, cfg.StormMessages, cfg.StormConcurrency, cfg.StormTimeout = 10_000, 20, 1000, 120*time.Second
 	cfg.StoreConc, cfg.StoreDur = 64, 5*time.Second
+	cfg.ReceiptsMembers, cfg.ReceiptsMessages = 500, 20
 	cfg.ClusterRate, cfg.ClusterPlan = 500, rampPlan{Start: 750, Factor: 1.5, Budget: 3 * time.Minute}
 	cfg.FloorConns, cfg.FloorWrites = 1000, 200_000
 	if cfg.Short {
@@ -212,7 +215,7 @@ func run(ctx context.Context) error {
 		name   string
 		fn     func(context.Context, env) (figures, error)
 		repeat bool
-	}{{"idle", idle, true}, {"p2p", oneToOne, true}, {"fanout", fanout, true}, {"history", history, true}, {"storm", storm, false}, {"presence", presenceChurn, false}}
+	}{{"idle", idle, true}, {"p2p", oneToOne, true}, {"fanout", fanout, true}, {"history", history, true}, {"storm", storm, false}, {"presence", presenceChurn, false}, {"receipts", groupReceipts, false}}
 	for _, sc := range scenarios {
 		if !cfg.want(sc.name) {
 			continue
@@ -368,7 +371,7 @@ func loadAvg() string {
 func (c runConfig) want(s string) bool { return len(c.Only) == 0 || c.Only[s] }
 
 func (c runConfig) needServers() bool {
-	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm", "presence"} {
+	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm", "presence", "receipts"} {
 		if c.want(s) {
 			return true
 		}

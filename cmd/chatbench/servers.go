@@ -36,6 +36,10 @@ type fixture struct {
 	HistoryCount int
 	HistorySID   string            // HistoryA's session of that conversation
 	StormSIDs    map[string]string // user → sid in the storm group
+	// ReceiptsGroup has members Users[:cfg.ReceiptsMembers] (chatd only:
+	// the receipts scenario); ReceiptsSIDs are their sessions of it.
+	ReceiptsGroup string
+	ReceiptsSIDs  map[string]string
 }
 
 // serverKind is one of the two servers under test.
@@ -106,6 +110,10 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 	for _, m := range members {
 		fx.StormSIDs[m.UserID] = m.SID
 	}
+	if err := seedReceiptsGroup(ctx, svc, st, app.ID, cfg, fx); err != nil {
+		st.Close()
+		return nil, err
+	}
 	hist, err := st.OpenPrivate(ctx, app.ID, fx.HistoryA, fx.HistoryB)
 	if err != nil {
 		st.Close()
@@ -136,7 +144,7 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 	// searches, the peer has no search index, and indexing a million
 	// messages would take minutes of the run (and, queued, would run in
 	// chatd's background during the scenarios).
-	if _, err := db.ExecContext(ctx, `DELETE FROM search_pending`); err != nil {
+	if _, err := db.ExecContext(ctx, `DELETE FROM search_queue`); err != nil {
 		return nil, fmt.Errorf("empty the search queue: %w", err)
 	}
 	k.start = func(ctx context.Context, addr string) (*exec.Cmd, error) {
@@ -144,7 +152,9 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		cmd.Env = append(os.Environ(),
 			"CHATD_ADDR="+addr, "CHATD_STORE=sqlite:"+path, "CHATD_BLOBS=file:"+filepath.Join(dir, "files"),
 			"CHATD_LOG_LEVEL=warn", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
-			"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_MAX_USER_SOCKETS=0", "CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0", "CHATD_USER_ANSWER_RATE=0")
+			"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_MAX_USER_SOCKETS=0", "CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0", "CHATD_USER_ANSWER_RATE=0",
+			// The receipts scenario's group gets receipts (no other scenario marks read).
+			"CHATD_RECEIPTS_MAX_GROUP="+strconv.Itoa(max(100, cfg.ReceiptsMembers)))
 		return cmd, nil
 	}
 	return k, nil

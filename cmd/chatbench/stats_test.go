@@ -302,7 +302,9 @@ func TestBulkMessagesKeepsTriggers(t *testing.T) {
 	}
 	var msgs, queued int
 	db.QueryRow(`SELECT COUNT(*) FROM messages`).Scan(&msgs)
-	db.QueryRow(`SELECT COUNT(*) FROM search_pending`).Scan(&queued)
+	if err := db.QueryRow(`SELECT COUNT(*) FROM search_queue`).Scan(&queued); err != nil {
+		t.Fatal(err)
+	}
 	if msgs != 10 || queued != 0 {
 		t.Errorf("%d messages, %d queued; want 10 and 0", msgs, queued)
 	}

@@ -143,6 +143,9 @@ func (s *Service) DeleteUser(ctx context.Context, app store.App, userID string, 
 		// messages, which may be deleted (historycache.go).
 		s.notifier.UserChanged(ctx, app.ID, userID)
 	}
+	// The store deleted the user's blocks: every node forgets its copy. (A
+	// blocker's cached list may name the deleted user for a few seconds.)
+	s.blocksChanged(ctx, app.ID, userID)
 	return nil
 }
 

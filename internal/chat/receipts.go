@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -45,7 +46,7 @@ func (s *Service) readReceipt(ctx context.Context, conv store.Conversation, user
 		return // the peer sees it in peerReadSeq after its next session-list
 	}
 	for _, m := range ms {
-		if m.UserID != userID {
+		if m.UserID != userID && !s.blockedBy(ctx, conv.AppID, m.UserID, userID) {
 			rn.ReadReceipt(ctx, Receipt{AppID: conv.AppID, ReaderID: userID, PeerID: m.UserID, PeerSID: m.SID, ReadSeq: seq})
 		}
 	}
@@ -57,8 +58,16 @@ func (s *Service) withPeerReads(ctx context.Context, appID, userID string, rows 
 	if err != nil {
 		return fmt.Errorf("peer read seqs: %w", err)
 	}
+	var blocked []string
+	if len(peers) > 0 {
+		// A blocked peer's reads are not shown to the blocker, after a
+		// reload either (docs/socket-protocol.md, Blocking).
+		if blocked, err = s.userBlocks(ctx, appID, userID); err != nil {
+			return fmt.Errorf("load blocks: %w", err)
+		}
+	}
 	for i, r := range rows {
-		if r.Type == store.Private {
+		if r.Type == store.Private && !slices.Contains(blocked, r.TargetID) {
 			out[i].PeerReadSeq = peers[r.ConversationID]
 		}
 	}
@@ -115,8 +124,9 @@ func (s *Service) MessageReaders(ctx context.Context, appID, userID, sid, msgID 
 }
 
 // Audience returns the members of the caller's session sid other than the
-// caller, each with their own session, and the conversation's size: whom a
-// typing indicator reaches.
+// caller (in a private conversation, not a peer who blocked the caller),
+// each with their own session, and the conversation's size: whom a typing
+// indicator reaches.
 func (s *Service) Audience(ctx context.Context, appID, userID, sid string) ([]Recipient, int, error) {
 	conv, _, err := s.session(ctx, appID, userID, sid)
 	if err != nil {
@@ -128,9 +138,15 @@ func (s *Service) Audience(ctx context.Context, appID, userID, sid string) ([]Re
 	}
 	out := make([]Recipient, 0, len(ms))
 	for _, m := range ms {
-		if m.UserID != userID {
-			out = append(out, Recipient{UserID: m.UserID, Session: SessionRef{SID: m.SID}})
+		if m.UserID == userID {
+			continue
 		}
+		// A peer who blocked the caller is not told (groups are unaffected
+		// by blocks, docs/socket-protocol.md, Blocking).
+		if conv.Type == store.Private && s.blockedBy(ctx, appID, m.UserID, userID) {
+			continue
+		}
+		out = append(out, Recipient{UserID: m.UserID, Session: SessionRef{SID: m.SID}})
 	}
 	return out, len(ms), nil
 }

@@ -249,9 +249,7 @@ func (s *Service) checkBlocked(ctx context.Context, appID, senderID, targetID st
 	if senderID == targetID {
 		return nil
 	}
-	blocked, err := s.blocks.get(ctx, s.now(), userKey(appID, targetID), func(ctx context.Context) ([]string, error) {
-		return s.store.Blocked(ctx, appID, targetID)
-	})
+	blocked, err := s.userBlocks(ctx, appID, targetID)
 	if err != nil {
 		return fmt.Errorf("load blocks: %w", err)
 	}
@@ -259,6 +257,21 @@ func (s *Service) checkBlocked(ctx context.Context, appID, senderID, targetID st
 		return fmt.Errorf("%w: %s does not accept your messages", ErrBlocked, truncate(targetID))
 	}
 	return nil
+}
+
+// blockedBy reports whether blocker blocked userID, from this node's cache
+// of blocker's blocks. It says yes when the blocks cannot be read: what it
+// guards (typing, read receipts in private conversations) is ephemeral,
+// and the blocker must not get it (docs/socket-protocol.md, Blocking).
+func (s *Service) blockedBy(ctx context.Context, appID, blocker, userID string) bool {
+	return s.checkBlocked(ctx, appID, userID, blocker) != nil
+}
+
+// userBlocks returns the users userID blocked, from this node's cache.
+func (s *Service) userBlocks(ctx context.Context, appID, userID string) ([]string, error) {
+	return s.blocks.get(ctx, s.now(), userKey(appID, userID), func(ctx context.Context) ([]string, error) {
+		return s.store.Blocked(ctx, appID, userID)
+	})
 }
 
 // markMuted marks the recipients who muted the conversation, so that their

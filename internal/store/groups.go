@@ -121,8 +121,10 @@ type GroupStore interface {
 	// UpdateProfile changes an existing user's profile; ErrNotFound if absent.
 	UpdateProfile(ctx context.Context, appID, userID string, u ProfileUpdate) (Profile, error)
 	// DeleteUser voids the user's tokens, clears their profile, deletes every
-	// membership (returning them) and, when removeMessages, their messages.
-	// ErrNotFound if absent.
+	// membership (returning them), their session settings, their blocks and
+	// the blocks of them, their last seen time and, when removeMessages,
+	// their messages. ErrNotFound if absent. SaveLastSeen keeps no time for a
+	// deleted user.
 	DeleteUser(ctx context.Context, appID, userID string, removeMessages bool) ([]Member, error)
 	// ShareConversation reports whether a and b are members of a common
 	// conversation.

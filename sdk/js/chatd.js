@@ -155,8 +155,9 @@ export class ChatdClient extends Emitter {
 
   // refreshConversations reloads the list from chatd.
   async refreshConversations() {
+    const known = this._knownSeqs();
     const list = await this.request('session-list');
-    this._applySessions(list);
+    this._applySessions(list, known);
     return this.conversations();
   }
 
@@ -560,7 +561,8 @@ export class ChatdClient extends Emitter {
     for (const r of waiting) this._transmit(r);
     const ws = this._ws;
     try {
-      this._applySessions(await this.request('session-list'));
+      const known = this._knownSeqs();
+      this._applySessions(await this.request('session-list'), known);
     } catch (err) {
       if (this.state === 'closed') return;
       this.emit('error', err);
@@ -740,7 +742,13 @@ export class ChatdClient extends Emitter {
   // before it. Then every conversation whose lastSeq is ahead of what was
   // emitted is synced. Tracks are never dropped, so a conversation that
   // leaves the list and comes back continues where it was.
-  _applySessions(list) {
+  //
+  // The list is the user's settings as they are now: pinned, muted and the
+  // draft replace this client's, a listed session is shown, and a session
+  // known before the request (known: sid → lastSeq then) that the list leaves
+  // out was hidden meanwhile (on another device, say, while this one was
+  // offline) or left: it is hidden here too until a newer message comes.
+  _applySessions(list, known = new Map()) {
     if (!Array.isArray(list)) return;
     list = list.filter((s) => s && typeof s.sid === 'string');
     const baseline = !this._sessionsLoaded;
@@ -757,6 +765,9 @@ export class ChatdClient extends Emitter {
       const old = this._sessions.get(s.sid);
       const last = s.lastSeq || 0;
       const next = { ...old, ...s, lastSeq: Math.max(old?.lastSeq || 0, last) };
+      if (!s.pinnedAt) delete next.pinnedAt;
+      delete next.hidden; // listed: shown
+      delete next.hiddenSeq;
       // A list read before pushes that arrived since counts fewer unread
       // than this client already does: its own count is the newer.
       if (old && (old.lastSeq || 0) > last) Object.assign(next, { unread: old.unread, mentionedUnread: old.mentionedUnread, lastMsg: old.lastMsg });
@@ -767,13 +778,24 @@ export class ChatdClient extends Emitter {
         if (baseline) t.version = s.changeVersion || 0;
       }
     }
-    // Keep sessions we learned from pushes that the list does not show yet.
-    for (const [sid, s] of this._sessions) if (!fresh.has(sid)) fresh.set(sid, s);
+    // Keep sessions we learned from pushes that the list does not show yet;
+    // those known before the request are hidden (see above).
+    for (const [sid, s] of this._sessions) {
+      if (fresh.has(sid)) continue;
+      const seq = known.get(sid);
+      fresh.set(sid, seq !== undefined && (s.lastSeq || 0) <= seq ? { ...s, hidden: true, hiddenSeq: seq } : s);
+    }
     this._sessions = fresh;
     for (const h of held) this._ingest(h.sid, h.msg, h.ref);
     for (const s of list) if ((s.lastSeq || 0) > this._tracks.get(s.sid).delivered) this._sync(s.sid);
     for (const s of list) if ((s.changeVersion || 0) > this._tracks.get(s.sid).version) this.syncChanges(s.sid);
     this.emit('conversations', this.conversations());
+  }
+
+  // _knownSeqs is each known session's lastSeq, taken before a session-list
+  // request (see _applySessions).
+  _knownSeqs() {
+    return new Map([...this._sessions].map(([sid, s]) => [sid, s.lastSeq || 0]));
   }
 
   // _ingest takes a message of conversation sid from a push or an ack.

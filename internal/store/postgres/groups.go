@@ -402,6 +402,16 @@ func (s *Store) DeleteUser(ctx context.Context, appID, userID string, removeMess
 		if _, err := tx.Exec(ctx, `UPDATE conversations SET members_version = members_version + 1 WHERE id = ANY($1::text[])`, convs); err != nil {
 			return err
 		}
+		// The user's settings, blocks either way and last seen go with them.
+		for _, q := range []string{
+			`DELETE FROM session_settings WHERE app_id = $1 AND user_id = $2`,
+			`DELETE FROM blocks WHERE app_id = $1 AND (user_id = $2 OR blocked_id = $2)`,
+			`DELETE FROM last_seen WHERE app_id = $1 AND user_id = $2`,
+		} {
+			if _, err := tx.Exec(ctx, q, appID, userID); err != nil {
+				return err
+			}
+		}
 		if removeMessages {
 			_, err = tx.Exec(ctx, `DELETE FROM messages WHERE sender_id = $2 AND conversation_id IN
 				(SELECT id FROM conversations WHERE app_id = $1)`, appID, userID)

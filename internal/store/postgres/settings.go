@@ -120,8 +120,11 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []store.LastSeen) error {
 	for k, at := range latest {
 		apps, users, ats = append(apps, k[0]), append(users, k[1]), append(ats, at)
 	}
+	// A deleted user's last sockets close after the deletion: their time is
+	// not kept (DeleteUser removed the row).
 	_, err := s.pool.Exec(ctx, `INSERT INTO last_seen AS l (app_id, user_id, seen_at)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])
+		SELECT n.* FROM unnest($1::text[], $2::text[], $3::bigint[]) AS n (app_id, user_id, seen_at)
+		WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.app_id = n.app_id AND u.user_id = n.user_id AND u.deleted_at > 0)
 		ON CONFLICT (app_id, user_id) DO UPDATE SET seen_at = GREATEST(l.seen_at, excluded.seen_at)`,
 		apps, users, ats)
 	if err != nil {

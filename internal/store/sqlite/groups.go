@@ -366,6 +366,17 @@ func (s *Store) DeleteUser(ctx context.Context, appID, userID string, removeMess
 				return err
 			}
 		}
+		// The user's settings, blocks either way and last seen go with them.
+		for _, q := range []string{
+			`DELETE FROM session_settings WHERE app_id = ? AND user_id = ?`,
+			`DELETE FROM blocks WHERE app_id = ? AND user_id = ?`,
+			`DELETE FROM blocks WHERE app_id = ? AND blocked_id = ?`,
+			`DELETE FROM last_seen WHERE app_id = ? AND user_id = ?`,
+		} {
+			if _, err := tx.ExecContext(ctx, q, appID, userID); err != nil {
+				return err
+			}
+		}
 		if removeMessages {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE sender_id = ? AND conversation_id IN
 				(SELECT id FROM conversations WHERE app_id = ?)`, userID, appID); err != nil {

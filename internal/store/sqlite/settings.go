@@ -124,7 +124,10 @@ func (s *Store) SaveLastSeen(ctx context.Context, seen []store.LastSeen) error {
 	}
 	return s.withTx(ctx, func(tx *sql.Tx) error {
 		for _, l := range seen {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO last_seen (app_id, user_id, seen_at) VALUES (?, ?, ?)
+			// A deleted user's last sockets close after the deletion: their
+			// time is not kept (DeleteUser removed the row).
+			if _, err := tx.ExecContext(ctx, `INSERT INTO last_seen (app_id, user_id, seen_at) SELECT ?1, ?2, ?3
+				WHERE NOT EXISTS (SELECT 1 FROM users WHERE app_id = ?1 AND user_id = ?2 AND deleted_at > 0)
 				ON CONFLICT (app_id, user_id) DO UPDATE SET seen_at = MAX(seen_at, excluded.seen_at)`,
 				l.AppID, l.UserID, store.UnixMS(l.At)); err != nil {
 				return fmt.Errorf("sqlite: save last seen: %w", err)

@@ -17,6 +17,7 @@ var settingsTests = []struct {
 	{"SessionSettingsHide", testSessionSettingsHide},
 	{"Blocks", testBlocks},
 	{"LastSeen", testLastSeen},
+	{"DeleteUserSettings", testDeleteUserSettings},
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -142,5 +143,70 @@ func testLastSeen(t *testing.T, s store.Store) {
 	}
 	if err := s.SaveLastSeen(ctx, nil); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// testDeleteUserSettings: deleting a user deletes their session settings,
+// their blocks and the blocks of them, and their last seen time (also one
+// saved after the deletion, by their last sockets closing), and no one
+// else's.
+func testDeleteUserSettings(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	for _, u := range []string{"a", "b", "c"} {
+		if _, err := s.UpsertUser(ctx, store.User{AppID: app, UserID: u, Name: u}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ab := openPrivate(t, s, app, "a", "b")
+	g := upsertGroup(t, s, app, "g", "a", "b", "c")
+	for _, u := range []string{"a", "b"} {
+		for _, conv := range []string{ab.ID, g.ID} {
+			if _, err := s.UpdateSessionSettings(ctx, app, u, conv, store.SettingsPatch{Pinned: ptr(true), Muted: ptr(true), At: at(1)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, b := range [][2]string{{"a", "b"}, {"a", "c"}, {"b", "a"}, {"c", "a"}, {"b", "c"}} {
+		if err := s.Block(ctx, app, b[0], []string{b[1]}, at(1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveLastSeen(ctx, []store.LastSeen{{AppID: app, UserID: "a", At: at(2)}, {AppID: app, UserID: "b", At: at(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DeleteUser(ctx, app, "a", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.SessionSettings(ctx, app, "a"); err != nil || len(got) != 0 {
+		t.Fatalf("deleted user's settings = %v, %v; want none", got, err)
+	}
+	if got, err := s.SessionSettings(ctx, app, "b"); err != nil || len(got) != 2 {
+		t.Fatalf("b's settings = %v, %v; want both kept", got, err)
+	}
+	if got, err := s.Blocked(ctx, app, "a"); err != nil || len(got) != 0 {
+		t.Fatalf("deleted user's blocks = %v, %v; want none", got, err)
+	}
+	for u, want := range map[string][]string{"b": {"c"}, "c": nil} {
+		if got, err := s.Blocked(ctx, app, u); err != nil || !slices.Equal(got, want) {
+			t.Fatalf("Blocked(%s) = %v, %v; want %v (the deleted user's rows gone, others kept)", u, got, err, want)
+		}
+	}
+	// The last sockets of the deleted user close after the deletion.
+	if err := s.SaveLastSeen(ctx, []store.LastSeen{{AppID: app, UserID: "a", At: at(3)}, {AppID: app, UserID: "c", At: at(3)}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LastSeen(ctx, app, []string{"a", "b", "c"})
+	if err != nil || len(got) != 2 || !got["b"].Equal(at(2)) || !got["c"].Equal(at(3)) {
+		t.Fatalf("LastSeen = %v, %v; want b and c only", got, err)
+	}
+	// Created again, the user's times are kept again.
+	if _, err := s.UpsertUser(ctx, store.User{AppID: app, UserID: "a", Name: "A"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveLastSeen(ctx, []store.LastSeen{{AppID: app, UserID: "a", At: at(4)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LastSeen(ctx, app, []string{"a"}); err != nil || !got["a"].Equal(at(4)) {
+		t.Fatalf("LastSeen after re-creation = %v, %v", got, err)
 	}
 }
