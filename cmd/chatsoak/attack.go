@@ -290,6 +290,7 @@ type attackers struct {
 	only                                             map[string]bool // the attacks to run; empty: all
 	wg                                               sync.WaitGroup
 	opened, refused, closedByServer, slowDisconnects atomic.Int64
+	slowSID                                          atomic.Value // the slow reader's chat
 }
 
 func (at *attackers) summary() string {
@@ -417,8 +418,13 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 			return err
 		}
 		at.opened.Add(1)
-		c.send(`420["session-list"]`)
-		var sid string
+		// The chat's sid is asked once: once the user's answer budget is in
+		// debt, a session-list is refused too, and waiting for its sid
+		// stopped the attack after its first round.
+		sid, _ := at.slowSID.Load().(string)
+		if sid == "" {
+			c.send(`420["session-list"]`)
+		}
 		for sid == "" {
 			m, err := c.conn.NextText()
 			if err != nil {
@@ -426,6 +432,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 			}
 			if i := strings.Index(m, `"sid":"`); strings.HasPrefix(m, "430") && i >= 0 {
 				sid = m[i+7 : i+7+strings.IndexByte(m[i+7:], '"')]
+				at.slowSID.Store(sid)
 			}
 		}
 		// Paced like a user within the per-user event limits: the attack is
