@@ -5,6 +5,8 @@
 //	go build -o bin/chatdprof ./bench/chatdprof
 //	chatbench -chatd bin/chatdprof -only p2p &
 //	go tool pprof -seconds 5 http://127.0.0.1:6060/debug/pprof/profile
+//
+// With CHATD_PPROF_CONTENTION=1 the mutex and block profiles are sampled too.
 package main
 
 import (
@@ -16,7 +18,9 @@ import (
 	_ "net/http/pprof" // registers /debug/pprof on the default mux
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
+	"time"
 
 	"github.com/chatd/chatd/internal/config"
 	"github.com/chatd/chatd/internal/server"
@@ -42,6 +46,12 @@ func run(ctx context.Context) error {
 	pprofAddr := os.Getenv("CHATD_PPROF_ADDR")
 	if pprofAddr == "" {
 		pprofAddr = "127.0.0.1:6060"
+	}
+	// CHATD_PPROF_CONTENTION=1 also samples lock contention and blocking
+	// (/debug/pprof/mutex and /debug/pprof/block; docs/soak.md, Under attack).
+	if os.Getenv("CHATD_PPROF_CONTENTION") == "1" {
+		runtime.SetMutexProfileFraction(10)
+		runtime.SetBlockProfileRate(int(10 * time.Microsecond))
 	}
 	go func() { log.Warn("pprof stopped", "err", http.ListenAndServe(pprofAddr, nil)) }()
 	srv, err := server.New(ctx, cfg, log)

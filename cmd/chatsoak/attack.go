@@ -32,8 +32,8 @@ import (
 // that never come, refused EIO3 sessions that keep pinging, and a user who
 // asks for large sync answers and never reads them. It passes when every
 // honest send is acknowledged and pushed once, the honest p99 ack latency
-// under attack stays within twice the one without (10 ms floor), and chatd's
-// RSS stays under -max-rss.
+// under attack stays within twice the one without, and chatd's RSS stays
+// under -max-rss.
 
 // honestIP is the source address of honest socket i.
 func honestIP(i int) net.IP { return net.IPv4(127, 0, 1, byte(1+i/100)) }
@@ -69,7 +69,22 @@ func (l *latencies) add(d time.Duration) {
 func (l *latencies) p99(phase int) (time.Duration, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	d := slices.Clone(l.by[phase])
+	return p99of(l.by[phase])
+}
+
+// halves is the p99 of the first and of the second half of a phase's acks:
+// how far the baseline moves by itself (docs/soak.md, Under attack).
+func (l *latencies) halves(phase int) (first, second time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	d := l.by[phase]
+	first, _ = p99of(d[:len(d)/2])
+	second, _ = p99of(d[len(d)/2:])
+	return first, second
+}
+
+func p99of(acks []time.Duration) (time.Duration, int) {
+	d := slices.Clone(acks)
 	if len(d) == 0 {
 		return 0, 0
 	}
@@ -240,6 +255,8 @@ func runAttack(bin string, sockets, senders int, rate float64, duration time.Dur
 	p2, n2 := lat.p99(1)
 	fmt.Printf("\nhonest sends: %d, acknowledged %d, refused %d, pushed %d\n", sent.Load(), acks.Load(), nacks.Load(), pushes.Load())
 	fmt.Printf("honest ack p99: %s without attack (%d acks), %s under attack (%d acks)\n", p1, n1, p2, n2)
+	h1, h2 := lat.halves(0)
+	fmt.Printf("honest ack p99 without attack, by half: %s then %s (the baseline's own spread)\n", h1, h2)
 	fmt.Printf("attacks: %s\n", att.summary())
 	fmt.Printf("chatd RSS: %.1f MiB with the honest sockets, peak %.1f MiB under attack (bound %.0f MiB); slow disconnects %v, refused connections %v\n",
 		baseline["process_resident_memory_bytes"]/(1<<20), peakRSS/(1<<20), maxRSS/(1<<20),
@@ -252,7 +269,7 @@ func runAttack(bin string, sockets, senders int, rate float64, duration time.Dur
 	if pushes.Load() != acks.Load() {
 		problems = append(problems, fmt.Sprintf("%d pushes for %d acknowledged messages", pushes.Load(), acks.Load()))
 	}
-	if p2 > 2*max(p1, 10*time.Millisecond) {
+	if p2 > 2*p1 { // the issue's plain 2x, no floor (docs/soak.md, Under attack)
 		problems = append(problems, fmt.Sprintf("honest p99 went from %s to %s under attack", p1, p2))
 	}
 	if peakRSS > maxRSS {
@@ -273,6 +290,7 @@ type attackers struct {
 	only                                             map[string]bool // the attacks to run; empty: all
 	wg                                               sync.WaitGroup
 	opened, refused, closedByServer, slowDisconnects atomic.Int64
+	slowSID                                          atomic.Value // the slow reader's chat
 }
 
 func (at *attackers) summary() string {
@@ -400,8 +418,13 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 			return err
 		}
 		at.opened.Add(1)
-		c.send(`420["session-list"]`)
-		var sid string
+		// The chat's sid is asked once: once the user's answer budget is in
+		// debt, a session-list is refused too, and waiting for its sid
+		// stopped the attack after its first round.
+		sid, _ := at.slowSID.Load().(string)
+		if sid == "" {
+			c.send(`420["session-list"]`)
+		}
 		for sid == "" {
 			m, err := c.conn.NextText()
 			if err != nil {
@@ -409,6 +432,7 @@ func (at *attackers) start(ctx context.Context, base, appID, token string) {
 			}
 			if i := strings.Index(m, `"sid":"`); strings.HasPrefix(m, "430") && i >= 0 {
 				sid = m[i+7 : i+7+strings.IndexByte(m[i+7:], '"')]
+				at.slowSID.Store(sid)
 			}
 		}
 		// Paced like a user within the per-user event limits: the attack is

@@ -3,6 +3,8 @@ package chat
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -27,5 +29,24 @@ func TestAppendMessagesMatchesEncodingJSON(t *testing.T) {
 	}
 	if got := AppendMessages(nil, []Message{}); string(got) != "[]" {
 		t.Fatalf("empty: %s", got)
+	}
+}
+
+// A large page is encoded into one allocation of about its size, not grown
+// by append step by step (docs/soak.md, Under attack).
+func TestAppendMessagesAllocatesOnce(t *testing.T) {
+	big := json.RawMessage(`{"content":"` + strings.Repeat("x", 60<<10) + `"}`)
+	msgs := make([]Message, 40)
+	for i := range msgs {
+		msgs[i] = Message{MsgID: "m", Content: big, ConversationType: 1, SenderUserID: "filler", TargetID: "attacker",
+			MessageType: 1, Date: "12:00", SendUser: UserRef{Name: "Filler"}, Seq: int64(i + 1), Timestamp: 1700000000000, Version: 1}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	out := AppendMessages(nil, msgs)
+	runtime.ReadMemStats(&after)
+	if got, limit := after.TotalAlloc-before.TotalAlloc, uint64(len(out))*11/10; got > limit {
+		t.Errorf("a %d byte page allocated %d bytes, want at most %d", len(out), got, limit)
 	}
 }

@@ -318,6 +318,9 @@ func (s *Socket) ackFunc(id int64) AckFunc {
 		if done.Swap(true) {
 			return ErrAcked
 		}
+		if f, ok := rawAckFrame(s.ns.name, id, args); ok {
+			return s.send([]*engineio.Frame{f})
+		}
 		text, atts, err := encodeArgs(Ack, s.ns.name, id, "", args)
 		if err != nil {
 			return err
@@ -325,6 +328,46 @@ func (s *Socket) ackFunc(id int64) AckFunc {
 		return s.send(framesOf(text, atts))
 	}
 }
+
+// rawAckFrame encodes an ACK whose arguments are all nil or JSON text
+// (json.RawMessage, as the gateway's answers are) straight into its frame,
+// the bytes encodeArgs and MessageFrame would give, with one copy of each
+// argument instead of three: a large answer then costs the garbage collector
+// its own size once (docs/soak.md, Under attack). ok is false for other
+// arguments.
+func rawAckFrame(nsp string, id int64, args []any) (f *engineio.Frame, ok bool) {
+	if len(args) > 4 {
+		return nil, false
+	}
+	var buf [10][]byte
+	parts := buf[:0]
+	head := appendHeader(make([]byte, 0, len(nsp)+24), Ack, 0, nsp, id)
+	parts = append(parts, append(head, '['))
+	for i, a := range args {
+		if i > 0 {
+			parts = append(parts, comma)
+		}
+		switch v := a.(type) {
+		case nil:
+			parts = append(parts, null)
+		case json.RawMessage:
+			if len(v) == 0 {
+				v = null
+			}
+			parts = append(parts, v)
+		default:
+			return nil, false
+		}
+	}
+	parts = append(parts, closeBracket)
+	return engineio.MessageFrameParts(parts...), true
+}
+
+var (
+	comma        = []byte(",")
+	null         = []byte("null")
+	closeBracket = []byte("]")
+)
 
 // Prepared is a packet encoded once, to be sent to many sockets.
 type Prepared struct {
