@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -13,6 +14,9 @@ import (
 // it reports, so that a crash between the commit and the delivery loses
 // nothing. Delivery workers on any node claim due rows with a lease, so a
 // dead node's claims are taken over once their lease expires.
+
+// ErrEndpointDeleted: a delivery's endpoint no longer exists.
+var ErrEndpointDeleted = errors.New("its webhook endpoint was deleted")
 
 // Delivery statuses.
 const (
@@ -146,7 +150,8 @@ type WebhookStore interface {
 	// Deliveries lists the app's deliveries, newest first.
 	Deliveries(ctx context.Context, appID string, q DeliveryQuery) ([]Delivery, error)
 	// Redeliver makes the app's delivery pending and due now;
-	// ErrNotFound if none.
+	// ErrNotFound if none, ErrEndpointDeleted (nothing changed) if its
+	// endpoint was deleted: it could never be sent.
 	Redeliver(ctx context.Context, appID, id string) error
 }
 

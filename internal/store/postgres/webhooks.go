@@ -300,12 +300,21 @@ func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQu
 
 func (s *Store) Redeliver(ctx context.Context, appID, id string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE webhook_outbox SET status = 0, next_at = $1, claimed_by = '', claim_until = 0, done_at = 0
-		WHERE app_id = $2 AND id = $3`, store.UnixMS(time.Now()), appID, id)
+		WHERE app_id = $2 AND id = $3 AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
+		store.UnixMS(time.Now()), appID, id)
 	if err != nil {
 		return wrap("redeliver", err, nil)
 	}
-	if tag.RowsAffected() == 0 {
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	// Nothing changed: no such delivery, or one of a deleted endpoint.
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE app_id = $1 AND id = $2)`, appID, id).Scan(&exists); err != nil {
+		return wrap("redeliver", err, nil)
+	}
+	if !exists {
 		return fmt.Errorf("postgres: redeliver %s: %w", id, store.ErrNotFound)
 	}
-	return nil
+	return fmt.Errorf("postgres: redeliver %s: %w", id, store.ErrEndpointDeleted)
 }

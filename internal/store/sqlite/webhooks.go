@@ -351,12 +351,22 @@ func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQu
 
 func (s *Store) Redeliver(ctx context.Context, appID, id string) error {
 	res, err := s.w.ExecContext(ctx, `UPDATE webhook_outbox SET status = 0, next_at = ?, claimed_by = '', claim_until = 0, done_at = 0
-		WHERE app_id = ? AND id = ?`, store.UnixMS(time.Now()), appID, id)
+		WHERE app_id = ? AND id = ? AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
+		store.UnixMS(time.Now()), appID, id)
 	if err != nil {
 		return fmt.Errorf("sqlite: redeliver: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("sqlite: redeliver %s: %w", id, store.ErrNotFound)
+	if n, _ := res.RowsAffected(); n > 0 {
+		return nil
 	}
-	return nil
+	// Nothing changed: no such delivery, or one of a deleted endpoint.
+	var one int
+	err = s.w.QueryRowContext(ctx, `SELECT 1 FROM webhook_outbox WHERE app_id = ? AND id = ?`, appID, id).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("sqlite: redeliver %s: %w", id, store.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlite: redeliver: %w", err)
+	}
+	return fmt.Errorf("sqlite: redeliver %s: %w", id, store.ErrEndpointDeleted)
 }

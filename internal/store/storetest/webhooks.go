@@ -293,6 +293,13 @@ func testWebhookFinish(t *testing.T, s store.Store) {
 	if len(pending) != 0 {
 		t.Fatalf("pending after delete: %+v", pending)
 	}
+	// A delivery of a deleted endpoint cannot be redelivered: it would
+	// stay pending for ever.
+	wantErr(t, "redeliver for a deleted endpoint", s.Redeliver(ctx, app, ds[0].ID), store.ErrEndpointDeleted)
+	if pending, _ := s.Deliveries(ctx, app, store.DeliveryQuery{Status: store.DeliveryPending, Limit: 10}); len(pending) != 0 {
+		t.Fatalf("pending after a refused redelivery: %+v", pending)
+	}
+	wantErr(t, "redeliver none", s.Redeliver(ctx, app, store.NewID()), store.ErrNotFound)
 }
 
 // testWebhookClaimConcurrent: owners claiming at once never get the same
