@@ -147,6 +147,9 @@ type WebhookStore interface {
 	FinishDelivery(ctx context.Context, id, owner string, r DeliveryResult) error
 	// FinishDeliveries is FinishDelivery for several, in one transaction.
 	FinishDeliveries(ctx context.Context, owner string, rs []FinishedDelivery) error
+	// FinishAndClaim is FinishDeliveries then ClaimDeliveries (none when
+	// limit is 0) in one transaction: what a busy worker does.
+	FinishAndClaim(ctx context.Context, owner string, rs []FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 	// Deliveries lists the app's deliveries, newest first.
 	Deliveries(ctx context.Context, appID string, q DeliveryQuery) ([]Delivery, error)
 	// Redeliver makes the app's delivery pending and due now;

@@ -179,39 +179,66 @@ func scanDelivery(row pgx.Row, extra ...any) (store.Delivery, error) {
 // a finishing transaction holds. The lease (claim_until) hands a dead node's
 // claims to the others once it expires.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	ms := store.UnixMS(now)
 	var out []store.Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('chatd webhook claim ' || current_schema()))`).Scan(&mine); err != nil || !mine {
-			return err
-		}
-		rows, err := tx.Query(ctx, `WITH due AS (
-				SELECT d.seq FROM webhook_outbox d
-				WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
-				  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
-				  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
-					AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
-					AND p.seq < d.seq AND (p.next_at > $3 OR p.claim_until > $3)))
-				ORDER BY d.seq LIMIT $4
-				FOR UPDATE SKIP LOCKED)
-			UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
-			FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
-			RETURNING `+deliveryCols+`, e.url, e.secret`,
-			owner, ms+lease.Milliseconds(), ms, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
-			var url, secret string
-			d, err := scanDelivery(r, &url, &secret)
-			d.URL, d.Secret = url, secret
-			return d, err
-		})
+		var err error
+		out, err = claimTx(ctx, tx, owner, now, lease, limit)
 		return err
 	})
-	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, wrap("claim deliveries", err, nil)
+}
+
+// FinishAndClaim records rs and claims in one transaction (one round of
+// commits instead of two: the worker's steady state).
+func (s *Store) FinishAndClaim(ctx context.Context, owner string, rs []store.FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	done := store.UnixMS(time.Now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, f := range rs {
+			if err := finishOne(ctx, tx, owner, f.ID, f.Result, done); err != nil {
+				return err
+			}
+		}
+		if limit <= 0 {
+			return nil
+		}
+		var err error
+		out, err = claimTx(ctx, tx, owner, now, lease, limit)
+		return err
+	})
+	return out, wrap("finish and claim", err, nil)
+}
+
+func claimTx(ctx context.Context, tx pgx.Tx, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	ms := store.UnixMS(now)
+	var mine bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('chatd webhook claim ' || current_schema()))`).Scan(&mine); err != nil || !mine {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `WITH due AS (
+			SELECT d.seq FROM webhook_outbox d
+			WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
+			  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
+			  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
+				AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
+				AND p.seq < d.seq AND (p.next_at > $3 OR p.claim_until > $3)))
+			ORDER BY d.seq LIMIT $4
+			FOR UPDATE SKIP LOCKED)
+		UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
+		FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
+		RETURNING `+deliveryCols+`, e.url, e.secret`,
+		owner, ms+lease.Milliseconds(), ms, limit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
+		var url, secret string
+		d, err := scanDelivery(r, &url, &secret)
+		d.URL, d.Secret = url, secret
+		return d, err
+	})
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, err
 }
 
 func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
