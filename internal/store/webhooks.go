@@ -15,7 +15,7 @@ import (
 // nothing. Delivery workers on any node claim due rows with a lease, so a
 // dead node's claims are taken over once their lease expires.
 
-// ErrEndpointDeleted: a delivery's endpoint no longer exists.
+// ErrEndpointDeleted is returned when a delivery's endpoint no longer exists.
 var ErrEndpointDeleted = errors.New("its webhook endpoint was deleted")
 
 // Delivery statuses.
