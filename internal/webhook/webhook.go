@@ -201,6 +201,31 @@ type Envelope struct {
 	Data      json.RawMessage `json:"data"`
 }
 
+// envelopeBody is json.Marshal of the Envelope without re-encoding data,
+// which the store keeps as chatd encoded it (compact JSON): a delivery
+// costs no second pass over its payload.
+func envelopeBody(id, typ, appID string, createdAt int64, data []byte) []byte {
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	b := make([]byte, 0, len(data)+len(id)+len(typ)+len(appID)+64)
+	str := func(s string) {
+		q, _ := json.Marshal(s)
+		b = append(b, q...)
+	}
+	b = append(b, `{"id":`...)
+	str(id)
+	b = append(b, `,"type":`...)
+	str(typ)
+	b = append(b, `,"appId":`...)
+	str(appID)
+	b = append(b, `,"createdAt":`...)
+	b = strconv.AppendInt(b, createdAt, 10)
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}
+
 // Options configure a Worker.
 type Options struct {
 	Store interface {
@@ -475,7 +500,7 @@ func (w *Worker) deliver(d store.Delivery) bool {
 	if enriched, ok := w.enrich(d); ok {
 		data, res.Data = enriched, enriched
 	}
-	body, _ := json.Marshal(Envelope{ID: d.EventID, Type: d.Type, AppID: d.AppID, CreatedAt: d.CreatedAt.UnixMilli(), Data: data})
+	body := envelopeBody(d.EventID, d.Type, d.AppID, d.CreatedAt.UnixMilli(), data)
 	status, err := w.post(w.ctx, d, body)
 	<-sem
 	now := time.Now()
