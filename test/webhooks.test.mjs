@@ -235,6 +235,17 @@ test('a receiver failing five times gets the event once more, and no more; redel
   await until(() => rx.got.length === 7, 'redelivered');
   assert.equal(rx.got[6].ev.id, rx.got[0].ev.id, 'the same event id');
   assert.equal(rx.got[6].body, rx.got[5].body, 'the same payload');
+  // Once its endpoint is deleted, a delivery cannot be redelivered: a clear
+  // error, and it stays as it was.
+  for (let i = 0; (await call(chatd.url, app, 'GET', '/app/webhooks/deliveries', {})).data.deliveries[0].status !== 'delivered'; i++) {
+    assert.ok(i < 500, 'the redelivery recorded');
+    await sleep(20);
+  }
+  assert.equal((await call(chatd.url, app, 'POST', '/app/webhooks/delete', { id: set.data.id })).status, 1);
+  const gone = await call(chatd.url, app, 'POST', '/app/webhooks/redeliver', { id: d[0].id });
+  assert.equal(gone.httpStatus, 422);
+  assert.match(gone.message, /endpoint was deleted/);
+  assert.equal((await call(chatd.url, app, 'GET', '/app/webhooks/deliveries', { status: 'pending' })).data.deliveries.length, 0);
 });
 
 test('before-send hook: allow, reject, replace, timeout in both fail modes', async () => {

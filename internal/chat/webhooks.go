@@ -530,14 +530,19 @@ func (s *Service) Deliveries(ctx context.Context, appID, status string, limit in
 	return page, nil
 }
 
-// Redeliver queues a delivery again, whatever its status.
+// Redeliver queues a delivery again, whatever its status, unless its
+// endpoint was deleted.
 func (s *Service) Redeliver(ctx context.Context, appID, id string) error {
 	if !store.ValidID(id) {
 		return fmt.Errorf("%w: id must be a delivery id", ErrInvalid)
 	}
 	err := s.store.Redeliver(ctx, appID, id)
-	if errors.Is(err, store.ErrNotFound) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
 		return fmt.Errorf("%w: no such delivery", ErrNotFound)
+	case errors.Is(err, store.ErrEndpointDeleted):
+		// It would stay pending for ever: no endpoint to send it to.
+		return fmt.Errorf("%w: cannot redeliver %s: %w", ErrInvalid, id, store.ErrEndpointDeleted)
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync/atomic"
 	"time"
 )
@@ -13,6 +14,9 @@ import (
 // it reports, so that a crash between the commit and the delivery loses
 // nothing. Delivery workers on any node claim due rows with a lease, so a
 // dead node's claims are taken over once their lease expires.
+
+// ErrEndpointDeleted is returned when a delivery's endpoint no longer exists.
+var ErrEndpointDeleted = errors.New("its webhook endpoint was deleted")
 
 // Delivery statuses.
 const (
@@ -143,10 +147,14 @@ type WebhookStore interface {
 	FinishDelivery(ctx context.Context, id, owner string, r DeliveryResult) error
 	// FinishDeliveries is FinishDelivery for several, in one transaction.
 	FinishDeliveries(ctx context.Context, owner string, rs []FinishedDelivery) error
+	// FinishAndClaim is FinishDeliveries then ClaimDeliveries (none when
+	// limit is 0) in one transaction: what a busy worker does.
+	FinishAndClaim(ctx context.Context, owner string, rs []FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]Delivery, error)
 	// Deliveries lists the app's deliveries, newest first.
 	Deliveries(ctx context.Context, appID string, q DeliveryQuery) ([]Delivery, error)
 	// Redeliver makes the app's delivery pending and due now;
-	// ErrNotFound if none.
+	// ErrNotFound if none, ErrEndpointDeleted (nothing changed) if its
+	// endpoint was deleted: it could never be sent.
 	Redeliver(ctx context.Context, appID, id string) error
 }
 

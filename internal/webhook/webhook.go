@@ -201,11 +201,35 @@ type Envelope struct {
 	Data      json.RawMessage `json:"data"`
 }
 
+// envelopeBody is json.Marshal of the Envelope without re-encoding data,
+// which the store keeps as chatd encoded it (compact JSON): a delivery
+// costs no second pass over its payload.
+func envelopeBody(id, typ, appID string, createdAt int64, data []byte) []byte {
+	if len(data) == 0 {
+		data = []byte("{}")
+	}
+	b := make([]byte, 0, len(data)+len(id)+len(typ)+len(appID)+64)
+	str := func(s string) {
+		q, _ := json.Marshal(s)
+		b = append(b, q...)
+	}
+	b = append(b, `{"id":`...)
+	str(id)
+	b = append(b, `,"type":`...)
+	str(typ)
+	b = append(b, `,"appId":`...)
+	str(appID)
+	b = append(b, `,"createdAt":`...)
+	b = strconv.AppendInt(b, createdAt, 10)
+	b = append(b, `,"data":`...)
+	b = append(b, data...)
+	return append(b, '}')
+}
+
 // Options configure a Worker.
 type Options struct {
 	Store interface {
-		ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
-		FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error
+		FinishAndClaim(ctx context.Context, owner string, rs []store.FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error)
 	}
 	// Recipients returns a conversation's members other than the sender;
 	// Online, which of some users have a socket on any node. Both fill
@@ -225,9 +249,9 @@ type Options struct {
 //
 // A claim returns runs of deliveries per endpoint and order key; each run
 // is delivered in order by one goroutine, and when one of it fails the rest
-// is released untried. Results are recorded in batches by one goroutine
-// (a write transaction per batch rather than per delivery: on SQLite the
-// writer is shared with the sends).
+// is released untried. One goroutine records results in batches and claims
+// in the same store call (one write transaction for both rather than one
+// per delivery or per step: on SQLite the writer is shared with the sends).
 type Worker struct {
 	opts   Options
 	owner  string
@@ -286,10 +310,9 @@ func New(opts Options) *Worker {
 		ctx: ctx, cancel: cancel, sems: map[string]chan struct{}{}}
 }
 
-// Start runs the claim loop and the recorder.
+// Start runs the worker's loop.
 func (w *Worker) Start() {
 	go w.run()
-	go w.record()
 }
 
 // Wake makes the worker read the outbox now (after a commit that wrote
@@ -319,24 +342,65 @@ func (w *Worker) Close() error {
 	return nil
 }
 
+// run records results and claims, both in one store call (on SQLite one
+// transaction of the writer shared with the sends instead of two), until
+// Close; then it records what the attempts cancelled by Close return.
 func (w *Worker) run() {
-	defer close(w.exited)
+	defer close(w.recorded)
 	t := time.NewTimer(0)
 	defer t.Stop()
+	stop := w.stop
+	stopped := func() {
+		stop = nil
+		close(w.exited) // no claim after this
+	}
+	batch := make([]store.FinishedDelivery, 0, claimBatch)
 	for {
+		batch = batch[:0]
+		open := true
 		select {
-		case <-w.stop:
-			return
+		case <-stop:
+			stopped()
+			continue
+		case r, ok := <-w.results:
+			if !ok {
+				return
+			}
+			batch = append(batch, r)
 		case <-w.wake:
 		case <-t.C:
 		}
-		full := w.claim()
-		// A claim is a write transaction: on SQLite it shares the writer
-		// with the sends. Spacing claims lets events gather into longer
-		// runs per claim under load, for a few ms of latency.
-		select {
-		case <-w.stop:
+		// Whatever else has arrived joins the batch.
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case r, ok := <-w.results:
+				if !ok {
+					open = false
+					break more
+				}
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		room := 0
+		if stop != nil {
+			room = claimBatch - (int(w.busy.Load()) - len(batch))
+		}
+		full := w.finishAndClaim(batch, room)
+		if !open {
 			return
+		}
+		if stop == nil {
+			continue
+		}
+		// Spacing the store calls lets results and events gather into
+		// larger batches under load, for a few ms of latency.
+		select {
+		case <-stop:
+			stopped()
+			continue
 		case <-time.After(claimGap):
 		}
 		if !t.Stop() {
@@ -353,24 +417,30 @@ func (w *Worker) run() {
 	}
 }
 
-// claim starts the due deliveries it can and reports whether it took a
-// full batch (there may be more).
-func (w *Worker) claim() bool {
-	room := claimBatch - int(w.busy.Load())
-	if room <= 0 {
+// finishAndClaim records batch, claims up to room due deliveries and
+// starts them; it reports whether it took room (there may be more).
+func (w *Worker) finishAndClaim(batch []store.FinishedDelivery, room int) bool {
+	if len(batch) == 0 && room <= 0 {
 		return false
 	}
-	ctx, cancel := context.WithTimeout(w.ctx, 10*time.Second)
-	ds, err := w.opts.Store.ClaimDeliveries(ctx, w.owner, time.Now(), w.lease, room)
+	// Recorded even while closing: the store outlives the worker.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(w.ctx), 10*time.Second)
+	ds, err := w.opts.Store.FinishAndClaim(ctx, w.owner, batch, time.Now(), w.lease, max(room, 0))
 	cancel()
+	w.busy.Add(-int64(len(batch)))
 	if err != nil {
-		if w.ctx.Err() == nil {
-			w.log.Warn("webhook: claim deliveries", "err", err)
-		}
+		// Lost results are attempted again once their lease expires.
+		w.log.Warn("webhook: record and claim deliveries", "results", len(batch), "err", err)
 		return false
 	}
 	w.busy.Add(int64(len(ds)))
-	// Runs: deliveries of one endpoint and order key, in order.
+	w.start(ds)
+	return room > 0 && len(ds) == room
+}
+
+// start delivers claimed deliveries: runs of one endpoint and order key,
+// each in order on a goroutine of its own.
+func (w *Worker) start(ds []store.Delivery) {
 	var runs [][]store.Delivery
 	at := map[[2]string]int{}
 	for _, d := range ds {
@@ -389,36 +459,6 @@ func (w *Worker) claim() bool {
 	for _, run := range runs {
 		w.inflight.Add(1)
 		go w.deliverRun(run)
-	}
-	return len(ds) == room
-}
-
-// record writes results in batches: whatever has arrived when it is free.
-func (w *Worker) record() {
-	defer close(w.recorded)
-	batch := make([]store.FinishedDelivery, 0, claimBatch)
-	for r := range w.results {
-		batch = append(batch[:0], r)
-	more:
-		for len(batch) < cap(batch) {
-			select {
-			case r, ok := <-w.results:
-				if !ok {
-					break more
-				}
-				batch = append(batch, r)
-			default:
-				break more
-			}
-		}
-		// Recorded even while closing: the store outlives the worker.
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if err := w.opts.Store.FinishDeliveries(ctx, w.owner, batch); err != nil {
-			w.log.Warn("webhook: record deliveries", "n", len(batch), "err", err)
-		}
-		cancel()
-		w.busy.Add(-int64(len(batch)))
-		w.Wake()
 	}
 }
 
@@ -460,7 +500,7 @@ func (w *Worker) deliver(d store.Delivery) bool {
 	if enriched, ok := w.enrich(d); ok {
 		data, res.Data = enriched, enriched
 	}
-	body, _ := json.Marshal(Envelope{ID: d.EventID, Type: d.Type, AppID: d.AppID, CreatedAt: d.CreatedAt.UnixMilli(), Data: data})
+	body := envelopeBody(d.EventID, d.Type, d.AppID, d.CreatedAt.UnixMilli(), data)
 	status, err := w.post(w.ctx, d, body)
 	<-sem
 	now := time.Now()

@@ -276,3 +276,18 @@ func TestWorker(t *testing.T) {
 		t.Fatalf("metrics:\n%s", m.String())
 	}
 }
+
+// The body built without re-encoding the payload is what json.Marshal of
+// the Envelope gives for the payloads chatd stores (its own compact JSON).
+func TestEnvelopeBody(t *testing.T) {
+	data, _ := json.Marshal(map[string]any{"message": map[string]any{"content": "<b>&\"é\u2028", "n": 1.5}, "offlineUserIds": []string{"a"}})
+	for _, d := range []json.RawMessage{data, nil} {
+		want, _ := json.Marshal(Envelope{ID: "6b10492b196bbb8ab38d6960", Type: "message.sent", AppID: "app \"<1>\"", CreatedAt: 1700000000123, Data: d})
+		if d == nil {
+			want, _ = json.Marshal(Envelope{ID: "6b10492b196bbb8ab38d6960", Type: "message.sent", AppID: "app \"<1>\"", CreatedAt: 1700000000123, Data: json.RawMessage("{}")})
+		}
+		if got := envelopeBody("6b10492b196bbb8ab38d6960", "message.sent", "app \"<1>\"", 1700000000123, d); string(got) != string(want) {
+			t.Fatalf("body\n%s\nwant\n%s", got, want)
+		}
+	}
+}

@@ -179,39 +179,64 @@ func scanDelivery(row pgx.Row, extra ...any) (store.Delivery, error) {
 // a finishing transaction holds. The lease (claim_until) hands a dead node's
 // claims to the others once it expires.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	ms := store.UnixMS(now)
 	var out []store.Delivery
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var mine bool
-		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('chatd webhook claim ' || current_schema()))`).Scan(&mine); err != nil || !mine {
-			return err
-		}
-		rows, err := tx.Query(ctx, `WITH due AS (
-				SELECT d.seq FROM webhook_outbox d
-				WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
-				  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
-				  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
-					AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
-					AND p.seq < d.seq AND (p.next_at > $3 OR p.claim_until > $3)))
-				ORDER BY d.seq LIMIT $4
-				FOR UPDATE SKIP LOCKED)
-			UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
-			FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
-			RETURNING `+deliveryCols+`, e.url, e.secret`,
-			owner, ms+lease.Milliseconds(), ms, limit)
-		if err != nil {
-			return err
-		}
-		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
-			var url, secret string
-			d, err := scanDelivery(r, &url, &secret)
-			d.URL, d.Secret = url, secret
-			return d, err
-		})
+		var err error
+		out, err = claimTx(ctx, tx, owner, now, lease, limit)
 		return err
 	})
-	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
 	return out, wrap("claim deliveries", err, nil)
+}
+
+// FinishAndClaim records rs and claims in one transaction (one round of
+// commits instead of two: the worker's steady state).
+func (s *Store) FinishAndClaim(ctx context.Context, owner string, rs []store.FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	var out []store.Delivery
+	done := store.UnixMS(time.Now())
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := finishAll(ctx, tx, owner, rs, done); err != nil {
+			return err
+		}
+		if limit <= 0 {
+			return nil
+		}
+		var err error
+		out, err = claimTx(ctx, tx, owner, now, lease, limit)
+		return err
+	})
+	return out, wrap("finish and claim", err, nil)
+}
+
+func claimTx(ctx context.Context, tx pgx.Tx, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	ms := store.UnixMS(now)
+	var mine bool
+	if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('chatd webhook claim ' || current_schema()))`).Scan(&mine); err != nil || !mine {
+		return nil, err
+	}
+	rows, err := tx.Query(ctx, `WITH due AS (
+			SELECT d.seq FROM webhook_outbox d
+			WHERE d.status = 0 AND d.next_at <= $3 AND d.claim_until <= $3
+			  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
+			  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
+				AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
+				AND p.seq < d.seq AND (p.next_at > $3 OR p.claim_until > $3)))
+			ORDER BY d.seq LIMIT $4
+			FOR UPDATE SKIP LOCKED)
+		UPDATE webhook_outbox o SET claimed_by = $1, claim_until = $2, attempts = o.attempts + 1
+		FROM due, webhook_endpoints e WHERE o.seq = due.seq AND e.id = o.endpoint_id
+		RETURNING `+deliveryCols+`, e.url, e.secret`,
+		owner, ms+lease.Milliseconds(), ms, limit)
+	if err != nil {
+		return nil, err
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Delivery, error) {
+		var url, secret string
+		d, err := scanDelivery(r, &url, &secret)
+		d.URL, d.Secret = url, secret
+		return d, err
+	})
+	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
+	return out, err
 }
 
 func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
@@ -220,55 +245,94 @@ func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.De
 
 func (s *Store) FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error {
 	now := store.UnixMS(time.Now())
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, f := range rs {
-			if err := finishOne(ctx, tx, owner, f.ID, f.Result, now); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return finishAll(ctx, tx, owner, rs, now) })
 	return wrap("finish deliveries", err, nil)
 }
 
-func finishOne(ctx context.Context, tx pgx.Tx, owner, id string, r store.DeliveryResult, now int64) error {
-	if r.Release {
-		_, err := tx.Exec(ctx, `UPDATE webhook_outbox SET claimed_by = '', claim_until = 0, attempts = greatest(attempts - 1, 0)
-			WHERE id = $1 AND claimed_by = $2 AND status = 0`, id, owner)
+// finishAll records rs in two round trips rather than two per result: the
+// deliveries' updates in one pipelined batch, then each endpoint's
+// consecutive failures, counted in order (a success starts them over).
+func finishAll(ctx context.Context, tx pgx.Tx, owner string, rs []store.FinishedDelivery, now int64) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	for _, f := range rs {
+		r := f.Result
+		if r.Release {
+			b.Queue(`UPDATE webhook_outbox SET claimed_by = '', claim_until = 0, attempts = greatest(attempts - 1, 0)
+				WHERE id = $1 AND claimed_by = $2 AND status = 0 RETURNING ''`, f.ID, owner)
+			continue
+		}
+		var done int64
+		if r.Status != store.DeliveryPending {
+			done = now
+		}
+		var data *string
+		if len(r.Data) > 0 {
+			d := string(r.Data)
+			data = &d
+		}
+		b.Queue(`UPDATE webhook_outbox SET status = $1, next_at = $2, last_error = $3, last_status = $4,
+			done_at = $5, claimed_by = '', claim_until = 0, data = COALESCE($6, data)
+			WHERE id = $7 AND claimed_by = $8 AND status = 0 RETURNING endpoint_id`,
+			r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, f.ID, owner)
+	}
+	type tally struct {
+		reset   bool
+		fails   int
+		pause   int
+		lastErr string
+	}
+	var order []string
+	by := map[string]*tally{}
+	br := tx.SendBatch(ctx, &b)
+	for _, f := range rs {
+		var endpoint string
+		err := br.QueryRow().Scan(&endpoint)
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && f.Result.Release) {
+			continue // released, or the claim was lost: another node has it
+		} else if err != nil {
+			br.Close()
+			return err
+		}
+		t := by[endpoint]
+		if t == nil {
+			t = &tally{}
+			by[endpoint] = t
+			order = append(order, endpoint)
+		}
+		if r := f.Result; r.Status == store.DeliveryDelivered {
+			t.reset, t.fails = true, 0
+		} else {
+			t.fails++
+			t.lastErr = r.Error
+			if r.PauseAfter > 0 {
+				t.pause = r.PauseAfter
+			}
+		}
+	}
+	if err := br.Close(); err != nil {
 		return err
 	}
-	var done int64
-	if r.Status != store.DeliveryPending {
-		done = now
+	var eb pgx.Batch
+	for _, id := range order {
+		t := by[id]
+		pause := t.pause
+		if pause <= 0 {
+			pause = 1 << 30
+		}
+		eb.Queue(`UPDATE webhook_endpoints SET failures = n.f,
+			status = CASE WHEN n.f >= $3 THEN 1 ELSE status END,
+			reason = CASE WHEN n.f >= $3 THEN $4 ELSE reason END
+			FROM (SELECT CASE WHEN $1 THEN $2 ELSE failures + $2 END AS f FROM webhook_endpoints WHERE id = $5) n
+			WHERE id = $5 AND (failures <> n.f OR (n.f >= $3 AND status <> 1))`,
+			t.reset, t.fails, pause, fmt.Sprintf("paused after %d consecutive failed deliveries (last: %s); set the endpoint again to resume", pause, t.lastErr), id)
 	}
-	var data *string
-	if len(r.Data) > 0 {
-		d := string(r.Data)
-		data = &d
+	if len(order) == 0 {
+		return nil
 	}
-	pause := r.PauseAfter
-	if pause <= 0 {
-		pause = 1 << 30
-	}
-	var endpoint string
-	err := tx.QueryRow(ctx, `UPDATE webhook_outbox SET status = $1, next_at = $2, last_error = $3, last_status = $4,
-		done_at = $5, claimed_by = '', claim_until = 0, data = COALESCE($6, data)
-		WHERE id = $7 AND claimed_by = $8 AND status = 0 RETURNING endpoint_id`,
-		r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, id, owner).Scan(&endpoint)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // the claim was lost: another node has it
-	} else if err != nil {
-		return err
-	}
-	if r.Status == store.DeliveryDelivered {
-		_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = 0 WHERE id = $1 AND failures <> 0`, endpoint)
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE webhook_endpoints SET failures = failures + 1,
-		status = CASE WHEN failures + 1 >= $1 THEN 1 ELSE status END,
-		reason = CASE WHEN failures + 1 >= $1 THEN $2 ELSE reason END WHERE id = $3`,
-		pause, fmt.Sprintf("paused after %d consecutive failed deliveries (last: %s); set the endpoint again to resume", pause, r.Error), endpoint)
-	return err
+	return tx.SendBatch(ctx, &eb).Close()
 }
 
 func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQuery) ([]store.Delivery, error) {
@@ -300,12 +364,21 @@ func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQu
 
 func (s *Store) Redeliver(ctx context.Context, appID, id string) error {
 	tag, err := s.pool.Exec(ctx, `UPDATE webhook_outbox SET status = 0, next_at = $1, claimed_by = '', claim_until = 0, done_at = 0
-		WHERE app_id = $2 AND id = $3`, store.UnixMS(time.Now()), appID, id)
+		WHERE app_id = $2 AND id = $3 AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
+		store.UnixMS(time.Now()), appID, id)
 	if err != nil {
 		return wrap("redeliver", err, nil)
 	}
-	if tag.RowsAffected() == 0 {
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	// Nothing changed: no such delivery, or one of a deleted endpoint.
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM webhook_outbox WHERE app_id = $1 AND id = $2)`, appID, id).Scan(&exists); err != nil {
+		return wrap("redeliver", err, nil)
+	}
+	if !exists {
 		return fmt.Errorf("postgres: redeliver %s: %w", id, store.ErrNotFound)
 	}
-	return nil
+	return fmt.Errorf("postgres: redeliver %s: %w", id, store.ErrEndpointDeleted)
 }

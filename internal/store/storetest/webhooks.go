@@ -21,6 +21,7 @@ var webhookTests = []struct {
 	{"WebhookClaimLease", testWebhookClaimLease},
 	{"WebhookFinish", testWebhookFinish},
 	{"WebhookClaimConcurrent", testWebhookClaimConcurrent},
+	{"WebhookFinishAndClaim", testWebhookFinishAndClaim},
 }
 
 func setWebhook(t *testing.T, s store.Store, app, url string, events ...string) store.Endpoint {
@@ -293,6 +294,13 @@ func testWebhookFinish(t *testing.T, s store.Store) {
 	if len(pending) != 0 {
 		t.Fatalf("pending after delete: %+v", pending)
 	}
+	// A delivery of a deleted endpoint cannot be redelivered: it would
+	// stay pending for ever.
+	wantErr(t, "redeliver for a deleted endpoint", s.Redeliver(ctx, app, ds[0].ID), store.ErrEndpointDeleted)
+	if pending, _ := s.Deliveries(ctx, app, store.DeliveryQuery{Status: store.DeliveryPending, Limit: 10}); len(pending) != 0 {
+		t.Fatalf("pending after a refused redelivery: %+v", pending)
+	}
+	wantErr(t, "redeliver none", s.Redeliver(ctx, app, store.NewID()), store.ErrNotFound)
 }
 
 // testWebhookClaimConcurrent: owners claiming at once never get the same
@@ -351,5 +359,52 @@ func testWebhookClaimConcurrent(t *testing.T, s store.Store) {
 	}
 	if len(seen) != n {
 		t.Fatalf("delivered %d of %d", len(seen), n)
+	}
+}
+
+// testWebhookFinishAndClaim: results and a claim in one call; the claim
+// sees the results (a key's next delivery follows the one just finished),
+// and a retry holds its key back.
+func testWebhookFinishAndClaim(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	e := setWebhook(t, s, app, "https://a.example/hook", "x")
+	for _, key := range []string{"k", "k", "j", "j"} {
+		s.AddEvents(ctx, &store.OutboxEvent{AppID: app, Type: "x", OrderKey: key, Endpoints: []string{e.ID}})
+	}
+	now := time.Now()
+	first := claim(t, s, "n", now, 1)
+	if len(first) != 1 || first[0].OrderKey != "k" {
+		t.Fatalf("first claim: %+v", first)
+	}
+	// Nothing to record and no room: nothing happens.
+	if got, err := s.FinishAndClaim(ctx, "n", nil, now, time.Minute, 0); err != nil || len(got) != 0 {
+		t.Fatalf("empty FinishAndClaim: %v %+v", err, got)
+	}
+	got, err := s.FinishAndClaim(ctx, "n", []store.FinishedDelivery{{ID: first[0].ID, Result: store.DeliveryResult{Status: store.DeliveryDelivered, HTTPStatus: 200}}},
+		now, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].OrderKey != "k" || got[0].URL != e.URL || got[0].Secret == "" || got[0].Attempts != 1 {
+		t.Fatalf("claimed after the first result: %+v", got)
+	}
+	// The second k fails (retry later), j's are delivered: nothing is left
+	// to claim now, and the retry is not due.
+	// Results count in order: the failure after the successes is one.
+	var rs []store.FinishedDelivery
+	for _, d := range got[1:] {
+		rs = append(rs, store.FinishedDelivery{ID: d.ID, Result: store.DeliveryResult{Status: store.DeliveryDelivered, HTTPStatus: 204}})
+	}
+	rs = append(rs, store.FinishedDelivery{ID: got[0].ID, Result: store.DeliveryResult{Status: store.DeliveryPending, NextAt: now.Add(time.Hour), Error: "boom"}})
+	if again, err := s.FinishAndClaim(ctx, "n", rs, now, time.Minute, 10); err != nil || len(again) != 0 {
+		t.Fatalf("after the results: %v %+v", err, again)
+	}
+	done, _ := s.Deliveries(ctx, app, store.DeliveryQuery{Status: store.DeliveryDelivered, Limit: 10})
+	pending, _ := s.Deliveries(ctx, app, store.DeliveryQuery{Status: store.DeliveryPending, Limit: 10})
+	if len(done) != 3 || len(pending) != 1 || pending[0].ID != got[0].ID || pending[0].LastError != "boom" {
+		t.Fatalf("delivered %+v, pending %+v", done, pending)
+	}
+	if list, _ := s.Webhooks(ctx, app); list[0].Failures != 1 {
+		t.Fatalf("failures: %+v", list[0])
 	}
 }
