@@ -124,46 +124,30 @@ func (s *Store) indexQueue(ctx context.Context) error {
 	}
 }
 
-// indexQueueLoop indexes the queue in the background until ctx ends. It
-// looks every queueEvery; the writer is busy when a send batch committed
-// since the last look. Then it waits, up to queueMaxLag after it first found
-// the writer busy, and indexes when the writer is idle or the lag is
-// reached: the sends get the writer while they come in bursts, and the
-// indexing is done in fewer, bigger transactions. A search indexes the queue
-// first (indexQueue), so the lag never changes what it finds, only how long
-// the first search after a burst takes.
+// indexQueueLoop indexes the queue in the background until ctx ends: a
+// batch whenever there is one, resting as long as the batch took, and
+// checking again every queueEvery.
 func (s *Store) indexQueueLoop(ctx context.Context) error {
-	var busySince time.Time
-	last := s.batches.Load()
 	for {
+		t := time.Now()
+		n, err := s.indexQueued(ctx, queueBatch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		wait := time.Since(t)
+		if n < queueBatch {
+			wait = queueEvery
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(queueEvery):
+		case <-time.After(wait):
 		}
-		if b := s.batches.Load(); b != last {
-			last = b
-			if busySince.IsZero() {
-				busySince = time.Now()
-			}
-			if time.Since(busySince) < queueMaxLag {
-				continue
-			}
-		}
-		busySince = time.Time{}
-		if err := s.indexQueue(ctx); err != nil { // a read when the queue is empty
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-		last = s.batches.Load()
 	}
 }
 
-const (
-	// queueEvery is how often the background indexer looks at the writer.
-	queueEvery = 200 * time.Millisecond
-	// queueMaxLag bounds how long the indexer waits for an idle writer.
-	queueMaxLag = 5 * time.Second
-)
+// queueEvery is how often the background indexer looks at the queue.
+const queueEvery = 500 * time.Millisecond
