@@ -20,6 +20,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ func main() {
 	heavy := flag.Int("heavy", 3, "heavy users: each joins the busiest groups until it may see more than -heavy-messages (the full-text index path)")
 	heavyMessages := flag.Int64("heavy-messages", 120_000, "visible messages of each heavy user")
 	heavyQueries := flag.Int("heavy-queries", 500, "searches of the heavy users to time")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the send runs with the index to this file")
 	flag.Parse()
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -76,9 +78,19 @@ func main() {
 	st.Close()
 
 	if *sendFor > 0 || *serial > 0 {
-		for _, withIndex := range []bool{true, false, true, false} {
+		for i, withIndex := range []bool{true, false, true, false} {
 			fresh, app, cleanup := b.fresh(ctx, withIndex)
+			if *cpuprofile != "" && i == 0 {
+				f, err := os.Create(*cpuprofile)
+				if err != nil {
+					log.Fatal(err)
+				}
+				pprof.StartCPUProfile(f)
+			}
 			sendRun(ctx, fresh, app, withIndex, *senders, *sendFor, *serial)
+			if *cpuprofile != "" && i == 0 {
+				pprof.StopCPUProfile()
+			}
 			fresh.Close()
 			cleanup()
 		}
