@@ -79,11 +79,23 @@ const queueBatch = 2000
 // different rows (SKIP LOCKED). Each statement reads the messages as they
 // are then; a change committed meanwhile has queued its message again, so
 // the next batch corrects the doc.
-func (s *Store) indexQueued(ctx context.Context, n int) (int, error) {
+//
+// With wait, the batch waits for rows another node is indexing instead of
+// skipping them: a search must not read before those docs are committed,
+// or it would miss messages sent before it (docs/architecture.md,
+// "Search"). Once that node commits, its rows are gone from the queue and
+// the batch takes the next ones. Every batch locks in key order, so two
+// waiting searches cannot deadlock, and the background indexer, which
+// skips, never waits.
+func (s *Store) indexQueued(ctx context.Context, n int, wait bool) (int, error) {
+	lock := `FOR UPDATE SKIP LOCKED`
+	if wait {
+		lock = `FOR UPDATE`
+	}
 	var k int
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `DELETE FROM search_queue WHERE (conversation_id, seq) IN
-			(SELECT conversation_id, seq FROM search_queue ORDER BY conversation_id, seq LIMIT $1 FOR UPDATE SKIP LOCKED)
+			(SELECT conversation_id, seq FROM search_queue ORDER BY conversation_id, seq LIMIT $1 `+lock+`)
 			RETURNING conversation_id, seq`, n)
 		if err != nil {
 			return err
@@ -126,7 +138,7 @@ func (s *Store) indexQueue(ctx context.Context) error {
 		return wrap("search queue", err, nil)
 	}
 	for {
-		n, err := s.indexQueued(ctx, queueBatch)
+		n, err := s.indexQueued(ctx, queueBatch, true)
 		if err != nil || n < queueBatch {
 			return err
 		}
@@ -139,7 +151,7 @@ func (s *Store) indexQueue(ctx context.Context) error {
 func (s *Store) indexQueueLoop(ctx context.Context) error {
 	for {
 		t := time.Now()
-		n, err := s.indexQueued(ctx, queueBatch)
+		n, err := s.indexQueued(ctx, queueBatch, false)
 		if ctx.Err() != nil {
 			return nil
 		}

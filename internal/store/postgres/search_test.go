@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -132,5 +133,76 @@ func TestSearchExtensionSchema(t *testing.T) {
 	if err := s.pool.QueryRow(ctx, `SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 		WHERE e.extname = 'pg_trgm'`).Scan(&schema); err != nil || schema != "ext" {
 		t.Fatalf("pg_trgm in %q, %v", schema, err)
+	}
+}
+
+// TestSearchWaitsForOtherIndexer: a message another node is indexing at the
+// moment of a search (its queue row taken, its doc not yet committed) is
+// still found: the search waits for that node's transaction instead of
+// skipping its rows.
+func TestSearchWaitsForOtherIndexer(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	app := seedSearch(t, s)
+	if got := searchSeqs(t, s, app, "v", "北京"); len(got) != 2 { // indexes the queue
+		t.Fatalf("before: %v, want 2 hits", got)
+	}
+	var conv string
+	if err := s.pool.QueryRow(ctx, `SELECT conversation_id FROM search_docs LIMIT 1`).Scan(&conv); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: conv, SenderID: "u", Type: 1,
+		Content: json.RawMessage(`{"content":"北京见"}`)}); err != nil {
+		t.Fatal(err)
+	}
+	// The other node: takes the queued row as its indexer does and writes
+	// the doc, and has not committed yet.
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	var pid int
+	if err := tx.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `WITH q AS (DELETE FROM search_queue WHERE (conversation_id, seq) IN
+			(SELECT conversation_id, seq FROM search_queue FOR UPDATE SKIP LOCKED) RETURNING conversation_id, seq)
+		INSERT INTO search_docs (conversation_id, seq, text)
+		SELECT m.conversation_id, m.seq, search_fold(search_text(m.type, m.content)) FROM q
+		JOIN messages m ON m.conversation_id = q.conversation_id AND m.seq = q.seq`); err != nil {
+		t.Fatal(err)
+	}
+	found := make(chan []int64, 1)
+	go func() {
+		page, err := s.Search(ctx, store.SearchQuery{AppID: app, UserID: "v", Terms: store.ParseSearchTerms("北京"), Limit: 10})
+		if err != nil {
+			t.Error(err)
+		}
+		var seqs []int64
+		for _, m := range page.Messages {
+			seqs = append(seqs, m.Seq)
+		}
+		found <- seqs
+	}()
+	// Commit once the search is waiting on the other node's transaction;
+	// a search that does not wait answers first, without the message.
+	for waiting := false; !waiting; {
+		select {
+		case got := <-found:
+			t.Fatalf("search answered %v while another node was indexing the new message", got)
+		default:
+		}
+		if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE $1 = ANY (pg_blocking_pids(pid)))`,
+			pid).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-found; len(got) != 3 || got[0] != 6 {
+		t.Fatalf("after the other node committed: %v, want 6 first of 3", got)
 	}
 }

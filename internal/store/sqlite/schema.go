@@ -348,6 +348,24 @@ WHEN EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = new.conversation_i
 	UPDATE members SET hid_messages = 1 WHERE conversation_id = new.conversation_id AND user_id = new.user_id;
 END;
 `,
+	// 13 (search, see Store.Search): the FTS5 table keeps no positions
+	// (detail=none): each trigram lists only the docs that hold it, which
+	// makes the index smaller and its writes cheaper (docs/benchmarks.md,
+	// "Search"); a term is then matched as all its trigrams, and the GLOB
+	// on the doc keeps the real substrings. The index is written again by
+	// BackfillSearch, in batches after start, from the cursor reset here.
+	`
+DROP TRIGGER search_docs_ad;
+DROP TABLE search_fts;
+DELETE FROM search_docs;
+DELETE FROM search_queue;
+UPDATE search_backfill SET conversation_id = '', seq = 0, done = NOT EXISTS (SELECT 1 FROM messages);
+CREATE VIRTUAL TABLE search_fts USING fts5(text, content='search_docs', content_rowid='id',
+	tokenize='trigram remove_diacritics 1', detail=none);
+CREATE TRIGGER search_docs_ad AFTER DELETE ON search_docs BEGIN
+	INSERT INTO search_fts (search_fts, rowid, text) VALUES ('delete', old.id, old.text);
+END;
+`,
 }
 
 // migrate brings the database up to len(migrations) in one transaction, so a

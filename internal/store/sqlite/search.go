@@ -49,8 +49,7 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	var match []string
 	for _, t := range q.Terms {
 		if useFTS && store.RuneLen(t) >= 3 {
-			match = append(match, `"`+strings.ReplaceAll(t, `"`, `""`)+`"`)
-			continue
+			match = append(match, trigrams(t)...)
 		}
 		b.WriteString(` AND d.text GLOB ?`)
 		args = append(args, globPattern(t))
@@ -110,6 +109,19 @@ func (s *Store) historySize(ctx context.Context, q store.SearchQuery) (int64, er
 	}
 	err := s.queryRow(ctx, query, args...).Scan(&n)
 	return n, err
+}
+
+// trigrams are term's trigrams as FTS5 strings. The FTS5 table keeps no
+// positions (detail=none, migration 13), so it cannot match a phrase: a
+// doc with every trigram of a term is a candidate, and the term's GLOB on
+// the doc keeps only those that contain it.
+func trigrams(term string) []string {
+	r := []rune(term)
+	out := make([]string, 0, len(r)-2)
+	for i := range len(r) - 2 {
+		out = append(out, `"`+strings.ReplaceAll(string(r[i:i+3]), `"`, `""`)+`"`)
+	}
+	return out
 }
 
 // globPattern is a GLOB pattern that finds term anywhere in a text, in any

@@ -82,3 +82,33 @@ func TestSearchIndexPath(t *testing.T) {
 	defer scanLimit.Store(old)
 	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
+
+// TestSearchIndexRebuilt: the FTS5 table without positions (migration 13)
+// is written again by the backfill from the messages of an older database,
+// and searches through it find them.
+func TestSearchIndexRebuilt(t *testing.T) {
+	ctx := context.Background()
+	conv := store.NewID()
+	s := upgradeFrom(t, "detail=none",
+		fmt.Sprintf(`INSERT INTO conversations (id, app_id, type, key, last_seq, created_at) VALUES ('%s', 'a', 2, 'g', 2, 1)`, conv),
+		fmt.Sprintf(`INSERT INTO members (conversation_id, app_id, user_id, sid, created_at) VALUES ('%s', 'a', 'u', '%s', 1)`, conv, store.NewID()),
+		fmt.Sprintf(`INSERT INTO messages (conversation_id, seq, msg_id, sender_id, type, content, created_at) VALUES
+			('%[1]s', 1, '%[2]s', 'u', 1, '{"content":"我在北京工作"}', 1),
+			('%[1]s', 2, '%[3]s', 'u', 1, '{"content":"Café Report"}', 2)`, conv, store.NewID(), store.NewID()),
+		`INSERT INTO search_docs (conversation_id, seq, text) SELECT conversation_id, seq, 'old' FROM search_queue`,
+		`DELETE FROM search_queue`, `UPDATE search_backfill SET done = 1`)
+	old := scanLimit.Swap(-1) // through the index
+	defer scanLimit.Store(old)
+	if err := s.backfillSearch(ctx, nil, 1); err != nil {
+		t.Fatal(err)
+	}
+	for q, want := range map[string]int64{"北京工": 1, "cafe report": 2, "report": 2, "北京": 1} {
+		page, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: store.ParseSearchTerms(q), Limit: 10})
+		if err != nil || len(page.Messages) != 1 || page.Messages[0].Seq != want {
+			t.Errorf("Search(%q) = %v, %v; want seq %d", q, page.Messages, err, want)
+		}
+	}
+	if page, err := s.Search(ctx, store.SearchQuery{AppID: "a", UserID: "u", Terms: []string{"old"}, Limit: 10}); err != nil || len(page.Messages) != 0 {
+		t.Errorf("the docs from before: %v, %v", page.Messages, err)
+	}
+}
