@@ -185,8 +185,10 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		topicSettings: g.deliverSettings, topicGroupReceipts: g.deliverGroupReceipt} {
 		var unsub func()
 		var err error
-		if lb, ok := br.(broker.Local); ok {
-			unsub, err = lb.SubscribeValue(topic, h)
+		if vs, ok := br.(interface {
+			SubscribeValue(string, func(any)) (func(), error)
+		}); ok { // broker.Local, broker.EchoSkipper
+			unsub, err = vs.SubscribeValue(topic, h)
 		} else {
 			unsub, err = br.Subscribe(topic, func(p []byte) { h(p) })
 		}
