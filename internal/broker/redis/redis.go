@@ -91,7 +91,9 @@ type Broker struct {
 	pubBytes int
 	pubWake  chan struct{} // capacity 1: the writer has work
 	pubDone  chan struct{} // closed when the writer has exited
-	failedAt atomic.Int64  // UnixNano of the last failed pipeline or ping; 0 after a success
+	pubCtx   context.Context
+	pubStop  context.CancelFunc // ends the writer's pipelines (Close, after a grace)
+	failedAt atomic.Int64       // UnixNano of the last failed pipeline or ping; 0 after a success
 
 	published, publishErrors, reconnects atomic.Uint64
 }
@@ -147,6 +149,7 @@ func Open(ctx context.Context, url string, o Options) (*Broker, error) {
 		pubWake: make(chan struct{}, 1),
 		pubDone: make(chan struct{}),
 	}
+	b.pubCtx, b.pubStop = context.WithCancel(context.Background())
 	b.up.Store(true)
 	go b.receive(loopCtx)
 	go b.write()
@@ -250,7 +253,7 @@ func (b *Broker) write() {
 
 // send runs one pipeline and releases the barriers in it.
 func (b *Broker) send(batch []pub) {
-	ctx, cancel := context.WithTimeout(context.Background(), pubTimeout)
+	ctx, cancel := context.WithTimeout(b.pubCtx, pubTimeout)
 	defer cancel()
 	pipe := b.client.Pipeline()
 	n := 0
@@ -553,8 +556,15 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.fan.Close()
+	// What is queued goes out if Redis answers within a second.
 	b.kick()
-	<-b.pubDone
+	select {
+	case <-b.pubDone:
+	case <-time.After(time.Second):
+		b.pubStop()
+		<-b.pubDone
+	}
+	b.pubStop()
 	b.stop()
 	b.subMu.Lock()
 	ps := b.ps
