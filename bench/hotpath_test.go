@@ -364,7 +364,7 @@ func BenchmarkServiceSendPrivateCachedReads(b *testing.B) {
 
 // BenchmarkDecodeSendPacket is the Socket.IO decode of one send event.
 func BenchmarkDecodeSendPacket(b *testing.B) {
-	pkt := []byte(`4217["send-private-message",{"targetId":"u1","messageType":1,"content":{"content":"hello there"},"clientMsgId":"c-123"}]`)
+	pkt := []byte(`217["send-private-message",{"targetId":"u1","messageType":1,"content":{"content":"hello there"},"clientMsgId":"c-123"}]`)
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := socketio.DecodePacket(pkt)
