@@ -167,7 +167,7 @@ func (f *Fanout) DeliverBoth(topic string, v any, payload []byte) int {
 	defer f.mu.RUnlock()
 	n := 0
 	for s := range f.topics[topic] {
-		var p any = v
+		p := v
 		if s.raw {
 			p = payload
 		}
