@@ -526,7 +526,8 @@ func (b *Broker) down(err error) {
 }
 
 // Ping implements broker.Broker: nil when both the publishing client and the pub/sub
-// connection are healthy. Without a deadline in ctx it waits at most 2s.
+// connection are healthy, once Redis has answered every publish queued before the
+// call. Without a deadline in ctx it waits at most 2s.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
