@@ -25,6 +25,7 @@ import (
 	"github.com/chatd/chatd/internal/chat"
 	"github.com/chatd/chatd/internal/config"
 	"github.com/chatd/chatd/internal/server"
+	"github.com/chatd/chatd/internal/socketio"
 	"github.com/chatd/chatd/internal/socketio/sioclient"
 	"github.com/chatd/chatd/internal/store"
 	"github.com/chatd/chatd/internal/store/sqlite"
@@ -218,6 +219,9 @@ func BenchmarkE2EPrivateSend(b *testing.B) {
 	a := connect(b, base, appID, tokens[0])
 	r := connect(b, base, appID, tokens[1])
 	b.ReportAllocs()
+	// The process's CPU (server and both clients) per message: wall time
+	// alone hides a change on a shared machine.
+	defer reportCPU(b, cpuTime())
 	for i := 0; b.Loop(); i++ {
 		if err := a.Send(fmt.Sprintf(`42%d["send-private-message",{"targetId":"u1","messageType":1,"content":{"content":"m%d"}}]`, i, i)); err != nil {
 			b.Fatal(err)
@@ -353,6 +357,18 @@ func BenchmarkServiceSendPrivateCachedReads(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		if _, err := svc.SendPrivate(ctx, chat.SendInput{AppID: app.ID, SenderID: "u0", TargetID: "u1", Type: 1, Content: content(i)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecodeSendPacket is the Socket.IO decode of one send event.
+func BenchmarkDecodeSendPacket(b *testing.B) {
+	pkt := []byte(`217["send-private-message",{"targetId":"u1","messageType":1,"content":{"content":"hello there"},"clientMsgId":"c-123"}]`)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := socketio.DecodePacket(pkt)
+		if err != nil || len(p.Args) != 2 {
 			b.Fatal(err)
 		}
 	}

@@ -43,6 +43,19 @@ type Local interface {
 	SubscribeValue(topic string, handler func(v any)) (unsubscribe func(), err error)
 }
 
+// EchoSkipper is implemented by the brokers that reach other nodes through a
+// server (Redis, NATS). They hand the publisher's own subscribers their
+// payloads directly and drop the copy the server sends back, so a node never
+// decodes its own messages (docs/benchmarks.md, cluster). PublishEncoded is
+// Publish where payload is v's encoding: the SubscribeValue handlers of this
+// node get v itself, its Subscribe handlers and every other node payload.
+// As with payloads, v is shared: neither the publisher nor a handler may
+// modify it.
+type EchoSkipper interface {
+	PublishEncoded(ctx context.Context, topic string, v any, payload []byte) error
+	SubscribeValue(topic string, handler func(v any)) (unsubscribe func(), err error)
+}
+
 // OverflowReporter is implemented by every broker in this module: fn gets each
 // payload that a full subscription buffer of this node dropped (Subscribe's
 // "drop and count"), in the delivering goroutine, so that the subscriber can

@@ -48,6 +48,7 @@ type Sub struct {
 	f       *Fanout
 	topic   string
 	handler func(any) // gets a []byte, or a value from DeliverValue
+	raw     bool      // added with Add: wants the encoded payload of DeliverBoth
 
 	active atomic.Bool
 
@@ -65,17 +66,21 @@ func (s *Sub) Topic() string { return s.topic }
 // subscription before. ok is false when the table is closed. The handler sees
 // the payloads passed to Deliver, not the values passed to DeliverValue.
 func (f *Fanout) Add(topic string, handler func([]byte), active bool) (s *Sub, first, ok bool) {
-	return f.AddValue(topic, func(p any) {
+	return f.add(topic, func(p any) {
 		if b, ok := p.([]byte); ok {
 			handler(b)
 		}
-	}, active)
+	}, active, true)
 }
 
 // AddValue is Add for a handler that also receives the values passed to
 // DeliverValue; payloads passed to Deliver reach it as []byte.
 func (f *Fanout) AddValue(topic string, handler func(any), active bool) (s *Sub, first, ok bool) {
-	s = &Sub{f: f, topic: topic, handler: handler}
+	return f.add(topic, handler, active, false)
+}
+
+func (f *Fanout) add(topic string, handler func(any), active, raw bool) (s *Sub, first, ok bool) {
+	s = &Sub{f: f, topic: topic, handler: handler, raw: raw}
 	s.active.Store(active)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -148,6 +153,25 @@ func (f *Fanout) DeliverValue(topic string, v any) int {
 	n := 0
 	for s := range f.topics[topic] {
 		if s.active.Load() && s.push(v) {
+			n++
+		}
+	}
+	return n
+}
+
+// DeliverBoth is DeliverValue for a value that has an encoding too: the
+// handlers added with AddValue get v, those added with Add get payload. A
+// broker that skips its own echo uses it for its local subscribers.
+func (f *Fanout) DeliverBoth(topic string, v any, payload []byte) int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	n := 0
+	for s := range f.topics[topic] {
+		p := v
+		if s.raw {
+			p = payload
+		}
+		if s.active.Load() && s.push(p) {
 			n++
 		}
 	}

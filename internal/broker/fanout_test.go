@@ -126,3 +126,23 @@ func TestFanoutPendingAndRemove(t *testing.T) {
 		t.Fatal("Add after Close succeeded")
 	}
 }
+
+// DeliverBoth: handlers added with AddValue get the value, those added with
+// Add the encoding.
+func TestFanoutDeliverBoth(t *testing.T) {
+	f := NewFanout(4)
+	raw, val := make(chan []byte, 1), make(chan any, 1)
+	f.Add("t", func(p []byte) { raw <- p }, true)
+	f.AddValue("t", func(v any) { val <- v }, true)
+	type value struct{}
+	v := &value{}
+	if n := f.DeliverBoth("t", v, []byte("enc")); n != 2 {
+		t.Fatalf("DeliverBoth reached %d subscriptions, want 2", n)
+	}
+	if p := <-raw; string(p) != "enc" {
+		t.Errorf("Add handler got %q, want the encoding", p)
+	}
+	if got := <-val; got != any(v) {
+		t.Errorf("AddValue handler got %v, want the value", got)
+	}
+}

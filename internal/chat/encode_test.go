@@ -50,3 +50,21 @@ func TestAppendMessagesAllocatesOnce(t *testing.T) {
 		t.Errorf("a %d byte page allocated %d bytes, want at most %d", len(out), got, limit)
 	}
 }
+
+func TestAppendSendResultMatchesEncodingJSON(t *testing.T) {
+	for _, r := range []SendResult{
+		{Message: Message{MsgID: "a", Content: json.RawMessage(`{"content":"hi"}`), ConversationType: 1, SenderUserID: "u<1>", TargetID: "t",
+			MessageType: 1, Date: "12:00", SendUser: UserRef{Name: "Zoë", AvatarURI: "a&b"}, Seq: 7, Timestamp: 1700000000000, ClientMsgID: "c"},
+			SendSession: SessionRef{SID: "s\"1\"", Title: "Bob <b>", Avatar: "https://x/?a=1&b=2"}},
+		{Message: Message{MsgID: "b", Mentions: []string{"u1"}, MentionAll: true, ReplyTo: "a"}},
+		{},
+	} {
+		want, err := json.Marshal(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AppendSendResult(nil, &r); !bytes.Equal(got, want) {
+			t.Fatalf("got  %s\nwant %s", got, want)
+		}
+	}
+}

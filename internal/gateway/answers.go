@@ -25,6 +25,10 @@ func encodeAnswer(data any) (json.RawMessage, error) {
 		return v, nil
 	case []chat.Message:
 		return chat.AppendMessages(nil, v), nil
+	case chat.SendResult:
+		return chat.AppendSendResult(make([]byte, 0, 512), &v), nil
+	case *chat.SendResult:
+		return chat.AppendSendResult(make([]byte, 0, 512), v), nil
 	}
 	return json.Marshal(data)
 }

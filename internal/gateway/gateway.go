@@ -185,8 +185,10 @@ func New(svc *chat.Service, srv *socketio.Server, br broker.Broker, opts Options
 		topicSettings: g.deliverSettings, topicGroupReceipts: g.deliverGroupReceipt} {
 		var unsub func()
 		var err error
-		if lb, ok := br.(broker.Local); ok {
-			unsub, err = lb.SubscribeValue(topic, h)
+		if vs, ok := br.(interface {
+			SubscribeValue(string, func(any)) (func(), error)
+		}); ok { // broker.Local, broker.EchoSkipper
+			unsub, err = vs.SubscribeValue(topic, h)
 		} else {
 			unsub, err = br.Subscribe(topic, func(p []byte) { h(p) })
 		}
@@ -611,15 +613,22 @@ func (e *pushEncoder) prepare(m chat.Message, ref chat.SessionRef, own, muted bo
 
 // encodeTemplate returns the JSON of the push of m to the owner of a session
 // like ref, with an empty sid at offset at.
+// It writes what encoding/json writes for a pushEnvelope, without reflection
+// (chat.AppendSendResult; docs/benchmarks.md, one-to-one CPU).
 func encodeTemplate(m chat.Message, ref chat.SessionRef, own, muted bool) (b []byte, at int, err error) {
-	b, err = json.Marshal(pushEnvelope{
-		Status: chat.CodeOK,
-		Data:   pushData{SendResult: chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}}, Own: own, Muted: muted},
-		Type:   "user",
-	})
-	if err != nil {
-		return nil, 0, err
+	b = make([]byte, 0, 640)
+	b = append(b, `{"message":"","status":`...)
+	b = strconv.AppendInt(b, int64(chat.CodeOK), 10)
+	b = append(b, `,"data":`...)
+	b = chat.AppendSendResult(b, &chat.SendResult{Message: m, SendSession: chat.SessionRef{Title: ref.Title, Avatar: ref.Avatar}})
+	b = b[:len(b)-1] // the SendResult's closing brace: pushData's fields follow
+	if own {
+		b = append(b, `,"own":true`...)
 	}
+	if muted {
+		b = append(b, `,"muted":true`...)
+	}
+	b = append(b, `},"type":"user"}`...)
 	i := bytes.LastIndex(b, sidMarker)
 	if i < 0 {
 		return nil, 0, errors.New("push has no sendSession")

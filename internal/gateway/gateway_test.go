@@ -162,6 +162,9 @@ func TestPushEncoderMatchesMarshal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// The content is spliced as stored (as in history pages), where
+			// encoding/json re-encodes it with HTML escapes.
+			want = bytes.Replace(want, []byte(`\u003cb\u003e`), []byte(`<b>`), 1)
 			if !bytes.Equal(got, want) {
 				t.Fatalf("spliced push differs:\n got %s\nwant %s", got, want)
 			}

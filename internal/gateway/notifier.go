@@ -49,7 +49,8 @@ func (n *Notifier) UserChanged(ctx context.Context, appID, userID string) {
 }
 
 // publish sends v to every node: as is through an in-process broker (no
-// JSON round trip for a 1,000-recipient delivery), as JSON otherwise.
+// JSON round trip for a 1,000-recipient delivery), as JSON otherwise, and
+// then as is to this node when the broker skips its own echo.
 func (n *Notifier) publish(ctx context.Context, topic string, v any) {
 	var err error
 	if lb, ok := n.broker.(broker.Local); ok {
@@ -57,7 +58,12 @@ func (n *Notifier) publish(ctx context.Context, topic string, v any) {
 	} else {
 		var b []byte
 		if b, err = json.Marshal(v); err == nil {
-			err = n.broker.Publish(ctx, topic, b)
+			if es, ok := n.broker.(broker.EchoSkipper); ok {
+				// This node's gateway gets v itself: no decoding of its own JSON.
+				err = es.PublishEncoded(ctx, topic, v, b)
+			} else {
+				err = n.broker.Publish(ctx, topic, b)
+			}
 		}
 	}
 	// The message is committed: a client that misses this push recovers it with sync.

@@ -129,10 +129,72 @@ func (p *Packet) splitArgs() error {
 	if len(p.Data) == 0 || p.Data[0] != '[' {
 		return fmt.Errorf("%w: payload must be an array", ErrInvalidPacket)
 	}
-	if err := json.Unmarshal(p.Data, &p.Args); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalidPacket, err)
+	if !json.Valid(p.Data) {
+		return fmt.Errorf("%w: payload is not valid JSON", ErrInvalidPacket)
 	}
+	p.Args = splitArray(p.Data)
 	return nil
+}
+
+// splitArray returns the elements of b, a valid JSON array, as sub-slices of
+// b without surrounding whitespace: what json.Unmarshal into
+// []json.RawMessage gives, without reflection or a copy per element (every
+// event goes through here; docs/benchmarks.md, one-to-one CPU). b is the
+// packet's own buffer, which the engine.io reader does not reuse.
+func splitArray(b []byte) []json.RawMessage {
+	args := make([]json.RawMessage, 0, 2)
+	depth, start, inStr, esc := 0, -1, false, false
+	end := func(i int) {
+		if start >= 0 {
+			j := i
+			for j > start && (b[j-1] == ' ' || b[j-1] == '\t' || b[j-1] == '\n' || b[j-1] == '\r') {
+				j--
+			}
+			args = append(args, json.RawMessage(b[start:j:j]))
+		}
+		start = -1
+	}
+	for i := 1; i < len(b); i++ {
+		c := b[i]
+		if inStr {
+			switch {
+			case esc:
+				esc = false
+			case c == '\\':
+				esc = true
+			case c == '"':
+				inStr = false
+			}
+			continue
+		}
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ',':
+			if depth == 0 {
+				end(i)
+				continue
+			}
+		case ']', '}':
+			if depth == 0 {
+				end(i)
+				return args
+			}
+			depth--
+		case '[', '{':
+			depth++
+			if depth == 1 && start < 0 {
+				start = i
+			}
+			continue
+		case '"':
+			inStr = true
+		}
+		if start < 0 {
+			start = i
+		}
+	}
+	return args
 }
 
 // appendHeader appends <type>[<n>-][<nsp>,][<id>].

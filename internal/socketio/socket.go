@@ -1,6 +1,7 @@
 package socketio
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/chatd/chatd/internal/socketio/engineio"
 )
@@ -245,10 +247,12 @@ func (s *Socket) onClose(reason string) {
 }
 
 func (s *Socket) onEvent(p *Packet, bins [][]byte) {
-	var name string
-	if err := json.Unmarshal(p.Args[0], &name); err != nil {
-		s.client.fail("bad event name")
-		return
+	name, ok := plainString(p.Args[0])
+	if !ok {
+		if err := json.Unmarshal(p.Args[0], &name); err != nil {
+			s.client.fail("bad event name")
+			return
+		}
 	}
 	s.mu.Lock()
 	h := s.handlers[name]
@@ -453,4 +457,18 @@ func (s *Socket) BinaryArgs(args []json.RawMessage) []any {
 		}
 	}
 	return out
+}
+
+// plainString returns the JSON string a without decoding when it has no
+// escape and is valid UTF-8 (every event name in practice): the same string
+// json.Unmarshal would give.
+func plainString(a json.RawMessage) (string, bool) {
+	if len(a) < 2 || a[0] != '"' || a[len(a)-1] != '"' {
+		return "", false
+	}
+	in := a[1 : len(a)-1]
+	if bytes.IndexByte(in, '\\') >= 0 || !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }

@@ -39,6 +39,8 @@ func Run(t *testing.T, newCluster func(t *testing.T) func() broker.Broker) {
 		{"SlowHandlerIsolated", testSlowHandler},
 		{"HandlerPanicRecovered", testHandlerPanic},
 		{"Close", testClose},
+		{"OwnPayloadOnce", testOwnPayloadOnce},
+		{"EncodedValueStaysLocal", testEncodedValue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -550,5 +552,96 @@ func Benchmark(b *testing.B, pub, sub broker.Broker) {
 	case <-done:
 	case <-time.After(Wait):
 		b.Fatalf("delivered %d of %d", got.Load(), b.N)
+	}
+}
+
+// testOwnPayloadOnce: the publisher's own subscribers get each payload once,
+// whether the backend echoes it through its server or hands it over
+// directly and drops the echo (broker.EchoSkipper).
+func testOwnPayloadOnce(t *testing.T, node func() broker.Broker) {
+	a, b := node(), node()
+	ch, _ := collect(t, a, "own", 64)
+	for i := range 3 {
+		publish(t, a, "own", fmt.Appendf(nil, "a%d", i))
+	}
+	// Once a's publishes are on the server, b's sentinel comes after every
+	// copy of them, echo included, on a's connection.
+	if err := a.Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "own", []byte("end"))
+	var got []string
+	for {
+		p := string(recv(t, ch, "publisher's payloads"))
+		if p == "end" {
+			break
+		}
+		got = append(got, p)
+	}
+	if fmt.Sprint(got) != "[a0 a1 a2]" {
+		t.Errorf("publisher got %q before the sentinel, want [a0 a1 a2] once each", got)
+	}
+}
+
+// testEncodedValue: through PublishEncoded, the publisher's SubscribeValue
+// handlers get the value itself (nothing to decode), its Subscribe handlers
+// and the other nodes the encoding.
+func testEncodedValue(t *testing.T, node func() broker.Broker) {
+	a, b := node(), node()
+	ea, ok := a.(broker.EchoSkipper)
+	if !ok {
+		t.Skipf("%T does not skip its echo", a)
+	}
+	eb := b.(broker.EchoSkipper)
+	type value struct{ n int }
+	vals := make(chan any, 4)
+	for _, e := range []broker.EchoSkipper{ea, eb} {
+		unsub, err := e.SubscribeValue("enc", func(v any) { vals <- v })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(unsub)
+	}
+	raw, _ := collect(t, a, "enc", 4)
+	v := &value{n: 7}
+	if err := ea.PublishEncoded(ctxT(t), "enc", v, []byte("seven")); err != nil {
+		t.Fatal(err)
+	}
+	if p := recv(t, raw, "encoding on the publisher's Subscribe"); string(p) != "seven" {
+		t.Errorf("publisher's Subscribe handler got %q, want %q", p, "seven")
+	}
+	var gotValue, gotBytes bool
+	for range 2 {
+		select {
+		case x := <-vals:
+			switch x := x.(type) {
+			case *value:
+				gotValue = x == v
+			case []byte:
+				gotBytes = string(x) == "seven"
+			default:
+				t.Errorf("SubscribeValue handler got %T", x)
+			}
+		case <-time.After(Wait):
+			t.Fatal("timed out waiting for SubscribeValue handlers")
+		}
+	}
+	if !gotValue || !gotBytes {
+		t.Errorf("publisher got the value: %v, peer got the encoding: %v", gotValue, gotBytes)
+	}
+	// Nothing more: the echo of the value does not come back as bytes.
+	if err := ea.(broker.Broker).Ping(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, b, "enc", []byte("end"))
+	for range 2 {
+		select {
+		case x := <-vals:
+			if p, _ := x.([]byte); string(p) != "end" {
+				t.Errorf("after the value, a handler got %v, want only the sentinel", x)
+			}
+		case <-time.After(Wait):
+			t.Fatal("timed out waiting for the sentinel")
+		}
 	}
 }

@@ -4,7 +4,9 @@
 // Each local subscription is its own NATS subscription, and all of them feed one
 // channel read by one dispatcher goroutine, which hands payloads to the subscriptions'
 // bounded queues. The client reconnects forever with backoff and restores the
-// subscriptions itself.
+// subscriptions itself. The connection asks the server not to echo its own
+// publishes (NoEcho): a node hands them to its own subscribers directly, so it
+// never decodes its own messages (docs/benchmarks.md, cluster).
 package nats
 
 import (
@@ -65,7 +67,10 @@ type Broker struct {
 	published, publishErrors, reconnects, natsDropped atomic.Uint64
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker      = (*Broker)(nil)
+	_ broker.EchoSkipper = (*Broker)(nil)
+)
 
 // Open connects to NATS at url (nats://host:port, or a comma-separated list). The first
 // connection must succeed within ctx; after that the client reconnects forever.
@@ -106,6 +111,7 @@ func Open(ctx context.Context, url string, o Options) (*Broker, error) {
 	}
 	nc, err := natsgo.Connect(url,
 		natsgo.Name("chatd"),
+		natsgo.NoEcho(),
 		natsgo.Timeout(dial),
 		natsgo.MaxReconnects(-1),
 		natsgo.CustomReconnectDelay(func(attempts int) time.Duration {
@@ -161,11 +167,19 @@ func (b *Broker) dispatch() {
 // earlier publish. While the client is disconnected Publish fails at once with an
 // error wrapping broker.ErrUnavailable.
 func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
+	return b.PublishEncoded(ctx, topic, payload, payload)
+}
+
+// PublishEncoded implements broker.EchoSkipper: as Publish, but this node's
+// SubscribeValue handlers get v rather than payload.
+func (b *Broker) PublishEncoded(ctx context.Context, topic string, v any, payload []byte) error {
 	if err := b.publish(ctx, topic, payload); err != nil {
 		b.publishErrors.Add(1)
 		return err
 	}
 	b.published.Add(1)
+	// The server does not echo (NoEcho): this node's subscribers get it here.
+	b.fan.DeliverBoth(topic, v, payload)
 	return nil
 }
 
@@ -192,10 +206,20 @@ func (b *Broker) publish(ctx context.Context, topic string, payload []byte) erro
 // registered the interest, so a payload published anywhere afterwards arrives. While
 // disconnected it returns at once; the client registers it on reconnect.
 func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
+	return b.subscribe(topic, func() (*broker.Sub, bool, bool) { return b.fan.Add(topic, handler, true) })
+}
+
+// SubscribeValue implements broker.EchoSkipper: handler gets the values
+// this node publishes with PublishEncoded, and []byte from other nodes.
+func (b *Broker) SubscribeValue(topic string, handler func(any)) (func(), error) {
+	return b.subscribe(topic, func() (*broker.Sub, bool, bool) { return b.fan.AddValue(topic, handler, true) })
+}
+
+func (b *Broker) subscribe(topic string, add func() (*broker.Sub, bool, bool)) (func(), error) {
 	if b.closed.Load() {
 		return nil, broker.ErrClosed
 	}
-	s, _, ok := b.fan.Add(topic, handler, true)
+	s, _, ok := add()
 	if !ok {
 		return nil, broker.ErrClosed
 	}

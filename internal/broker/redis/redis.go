@@ -8,6 +8,7 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +41,29 @@ type Options struct {
 // subTimeout bounds a SUBSCRIBE or UNSUBSCRIBE waiting for its confirmation.
 const subTimeout = 5 * time.Second
 
+const (
+	// hdrLen is the header before every payload on the wire: magic, then
+	// the publishing node's id. The magic cannot start JSON, so a payload
+	// without it (from a chatd that predates the header) is delivered whole.
+	hdrLen   = 2 + idLen
+	idLen    = 8
+	magic    = "\xffc"
+	maxBatch = 512      // publishes per pipeline
+	maxQueue = 32 << 20 // bytes of queued publishes; beyond, Publish fails
+	// pubTimeout bounds one pipeline, like the client's read timeout would.
+	pubTimeout = 5 * time.Second
+	// failFast is how long after a failed pipeline or ping Publish fails at
+	// once, the server being presumably unreachable.
+	failFast = time.Second
+)
+
+// pub is one queued publish, or a barrier (done) that Ping waits on.
+type pub struct {
+	channel string
+	payload []byte // header and payload
+	done    chan struct{}
+}
+
 // Broker is a broker.Broker on Redis pub/sub.
 type Broker struct {
 	opt    Options
@@ -60,10 +84,24 @@ type Broker struct {
 	wakeMu sync.Mutex
 	wake   chan struct{} // closed and replaced when a confirmation arrives or the connection drops
 
+	id string // this node's id in payload headers
+
+	pubMu    sync.Mutex
+	pubQ     []pub
+	pubBytes int
+	pubWake  chan struct{} // capacity 1: the writer has work
+	pubDone  chan struct{} // closed when the writer has exited
+	pubCtx   context.Context
+	pubStop  context.CancelFunc // ends the writer's pipelines (Close, after a grace)
+	failedAt atomic.Int64       // UnixNano of the last failed pipeline or ping; 0 after a success
+
 	published, publishErrors, reconnects atomic.Uint64
 }
 
-var _ broker.Broker = (*Broker)(nil)
+var (
+	_ broker.Broker      = (*Broker)(nil)
+	_ broker.EchoSkipper = (*Broker)(nil)
+)
 
 // Open connects to Redis at url (redis://host:port/db) and starts the node's pub/sub
 // receive loop. It fails if Redis does not answer a PING within ctx.
@@ -107,49 +145,187 @@ func Open(ctx context.Context, url string, o Options) (*Broker, error) {
 		stop:    stop,
 		stopped: make(chan struct{}),
 		wake:    make(chan struct{}),
+		id:      rand.Text()[:idLen],
+		pubWake: make(chan struct{}, 1),
+		pubDone: make(chan struct{}),
 	}
+	b.pubCtx, b.pubStop = context.WithCancel(context.Background())
 	b.up.Store(true)
 	go b.receive(loopCtx)
+	go b.write()
 	return b, nil
 }
 
 func (b *Broker) channel(topic string) string { return b.opt.Prefix + topic }
 
-// Publish implements broker.Broker. It returns once Redis has accepted the payload.
-// While the node's pub/sub connection is known to be down it fails at once with an
-// error wrapping broker.ErrUnavailable; otherwise a failure surfaces after the client's
-// dial and read timeouts (a few seconds) or when ctx ends, whichever is sooner.
+// Publish implements broker.Broker. It queues payload for the writer and hands
+// it to this node's subscribers; Ping returns once Redis has every payload
+// queued before it. While the node's pub/sub connection is known to be down
+// it fails at once with an error wrapping broker.ErrUnavailable, and so it
+// does when the queue is full; a payload that Redis then refuses is counted
+// in PublishErrors and logged.
 func (b *Broker) Publish(ctx context.Context, topic string, payload []byte) error {
-	if b.closed.Load() {
+	return b.PublishEncoded(ctx, topic, payload, payload)
+}
+
+// PublishEncoded implements broker.EchoSkipper: as Publish, but this node's
+// SubscribeValue handlers get v rather than payload.
+func (b *Broker) PublishEncoded(ctx context.Context, topic string, v any, payload []byte) error {
+	if err := b.enqueue(ctx, topic, payload); err != nil {
 		b.publishErrors.Add(1)
+		return err
+	}
+	b.fan.DeliverBoth(topic, v, payload)
+	return nil
+}
+
+func (b *Broker) enqueue(ctx context.Context, topic string, payload []byte) error {
+	if b.closed.Load() {
 		return broker.ErrClosed
 	}
 	if !b.up.Load() {
 		// The pub/sub connection is known down, so the server is unreachable or
 		// silent: fail now rather than after dial and read timeouts.
-		b.publishErrors.Add(1)
 		return fmt.Errorf("redis broker: publish %q: %w (pub/sub connection down)", topic, broker.ErrUnavailable)
 	}
-	if err := b.client.Publish(ctx, b.channel(topic), payload).Err(); err != nil {
-		b.publishErrors.Add(1)
-		if b.closed.Load() {
-			return broker.ErrClosed
-		}
-		return fmt.Errorf("redis broker: publish %q: %w: %w", topic, broker.ErrUnavailable, err)
+	if t := b.failedAt.Load(); t != 0 && time.Since(time.Unix(0, t)) < failFast {
+		return fmt.Errorf("redis broker: publish %q: %w (the last attempt failed)", topic, broker.ErrUnavailable)
 	}
-	b.published.Add(1)
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("redis broker: publish %q: %w", topic, err)
+	}
+	p := make([]byte, 0, hdrLen+len(payload))
+	p = append(append(append(p, magic...), b.id...), payload...)
+	b.pubMu.Lock()
+	if b.pubBytes+len(p) > maxQueue {
+		b.pubMu.Unlock()
+		return fmt.Errorf("redis broker: publish %q: %w (publish queue full)", topic, broker.ErrUnavailable)
+	}
+	b.pubQ = append(b.pubQ, pub{channel: b.channel(topic), payload: p})
+	b.pubBytes += len(p)
+	b.pubMu.Unlock()
+	b.kick()
 	return nil
+}
+
+func (b *Broker) kick() {
+	select {
+	case b.pubWake <- struct{}{}:
+	default:
+	}
+}
+
+// write sends the queued publishes, as many per pipeline as are waiting,
+// until Close; then it sends what is left once and exits.
+func (b *Broker) write() {
+	defer close(b.pubDone)
+	var spare []pub
+	for {
+		<-b.pubWake
+		for {
+			b.pubMu.Lock()
+			batch := b.pubQ
+			if len(batch) == 0 {
+				b.pubMu.Unlock()
+				break
+			}
+			// Two slices take turns: the queue and the batch being sent.
+			b.pubQ, b.pubBytes = spare[:0], 0
+			b.pubMu.Unlock()
+			for i := 0; i < len(batch); i += maxBatch {
+				b.send(batch[i:min(i+maxBatch, len(batch))])
+			}
+			clear(batch) // the payloads are sent: let them go
+			spare = batch[:0]
+		}
+		if b.closed.Load() {
+			// Close kicks once more after it sets closed: nothing can be
+			// queued after this drain.
+			b.pubMu.Lock()
+			left := len(b.pubQ)
+			b.pubMu.Unlock()
+			if left == 0 {
+				return
+			}
+		}
+	}
+}
+
+// send runs one pipeline and releases the barriers in it.
+func (b *Broker) send(batch []pub) {
+	ctx, cancel := context.WithTimeout(b.pubCtx, pubTimeout)
+	defer cancel()
+	pipe := b.client.Pipeline()
+	n := 0
+	for _, p := range batch {
+		if p.done == nil {
+			pipe.Publish(ctx, p.channel, p.payload)
+			n++
+		}
+	}
+	if n > 0 {
+		cmds, err := pipe.Exec(ctx)
+		failed := 0
+		for _, c := range cmds {
+			if c.Err() != nil {
+				failed++
+			}
+		}
+		if err != nil && len(cmds) == 0 {
+			failed = n
+		}
+		b.published.Add(uint64(n - failed))
+		b.publishErrors.Add(uint64(failed))
+		if failed == 0 {
+			b.failedAt.Store(0)
+		} else if !b.closed.Load() {
+			b.failedAt.Store(time.Now().UnixNano())
+			b.log.Warn("publish failed", "payloads", failed, "err", err)
+		}
+	}
+	for _, p := range batch {
+		if p.done != nil {
+			close(p.done)
+		}
+	}
+}
+
+// flush waits until Redis has answered every publish queued before it.
+func (b *Broker) flush(ctx context.Context) error {
+	done := make(chan struct{})
+	b.pubMu.Lock()
+	b.pubQ = append(b.pubQ, pub{done: done})
+	b.pubMu.Unlock()
+	b.kick()
+	select {
+	case <-done:
+		return nil
+	case <-b.pubDone:
+		return broker.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Subscribe implements broker.Broker. While Redis is reachable it returns once Redis
 // has confirmed the subscription, so a payload published anywhere afterwards arrives.
 // During an outage it returns at once; the subscription starts when Redis is back.
 func (b *Broker) Subscribe(topic string, handler func([]byte)) (func(), error) {
+	return b.subscribe(topic, func() (*broker.Sub, bool, bool) { return b.fan.Add(topic, handler, false) })
+}
+
+// SubscribeValue implements broker.EchoSkipper: handler gets the values
+// this node publishes with PublishEncoded, and []byte from other nodes.
+func (b *Broker) SubscribeValue(topic string, handler func(any)) (func(), error) {
+	return b.subscribe(topic, func() (*broker.Sub, bool, bool) { return b.fan.AddValue(topic, handler, false) })
+}
+
+func (b *Broker) subscribe(topic string, add func() (*broker.Sub, bool, bool)) (func(), error) {
 	if b.closed.Load() {
 		return nil, broker.ErrClosed
 	}
 	b.subMu.Lock()
-	s, _, ok := b.fan.Add(topic, handler, false)
+	s, _, ok := add()
 	if !ok {
 		b.subMu.Unlock()
 		return nil, broker.ErrClosed
@@ -271,7 +447,14 @@ func (b *Broker) receive(ctx context.Context) {
 			if !ok {
 				continue
 			}
-			b.fan.Deliver(topic, []byte(m.Payload))
+			p := m.Payload
+			if len(p) >= hdrLen && p[:2] == magic {
+				if p[2:hdrLen] == b.id {
+					continue // this node's own: delivered when published
+				}
+				p = p[hdrLen:]
+			}
+			b.fan.Deliver(topic, []byte(p))
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
 				if topic, ok := strings.CutPrefix(m.Channel, b.opt.Prefix); ok {
@@ -343,7 +526,8 @@ func (b *Broker) down(err error) {
 }
 
 // Ping implements broker.Broker: nil when both the publishing client and the pub/sub
-// connection are healthy. Without a deadline in ctx it waits at most 2s.
+// connection are healthy, once Redis has answered every publish queued before the
+// call. Without a deadline in ctx it waits at most 2s.
 func (b *Broker) Ping(ctx context.Context) error {
 	if b.closed.Load() {
 		return broker.ErrClosed
@@ -356,9 +540,14 @@ func (b *Broker) Ping(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 	}
-	if err := b.client.Ping(ctx).Err(); err != nil {
+	if err := b.flush(ctx); err != nil {
 		return fmt.Errorf("redis broker: ping: %w: %w", broker.ErrUnavailable, err)
 	}
+	if err := b.client.Ping(ctx).Err(); err != nil {
+		b.failedAt.Store(time.Now().UnixNano())
+		return fmt.Errorf("redis broker: ping: %w: %w", broker.ErrUnavailable, err)
+	}
+	b.failedAt.Store(0)
 	return nil
 }
 
@@ -368,6 +557,15 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.fan.Close()
+	// What is queued goes out if Redis answers within a second.
+	b.kick()
+	select {
+	case <-b.pubDone:
+	case <-time.After(time.Second):
+		b.pubStop()
+		<-b.pubDone
+	}
+	b.pubStop()
 	b.stop()
 	b.subMu.Lock()
 	ps := b.ps
