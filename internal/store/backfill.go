@@ -57,3 +57,52 @@ func RunBackfill(ctx context.Context, log *slog.Logger, store string, step Backf
 		}
 	}
 }
+
+// QueueBatch is how many queued messages one indexing transaction takes,
+// and QueueEvery how often the background indexer looks at a queue it
+// found empty (docs/architecture.md, "Search").
+const (
+	QueueBatch = 2000
+	QueueEvery = 500 * time.Millisecond
+)
+
+// IndexBatch indexes up to n queued messages in one transaction and says
+// how many it took.
+type IndexBatch func(ctx context.Context, n int) (int, error)
+
+// DrainQueue indexes the whole queue, batch by batch: every search does it
+// before reading, so that it finds every message sent before it.
+func DrainQueue(ctx context.Context, index IndexBatch) error {
+	for {
+		n, err := index(ctx, QueueBatch)
+		if err != nil || n < QueueBatch {
+			return err
+		}
+	}
+}
+
+// IndexQueueLoop indexes the queue in the background until ctx ends: a
+// batch whenever there is one, resting as long as the batch took (so it
+// takes at most about half of the writer), and looking again every
+// QueueEvery once the queue is empty.
+func IndexQueueLoop(ctx context.Context, index IndexBatch) error {
+	for {
+		t := time.Now()
+		n, err := index(ctx, QueueBatch)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		wait := time.Since(t)
+		if n < QueueBatch {
+			wait = QueueEvery
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}

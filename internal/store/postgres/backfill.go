@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -27,7 +26,7 @@ func (s *Store) BackfillSearch(ctx context.Context, log *slog.Logger) error {
 		}
 		return err
 	}
-	return s.indexQueueLoop(ctx)
+	return store.IndexQueueLoop(ctx, func(ctx context.Context, n int) (int, error) { return s.indexQueued(ctx, n, false) })
 }
 
 func (s *Store) backfillSearch(ctx context.Context, log *slog.Logger, batch int) error {
@@ -70,9 +69,6 @@ func (s *Store) backfillSearch(ctx context.Context, log *slog.Logger, batch int)
 		return n, done, nil
 	})
 }
-
-// queueBatch is how many queued messages one indexing transaction takes.
-const queueBatch = 2000
 
 // indexQueued indexes up to n queued messages (see migration 10) in one
 // transaction and returns how many it took off the queue. Nodes take
@@ -137,38 +133,5 @@ func (s *Store) indexQueue(ctx context.Context) error {
 	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM search_queue)`).Scan(&queued); err != nil || !queued {
 		return wrap("search queue", err, nil)
 	}
-	for {
-		n, err := s.indexQueued(ctx, queueBatch, true)
-		if err != nil || n < queueBatch {
-			return err
-		}
-	}
+	return store.DrainQueue(ctx, func(ctx context.Context, n int) (int, error) { return s.indexQueued(ctx, n, true) })
 }
-
-// indexQueueLoop indexes the queue in the background until ctx ends: a
-// batch whenever there is one, resting as long as the batch took, and
-// checking again every queueEvery.
-func (s *Store) indexQueueLoop(ctx context.Context) error {
-	for {
-		t := time.Now()
-		n, err := s.indexQueued(ctx, queueBatch, false)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		wait := time.Since(t)
-		if n < queueBatch {
-			wait = queueEvery
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-}
-
-// queueEvery is how often the background indexer looks at the queue.
-const queueEvery = 500 * time.Millisecond

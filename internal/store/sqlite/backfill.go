@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -27,7 +26,7 @@ func (s *Store) BackfillSearch(ctx context.Context, log *slog.Logger) error {
 		}
 		return err
 	}
-	return s.indexQueueLoop(ctx)
+	return store.IndexQueueLoop(ctx, s.indexQueued)
 }
 
 var backfillInsert = `INSERT INTO search_docs (conversation_id, seq, text)
@@ -77,9 +76,6 @@ func (s *Store) backfillSearch(ctx context.Context, log *slog.Logger, batch int)
 	})
 }
 
-// queueBatch is how many queued messages one indexing transaction takes.
-const queueBatch = 2000
-
 var queueInsert = `INSERT INTO search_docs (conversation_id, seq, text)
 	SELECT conversation_id, seq, substr(t, 1, 500) FROM (SELECT m.conversation_id, m.seq, ` +
 	strings.ReplaceAll(searchTextSQL, "new.", "m.") + ` AS t
@@ -116,38 +112,5 @@ func (s *Store) indexQueue(ctx context.Context) error {
 	if err := s.queryRow(ctx, `SELECT EXISTS (SELECT 1 FROM search_queue)`).Scan(&queued); err != nil || !queued {
 		return err
 	}
-	for {
-		n, err := s.indexQueued(ctx, queueBatch)
-		if err != nil || n < queueBatch {
-			return err
-		}
-	}
+	return store.DrainQueue(ctx, s.indexQueued)
 }
-
-// indexQueueLoop indexes the queue in the background until ctx ends: a
-// batch whenever there is one, resting as long as the batch took, and
-// checking again every queueEvery.
-func (s *Store) indexQueueLoop(ctx context.Context) error {
-	for {
-		t := time.Now()
-		n, err := s.indexQueued(ctx, queueBatch)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		wait := time.Since(t)
-		if n < queueBatch {
-			wait = queueEvery
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-	}
-}
-
-// queueEvery is how often the background indexer looks at the queue.
-const queueEvery = 500 * time.Millisecond
