@@ -2,7 +2,6 @@ package chat
 
 import (
 	"context"
-	"sync"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -38,7 +37,10 @@ func (s *Service) groupReceipts(ctx context.Context, conv store.Conversation, us
 	if !ok || seq <= read {
 		return
 	}
-	if n, err := s.groupSizes.get(ctx, s, conv, s.now()); err != nil || n > s.receiptsMaxGroup {
+	if n, err := s.groupSizes.get(ctx, s.now(), conv.ID, func(ctx context.Context) (int, error) {
+		info, err := s.store.GroupInfo(ctx, conv.AppID, conv.Key)
+		return info.MemberCount, err
+	}); err != nil || n > s.receiptsMaxGroup {
 		return
 	}
 	msgs, err := s.store.History(ctx, conv.ID, userID, seq+1, int(min(seq-read, maxReceiptScan)))
@@ -64,34 +66,3 @@ func (s *Service) groupReceipts(ctx context.Context, conv store.Conversation, us
 // may send receipts a few more seconds, which is harmless, and a group of
 // readers does not count its members once per read.
 const groupSizeTTL = 5 * time.Second
-
-// sizeCache keeps group member counts (a leaf lock), by conversation id.
-type sizeCache struct {
-	mu      sync.Mutex
-	entries map[string]sizeEntry
-}
-
-type sizeEntry struct {
-	n  int
-	at time.Time
-}
-
-func (c *sizeCache) get(ctx context.Context, s *Service, conv store.Conversation, now time.Time) (int, error) {
-	c.mu.Lock()
-	e, ok := c.entries[conv.ID]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < groupSizeTTL && !now.Before(e.at) {
-		return e.n, nil
-	}
-	info, err := s.store.GroupInfo(ctx, conv.AppID, conv.Key)
-	if err != nil {
-		return 0, err
-	}
-	c.mu.Lock()
-	if c.entries == nil || len(c.entries) >= maxCachedSettings {
-		c.entries = map[string]sizeEntry{} // any entry is cheap to reload
-	}
-	c.entries[conv.ID] = sizeEntry{n: info.MemberCount, at: now}
-	c.mu.Unlock()
-	return info.MemberCount, nil
-}

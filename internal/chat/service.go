@@ -127,17 +127,17 @@ type Service struct {
 	privMu  sync.Mutex
 	private map[string]privateConv // by app and PrivateKey
 
-	users   *userCache   // names and avatars for the send path
-	members *memberCache // group member lists for the send path
-	blocks  *listCache   // whom each user blocks, by user (settings.go)
-	mutes   *listCache   // who muted each conversation, by conversation (settings.go)
+	users   userCache           // names and avatars for the send path
+	members *memberCache        // group member lists for the send path
+	blocks  *ttlCache[[]string] // whom each user blocks, by user (settings.go)
+	mutes   *ttlCache[[]string] // who muted each conversation, by conversation (settings.go)
 
-	groupSizes sizeCache   // member counts deciding group receipts (group_receipts.go)
-	privSIDs   privateSIDs // private sessions for message changes (lifecycle.go)
+	groupSizes *ttlCache[int] // member counts deciding group receipts (group_receipts.go)
+	privSIDs   privateSIDs    // private sessions for message changes (lifecycle.go)
 
 	stats struct{ sent, duplicates, rateLimited atomic.Uint64 }
 
-	hooks    webhookCache // each app's webhook endpoints (webhooks.go)
+	hooks    *ttlCache[[]store.Endpoint] // each app's webhook endpoints (webhooks.go)
 	webhooks WebhookOptions
 }
 
@@ -181,14 +181,16 @@ func New(st store.Store, opts Options) *Service {
 	}
 	return &Service{
 		store: st, limits: l, notifier: opts.Notifier, now: now, tokenTTL: opts.TokenTTL,
-		private:   make(map[string]privateConv),
-		users:     newUserCache(),
-		members:   newMemberCache(maxCachedMemberRows),
-		blocks:    newListCache(),
-		mutes:     newListCache(),
-		userSends: ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
-		appSends:  ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
-		life:      opts.Lifecycle.withDefaults(),
+		private:    make(map[string]privateConv),
+		users:      newUserCache(),
+		members:    newMemberCache(maxCachedMemberRows),
+		blocks:     newTTLCache[[]string](settingsCacheTTL, maxCachedSettings),
+		mutes:      newTTLCache[[]string](settingsCacheTTL, maxCachedSettings),
+		groupSizes: newTTLCache[int](groupSizeTTL, maxCachedSettings),
+		hooks:      newTTLCache[[]store.Endpoint](webhookCacheTTL, maxCachedApps),
+		userSends:  ratelimit.New(opts.UserSendRate, opts.UserSendBurst),
+		appSends:   ratelimit.New(opts.AppSendRate, opts.AppSendBurst),
+		life:       opts.Lifecycle.withDefaults(),
 
 		receiptsMaxGroup: cmp.Or(opts.ReceiptsMaxGroup, DefaultReceiptsMaxGroup),
 		webhooks:         opts.Webhooks,

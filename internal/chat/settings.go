@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -306,54 +305,6 @@ func (s *Service) ForgetBlocks(appID, userID string) { s.blocks.forget(userKey(a
 // ForgetMutes drops this node's copy of a conversation's mutes
 // (SettingsNotifier.SessionUpdated).
 func (s *Service) ForgetMutes(conversationID string) { s.mutes.forget(conversationID) }
-
-// listCache keeps small lists read for the send path, for settingsCacheTTL
-// at most, forgotten on change.
-type listCache struct {
-	mu      sync.Mutex
-	gen     uint64 // bumped by every forget, so a read racing one is not kept
-	entries map[string]cachedList
-}
-
-type cachedList struct {
-	list []string
-	at   time.Time
-}
-
-func newListCache() *listCache { return &listCache{entries: make(map[string]cachedList)} }
-
-func (c *listCache) get(ctx context.Context, now time.Time, key string, load func(context.Context) ([]string, error)) ([]string, error) {
-	c.mu.Lock()
-	e, ok := c.entries[key]
-	gen := c.gen
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < settingsCacheTTL && !now.Before(e.at) {
-		return e.list, nil
-	}
-	list, err := load(ctx)
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.gen == gen {
-		if _, had := c.entries[key]; !had && len(c.entries) >= maxCachedSettings {
-			for old := range c.entries { // evict an arbitrary entry: any one is cheap to reload
-				delete(c.entries, old)
-				break
-			}
-		}
-		c.entries[key] = cachedList{list: list, at: now}
-	}
-	c.mu.Unlock()
-	return list, nil
-}
-
-func (c *listCache) forget(key string) {
-	c.mu.Lock()
-	delete(c.entries, key)
-	c.gen++
-	c.mu.Unlock()
-}
 
 // LastSeen is when a user's last socket closed.
 type LastSeen = store.LastSeen

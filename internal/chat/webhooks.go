@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
@@ -53,6 +52,8 @@ const (
 	// endpoints. A change made on this node is seen at once; one made on
 	// another node within this time.
 	webhookCacheTTL = time.Second
+	// maxCachedApps bounds the endpoint cache's entries (apps).
+	maxCachedApps = 100_000
 )
 
 // HookReply is the before-send hook's answer.
@@ -99,45 +100,18 @@ type WebhookInput struct {
 	FailMode  string // fail_open, fail_closed (default)
 }
 
-// webhookCache holds each app's endpoints for webhookCacheTTL, so that a
-// send to an app without webhooks costs a map lookup.
-type webhookCache struct {
-	mu sync.Mutex
-	m  map[string]webhookEntry
-}
-
-type webhookEntry struct {
-	eps []store.Endpoint
-	at  time.Time
-}
-
+// endpoints returns the app's webhook endpoints from this node's cache
+// (webhookCacheTTL), so that a send to an app without webhooks costs a map
+// lookup. When the store fails, the last known endpoints serve: the send
+// itself will report the failure.
 func (s *Service) endpoints(ctx context.Context, appID string) []store.Endpoint {
-	now := time.Now()
-	c := &s.hooks
-	c.mu.Lock()
-	e, ok := c.m[appID]
-	c.mu.Unlock()
-	if ok && now.Sub(e.at) < webhookCacheTTL {
-		return e.eps
-	}
-	eps, err := s.store.Webhooks(ctx, appID)
-	if err != nil {
-		return e.eps // the store is failing: the send will tell
-	}
-	c.mu.Lock()
-	if c.m == nil || len(c.m) > 100_000 {
-		c.m = map[string]webhookEntry{}
-	}
-	c.m[appID] = webhookEntry{eps: eps, at: now}
-	c.mu.Unlock()
+	eps, _ := s.hooks.get(ctx, s.now(), appID, func(ctx context.Context) ([]store.Endpoint, error) {
+		return s.store.Webhooks(ctx, appID)
+	})
 	return eps
 }
 
-func (s *Service) forgetEndpoints(appID string) {
-	s.hooks.mu.Lock()
-	delete(s.hooks.m, appID)
-	s.hooks.mu.Unlock()
-}
+func (s *Service) forgetEndpoints(appID string) { s.hooks.forget(appID) }
 
 // subscribers returns the ids of the app's endpoints that want typ.
 func (s *Service) subscribers(ctx context.Context, appID, typ string) []string {
