@@ -101,3 +101,24 @@ func TestWebhooksScenario(t *testing.T) {
 		t.Fatalf("section:\n%s", md)
 	}
 }
+
+// TestWebhooksScenarioPostgres is TestWebhooksScenario with chatd on
+// PostgreSQL (CHATD_TEST_POSTGRES; a schema of its own, dropped after).
+func TestWebhooksScenarioPostgres(t *testing.T) {
+	bin, pg := os.Getenv("CHATD_BIN"), os.Getenv("CHATD_TEST_POSTGRES")
+	if bin == "" || pg == "" {
+		t.Skip("CHATD_BIN or CHATD_TEST_POSTGRES is not set")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cfg := runConfig{ChatdBin: bin, ClusterPG: pg, Rounds: 2, WebhookPairs: 4, WebhookDur: 300 * time.Millisecond, WebhookHookSends: 20}
+	rounds, err := webhooksPostgres(ctx, cfg, t.TempDir(), -1, t.Logf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range rounds {
+		if f["pg_off_msgs_per_s"] <= 0 || f["pg_on_sustained_per_s"] <= 0 || f["pg_lost"] != 0 || f["pg_hook_p50_ms"] <= 0 {
+			t.Fatalf("figures %v", f)
+		}
+	}
+}
