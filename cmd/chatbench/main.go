@@ -185,8 +185,9 @@ func run(ctx context.Context) error {
 	rep := &report{Started: time.Now().UTC(), Short: cfg.Short, Pinned: cfg.Pin, CPUs: runtime.NumCPU(), Rounds: cfg.Rounds,
 		Results: map[string]map[string][]figures{}, Ramps: map[string]map[string][][]rampPoint{}}
 	loadStart := loadAvg()
-	rep.Config = fmt.Sprintf("idle %d (max %d), %d pairs at %.0f msgs/s, fan-out %d members × %.0f msgs/s, history %d msgs × %d clients, storm %d clients, store %d senders; steps %v (fixed %v), ramps ×%.2g per step",
-		cfg.IdleConns, cfg.IdleMax, cfg.Pairs, cfg.P2PRate, cfg.FanoutMembers, cfg.FanoutRate, cfg.HistoryCount, cfg.HistoryClients, cfg.StormClients, cfg.StoreConc, cfg.StepDur, cfg.FixedDur, cfg.P2PRamp.Factor)
+	rep.Config = fmt.Sprintf("idle %d (max %d), %d pairs at %.0f msgs/s, fan-out %d members × %.0f msgs/s, history %d msgs × %d clients, storm %d clients, store %d senders, webhooks %d senders × %v and %d hook sends; steps %v (fixed %v), ramps ×%.2g per step",
+		cfg.IdleConns, cfg.IdleMax, cfg.Pairs, cfg.P2PRate, cfg.FanoutMembers, cfg.FanoutRate, cfg.HistoryCount, cfg.HistoryClients, cfg.StormClients, cfg.StoreConc,
+		cfg.WebhookPairs, cfg.WebhookDur, cfg.WebhookHookSends, cfg.StepDur, cfg.FixedDur, cfg.P2PRamp.Factor)
 
 	var kinds []*serverKind
 	var chatdKind *serverKind
