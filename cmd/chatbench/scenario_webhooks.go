@@ -414,6 +414,9 @@ func webhooksBench(ctx context.Context, e env) ([]figures, error) {
 			f["nohook_p50_ms"], f["hook_p50_ms"], f["nohook_p99_ms"], f["hook_p99_ms"], f["rx_p50_ms"], f["hook_added_p50_ms"], f["rx_p50_ms"]+1)
 		out = append(out, f)
 	}
+	if deleteFailures > 0 {
+		e.logf("  %s: %d failed endpoint deletes; its log: %.2000s", k.Name, deleteFailures, e.r.stderr.String())
+	}
 	rx.mu.Lock()
 	total, dups, bad, others := len(rx.ids), rx.dups, rx.bad, rx.others
 	rx.mu.Unlock()
