@@ -154,9 +154,9 @@ func TestClusterWebhookDeadNodeOffline(t *testing.T) {
 				t.Fatalf("solo's node was killed: no user.offline 30 s later (online on node 0: %v)", online(0, "solo"))
 			}
 			after := time.Since(killed)
-			// Both survivors took the node as dead within a beat of each
-			// other; a second event would have been written by now.
-			time.Sleep(3 * time.Second)
+			// Both survivors take the node as dead within a beat (5 s) of
+			// each other; a second event would have arrived by now.
+			time.Sleep(6 * time.Second)
 			solo := deliveries("solo")
 			if len(solo) != 1 {
 				t.Fatalf("solo: %d user.offline deliveries, want 1: %v", len(solo), solo)
