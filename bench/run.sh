@@ -5,7 +5,8 @@
 # the ramp charts (ramp-*.svg). The compared scenarios run three times,
 # interleaved, and the tables give medians and ranges. The cluster scenario
 # runs when CHATD_TEST_POSTGRES is set (with CHATD_TEST_REDIS and
-# CHATD_TEST_NATS for its two-node variants).
+# CHATD_TEST_NATS for its two-node variants); the webhooks scenario runs on
+# SQLite, and on PostgreSQL too when CHATD_TEST_POSTGRES is set.
 #
 #   bench/run.sh            the short version (about ten minutes)
 #   bench/run.sh -full      the full version (longer steps)

@@ -66,6 +66,12 @@ type runConfig struct {
 	StoreDur  time.Duration
 
 	ReceiptsMembers, ReceiptsMessages int
+
+	// The webhooks scenario: closed-loop senders, each throughput step's
+	// length, and the sends timed one by one per hook step.
+	WebhookPairs     int
+	WebhookDur       time.Duration
+	WebhookHookSends int
 }
 
 var selfPID = os.Getpid()
@@ -81,7 +87,7 @@ func main() {
 
 func run(ctx context.Context) error {
 	var cfg runConfig
-	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,presence,receipts,store,cluster); empty: all")
+	only := flag.String("only", "", "comma-separated scenarios to run (idle,p2p,fanout,history,storm,presence,receipts,webhooks,store,cluster); empty: all")
 	servers := flag.String("servers", "chatd,peer", "servers to run the compared scenarios against")
 	flag.IntVar(&cfg.Rounds, "rounds", 3, "interleaved rounds of idle, p2p, fanout and history (medians and ranges are reported)")
 	flag.StringVar(&cfg.ClusterPG, "cluster-pg", os.Getenv("CHATD_TEST_POSTGRES"), "PostgreSQL for the cluster scenario (empty: skipped)")
@@ -122,6 +128,7 @@ func run(ctx context.Context) error {
 	cfg.StormClients, cfg.StormMessages, cfg.StormConcurrency, cfg.StormTimeout = 10_000, 20, 1000, 120*time.Second
 	cfg.StoreConc, cfg.StoreDur = 64, 5*time.Second
 	cfg.ReceiptsMembers, cfg.ReceiptsMessages = 500, 20
+	cfg.WebhookPairs, cfg.WebhookDur, cfg.WebhookHookSends = 32, 5*time.Second, 1000
 	cfg.ClusterRate, cfg.ClusterPlan = 500, rampPlan{Start: 750, Factor: 1.5, Budget: 3 * time.Minute}
 	cfg.FloorConns, cfg.FloorWrites = 1000, 200_000
 	if cfg.Short {
@@ -133,6 +140,7 @@ func run(ctx context.Context) error {
 		cfg.StoreDur = 3 * time.Second
 		cfg.ClusterPlan.Budget = 25 * time.Second
 		cfg.FloorWrites = 100_000
+		cfg.WebhookDur, cfg.WebhookHookSends = 2*time.Second, 200
 	}
 
 	if *from != "" {
@@ -177,10 +185,12 @@ func run(ctx context.Context) error {
 	rep := &report{Started: time.Now().UTC(), Short: cfg.Short, Pinned: cfg.Pin, CPUs: runtime.NumCPU(), Rounds: cfg.Rounds,
 		Results: map[string]map[string][]figures{}, Ramps: map[string]map[string][][]rampPoint{}}
 	loadStart := loadAvg()
-	rep.Config = fmt.Sprintf("idle %d (max %d), %d pairs at %.0f msgs/s, fan-out %d members × %.0f msgs/s, history %d msgs × %d clients, storm %d clients, store %d senders; steps %v (fixed %v), ramps ×%.2g per step",
-		cfg.IdleConns, cfg.IdleMax, cfg.Pairs, cfg.P2PRate, cfg.FanoutMembers, cfg.FanoutRate, cfg.HistoryCount, cfg.HistoryClients, cfg.StormClients, cfg.StoreConc, cfg.StepDur, cfg.FixedDur, cfg.P2PRamp.Factor)
+	rep.Config = fmt.Sprintf("idle %d (max %d), %d pairs at %.0f msgs/s, fan-out %d members × %.0f msgs/s, history %d msgs × %d clients, storm %d clients, store %d senders, webhooks %d senders × %v and %d hook sends; steps %v (fixed %v), ramps ×%.2g per step",
+		cfg.IdleConns, cfg.IdleMax, cfg.Pairs, cfg.P2PRate, cfg.FanoutMembers, cfg.FanoutRate, cfg.HistoryCount, cfg.HistoryClients, cfg.StormClients, cfg.StoreConc,
+		cfg.WebhookPairs, cfg.WebhookDur, cfg.WebhookHookSends, cfg.StepDur, cfg.FixedDur, cfg.P2PRamp.Factor)
 
 	var kinds []*serverKind
+	var chatdKind *serverKind
 	if cfg.needServers() {
 		t := time.Now()
 		if err := os.MkdirAll(filepath.Join(dir, "chatd"), 0o755); err != nil {
@@ -193,6 +203,7 @@ func run(ctx context.Context) error {
 		logf("seeded chatd: %d users, %d-member group, %d-message conversation in %v", len(fx.Users), cfg.FanoutMembers, cfg.HistoryCount, time.Since(t).Round(time.Millisecond))
 		if cfg.Servers["chatd"] {
 			kinds = append(kinds, ck)
+			chatdKind = ck
 		}
 		if cfg.Servers["peer"] {
 			t = time.Now()
@@ -273,6 +284,43 @@ func run(ctx context.Context) error {
 				rep.Results[sc.name][k.Name] = append(rep.Results[sc.name][k.Name], f)
 				time.Sleep(time.Second) // let the closed sockets drain
 			}
+		}
+	}
+	if cfg.want("webhooks") && chatdKind != nil {
+		logf("webhooks: chatd on SQLite")
+		syscall.Sync()
+		rounds, err := func() ([]figures, error) {
+			r, err := startServer(ctx, chatdKind, serverCPU)
+			if err != nil {
+				return nil, err
+			}
+			defer r.stop()
+			return webhooksBench(ctx, env{cfg: cfg, fx: fx, r: r, logf: logf})
+		}()
+		if err != nil {
+			logf("  webhooks failed: %v", err)
+			rep.Errors = append(rep.Errors, "webhooks/sqlite: "+err.Error())
+		}
+		if cfg.ClusterPG != "" {
+			logf("webhooks: chatd on PostgreSQL")
+			pg, err := webhooksPostgres(ctx, cfg, dir, serverCPU, logf)
+			if err != nil {
+				logf("  webhooks on PostgreSQL failed: %v", err)
+				rep.Errors = append(rep.Errors, "webhooks/postgres: "+err.Error())
+			}
+			for i, f := range pg {
+				if i >= len(rounds) {
+					rounds = append(rounds, figures{})
+				}
+				for k, v := range f {
+					rounds[i][k] = v
+				}
+			}
+		} else {
+			logf("webhooks on PostgreSQL: skipped (set CHATD_TEST_POSTGRES or -cluster-pg)")
+		}
+		if len(rounds) > 0 {
+			rep.Results["webhooks"] = map[string][]figures{"chatd": rounds}
 		}
 	}
 	if cfg.want("store") {
@@ -371,7 +419,7 @@ func loadAvg() string {
 func (c runConfig) want(s string) bool { return len(c.Only) == 0 || c.Only[s] }
 
 func (c runConfig) needServers() bool {
-	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm", "presence", "receipts"} {
+	for _, s := range []string{"idle", "p2p", "fanout", "history", "storm", "presence", "receipts", "webhooks"} {
 		if c.want(s) {
 			return true
 		}

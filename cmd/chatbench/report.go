@@ -238,6 +238,7 @@ func (r *report) markdown() string {
 			cell(rw.Chatd, rw.ChatdMin, rw.ChatdMax, missed), cell(rw.Peer, rw.PeerMin, rw.PeerMax, missed), ratio, rw.Target, met)
 	}
 	b.WriteString("\n\"not reached\": the ramp's time budget ran out before a step missed, so the last step held is a floor of the limit.\n")
+	b.WriteString(webhooksMarkdown(r.Results["webhooks"]))
 	if len(r.Cluster) > 0 {
 		b.WriteString(clusterMarkdown(r.Cluster))
 	}

@@ -46,6 +46,7 @@ type fixture struct {
 type serverKind struct {
 	Name   string
 	AppID  string
+	Secret string // the app's secret, for the signed API (chatd only)
 	Tokens map[string]string
 	dir    string
 	db     string // the SQLite file, whose WAL the p2p scenario reports
@@ -79,7 +80,7 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		st.Close()
 		return nil, err
 	}
-	k := &serverKind{Name: "chatd", AppID: app.ID, Tokens: map[string]string{}, dir: dir, db: path}
+	k := &serverKind{Name: "chatd", AppID: app.ID, Secret: app.Secret, Tokens: map[string]string{}, dir: dir, db: path}
 	for _, u := range append(fx.Users, fx.HistoryA, fx.HistoryB) {
 		tok, err := svc.GetToken(ctx, app, u, "Name "+u, "")
 		if err != nil {
@@ -154,7 +155,9 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 			"CHATD_LOG_LEVEL=warn", "CHATD_USER_SEND_RATE=0", "CHATD_APP_SEND_RATE=0",
 			"CHATD_HANDSHAKE_RATE_IP=0", "CHATD_MAX_USER_SOCKETS=0", "CHATD_USER_EVENT_RATE=0", "CHATD_MAX_CONNS_PER_IP=0", "CHATD_USER_ANSWER_RATE=0",
 			// The receipts scenario's group gets receipts (no other scenario marks read).
-			"CHATD_RECEIPTS_MAX_GROUP="+strconv.Itoa(max(100, cfg.ReceiptsMembers)))
+			"CHATD_RECEIPTS_MAX_GROUP="+strconv.Itoa(max(100, cfg.ReceiptsMembers)),
+			// The webhooks scenario's receiver is on loopback.
+			"CHATD_WEBHOOK_ALLOW_PRIVATE=true")
 		return cmd, nil
 	}
 	return k, nil

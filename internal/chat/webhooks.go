@@ -229,6 +229,50 @@ func (s *Service) PresenceChanged(ctx context.Context, appID, userID string, onl
 	}
 }
 
+// nodeGoneClaim is how long a dead node's claim is kept: far longer than
+// the survivors take to sweep it (docs/socket-protocol.md, Presence).
+const nodeGoneClaim = 24 * time.Hour
+
+// NodeGone writes user.offline for the users that went offline because
+// their node was taken as dead (docs/webhooks.md). Every surviving node
+// sees the node die and calls this, so one of them claims each app's
+// share in the store first: UseNonce is the insert-if-absent every node
+// shares, here under an app id no signed request can carry (app ids are
+// hex), and the node that inserts it writes the events.
+func (s *Service) NodeGone(ctx context.Context, node string, gone []LastSeen) error {
+	var errs []error
+	byApp := map[string][]LastSeen{}
+	for _, g := range gone {
+		byApp[g.AppID] = append(byApp[g.AppID], g)
+	}
+	for appID, users := range byApp {
+		eps := s.subscribers(ctx, appID, EventUserOffline)
+		if len(eps) == 0 {
+			continue
+		}
+		won, err := s.store.UseNonce(ctx, "node-gone/"+appID, node, time.Now().Add(nodeGoneClaim))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("claim app %s's users of node %s: %w", appID, node, err))
+			continue
+		}
+		if !won {
+			continue
+		}
+		evs := make([]*store.OutboxEvent, 0, len(users))
+		for _, u := range users {
+			data, _ := json.Marshal(map[string]any{"userId": u.UserID, "at": u.At.UnixMilli()})
+			evs = append(evs, &store.OutboxEvent{AppID: appID, Type: EventUserOffline, OrderKey: "user:" + u.UserID,
+				Endpoints: eps, Data: data, CreatedAt: s.now()})
+		}
+		if err := s.store.AddEvents(ctx, evs...); err != nil {
+			errs = append(errs, fmt.Errorf("user.offline of %d users of node %s: %w", len(evs), node, err))
+			continue
+		}
+		s.eventsWritten()
+	}
+	return errors.Join(errs...)
+}
+
 // WebhookRecipients returns the members of a conversation other than the
 // sender: whom a message.sent reached (for offlineUserIds).
 func (s *Service) WebhookRecipients(ctx context.Context, conversationID, senderID string) ([]string, error) {

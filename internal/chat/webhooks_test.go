@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chatd/chatd/internal/store"
 )
@@ -130,5 +132,66 @@ func TestWebhookEventsOnlyWhenSubscribed(t *testing.T) {
 	send()
 	if n := count(); n != 2 {
 		t.Fatalf("%d deliveries after deleting the endpoint", n)
+	}
+}
+
+// TestNodeGone: every survivor of a dead node reports its users; one of
+// them (the first to claim the node in the store) writes their
+// user.offline, once per user, and only for the apps subscribed to it.
+func TestNodeGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFixture(t, Options{})
+	other, err := f.svc.CreateApp(ctx, "other", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := []LastSeen{{AppID: f.app.ID, UserID: "a", At: time.UnixMilli(1000)}, {AppID: f.app.ID, UserID: "b", At: time.UnixMilli(1000)},
+		{AppID: other.ID, UserID: "c", At: time.UnixMilli(1000)}}
+	offline := func() []string {
+		page, err := f.svc.Deliveries(ctx, f.app.ID, "", 200, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, d := range page.Deliveries {
+			if d.Type != EventUserOffline {
+				t.Errorf("delivery of %s", d.Type)
+			}
+			var data struct {
+				UserID string `json:"userId"`
+				At     int64  `json:"at"`
+			}
+			json.Unmarshal(d.Data, &data)
+			if data.At != 1000 {
+				t.Errorf("%s: at %d, want when the node was last heard of", data.UserID, data.At)
+			}
+			out = append(out, data.UserID)
+		}
+		slices.Sort(out)
+		return out
+	}
+	// Not subscribed: nothing written, nothing claimed.
+	if err := f.svc.NodeGone(ctx, "n0", gone); err != nil || len(offline()) != 0 {
+		t.Fatalf("without an endpoint: %v, %v", err, offline())
+	}
+	if _, err := f.svc.SetWebhook(ctx, f.app.ID, WebhookInput{URL: "https://a.example/", Events: []string{EventUserOffline}}); err != nil {
+		t.Fatal(err)
+	}
+	survivor := New(f.svc.store, Options{}) // another node on the same store
+	for _, s := range []*Service{f.svc, survivor, f.svc} {
+		if err := s.NodeGone(ctx, "n1", gone); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := offline(); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("user.offline for %v, want a and b once", got)
+	}
+	// The endpoint was set after n0 died: n0 was never claimed.
+	if err := survivor.NodeGone(ctx, "n0", gone[:1]); err != nil {
+		t.Fatal(err)
+	}
+	if got := offline(); !slices.Equal(got, []string{"a", "a", "b"}) {
+		t.Fatalf("user.offline for %v after another node's death", got)
 	}
 }

@@ -72,6 +72,13 @@ type Options struct {
 	// because of a socket of this node (webhooks); it is called with the
 	// presence table locked and must not block.
 	OnPresence func(appID, userID string, online bool)
+	// OnNodeGone, if set, is told of the users that went offline because
+	// another node was taken as dead (no socket left on any live node),
+	// each with when that node was last heard of. Every surviving node
+	// calls it for the same dead node, so it must make sure only one of
+	// them reports it (chat.Service.NodeGone claims it in the store). It
+	// is called on a goroutine of its own.
+	OnNodeGone func(node string, gone []chat.LastSeen)
 }
 
 // Gateway serves chat over a socketio.Server.

@@ -247,10 +247,22 @@ func (p *presence) localUsersLocked() []identity {
 }
 
 // sweep takes the nodes silent for too long as dead: their users go
-// offline, last seen when the node was last heard of.
+// offline, last seen when the node was last heard of. Those left with no
+// socket on any live node are handed to Options.OnNodeGone (user.offline,
+// docs/webhooks.md), outside the lock.
 func (p *presence) sweep(now time.Time) {
+	gone := p.sweepLocked(now)
+	if fn := p.g.opts.OnNodeGone; fn != nil {
+		for node, users := range gone {
+			go fn(node, users)
+		}
+	}
+}
+
+func (p *presence) sweepLocked(now time.Time) map[string][]chat.LastSeen {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	var gone map[string][]chat.LastSeen
 	for node, last := range p.nodes {
 		if now.Sub(last) < presenceNodeTimeout {
 			continue
@@ -260,9 +272,16 @@ func (p *presence) sweep(now time.Time) {
 			if _, ok := u.nodes[node]; ok {
 				p.setLocked(u.appID, u.userID, node, false, last.UnixMilli())
 				p.saveSeenLocked(u.appID, u.userID, last.UnixMilli())
+				if len(u.nodes) == 0 {
+					if gone == nil {
+						gone = map[string][]chat.LastSeen{}
+					}
+					gone[node] = append(gone[node], chat.LastSeen{AppID: u.appID, UserID: u.userID, At: last})
+				}
 			}
 		}
 	}
+	return gone
 }
 
 func (p *presence) setLocked(appID, userID, node string, online bool, at int64) {

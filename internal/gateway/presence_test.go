@@ -89,3 +89,44 @@ func TestPresence(t *testing.T) {
 		}
 	}
 }
+
+// TestPresenceSweepGone: the users of a node taken as dead who have no
+// socket left on a live node are the ones handed on for user.offline; one
+// still connected here is not.
+func TestPresenceSweepGone(t *testing.T) {
+	l := startLive(t, "alice", "bob", "carol")
+	l.dial(t, "carol", nil, nil)
+	p := l.g.pres
+	// carol's "up" from this node comes back through the broker.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		p.mu.Lock()
+		var here bool
+		if u := p.users[userKey(l.app.ID, "carol")]; u != nil {
+			_, here = u.nodes[p.node]
+		}
+		p.mu.Unlock()
+		if here {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("carol's socket is not in the presence table")
+		}
+	}
+	for _, u := range []string{"bob", "carol"} {
+		p.deliver(presenceNote{Node: "dead", Kind: "up", AppID: l.app.ID, UserID: u})
+	}
+	if gone := p.sweepLocked(time.Now()); len(gone) != 0 {
+		t.Fatalf("a node just heard of taken as dead: %v", gone)
+	}
+	heard := p.nodes["dead"]
+	gone := p.sweepLocked(time.Now().Add(presenceNodeTimeout + time.Second))
+	if len(gone) != 1 || len(gone["dead"]) != 1 {
+		t.Fatalf("gone %v, want bob of node dead", gone)
+	}
+	if g := gone["dead"][0]; g.AppID != l.app.ID || g.UserID != "bob" || !g.At.Equal(heard) {
+		t.Fatalf("gone %+v, want bob last seen %v", g, heard)
+	}
+	if st := l.g.Online(l.app.ID, []string{"bob", "carol"}); st[0].Online || !st[1].Online {
+		t.Fatalf("Online = %+v", st)
+	}
+}

@@ -149,7 +149,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		AnswerRate: cfg.UserAnswerRate, AnswerBurst: cfg.UserAnswerBurst,
 		Groups:         gateway.GroupOptions{Manage: manageApps(cfg), Rate: cfg.GroupEventRate, Burst: cfg.GroupEventBurst},
 		TypingMaxGroup: cfg.TypingMaxGroup, PresenceGrace: cfg.PresenceGrace, PresenceMaxSubscriptions: cfg.PresenceMaxSubs,
-		OnPresence: presence.Push})
+		OnPresence: presence.Push,
+		OnNodeGone: func(node string, gone []chat.LastSeen) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := s.Chat.NodeGone(ctx, node, gone); err != nil {
+				log.Warn("user.offline of a dead node's users", "node", node, "users", len(gone), "err", err)
+			}
+		}})
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("gateway: %w", err)
