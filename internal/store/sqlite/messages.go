@@ -166,8 +166,10 @@ func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendR
 		return false
 	}
 	out := slices.Clone(res)
-	if err := s.stmts.sendGrouped(ctx, tx, batch, out); err != nil {
+	otx := s.outboxTx()
+	if err := s.stmts.sendGrouped(ctx, tx, batch, out, otx); err != nil {
 		tx.Rollback()
+		otx.done(false)
 		pending := 0
 		for _, r := range res {
 			if r.err == nil {
@@ -182,9 +184,11 @@ func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendR
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
 		return false
 	}
+	otx.done(true)
 	copy(res, out)
 	return false
 }
@@ -207,8 +211,10 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
 		return
 	}
+	otx := s.outboxTx()
 	fail := func(err error) {
 		tx.Rollback()
+		otx.done(false)
 		for i := range res {
 			if res[i].err == nil {
 				res[i] = sendRes{err: err}
@@ -223,7 +229,7 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
 			return
 		}
-		msg, dup, err := st.sendTx(ctx, tx, r.m)
+		msg, dup, err := st.sendTx(ctx, tx, r.m, otx)
 		if err != nil {
 			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
 			if _, rerr := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); rerr != nil {
@@ -240,8 +246,11 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
+		return
 	}
+	otx.done(true)
 }
 
 const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at, m.version, m.reply_seq, m.meta`
@@ -387,7 +396,7 @@ func (st *sendStmts) close() {
 // seqs, one inserts every message and one advances every sender's read
 // mark. Any error is returned as is: the caller rolls back and redoes the
 // batch with savepoints.
-func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
+func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, otx *outboxTx) error {
 	msgs := make([]store.NewMessage, len(batch))
 	for i, r := range batch {
 		msgs[i] = r.m
@@ -483,7 +492,7 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("advance read_seq: %w", err)
 	}
-	if err := insertOutbox(ctx, tx, plan.Events(), st.outboxRows); err != nil {
+	if err := insertOutbox(ctx, tx, plan.Events(), st.outboxRows, otx); err != nil {
 		return err
 	}
 	for i, r := range plan.Results() {
@@ -519,7 +528,9 @@ func chunked(args []any, cols int, fn func(n int, args []any) error) error {
 
 // sendTx is one send inside the batch transaction. Everything that can reject
 // the message is checked before the first write.
-func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message, bool, error) {
+// Its outbox rows are its last statement: a send that fails is rolled back
+// to its savepoint with none of them in otx.
+func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage, otx *outboxTx) (store.Message, bool, error) {
 	var one int
 	err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, n.ConversationID, n.SenderID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -561,14 +572,14 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 	if err := writeExtras(ctx, tx, msg); err != nil {
 		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
 	}
-	if n.Event != nil {
-		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}, st.outboxRows); err != nil {
-			return store.Message{}, false, err
-		}
-	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {
 		return store.Message{}, false, fmt.Errorf("advance read_seq: %w", err)
+	}
+	if n.Event != nil {
+		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}, st.outboxRows, otx); err != nil {
+			return store.Message{}, false, err
+		}
 	}
 	return msg, false, nil
 }

@@ -57,6 +57,8 @@ type Store struct {
 	nonces     nonceBatcher // signed requests' nonces, committed in batches
 	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
 	ckpt       ckptLog      // reports failed WAL checkpoints
+
+	outbox *outboxMem // pending webhook deliveries (outboxmem.go)
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -149,6 +151,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		exited:   make(chan struct{}),
 		ckptDone: make(chan struct{}),
 		walPath:  path + "-wal",
+		outbox:   newOutboxMem(),
 	}
 	s.walLimit.Store(defaultWALLimit)
 	go s.writeLoop()
@@ -298,15 +301,19 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// The webhook events the caller bound to this call (store.WithEvents)
 	// commit with its change.
 	evs := store.PendingEvents(ctx)
+	otx := s.outboxTx()
 	if evs != nil {
-		if err := insertOutbox(ctx, tx, evs.List, nil); err != nil {
+		if err := insertOutbox(ctx, tx, evs.List, nil, otx); err != nil {
 			tx.Rollback()
+			otx.done(false)
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		return fmt.Errorf("commit: %w", err)
 	}
+	otx.done(true)
 	evs.Written()
 	return nil
 }
