@@ -27,13 +27,13 @@ import (
 var maxMemDeliveries = 100_000
 
 type memRow struct {
-	seq                                                int64
+	seq                                                 int64
 	id, eventID, appID, endpointID, typ, orderKey, data string
-	createdAt, nextAt                                  int64 // Unix ms
-	attempts                                           int
-	claimedBy                                          string
-	claimUntil                                         int64
-	q                                                  *memQueue
+	createdAt, nextAt                                   int64 // Unix ms
+	attempts                                            int
+	claimedBy                                           string
+	claimUntil                                          int64
+	q                                                   *memQueue
 }
 
 // memQueue is an endpoint's pending deliveries of one order key, in seq
