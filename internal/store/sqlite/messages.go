@@ -85,6 +85,10 @@ func (s *Store) writeLoop() {
 		case <-s.done:
 			s.failQueued()
 			return
+		case rr := <-s.results:
+			// Webhook results with no send to ride: alone.
+			s.writeResults([]*resultsReq{rr})
+			continue
 		case r := <-s.sends:
 			batch = append(batch[:0], r)
 		}
@@ -107,7 +111,7 @@ func (s *Store) writeLoop() {
 			yielded = len(batch)
 			runtime.Gosched()
 		}
-		s.commitBatch(batch)
+		s.commitBatch(batch, s.queuedResults())
 		clear(batch) // drop references to finished requests
 		if sinceWALCheck++; sinceWALCheck >= walCheckBatches {
 			sinceWALCheck = 0
@@ -119,6 +123,9 @@ func (s *Store) writeLoop() {
 func (s *Store) failQueued() {
 	for {
 		select {
+		case rr := <-s.results:
+			rr.err = errClosed
+			close(rr.done)
 		case r := <-s.sends:
 			r.res <- sendRes{err: errClosed}
 		default:
@@ -132,7 +139,11 @@ func (s *Store) failQueued() {
 // check made before the first write; should a statement fail anyway, the
 // batch is redone one savepoint per send, so that only the send at fault
 // fails.
-func (s *Store) commitBatch(batch []*sendReq) {
+//
+// Webhook results queued meanwhile (rrs) are written in the same
+// transaction after the sends, behind a savepoint so that they cannot fail
+// a send; those that could not ride it are written alone after.
+func (s *Store) commitBatch(batch []*sendReq, rrs []*resultsReq) {
 	// The batch outlives any single caller's context: one caller giving up
 	// must not abort everyone else's messages.
 	ctx := context.Background()
@@ -145,13 +156,22 @@ func (s *Store) commitBatch(batch []*sendReq) {
 			live++
 		}
 	}
+	rode := false
 	if live > 0 {
-		if redo := s.commitGrouped(ctx, batch, res); redo {
+		var redo bool
+		if redo, rode = s.commitGrouped(ctx, batch, res, rrs); redo {
 			s.commitEach(ctx, batch, res)
 		}
 	}
 	for i, r := range batch {
 		r.res <- res[i]
+	}
+	if rode {
+		for _, rr := range rrs {
+			close(rr.done)
+		}
+	} else if len(rrs) > 0 {
+		s.writeResults(rrs)
 	}
 }
 
@@ -159,11 +179,11 @@ func (s *Store) commitBatch(batch []*sendReq) {
 // when the transaction committed or could not be committed; true when a
 // statement failed and the batch must be redone with commitEach (res is
 // then untouched).
-func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes) (redo bool) {
+func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes, rrs []*resultsReq) (redo, rode bool) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
-		return false
+		return false, false
 	}
 	out := slices.Clone(res)
 	otx := s.outboxTx()
@@ -177,20 +197,21 @@ func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendR
 			}
 		}
 		if groupcommit.Redo(pending, true) {
-			return true
+			return true, false
 		}
 		failAll(res, fmt.Errorf("sqlite: send: %w", err))
-		return false
+		return false, false
 	}
+	rode = s.stmts.rideResults(ctx, tx, rrs)
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
 		otx.done(false)
 		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
-		return false
+		return false, false
 	}
 	otx.done(true)
 	copy(res, out)
-	return false
+	return false, rode
 }
 
 // failAll fails every request that has no error yet.

@@ -46,6 +46,7 @@ type Store struct {
 	wstmts   sync.Map     // query text → *sql.Stmt on the writer (see wstmt)
 	maxBatch int
 	sends    chan *sendReq
+	results  chan *resultsReq // webhook results for the writer loop (webhooks.go)
 	done     chan struct{} // closed by Close: the writer loop should stop
 	exited   chan struct{} // closed by the writer loop when it has stopped
 	ckptDone chan struct{} // closed by the checkpoint loop when it has stopped
@@ -152,6 +153,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		stmts:    stmts,
 		maxBatch: maxBatch,
 		sends:    make(chan *sendReq, 4*maxBatch),
+		results:  make(chan *resultsReq, 16),
 		done:     make(chan struct{}),
 		exited:   make(chan struct{}),
 		ckptDone: make(chan struct{}),

@@ -282,11 +282,27 @@ func (s *Store) finish(ctx context.Context, owner string, rs []store.FinishedDel
 	}
 	var paused []string
 	if err == nil {
-		err = s.withTx(ctx, func(tx *sql.Tx) error {
-			var err error
-			paused, err = finishTx(ctx, tx, st, todo)
-			return err
-		})
+		// The writer loop writes them with the next batch of sends, if
+		// any, else alone.
+		rr := &resultsReq{st: st, todo: todo, done: make(chan struct{})}
+		select {
+		case s.results <- rr:
+			select {
+			case <-rr.done:
+				paused, err = rr.paused, rr.err
+			case <-s.exited: // closed: the loop took it (and answered) or never will
+				select {
+				case <-rr.done:
+					paused, err = rr.paused, rr.err
+				default:
+					err = errClosed
+				}
+			}
+		case <-s.exited:
+			err = errClosed
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -316,6 +332,71 @@ func (s *Store) finish(ctx context.Context, owner string, rs []store.FinishedDel
 		}
 	}
 	return err
+}
+
+// resultsReq is a batch of results for the writer loop: its statements
+// (prepared before: the writer has one connection) and rows; the loop
+// sets paused and err and closes done.
+type resultsReq struct {
+	st     map[int]*sql.Stmt
+	todo   []finished
+	paused []string
+	err    error
+	done   chan struct{}
+}
+
+// queuedResults takes the results queued for the writer loop.
+func (s *Store) queuedResults() []*resultsReq {
+	var out []*resultsReq
+	for {
+		select {
+		case rr := <-s.results:
+			out = append(out, rr)
+		default:
+			return out
+		}
+	}
+}
+
+// rideResults writes rrs in tx, the transaction of a batch of sends, behind
+// a savepoint: on an error it is rolled back and false returned, the sends
+// unharmed. The pages the results dirty are mostly those the batch's own
+// outbox rows dirty, and the commit is shared.
+func (st *sendStmts) rideResults(ctx context.Context, tx *sql.Tx, rrs []*resultsReq) bool {
+	if len(rrs) == 0 {
+		return false
+	}
+	if _, err := tx.StmtContext(ctx, st.save).ExecContext(ctx); err != nil {
+		return false
+	}
+	for _, rr := range rrs {
+		var err error
+		if rr.paused, err = finishTx(ctx, tx, rr.st, rr.todo); err != nil {
+			if _, err := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); err != nil {
+				return false // the caller's commit fails: the sends report it
+			}
+			tx.StmtContext(ctx, st.release).ExecContext(ctx)
+			for _, rr := range rrs {
+				rr.paused = nil
+			}
+			return false
+		}
+	}
+	_, err := tx.StmtContext(ctx, st.release).ExecContext(ctx)
+	return err == nil
+}
+
+// writeResults writes rrs in a transaction of their own and answers them.
+func (s *Store) writeResults(rrs []*resultsReq) {
+	ctx := context.Background()
+	for _, rr := range rrs {
+		rr.err = s.withTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			rr.paused, err = finishTx(ctx, tx, rr.st, rr.todo)
+			return err
+		})
+		close(rr.done)
+	}
 }
 
 // finishTx writes the results and the endpoints' consecutive failures; it
