@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -152,5 +153,94 @@ func TestWebhookQueueOverflow(t *testing.T) {
 	}
 	if len(seen) != added {
 		t.Fatalf("claimed %d of %d", len(seen), added)
+	}
+}
+
+// TestWebhookResultsRideSends: results queued for the writer loop commit
+// in the transaction of the next batch of sends; results that fail to
+// write fail alone, never a send.
+func TestWebhookResultsRideSends(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	app, e := hookApp(t, s)
+	c, err := s.UpsertGroup(ctx, app, "g", "G", "", []string{"alice"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addHookEvents(t, s, app, e.ID, 0, 10)
+	ds, err := s.ClaimDeliveries(ctx, "n", time.Now(), time.Minute, 10)
+	if err != nil || len(ds) != 10 {
+		t.Fatalf("claimed %d: %v", len(ds), err)
+	}
+	st := map[int]*sql.Stmt{}
+	for _, n := range append(chunkSizes, 0) {
+		q := qHookTally
+		if n > 0 {
+			q = qHookFinishRows(n)
+		}
+		if st[n], err = s.wstmt(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bad, err := s.wstmt(ctx, `INSERT INTO apps (id) VALUES (?)`) // fails: NOT NULL columns
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := func(st map[int]*sql.Stmt, ds []store.Delivery) *resultsReq {
+		rr := &resultsReq{st: st, done: make(chan struct{})}
+		s.outbox.mu.Lock()
+		for _, d := range ds {
+			r := s.outbox.byID[d.ID]
+			rr.todo = append(rr.todo, finished{r: r, res: store.DeliveryResult{Status: store.DeliveryDelivered, HTTPStatus: 200}, attempts: r.attempts})
+		}
+		s.outbox.mu.Unlock()
+		return rr
+	}
+	sends := func() []*sendReq {
+		var b []*sendReq
+		for range 5 {
+			b = append(b, &sendReq{ctx: ctx, res: make(chan sendRes, 1),
+				m: store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1, Content: json.RawMessage(`1`), At: time.Now()}})
+		}
+		return b
+	}
+	delivered := func() int {
+		got, err := s.Deliveries(ctx, app, store.DeliveryQuery{Status: store.DeliveryDelivered, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(got)
+	}
+	check := func(b []*sendReq) {
+		t.Helper()
+		for _, r := range b {
+			if res := <-r.res; res.err != nil {
+				t.Fatalf("send: %v", res.err)
+			}
+		}
+	}
+
+	good := req(st, ds[:5])
+	batches := s.batches.Load()
+	b := sends()
+	s.commitBatch(b, []*resultsReq{good})
+	check(b)
+	<-good.done
+	if good.err != nil || delivered() != 5 || s.batches.Load() != batches+1 || s.alone.Load() != 0 {
+		t.Fatalf("rode: err %v, %d delivered, %d send transactions, %d alone", good.err, delivered(), s.batches.Load()-batches, s.alone.Load())
+	}
+
+	broken := map[int]*sql.Stmt{}
+	for n, x := range st {
+		broken[n] = x
+	}
+	broken[4], broken[1] = bad, bad
+	failing := req(broken, ds[5:])
+	b = sends()
+	s.commitBatch(b, []*resultsReq{failing})
+	check(b)
+	<-failing.done
+	if failing.err == nil || delivered() != 5 {
+		t.Fatalf("failing results: err %v, %d delivered", failing.err, delivered())
 	}
 }

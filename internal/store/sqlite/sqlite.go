@@ -47,6 +47,7 @@ type Store struct {
 	maxBatch int
 	sends    chan *sendReq
 	results  chan *resultsReq // webhook results for the writer loop (webhooks.go)
+	alone    atomic.Int64     // results written in a transaction of their own
 	done     chan struct{} // closed by Close: the writer loop should stop
 	exited   chan struct{} // closed by the writer loop when it has stopped
 	ckptDone chan struct{} // closed by the checkpoint loop when it has stopped

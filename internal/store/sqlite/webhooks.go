@@ -390,6 +390,7 @@ func (st *sendStmts) rideResults(ctx context.Context, tx *sql.Tx, rrs []*results
 func (s *Store) writeResults(rrs []*resultsReq) {
 	ctx := context.Background()
 	for _, rr := range rrs {
+		s.alone.Add(1)
 		rr.err = s.withTx(ctx, func(tx *sql.Tx) error {
 			var err error
 			rr.paused, err = finishTx(ctx, tx, rr.st, rr.todo)
