@@ -48,9 +48,9 @@ type Store struct {
 	sends    chan *sendReq
 	results  chan *resultsReq // webhook results for the writer loop (webhooks.go)
 	alone    atomic.Int64     // results written in a transaction of their own
-	done     chan struct{} // closed by Close: the writer loop should stop
-	exited   chan struct{} // closed by the writer loop when it has stopped
-	ckptDone chan struct{} // closed by the checkpoint loop when it has stopped
+	done     chan struct{}    // closed by Close: the writer loop should stop
+	exited   chan struct{}    // closed by the writer loop when it has stopped
+	ckptDone chan struct{}    // closed by the checkpoint loop when it has stopped
 	once     sync.Once
 
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
