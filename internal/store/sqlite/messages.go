@@ -74,6 +74,7 @@ func (s *Store) writeLoop() {
 	batch := make([]*sendReq, 0, s.maxBatch)
 	sinceWALCheck := 0
 	for {
+		var carried *resultsReq // results taken before the send they ride
 		// Closing wins over a busy queue, so Close returns promptly.
 		select {
 		case <-s.done:
@@ -86,9 +87,17 @@ func (s *Store) writeLoop() {
 			s.failQueued()
 			return
 		case rr := <-s.results:
-			// Webhook results with no send to ride: alone.
-			s.writeResults([]*resultsReq{rr})
-			continue
+			// Webhook results ride the next batch of sends if one is
+			// queued (select chose among ready cases at random); alone
+			// when none is.
+			select {
+			case r := <-s.sends:
+				batch = append(batch[:0], r)
+				carried = rr
+			default:
+				s.writeResults([]*resultsReq{rr})
+				continue
+			}
 		case r := <-s.sends:
 			batch = append(batch[:0], r)
 		}
@@ -111,7 +120,12 @@ func (s *Store) writeLoop() {
 			yielded = len(batch)
 			runtime.Gosched()
 		}
-		s.commitBatch(batch, s.queuedResults())
+		rrs := s.queuedResults()
+		if carried != nil {
+			rrs = append(rrs, carried)
+			carried = nil
+		}
+		s.commitBatch(batch, rrs)
 		clear(batch) // drop references to finished requests
 		if sinceWALCheck++; sinceWALCheck >= walCheckBatches {
 			sinceWALCheck = 0
