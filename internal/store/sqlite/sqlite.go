@@ -96,7 +96,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 	wq.Set("_txlock", "immediate")
 	// Statement journals (a multi-row INSERT or UPDATE in a transaction
 	// keeps one, to undo itself on a constraint error) in memory: in a
-	// temporary file they were a write syscall per page, 13 % of the CPU
+	// temporary file they were a write syscall per page, 14 % of the CPU
 	// of sends with webhooks on (docs/benchmarks.md, "Webhooks").
 	wq.Add("_pragma", "temp_store(MEMORY)")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
