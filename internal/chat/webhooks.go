@@ -164,7 +164,11 @@ func (s *Service) sentEvent(ctx context.Context, appID string, conv store.Conver
 	}
 	return func(m store.Message) *store.OutboxEvent {
 		m.SenderName, m.SenderAvatar = sender.Name, sender.AvatarURI
-		data, _ := json.Marshal(map[string]any{"message": s.wireMessage(conv, m, m.CreatedAt)})
+		// {"message": wire} without the map json.Marshal would sort and
+		// reflect over: the send path's one encode of the message.
+		wire, _ := json.Marshal(s.wireMessage(conv, m, m.CreatedAt))
+		data := make([]byte, 0, len(wire)+len(`{"message":}`))
+		data = append(append(append(data, `{"message":`...), wire...), '}')
 		return &store.OutboxEvent{AppID: appID, Type: EventMessageSent, OrderKey: conv.ID, Endpoints: eps, Data: data, CreatedAt: m.CreatedAt}
 	}
 }

@@ -13,7 +13,9 @@ import (
 // of the outbox (a delivery) written in the same transaction as the change
 // it reports, so that a crash between the commit and the delivery loses
 // nothing. Delivery workers on any node claim due rows with a lease, so a
-// dead node's claims are taken over once their lease expires.
+// dead node's claims are taken over once their lease expires (on SQLite,
+// one process per database, the claims and leases are kept in memory and
+// only results are written).
 
 // ErrEndpointDeleted is returned when a delivery's endpoint no longer exists.
 var ErrEndpointDeleted = errors.New("its webhook endpoint was deleted")

@@ -74,6 +74,7 @@ func (s *Store) writeLoop() {
 	batch := make([]*sendReq, 0, s.maxBatch)
 	sinceWALCheck := 0
 	for {
+		var carried *resultsReq // results taken before the send they ride
 		// Closing wins over a busy queue, so Close returns promptly.
 		select {
 		case <-s.done:
@@ -85,6 +86,18 @@ func (s *Store) writeLoop() {
 		case <-s.done:
 			s.failQueued()
 			return
+		case rr := <-s.results:
+			// Webhook results ride the next batch of sends if one is
+			// queued (select chose among ready cases at random); alone
+			// when none is.
+			select {
+			case r := <-s.sends:
+				batch = append(batch[:0], r)
+				carried = rr
+			default:
+				s.writeResults([]*resultsReq{rr})
+				continue
+			}
 		case r := <-s.sends:
 			batch = append(batch[:0], r)
 		}
@@ -107,7 +120,12 @@ func (s *Store) writeLoop() {
 			yielded = len(batch)
 			runtime.Gosched()
 		}
-		s.commitBatch(batch)
+		rrs := s.queuedResults()
+		if carried != nil {
+			rrs = append(rrs, carried)
+			carried = nil
+		}
+		s.commitBatch(batch, rrs)
 		clear(batch) // drop references to finished requests
 		if sinceWALCheck++; sinceWALCheck >= walCheckBatches {
 			sinceWALCheck = 0
@@ -119,6 +137,9 @@ func (s *Store) writeLoop() {
 func (s *Store) failQueued() {
 	for {
 		select {
+		case rr := <-s.results:
+			rr.err = errClosed
+			close(rr.done)
 		case r := <-s.sends:
 			r.res <- sendRes{err: errClosed}
 		default:
@@ -132,7 +153,11 @@ func (s *Store) failQueued() {
 // check made before the first write; should a statement fail anyway, the
 // batch is redone one savepoint per send, so that only the send at fault
 // fails.
-func (s *Store) commitBatch(batch []*sendReq) {
+//
+// Webhook results queued meanwhile (rrs) are written in the same
+// transaction after the sends, behind a savepoint so that they cannot fail
+// a send; those that could not ride it are written alone after.
+func (s *Store) commitBatch(batch []*sendReq, rrs []*resultsReq) {
 	// The batch outlives any single caller's context: one caller giving up
 	// must not abort everyone else's messages.
 	ctx := context.Background()
@@ -145,13 +170,22 @@ func (s *Store) commitBatch(batch []*sendReq) {
 			live++
 		}
 	}
+	rode := false
 	if live > 0 {
-		if redo := s.commitGrouped(ctx, batch, res); redo {
+		var redo bool
+		if redo, rode = s.commitGrouped(ctx, batch, res, rrs); redo {
 			s.commitEach(ctx, batch, res)
 		}
 	}
 	for i, r := range batch {
 		r.res <- res[i]
+	}
+	if rode {
+		for _, rr := range rrs {
+			close(rr.done)
+		}
+	} else if len(rrs) > 0 {
+		s.writeResults(rrs)
 	}
 }
 
@@ -159,15 +193,17 @@ func (s *Store) commitBatch(batch []*sendReq) {
 // when the transaction committed or could not be committed; true when a
 // statement failed and the batch must be redone with commitEach (res is
 // then untouched).
-func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes) (redo bool) {
+func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendRes, rrs []*resultsReq) (redo, rode bool) {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
-		return false
+		return false, false
 	}
 	out := slices.Clone(res)
-	if err := s.stmts.sendGrouped(ctx, tx, batch, out); err != nil {
+	otx := s.outboxTx()
+	if err := s.stmts.sendGrouped(ctx, tx, batch, out, otx); err != nil {
 		tx.Rollback()
+		otx.done(false)
 		pending := 0
 		for _, r := range res {
 			if r.err == nil {
@@ -175,18 +211,21 @@ func (s *Store) commitGrouped(ctx context.Context, batch []*sendReq, res []sendR
 			}
 		}
 		if groupcommit.Redo(pending, true) {
-			return true
+			return true, false
 		}
 		failAll(res, fmt.Errorf("sqlite: send: %w", err))
-		return false
+		return false, false
 	}
+	rode = s.stmts.rideResults(ctx, tx, rrs)
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
-		return false
+		return false, false
 	}
+	otx.done(true)
 	copy(res, out)
-	return false
+	return false, rode
 }
 
 // failAll fails every request that has no error yet.
@@ -207,8 +246,10 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 		failAll(res, fmt.Errorf("sqlite: send: begin: %w", err))
 		return
 	}
+	otx := s.outboxTx()
 	fail := func(err error) {
 		tx.Rollback()
+		otx.done(false)
 		for i := range res {
 			if res[i].err == nil {
 				res[i] = sendRes{err: err}
@@ -223,7 +264,7 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 			fail(fmt.Errorf("sqlite: send: savepoint: %w", err))
 			return
 		}
-		msg, dup, err := st.sendTx(ctx, tx, r.m)
+		msg, dup, err := st.sendTx(ctx, tx, r.m, otx)
 		if err != nil {
 			res[i].err = fmt.Errorf("sqlite: send to %s: %w", r.m.ConversationID, err)
 			if _, rerr := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); rerr != nil {
@@ -240,8 +281,11 @@ func (s *Store) commitEach(ctx context.Context, batch []*sendReq, res []sendRes)
 	}
 	s.batches.Add(1)
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		failAll(res, fmt.Errorf("sqlite: send: commit: %w", err))
+		return
 	}
+	otx.done(true)
 }
 
 const msgCols = `m.msg_id, m.conversation_id, m.seq, m.sender_id, m.type, m.content, m.client_msg_id, m.created_at, m.version, m.reply_seq, m.meta`
@@ -387,7 +431,7 @@ func (st *sendStmts) close() {
 // seqs, one inserts every message and one advances every sender's read
 // mark. Any error is returned as is: the caller rolls back and redoes the
 // batch with savepoints.
-func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes) error {
+func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendReq, res []sendRes, otx *outboxTx) error {
 	msgs := make([]store.NewMessage, len(batch))
 	for i, r := range batch {
 		msgs[i] = r.m
@@ -483,7 +527,7 @@ func (st *sendStmts) sendGrouped(ctx context.Context, tx *sql.Tx, batch []*sendR
 	}); err != nil {
 		return fmt.Errorf("advance read_seq: %w", err)
 	}
-	if err := insertOutbox(ctx, tx, plan.Events(), st.outboxRows); err != nil {
+	if err := insertOutbox(ctx, tx, plan.Events(), st.outboxRows, otx); err != nil {
 		return err
 	}
 	for i, r := range plan.Results() {
@@ -519,7 +563,9 @@ func chunked(args []any, cols int, fn func(n int, args []any) error) error {
 
 // sendTx is one send inside the batch transaction. Everything that can reject
 // the message is checked before the first write.
-func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage) (store.Message, bool, error) {
+// Its outbox rows are its last statement: a send that fails is rolled back
+// to its savepoint with none of them in otx.
+func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage, otx *outboxTx) (store.Message, bool, error) {
 	var one int
 	err := tx.StmtContext(ctx, st.member).QueryRowContext(ctx, n.ConversationID, n.SenderID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -561,14 +607,14 @@ func (st *sendStmts) sendTx(ctx context.Context, tx *sql.Tx, n store.NewMessage)
 	if err := writeExtras(ctx, tx, msg); err != nil {
 		return store.Message{}, false, fmt.Errorf("store reply and mentions: %w", err)
 	}
-	if n.Event != nil {
-		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}, st.outboxRows); err != nil {
-			return store.Message{}, false, err
-		}
-	}
 	// One's own messages are never unread.
 	if _, err := tx.StmtContext(ctx, st.ownRead).ExecContext(ctx, seq, n.ConversationID, n.SenderID, seq); err != nil {
 		return store.Message{}, false, fmt.Errorf("advance read_seq: %w", err)
+	}
+	if n.Event != nil {
+		if err := insertOutbox(ctx, tx, []*store.OutboxEvent{n.Event(msg)}, st.outboxRows, otx); err != nil {
+			return store.Message{}, false, err
+		}
 	}
 	return msg, false, nil
 }

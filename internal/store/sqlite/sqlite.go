@@ -46,9 +46,11 @@ type Store struct {
 	wstmts   sync.Map     // query text → *sql.Stmt on the writer (see wstmt)
 	maxBatch int
 	sends    chan *sendReq
-	done     chan struct{} // closed by Close: the writer loop should stop
-	exited   chan struct{} // closed by the writer loop when it has stopped
-	ckptDone chan struct{} // closed by the checkpoint loop when it has stopped
+	results  chan *resultsReq // webhook results for the writer loop (webhooks.go)
+	alone    atomic.Int64     // results written in a transaction of their own
+	done     chan struct{}    // closed by Close: the writer loop should stop
+	exited   chan struct{}    // closed by the writer loop when it has stopped
+	ckptDone chan struct{}    // closed by the checkpoint loop when it has stopped
 	once     sync.Once
 
 	walPath  string       // the WAL file, watched by the writer loop (trimWAL)
@@ -57,6 +59,8 @@ type Store struct {
 	nonces     nonceBatcher // signed requests' nonces, committed in batches
 	nonceSwept atomic.Int64 // when expired nonces were last deleted, unix ms
 	ckpt       ckptLog      // reports failed WAL checkpoints
+
+	outbox *outboxMem // pending webhook deliveries (outboxmem.go)
 }
 
 // Open opens (creating when absent) the database at path, creating its parent
@@ -90,6 +94,11 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 	// A deferred transaction that reads then writes fails with SQLITE_BUSY
 	// when another writer got in between; IMMEDIATE takes the lock up front.
 	wq.Set("_txlock", "immediate")
+	// Statement journals (a multi-row INSERT or UPDATE in a transaction
+	// keeps one, to undo itself on a constraint error) in memory: in a
+	// temporary file they were a write syscall per page, 14 % of the CPU
+	// of sends with webhooks on (docs/benchmarks.md, "Webhooks").
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
@@ -145,10 +154,12 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		stmts:    stmts,
 		maxBatch: maxBatch,
 		sends:    make(chan *sendReq, 4*maxBatch),
+		results:  make(chan *resultsReq, 16),
 		done:     make(chan struct{}),
 		exited:   make(chan struct{}),
 		ckptDone: make(chan struct{}),
 		walPath:  path + "-wal",
+		outbox:   newOutboxMem(),
 	}
 	s.walLimit.Store(defaultWALLimit)
 	go s.writeLoop()
@@ -298,15 +309,19 @@ func (s *Store) withTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// The webhook events the caller bound to this call (store.WithEvents)
 	// commit with its change.
 	evs := store.PendingEvents(ctx)
+	otx := s.outboxTx()
 	if evs != nil {
-		if err := insertOutbox(ctx, tx, evs.List, nil); err != nil {
+		if err := insertOutbox(ctx, tx, evs.List, nil, otx); err != nil {
 			tx.Rollback()
+			otx.done(false)
 			return err
 		}
 	}
 	if err := tx.Commit(); err != nil {
+		otx.done(false)
 		return fmt.Errorf("commit: %w", err)
 	}
+	otx.done(true)
 	evs.Written()
 	return nil
 }

@@ -270,7 +270,7 @@ func TestBatchIsolatesFailures(t *testing.T) {
 		batch = append(batch, &sendReq{ctx: ctx, res: make(chan sendRes, 1),
 			m: store.NewMessage{ConversationID: c.ID, SenderID: sender, Type: 1, Content: json.RawMessage(`1`), At: time.Now()}})
 	}
-	s.commitBatch(batch)
+	s.commitBatch(batch, nil)
 	results := make(chan result, len(batch))
 	for _, r := range batch {
 		res := <-r.res
@@ -534,7 +534,7 @@ func TestGroupedBatchMatchesSavepoints(t *testing.T) {
 		{"more rows than a chunk", manyCases(150)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			grouped, gotState := runBatch(t, tc.cases, func(s *Store, b []*sendReq) { s.commitBatch(b) })
+			grouped, gotState := runBatch(t, tc.cases, func(s *Store, b []*sendReq) { s.commitBatch(b, nil) })
 			each, wantState := runBatch(t, tc.cases, func(s *Store, b []*sendReq) {
 				res := make([]sendRes, len(b))
 				s.commitEach(context.Background(), b, res)
@@ -601,7 +601,7 @@ func TestGroupedBatchFallsBack(t *testing.T) {
 		batch = append(batch, &sendReq{ctx: ctx, res: make(chan sendRes, 1),
 			m: store.NewMessage{ConversationID: c, SenderID: "a", Type: 1, Content: json.RawMessage(`{}`), At: time.Now()}})
 	}
-	s.commitBatch(batch)
+	s.commitBatch(batch, nil)
 	var got []string
 	for _, r := range batch {
 		res := <-r.res

@@ -1,13 +1,11 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -22,8 +20,9 @@ func qOutboxRows(n int) string {
 
 // insertOutbox writes evs to the outbox in tx: the transaction of the
 // change they report. The send path passes its statements, prepared by
-// chunk size (chunkSizes); others (nil) prepare theirs.
-func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent, prepared map[int]*sql.Stmt) error {
+// chunk size (chunkSizes); others (nil) prepare theirs. The rows join otx,
+// to be queued for delivery when tx commits.
+func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent, prepared map[int]*sql.Stmt, otx *outboxTx) error {
 	rows := store.OutboxRows(evs)
 	if len(rows) == 0 {
 		return nil
@@ -32,18 +31,34 @@ func insertOutbox(ctx context.Context, tx *sql.Tx, evs []*store.OutboxEvent, pre
 	for _, r := range rows {
 		args = append(args, r.ID, r.EventID, r.AppID, r.EndpointID, r.Type, r.OrderKey, r.Data, r.CreatedAt, r.CreatedAt)
 	}
+	mem := make([]*memRow, 0, len(rows))
 	err := chunked(args, 9, func(n int, args []any) error {
+		var res sql.Result
 		var err error
 		if st := prepared[n]; st != nil {
-			_, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+			res, err = tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 		} else {
-			_, err = tx.ExecContext(ctx, qOutboxRows(n), args...)
+			res, err = tx.ExecContext(ctx, qOutboxRows(n), args...)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		// One multi-row INSERT gives its rows consecutive rowids (seq is
+		// the rowid), the last one reported.
+		last, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		for i, r := range rows[len(mem) : len(mem)+n] {
+			mem = append(mem, &memRow{seq: last - int64(n-1-i), id: r.ID, eventID: r.EventID, appID: r.AppID, endpointID: r.EndpointID,
+				typ: r.Type, orderKey: r.OrderKey, data: r.Data, createdAt: r.CreatedAt, nextAt: r.CreatedAt})
+		}
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("write webhook outbox: %w", err)
 	}
+	otx.add(mem)
 	return nil
 }
 
@@ -85,6 +100,11 @@ func (s *Store) SetWebhook(ctx context.Context, e store.Endpoint) (store.Endpoin
 			return err
 		}
 		out, err = scanEndpoint(tx.QueryRowContext(ctx, `SELECT `+endpointCols+` FROM webhook_endpoints WHERE app_id = ? AND url = ?`, e.AppID, e.URL))
+		if err == nil {
+			// Before the commit, so a result recorded after it sees the
+			// endpoint resumed (outboxmem.go).
+			s.outbox.setEndpoint(out.ID, memEndpoint{url: out.URL, secret: out.Secret})
+		}
 		return err
 	})
 	if err != nil {
@@ -121,6 +141,9 @@ func (s *Store) DeleteWebhook(ctx context.Context, appID, id string) error {
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE webhook_outbox SET status = 2, last_error = 'endpoint deleted', done_at = ?, claimed_by = ''
 			WHERE endpoint_id = ? AND status = 0`, store.UnixMS(time.Now()), id)
+		if err == nil {
+			s.outbox.setEndpoint(id, memEndpoint{deleted: true})
+		}
 		return err
 	})
 	if err != nil {
@@ -133,7 +156,8 @@ func (s *Store) AddEvents(ctx context.Context, evs ...*store.OutboxEvent) error 
 	if len(store.OutboxRows(evs)) == 0 {
 		return nil
 	}
-	return s.withTx(ctx, func(tx *sql.Tx) error { return insertOutbox(ctx, tx, evs, nil) })
+	// withTx writes the events bound to its context.
+	return s.withTx(store.WithEvents(ctx, evs...), func(*sql.Tx) error { return nil })
 }
 
 const deliveryCols = `o.seq, o.id, o.event_id, o.app_id, o.endpoint_id, o.type, o.order_key, o.data, o.created_at, o.status,
@@ -156,27 +180,8 @@ func scanDelivery(row interface{ Scan(...any) error }, extra ...any) (store.Deli
 	return d, nil
 }
 
-// claimable selects due, unclaimed pending deliveries of active endpoints
-// with no earlier pending delivery of the same endpoint and order key that
-// is not due or is claimed. Every earlier pending row of a selected one is
-// then selectable too and comes first in seq order, so what a LIMIT keeps
-// of one key is a run from its first pending row. Only rows that were
-// claimed or retried can hold a key back (webhook_outbox_held indexes them),
-// so the check does not walk a key's backlog; and the scan follows
-// webhook_outbox_due in seq order, stopping at the limit.
-const claimable = `SELECT d.seq FROM webhook_outbox d INDEXED BY webhook_outbox_due
-	WHERE d.status = 0 AND d.next_at <= ?1 AND d.claim_until <= ?1
-	  AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = d.endpoint_id AND e.status = 0)
-	  AND (d.order_key = '' OR NOT EXISTS (SELECT 1 FROM webhook_outbox p WHERE p.endpoint_id = d.endpoint_id
-		AND p.order_key = d.order_key AND p.status = 0 AND (p.claim_until <> 0 OR p.next_at <> p.created_at)
-		AND p.seq < d.seq AND (p.next_at > ?1 OR p.claim_until > ?1)))
-	ORDER BY d.seq LIMIT ?2`
-
-var qHookClaim = `UPDATE webhook_outbox SET claimed_by = ?3, claim_until = ?4, attempts = attempts + 1
-	WHERE seq IN (` + claimable + `)
-	RETURNING ` + strings.ReplaceAll(deliveryCols, "o.", "") + `, (SELECT url FROM webhook_endpoints e WHERE e.id = endpoint_id),
-		(SELECT secret FROM webhook_endpoints e WHERE e.id = endpoint_id)`
-
+// ClaimDeliveries claims from the queue in memory (outboxmem.go): an
+// SQLite database has one process, so a claim writes nothing.
 func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
 	out, err := s.FinishAndClaim(ctx, owner, nil, now, lease, limit)
 	if err != nil {
@@ -185,82 +190,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, owner string, now time.Time
 	return out, nil
 }
 
-// FinishAndClaim records rs and claims in one transaction: the worker's
-// steady state costs the single writer one commit instead of two, and the
-// pages the results dirty are mostly those the claim dirties.
-func (s *Store) FinishAndClaim(ctx context.Context, owner string, rs []store.FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	// Prepared before the transaction: the writer has one connection.
-	var st [4]*sql.Stmt
-	for i, q := range []string{qHookRelease, qHookFinish, qHookTally, qHookClaim} {
-		p, err := s.wstmt(ctx, q)
-		if err != nil {
-			return nil, fmt.Errorf("sqlite: finish and claim: prepare: %w", err)
-		}
-		st[i] = p
-	}
-	var out []store.Delivery
-	err := s.withTx(ctx, func(tx *sql.Tx) error {
-		if len(rs) > 0 {
-			if err := finishTx(ctx, tx, st[:3], owner, rs); err != nil {
-				return err
-			}
-		}
-		if limit <= 0 {
-			return nil
-		}
-		var err error
-		out, err = claimTx(ctx, tx, st[3], owner, now, lease, limit)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: finish and claim: %w", err)
-	}
-	return out, nil
-}
-
-func claimTx(ctx context.Context, tx *sql.Tx, claim *sql.Stmt, owner string, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
-	ms := store.UnixMS(now)
-	rows, err := tx.StmtContext(ctx, claim).QueryContext(ctx, ms, limit, owner, ms+lease.Milliseconds())
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []store.Delivery
-	for rows.Next() {
-		var url, secret string
-		d, err := scanDelivery(rows, &url, &secret)
-		if err != nil {
-			return nil, err
-		}
-		d.URL, d.Secret = url, secret
-		out = append(out, d)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	slices.SortFunc(out, func(a, b store.Delivery) int { return cmp.Compare(a.Seq, b.Seq) })
-	return out, nil
-}
-
 func (s *Store) FinishDelivery(ctx context.Context, id, owner string, r store.DeliveryResult) error {
 	return s.FinishDeliveries(ctx, owner, []store.FinishedDelivery{{ID: id, Result: r}})
 }
 
-const (
-	qHookRelease = `UPDATE webhook_outbox SET claimed_by = '', claim_until = 0, attempts = max(attempts - 1, 0)
-		WHERE id = ? AND claimed_by = ? AND status = 0`
-	qHookFinish = `UPDATE webhook_outbox SET status = ?, next_at = ?, last_error = ?, last_status = ?,
-		done_at = ?, claimed_by = '', claim_until = 0, data = COALESCE(?, data)
-		WHERE id = ? AND claimed_by = ? AND status = 0 RETURNING endpoint_id`
-	qHookTally = `UPDATE webhook_endpoints SET failures = ?1,
-		status = CASE WHEN ?1 >= ?2 THEN 1 ELSE status END,
-		reason = CASE WHEN ?1 >= ?2 THEN ?3 ELSE reason END
-		WHERE id = ?4 AND (failures <> ?1 OR (?1 >= ?2 AND status <> 1))` // no write when nothing changes
-)
-
-// FinishDeliveries records the results with prepared statements, one per
-// delivery and one per endpoint: its consecutive failures, and a pause at
-// the PauseAfter of a failure.
+// FinishDeliveries records the results: one statement per chunk of
+// results, and one per endpoint whose consecutive failures changed.
 func (s *Store) FinishDeliveries(ctx context.Context, owner string, rs []store.FinishedDelivery) error {
 	if _, err := s.FinishAndClaim(ctx, owner, rs, time.Time{}, 0, 0); err != nil {
 		return fmt.Errorf("sqlite: finish deliveries: %w", err)
@@ -268,9 +203,207 @@ func (s *Store) FinishDeliveries(ctx context.Context, owner string, rs []store.F
 	return nil
 }
 
-// finishTx records rs in tx with the statements qHookRelease, qHookFinish
-// and qHookTally.
-func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs []store.FinishedDelivery) error {
+// FinishAndClaim records rs (a write transaction only when some are
+// attempts' outcomes: releases are memory operations) and claims from
+// memory.
+func (s *Store) FinishAndClaim(ctx context.Context, owner string, rs []store.FinishedDelivery, now time.Time, lease time.Duration, limit int) ([]store.Delivery, error) {
+	if len(rs) > 0 {
+		if err := s.finish(ctx, owner, rs); err != nil {
+			return nil, fmt.Errorf("sqlite: finish and claim: %w", err)
+		}
+	}
+	if limit <= 0 {
+		return nil, nil
+	}
+	if err := s.loadOutbox(ctx); err != nil {
+		return nil, fmt.Errorf("sqlite: finish and claim: %w", err)
+	}
+	return s.outbox.claim(owner, now, lease, limit), nil
+}
+
+// finished is a result to record: its row and what it was when checked.
+type finished struct {
+	r        *memRow
+	res      store.DeliveryResult
+	attempts int
+}
+
+// qHookFinishRows records a chunk of results: seq, status, next_at,
+// last_error, last_status, done_at, data (NULL: unchanged), attempts.
+func qHookFinishRows(n int) string {
+	return `UPDATE webhook_outbox SET status = v.column2, next_at = v.column3, last_error = v.column4, last_status = v.column5,
+		done_at = v.column6, data = COALESCE(v.column7, data), attempts = v.column8
+	FROM (VALUES ` + placeholders(n, 8) + `) AS v WHERE webhook_outbox.seq = v.column1`
+}
+
+const qHookTally = `UPDATE webhook_endpoints SET failures = ?1,
+		status = CASE WHEN ?1 >= ?2 THEN 1 ELSE status END,
+		reason = CASE WHEN ?1 >= ?2 THEN ?3 ELSE reason END
+		WHERE id = ?4 AND (failures <> ?1 OR (?1 >= ?2 AND status <> 1))` // no write when nothing changes
+
+// finish records rs of deliveries claimed by owner (others' claims were
+// lost: redelivered, expired, or of a deleted endpoint) and then updates
+// the queue. Should the write fail, the claims are given back: the
+// deliveries are attempted again (at least once).
+func (s *Store) finish(ctx context.Context, owner string, rs []store.FinishedDelivery) error {
+	m := s.outbox
+	var todo []finished
+	m.mu.Lock()
+	for _, f := range rs {
+		r := m.byID[f.ID]
+		if r == nil || r.claimedBy != owner {
+			continue
+		}
+		if f.Result.Release {
+			r.attempts--
+			m.unclaim(r)
+			if r.q.claimed == 0 {
+				m.place(r.q)
+			}
+			continue
+		}
+		todo = append(todo, finished{r: r, res: f.Result, attempts: r.attempts})
+	}
+	m.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	// Prepared before the transaction: the writer has one connection.
+	st := map[int]*sql.Stmt{}
+	var err error
+	for _, n := range append(chunkSizes, 0) {
+		q := qHookTally
+		if n > 0 {
+			q = qHookFinishRows(n)
+		}
+		if st[n], err = s.wstmt(ctx, q); err != nil {
+			break
+		}
+	}
+	var paused []string
+	if err == nil {
+		// The writer loop writes them with the next batch of sends, if
+		// any, else alone.
+		rr := &resultsReq{st: st, todo: todo, done: make(chan struct{})}
+		select {
+		case s.results <- rr:
+			select {
+			case <-rr.done:
+				paused, err = rr.paused, rr.err
+			case <-s.exited: // closed: the loop took it (and answered) or never will
+				select {
+				case <-rr.done:
+					paused, err = rr.paused, rr.err
+				default:
+					err = errClosed
+				}
+			}
+		case <-s.exited:
+			err = errClosed
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range paused {
+		m.pause(id)
+	}
+	for _, f := range todo {
+		r := f.r
+		if r.q == nil || r.claimedBy != owner {
+			continue // lost meanwhile
+		}
+		q := r.q
+		switch {
+		case err != nil:
+			m.unclaim(r)
+		case f.res.Status == store.DeliveryPending:
+			m.unclaim(r)
+			r.nextAt = store.UnixMS(f.res.NextAt)
+			if len(f.res.Data) > 0 {
+				r.data = string(f.res.Data)
+			}
+		default:
+			m.remove(r)
+		}
+		if q.claimed == 0 {
+			m.place(q)
+		}
+	}
+	return err
+}
+
+// resultsReq is a batch of results for the writer loop: its statements
+// (prepared before: the writer has one connection) and rows; the loop
+// sets paused and err and closes done.
+type resultsReq struct {
+	st     map[int]*sql.Stmt
+	todo   []finished
+	paused []string
+	err    error
+	done   chan struct{}
+}
+
+// queuedResults takes the results queued for the writer loop.
+func (s *Store) queuedResults() []*resultsReq {
+	var out []*resultsReq
+	for {
+		select {
+		case rr := <-s.results:
+			out = append(out, rr)
+		default:
+			return out
+		}
+	}
+}
+
+// rideResults writes rrs in tx, the transaction of a batch of sends, behind
+// a savepoint: on an error it is rolled back and false returned, the sends
+// unharmed. The pages the results dirty are mostly those the batch's own
+// outbox rows dirty, and the commit is shared.
+func (st *sendStmts) rideResults(ctx context.Context, tx *sql.Tx, rrs []*resultsReq) bool {
+	if len(rrs) == 0 {
+		return false
+	}
+	if _, err := tx.StmtContext(ctx, st.save).ExecContext(ctx); err != nil {
+		return false
+	}
+	for _, rr := range rrs {
+		var err error
+		if rr.paused, err = finishTx(ctx, tx, rr.st, rr.todo); err != nil {
+			if _, err := tx.StmtContext(ctx, st.rollback).ExecContext(ctx); err != nil {
+				return false // the caller's commit fails: the sends report it
+			}
+			tx.StmtContext(ctx, st.release).ExecContext(ctx)
+			for _, rr := range rrs {
+				rr.paused = nil
+			}
+			return false
+		}
+	}
+	_, err := tx.StmtContext(ctx, st.release).ExecContext(ctx)
+	return err == nil
+}
+
+// writeResults writes rrs in a transaction of their own and answers them.
+func (s *Store) writeResults(rrs []*resultsReq) {
+	ctx := context.Background()
+	for _, rr := range rrs {
+		s.alone.Add(1)
+		rr.err = s.withTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			rr.paused, err = finishTx(ctx, tx, rr.st, rr.todo)
+			return err
+		})
+		close(rr.done)
+	}
+}
+
+// finishTx writes the results and the endpoints' consecutive failures; it
+// returns the endpoints it paused.
+// st holds the statements by chunk size, and qHookTally at 0.
+func finishTx(ctx context.Context, tx *sql.Tx, st map[int]*sql.Stmt, todo []finished) ([]string, error) {
 	now := store.UnixMS(time.Now())
 	type tally struct {
 		reset   bool // a success: failures start over from the ones after it
@@ -278,17 +411,11 @@ func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs 
 		pause   int
 		lastErr string
 	}
-	release, finish, endpointTally := tx.StmtContext(ctx, st[0]), tx.StmtContext(ctx, st[1]), tx.StmtContext(ctx, st[2])
 	var order []string
 	by := map[string]*tally{}
-	for _, f := range rs {
-		r := f.Result
-		if r.Release {
-			if _, err := release.ExecContext(ctx, f.ID, owner); err != nil {
-				return err
-			}
-			continue
-		}
+	args := make([]any, 0, 8*len(todo))
+	for _, f := range todo {
+		r := f.res
 		var done int64
 		if r.Status != store.DeliveryPending {
 			done = now
@@ -297,13 +424,8 @@ func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs 
 		if len(r.Data) > 0 {
 			data = string(r.Data)
 		}
-		var endpoint string
-		err := finish.QueryRowContext(ctx, r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, f.ID, owner).Scan(&endpoint)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // the claim was lost: another node has it
-		} else if err != nil {
-			return err
-		}
+		args = append(args, f.r.seq, r.Status, store.UnixMS(r.NextAt), r.Error, r.HTTPStatus, done, data, f.attempts)
+		endpoint := f.r.endpointID
 		t := by[endpoint]
 		if t == nil {
 			t = &tally{}
@@ -320,6 +442,14 @@ func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs 
 			}
 		}
 	}
+	err := chunked(args, 8, func(n int, args []any) error {
+		_, err := tx.StmtContext(ctx, st[n]).ExecContext(ctx, args...)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
+	}
+	var paused []string
 	for _, id := range order {
 		t := by[id]
 		failures := t.fails
@@ -328,7 +458,7 @@ func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs 
 			if err := tx.QueryRowContext(ctx, `SELECT failures FROM webhook_endpoints WHERE id = ?`, id).Scan(&before); errors.Is(err, sql.ErrNoRows) {
 				continue
 			} else if err != nil {
-				return err
+				return nil, err
 			}
 			failures += before
 		}
@@ -336,11 +466,14 @@ func finishTx(ctx context.Context, tx *sql.Tx, st []*sql.Stmt, owner string, rs 
 		if pause <= 0 {
 			pause = 1 << 30
 		}
-		if _, err := endpointTally.ExecContext(ctx, failures, pause, pausedReason(pause, t.lastErr), id); err != nil {
-			return err
+		if _, err := tx.StmtContext(ctx, st[0]).ExecContext(ctx, failures, pause, pausedReason(pause, t.lastErr), id); err != nil {
+			return nil, err
+		}
+		if failures >= pause {
+			paused = append(paused, id)
 		}
 	}
-	return nil
+	return paused, nil
 }
 
 func pausedReason(n int, last string) string {
@@ -378,13 +511,29 @@ func (s *Store) Deliveries(ctx context.Context, appID string, q store.DeliveryQu
 }
 
 func (s *Store) Redeliver(ctx context.Context, appID, id string) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE webhook_outbox SET status = 0, next_at = ?, claimed_by = '', claim_until = 0, done_at = 0
-		WHERE app_id = ? AND id = ? AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id)`,
-		store.UnixMS(time.Now()), appID, id)
+	now := store.UnixMS(time.Now())
+	var found bool
+	err := s.withTx(ctx, func(tx *sql.Tx) error {
+		r := &memRow{}
+		err := tx.QueryRowContext(ctx, `UPDATE webhook_outbox SET status = 0, next_at = ?, claimed_by = '', claim_until = 0, done_at = 0
+			WHERE app_id = ? AND id = ? AND EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.id = endpoint_id)
+			RETURNING seq, id, event_id, app_id, endpoint_id, type, order_key, data, created_at, attempts, next_at`,
+			now, appID, id).Scan(&r.seq, &r.id, &r.eventID, &r.appID, &r.endpointID, &r.typ, &r.orderKey, &r.data, &r.createdAt, &r.attempts, &r.nextAt)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		found = true
+		// In the transaction, so that a result recorded after it finds
+		// the claim it had lost (outboxmem.go).
+		s.outbox.redeliver(r)
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("sqlite: redeliver: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n > 0 {
+	if found {
 		return nil
 	}
 	// Nothing changed: no such delivery, or one of a deleted endpoint.

@@ -22,6 +22,7 @@ var webhookTests = []struct {
 	{"WebhookFinish", testWebhookFinish},
 	{"WebhookClaimConcurrent", testWebhookClaimConcurrent},
 	{"WebhookFinishAndClaim", testWebhookFinishAndClaim},
+	{"WebhookBatchedResults", testWebhookBatchedResults},
 }
 
 func setWebhook(t *testing.T, s store.Store, app, url string, events ...string) store.Endpoint {
@@ -406,5 +407,95 @@ func testWebhookFinishAndClaim(t *testing.T, s store.Store) {
 	}
 	if list, _ := s.Webhooks(ctx, app); list[0].Failures != 1 {
 		t.Fatalf("failures: %+v", list[0])
+	}
+}
+
+// testWebhookBatchedResults: many events from sends and changes, claimed
+// and recorded in batches the way the worker does (each batch's results
+// with the next claim, some released): each is claimed once per attempt,
+// delivered exactly once, in order per key, and every result is stored.
+func testWebhookBatchedResults(t *testing.T, s store.Store) {
+	app := newApp(t, s)
+	e := setWebhook(t, s, app, "https://a.example/hook", "message.sent", "x")
+	c := upsertGroup(t, s, app, "g", "alice", "bob")
+	const sends, others = 300, 100
+	var wg sync.WaitGroup
+	for i := range sends {
+		wg.Go(func() {
+			if _, _, err := s.Send(ctx, store.NewMessage{ConversationID: c.ID, SenderID: "alice", Type: 1,
+				Content: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i)), Event: sentEvent(app, e.ID)}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	for i := range others {
+		wg.Go(func() {
+			if err := s.AddEvents(ctx, &store.OutboxEvent{AppID: app, Type: "x", OrderKey: fmt.Sprintf("k%d", i%7), Endpoints: []string{e.ID},
+				Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	delivered := map[string]int{}
+	lastSeq := map[string]int64{} // per key: the last delivered seq
+	var rs []store.FinishedDelivery
+	now := time.Now()
+	for round := 0; round < 1000; round++ {
+		ds, err := s.FinishAndClaim(ctx, "n", rs, now, time.Minute, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = rs[:0]
+		if len(ds) == 0 {
+			break
+		}
+		released := map[string]bool{}
+		for i, d := range ds {
+			// Every seventh of a claim is released with the rest of its
+			// key's run (as after a failure), to be claimed again.
+			if (i+round)%7 == 3 || released[d.OrderKey] {
+				released[d.OrderKey] = true
+				rs = append(rs, store.FinishedDelivery{ID: d.ID, Result: store.DeliveryResult{Release: true}})
+				continue
+			}
+			if d.Seq <= lastSeq[d.OrderKey] {
+				t.Fatalf("key %s: seq %d delivered after %d", d.OrderKey, d.Seq, lastSeq[d.OrderKey])
+			}
+			lastSeq[d.OrderKey] = d.Seq
+			delivered[d.ID]++
+			if d.Attempts != 1 || len(d.Data) == 0 || d.URL != e.URL {
+				t.Fatalf("claimed %+v", d)
+			}
+			rs = append(rs, store.FinishedDelivery{ID: d.ID, Result: store.DeliveryResult{Status: store.DeliveryDelivered, HTTPStatus: 200 + i%3}})
+		}
+	}
+	if len(delivered) != sends+others {
+		t.Fatalf("delivered %d of %d", len(delivered), sends+others)
+	}
+	for id, n := range delivered {
+		if n != 1 {
+			t.Fatalf("%s delivered %d times", id, n)
+		}
+	}
+	var all []store.Delivery
+	for before := int64(0); ; {
+		page, err := s.Deliveries(ctx, app, store.DeliveryQuery{Status: -1, Before: before, Limit: 200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page...)
+		if len(page) < 200 {
+			break
+		}
+		before = page[len(page)-1].Seq
+	}
+	if len(all) != sends+others {
+		t.Fatalf("listed %d deliveries", len(all))
+	}
+	for _, d := range all {
+		if d.Status != store.DeliveryDelivered || d.Attempts != 1 || d.LastStatus < 200 || d.LastStatus > 202 || d.DoneAt.IsZero() {
+			t.Fatalf("stored %+v", d)
+		}
 	}
 }
