@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,8 +17,6 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 var _ store.Store = (*Store)(nil)
@@ -76,21 +73,18 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 		}
 	}
-	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	common.Add("_pragma", "foreign_keys(1)")
-	common.Add("_pragma", "synchronous(NORMAL)")
+	common := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		"foreign_keys(1)",
+		"synchronous(NORMAL)",
+	}
 
-	wq := cloneValues(common)
-	wq.Add("_pragma", "journal_mode(WAL)")
 	// The writer never checkpoints: a checkpoint run by the commit that
 	// crosses the threshold stalls every send queued behind it for
 	// milliseconds. A separate connection checkpoints in the background.
-	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// A deferred transaction that reads then writes fails with SQLITE_BUSY
 	// when another writer got in between; IMMEDIATE takes the lock up front.
-	wq.Set("_txlock", "immediate")
-	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	w, err := openDB(path, append(common[:len(common):len(common)], "journal_mode(WAL)", "wal_autocheckpoint(0)"), true)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
@@ -103,9 +97,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, err
 	}
 
-	rq := cloneValues(common)
-	rq.Add("_pragma", "query_only(1)")
-	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	r, err := openDB(path, append(common[:len(common):len(common)], "query_only(1)"), false)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
@@ -119,8 +111,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: ping readers: %w", err)
 	}
 
-	cq := cloneValues(common)
-	c, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	c, err := openDB(path, common, false)
 	if err != nil {
 		w.Close()
 		r.Close()
@@ -200,14 +191,6 @@ func (s *Store) checkpointLoop() {
 			s.checkpoint(s.c, "background")
 		}
 	}
-}
-
-func cloneValues(v url.Values) url.Values {
-	c := make(url.Values, len(v))
-	for k, vs := range v {
-		c[k] = append([]string(nil), vs...)
-	}
-	return c
 }
 
 // Ping checks both the writer and the reader pool.
