@@ -679,3 +679,7 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }
+
+// SQLDriver is the database/sql driver name this build's SQLite driver
+// registers, for tools that open a chatd file directly (cmd/chatbench).
+const SQLDriver = driverName
