@@ -340,8 +340,9 @@ type Store interface {
 }
 
 // CursorReader is implemented by stores that resolve a page's cursor (a
-// message id) to its seq from the message id index alone, without reading
-// the message (both backends); chat falls back to MessageByID otherwise.
+// message id) to its seq from the message id index, without decoding the
+// message or joining its sender (both backends); chat falls back to
+// MessageByID otherwise.
 type CursorReader interface {
 	// MessageSeq returns the seq of message msgID of conversationID;
 	// ErrNotFound when that conversation has no such message.

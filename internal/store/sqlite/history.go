@@ -46,9 +46,10 @@ func (s *Store) SetMembersFullHistory(ctx context.Context, appID, groupID string
 }
 
 // MessageSeq resolves a history cursor: the msg_id index holds the primary
-// key (conversation_id, seq) of the WITHOUT ROWID messages table, so this is
-// one index probe, where MessageByID also reads the row and its sender
-// (docs/benchmarks.md, History).
+// key (conversation_id, seq) of the WITHOUT ROWID messages table, so the
+// seq comes from the index (SQLite still checks that the row exists), where
+// MessageByID also decodes the row and joins its sender (docs/benchmarks.md,
+// History).
 func (s *Store) MessageSeq(ctx context.Context, conversationID, msgID string) (int64, error) {
 	var seq int64
 	err := s.queryRow(ctx, `SELECT seq FROM messages WHERE msg_id = ? AND conversation_id = ?`, msgID, conversationID).Scan(&seq)
