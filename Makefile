@@ -3,7 +3,7 @@
 GO ?= go
 BIN := $(CURDIR)/bin
 
-.PHONY: all build test go-test node-test vet lint fmt-check soak soak-attack clean
+.PHONY: all build test go-test node-test vet lint fmt-check soak soak-attack clean test-sqlite-cgo build-sqlite-cgo
 
 all: build
 
@@ -32,6 +32,18 @@ lint: vet
 
 go-test:
 	$(GO) test -race -timeout 20m ./...
+
+# The cgo SQLite driver (mattn/go-sqlite3) instead of modernc: a C compiler
+# is needed; the default build stays pure Go (docs/benchmarks.md, The SQLite
+# driver).
+SQLITE_CGO_TAGS := sqlite_cgo,sqlite_fts5
+
+test-sqlite-cgo:
+	$(GO) test -race -tags $(SQLITE_CGO_TAGS) ./internal/store/sqlite/
+
+build-sqlite-cgo:
+	$(GO) build -tags $(SQLITE_CGO_TAGS) -o $(BIN)/chatd-cgo ./cmd/chatd
+	$(GO) build -tags $(SQLITE_CGO_TAGS) -o $(BIN)/chatbench-cgo ./cmd/chatbench
 
 # Two test files at a time: each starts its own chatd on a free port with its
 # own data directory (test/lib/chatd.mjs), and most of a file's time is spent

@@ -21,6 +21,11 @@ import (
 // write (getrusage RUSAGE_THREAD: the same utime+stime accounting as the
 // servers' /proc figures), so it is comparable with chatd's CPU per delivery.
 func loopbackFloor(ctx context.Context, cpu, conns, writes int) (time.Duration, error) {
+	return loopbackFloorSize(ctx, cpu, conns, writes, 350)
+}
+
+// loopbackFloorSize is loopbackFloor with writes of size bytes.
+func loopbackFloorSize(ctx context.Context, cpu, conns, writes, size int) (time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -72,7 +77,7 @@ func loopbackFloor(ctx context.Context, cpu, conns, writes int) (time.Duration, 
 				return
 			}
 		}
-		frame := make([]byte, 350)
+		frame := make([]byte, size)
 		for i := range conns { // warm up: every connection written once
 			if _, err := senders[i].Write(frame); err != nil {
 				done <- result{err: err}

@@ -130,11 +130,15 @@ func seedChatd(ctx context.Context, dir string, cfg runConfig, fx *fixture) (*se
 		return nil, err
 	}
 
-	db, err := sql.Open("sqlite", path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(OFF)")
+	db, err := sql.Open(sqlite.SQLDriver, path) // the driver chatd's store was built with
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	db.SetMaxOpenConns(1) // so that the pragma holds for the bulk insert
+	if _, err := db.ExecContext(ctx, `PRAGMA synchronous=OFF`); err != nil {
+		return nil, err
+	}
 	if err := bulkMessages(ctx, db, hist.ID, fx.HistoryCount, historyIDBase, []string{fx.HistoryA, fx.HistoryB}, true); err != nil {
 		return nil, err
 	}

@@ -278,7 +278,7 @@ func TestBulkMessagesKeepsTriggers(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
-	db, err := sql.Open("sqlite", path)
+	db, err := sql.Open(sqlite.SQLDriver, path)
 	if err != nil {
 		t.Fatal(err)
 	}

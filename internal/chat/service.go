@@ -728,18 +728,18 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 		if !store.ValidID(p.LastMsgID) {
 			return nil, fmt.Errorf("%w: lastmsgId must be a message id", ErrInvalid)
 		}
-		m, err := s.store.MessageByID(ctx, conv.ID, p.LastMsgID)
+		seq, err := s.cursorSeq(ctx, conv.ID, p.LastMsgID)
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("load message: %w", err)
 		}
-		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, m.Seq) {
+		if conv.Type == store.Group && !s.visible(ctx, conv.ID, userID, seq) {
 			// A message the caller may not see is no cursor of theirs.
 			return nil, fmt.Errorf("%w: message %s in this conversation", ErrNotFound, p.LastMsgID)
 		}
-		before = m.Seq
+		before = seq
 		if before <= 1 {
 			return []Message{}, nil
 		}
@@ -749,6 +749,17 @@ func (s *Service) history(ctx context.Context, conv store.Conversation, userID s
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	return s.viewerMessages(ctx, conv, userID, msgs)
+}
+
+// cursorSeq is the seq of a history page's cursor message: from the
+// message id index when the store can (store.CursorReader), else by
+// reading the message.
+func (s *Service) cursorSeq(ctx context.Context, convID, msgID string) (int64, error) {
+	if cr, ok := s.store.(store.CursorReader); ok {
+		return cr.MessageSeq(ctx, convID, msgID)
+	}
+	m, err := s.store.MessageByID(ctx, convID, msgID)
+	return m.Seq, err
 }
 
 // Sync returns up to limit messages of the caller's session with seq >

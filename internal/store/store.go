@@ -339,6 +339,16 @@ type Store interface {
 	WebhookStore
 }
 
+// CursorReader is implemented by stores that resolve a page's cursor (a
+// message id) to its seq from the message id index, without decoding the
+// message or joining its sender (both backends); chat falls back to
+// MessageByID otherwise.
+type CursorReader interface {
+	// MessageSeq returns the seq of message msgID of conversationID;
+	// ErrNotFound when that conversation has no such message.
+	MessageSeq(ctx context.Context, conversationID, msgID string) (int64, error)
+}
+
 // SessionReader is implemented by stores that resolve a session and its
 // conversation in one statement (both backends); chat falls back to
 // MemberBySID and Conversation otherwise.

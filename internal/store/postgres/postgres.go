@@ -574,6 +574,14 @@ func (s *Store) MessageByID(ctx context.Context, conversationID, msgID string) (
 	return m, wrap("message by id", err, store.ErrNotFound)
 }
 
+// MessageSeq resolves a history cursor from the msg_id index, without
+// reading the message or its sender (store.CursorReader).
+func (s *Store) MessageSeq(ctx context.Context, conversationID, msgID string) (int64, error) {
+	var seq int64
+	err := s.pool.QueryRow(ctx, `SELECT seq FROM messages WHERE msg_id = $1 AND conversation_id = $2`, msgID, conversationID).Scan(&seq)
+	return seq, wrap("message seq", err, store.ErrNotFound)
+}
+
 func (s *Store) MarkRead(ctx context.Context, conversationID, userID string, seq int64) (int64, error) {
 	var read int64
 	err := s.pool.QueryRow(ctx, `UPDATE members m

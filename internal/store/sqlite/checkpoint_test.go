@@ -32,7 +32,7 @@ func TestCheckpointErrorsLogged(t *testing.T) {
 	s := openTemp(t)
 	var out syncBuffer
 	s.SetLogger(slog.New(slog.NewTextHandler(&out, nil)))
-	broken, err := sql.Open("sqlite", ":memory:")
+	broken, err := sql.Open(driverName, ":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,8 +17,6 @@ import (
 	"time"
 
 	"github.com/chatd/chatd/internal/store"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 var _ store.Store = (*Store)(nil)
@@ -80,26 +77,22 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: create data dir: %w", err)
 		}
 	}
-	common := url.Values{}
-	common.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS))
-	common.Add("_pragma", "foreign_keys(1)")
-	common.Add("_pragma", "synchronous(NORMAL)")
+	common := []string{
+		fmt.Sprintf("busy_timeout(%d)", busyTimeoutMS),
+		"foreign_keys(1)",
+		"synchronous(NORMAL)",
+	}
 
-	wq := cloneValues(common)
-	wq.Add("_pragma", "journal_mode(WAL)")
 	// The writer never checkpoints: a checkpoint run by the commit that
 	// crosses the threshold stalls every send queued behind it for
 	// milliseconds. A separate connection checkpoints in the background.
-	wq.Add("_pragma", "wal_autocheckpoint(0)")
 	// A deferred transaction that reads then writes fails with SQLITE_BUSY
 	// when another writer got in between; IMMEDIATE takes the lock up front.
-	wq.Set("_txlock", "immediate")
 	// Statement journals (a multi-row INSERT or UPDATE in a transaction
 	// keeps one, to undo itself on a constraint error) in memory: in a
 	// temporary file they were a write syscall per page, 14 % of the CPU
 	// of sends with webhooks on (docs/benchmarks.md, "Webhooks").
-	wq.Add("_pragma", "temp_store(MEMORY)")
-	w, err := sql.Open("sqlite", path+"?"+wq.Encode())
+	w, err := openDB(path, append(common[:len(common):len(common)], "journal_mode(WAL)", "wal_autocheckpoint(0)", "temp_store(MEMORY)"), true)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open writer: %w", err)
 	}
@@ -112,9 +105,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, err
 	}
 
-	rq := cloneValues(common)
-	rq.Add("_pragma", "query_only(1)")
-	r, err := sql.Open("sqlite", path+"?"+rq.Encode())
+	r, err := openDB(path, append(common[:len(common):len(common)], "query_only(1)"), false)
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("sqlite: open readers: %w", err)
@@ -128,8 +119,7 @@ func open(ctx context.Context, path string, maxBatch int) (*Store, error) {
 		return nil, fmt.Errorf("sqlite: ping readers: %w", err)
 	}
 
-	cq := cloneValues(common)
-	c, err := sql.Open("sqlite", path+"?"+cq.Encode())
+	c, err := openDB(path, common, false)
 	if err != nil {
 		w.Close()
 		r.Close()
@@ -211,14 +201,6 @@ func (s *Store) checkpointLoop() {
 			s.checkpoint(s.c, "background")
 		}
 	}
-}
-
-func cloneValues(v url.Values) url.Values {
-	c := make(url.Values, len(v))
-	for k, vs := range v {
-		c[k] = append([]string(nil), vs...)
-	}
-	return c
 }
 
 // Ping checks both the writer and the reader pool.
@@ -711,3 +693,7 @@ func (s *Store) File(ctx context.Context, appID, id string) (store.File, error) 
 	f.CreatedAt = store.FromUnixMS(created)
 	return f, nil
 }
+
+// SQLDriver is the database/sql driver name this build's SQLite driver
+// registers, for tools that open a chatd file directly (cmd/chatbench).
+const SQLDriver = driverName

@@ -15,6 +15,32 @@ var historyTests = []struct {
 }{
 	{"MemberHidMessages", testMemberHidMessages},
 	{"SessionBySID", testSessionBySID},
+	{"MessageSeq", testMessageSeq},
+}
+
+// CursorReader is implemented by both backends (see store.CursorReader): it
+// answers MessageByID's seq, and ErrNotFound for an unknown id or the id of
+// another conversation's message.
+func testMessageSeq(t *testing.T, s store.Store) {
+	cr, ok := s.(store.CursorReader)
+	if !ok {
+		t.Skip("the store does not implement store.CursorReader")
+	}
+	app, c, msgs := seed(t, s, 4)
+	for _, m := range msgs {
+		got, err := cr.MessageSeq(ctx, c.ID, m.ID)
+		if err != nil || got != m.Seq {
+			t.Fatalf("MessageSeq(%s) = %d, %v; want %d", m.ID, got, err, m.Seq)
+		}
+	}
+	other := openPrivate(t, s, app, "alice", "carol")
+	elsewhere := send(t, s, other.ID, "alice", 1)
+	for _, tc := range []struct{ conv, id string }{
+		{c.ID, store.NewID()}, {c.ID, elsewhere.ID}, {other.ID, msgs[0].ID},
+	} {
+		_, err := cr.MessageSeq(ctx, tc.conv, tc.id)
+		wantErr(t, "MessageSeq("+tc.id+")", err, store.ErrNotFound)
+	}
 }
 
 // SessionReader is implemented by both backends (see store.SessionReader):
