@@ -59,6 +59,10 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 	for scanned < maxScan {
 		n := min(max(2*q.Limit, 50), maxScan-scanned)
 		msgs, err := fetch(qctx, before, n)
+		var bound *ScanBound
+		if errors.As(err, &bound) {
+			err = nil
+		}
 		if err != nil {
 			if ctx.Err() != nil || qctx.Err() == nil {
 				return SearchPage{}, err
@@ -80,6 +84,10 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 					return page, nil
 				}
 			}
+		}
+		if bound != nil {
+			page.Next, page.Partial = &bound.Next, true
+			return page, nil
 		}
 		if len(msgs) < n {
 			return page, nil
