@@ -462,7 +462,8 @@ func (b *sqliteBackend) insert(ctx context.Context, list []convInfo, rng *rand.R
 		}
 	})
 	for _, c := range list {
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE id = ?`, c.n, c.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?1,
+			last_msg_at = (SELECT max(created_at) FROM messages WHERE conversation_id = ?2) WHERE id = ?2`, c.n, c.id); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -585,7 +586,8 @@ func (b *pgBackend) insert(ctx context.Context, list []convInfo, rng *rand.Rand)
 	})
 	flush()
 	for _, c := range list {
-		if _, err := b.pool.Exec(ctx, `UPDATE conversations SET last_seq = $1 WHERE id = $2`, c.n, c.id); err != nil {
+		if _, err := b.pool.Exec(ctx, `UPDATE conversations SET last_seq = $1,
+			last_msg_at = (SELECT max(created_at) FROM messages WHERE conversation_id = $2) WHERE id = $2`, c.n, c.id); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 const (
 	// WalkFirst is about how many messages the first window holds in all;
 	// each next round doubles it.
-	WalkFirst = 2000
+	WalkFirst = 800
 	// MaxWalk bounds the messages one search walks below its cursor:
 	// past it the page is answered as it stands (SearchPage.Partial).
 	MaxWalk = 60_000
@@ -39,10 +39,12 @@ type ScanBound struct{ Next SearchCursor }
 func (e *ScanBound) Error() string { return "search scan bound" }
 
 // WalkConv is one conversation of a walk: the messages the searcher may see
-// there are seqs (Floor, Last].
+// there are seqs (Floor, Last]; LastAt is about when the last one was sent
+// (an estimate: the walk reads the real times).
 type WalkConv struct {
 	ID          string
 	Floor, Last int64
+	LastAt      time.Time
 }
 
 // SeqRange is the seqs (From, To] of a conversation.
@@ -53,9 +55,9 @@ type SeqRange struct {
 
 // WalkStore is what a walk asks of a store backend.
 type WalkStore interface {
-	// Edges returns, for each range, the time of the first message after
-	// From (any seq above it); a range with none is left out.
-	Edges(ctx context.Context, ranges []SeqRange) (map[string]time.Time, error)
+	// Newest returns, for each range, the time of its newest message; a
+	// range with none is left out.
+	Newest(ctx context.Context, ranges []SeqRange) (map[string]time.Time, error)
 	// Candidates returns the messages of the ranges whose text contains
 	// every term (the store's substring match), in any order.
 	Candidates(ctx context.Context, ranges []SeqRange) ([]Message, error)
@@ -67,28 +69,46 @@ type Walk struct {
 	st      WalkStore
 	convs   []walkConv
 	total   int64 // messages the user may see in all
-	window  int64 // messages of the next round, in all
+	window  int64 // messages of the first round, in all
 	walked  int64 // below the cursor
 	bound   int64 // MaxWalk
-	pending []Message
-	edge    time.Time // the newest edge of the unfinished conversations
+	rounds  int
+	pending []Message // newest first
+	top     time.Time // the newest LastAt
 }
 
 type walkConv struct {
 	WalkConv
-	lo int64 // (lo, Last] has been walked
+	lo   int64     // (lo, Last] has been walked
+	rest time.Time // the time of the newest message at or below lo
 }
+
+func (c *walkConv) done() bool { return c.lo <= c.Floor }
 
 // NewWalk starts a walk over convs.
 func NewWalk(st WalkStore, convs []WalkConv) *Walk {
 	w := &Walk{st: st, window: WalkFirst, bound: MaxWalk}
 	for _, c := range convs {
 		if c.Last > c.Floor {
-			w.convs = append(w.convs, walkConv{c, c.Last})
+			w.convs = append(w.convs, walkConv{WalkConv: c, lo: c.Last})
 			w.total += c.Last - c.Floor
+			if c.LastAt.After(w.top) {
+				w.top = c.LastAt
+			}
 		}
 	}
 	return w
+}
+
+// edge is the newest time below the walk (zero when it is done).
+func (w *Walk) edge() time.Time {
+	var e time.Time
+	for _, c := range w.convs {
+		if !c.done() && c.rest.After(e) {
+			e = c.rest
+		}
+	}
+	return e
 }
 
 // Fetch returns up to n candidates before before, newest first: those the
@@ -98,16 +118,16 @@ func NewWalk(st WalkStore, convs []WalkConv) *Walk {
 func (w *Walk) Fetch(ctx context.Context, before *SearchCursor, n int) ([]Message, error) {
 	w.pending = slices.DeleteFunc(w.pending, func(m Message) bool { return before != nil && !cursorLess(Cursor(m), *before) })
 	for {
-		ready := len(w.pending)
-		if w.unfinished() {
-			ready, _ = slices.BinarySearchFunc(w.pending, w.edge.Add(WalkSlack), func(m Message, t time.Time) int {
+		ready, edge := len(w.pending), w.edge()
+		if w.rounds > 0 && !edge.IsZero() {
+			ready, _ = slices.BinarySearchFunc(w.pending, edge.Add(WalkSlack), func(m Message, t time.Time) int {
 				if m.CreatedAt.After(t) {
 					return -1
 				}
 				return 1
 			})
 		}
-		if ready >= n || !w.unfinished() {
+		if w.rounds > 0 && (ready >= n || edge.IsZero()) {
 			k := min(n, ready)
 			out := slices.Clone(w.pending[:k])
 			w.pending = w.pending[k:]
@@ -116,59 +136,87 @@ func (w *Walk) Fetch(ctx context.Context, before *SearchCursor, n int) ([]Messag
 		// Everything newer than the edge (and the slack) was walked: a
 		// partial page goes on from there, once that is below the cursor
 		// (the walk may go past its bound until then).
-		next := SearchCursor{At: w.edge.Add(WalkSlack + time.Millisecond)}
+		next := SearchCursor{At: edge.Add(WalkSlack + time.Millisecond)}
 		if w.walked >= w.bound && (before == nil || cursorLess(next, *before)) {
 			out := slices.Clone(w.pending[:ready])
 			w.pending = w.pending[ready:]
 			return out, &ScanBound{next}
 		}
-		if err := w.round(ctx, before); err != nil {
+		if err := w.round(ctx, before, n); err != nil {
 			return nil, err
 		}
 	}
 }
 
-func (w *Walk) unfinished() bool {
-	return slices.ContainsFunc(w.convs, func(c walkConv) bool { return c.lo > c.Floor })
-}
-
-// round widens every unfinished conversation's window by its share of
-// w.window (its size over the total), reads the new edges, and fetches the
-// candidates of the new ranges that hold anything before the cursor.
-func (w *Walk) round(ctx context.Context, before *SearchCursor) error {
-	var ranges []SeqRange
-	var of []int // ranges[i] is of w.convs[of[i]]
-	for i, c := range w.convs {
-		if c.lo > c.Floor {
-			step := max(1, (w.window*(c.Last-c.Floor)+w.total-1)/w.total)
-			ranges = append(ranges, SeqRange{c.ID, max(c.Floor, c.lo-step), c.lo})
-			of = append(of, i)
+// round walks further back. The first round takes each conversation's
+// share of w.window newest messages (its size over the total). The next
+// ones aim at a time: the n-th newest candidate when there are n (every
+// conversation whose unwalked messages may be newer must go below it),
+// else twice as far back as the oldest edge so far (and at most the
+// cursor); a conversation's step there follows its rate of messages seen
+// so far, doubling its window when that is unknown.
+func (w *Walk) round(ctx context.Context, before *SearchCursor, n int) error {
+	var target time.Time
+	if w.rounds > 0 {
+		if len(w.pending) >= n {
+			target = w.pending[n-1].CreatedAt
+		} else {
+			oldest := w.top
+			for _, c := range w.convs {
+				if !c.done() && c.rest.Before(oldest) {
+					oldest = c.rest
+				}
+			}
+			target = oldest.Add(-max(w.top.Sub(oldest), time.Minute))
+			if before != nil && before.At.Before(target) {
+				target = before.At
+			}
 		}
 	}
-	w.window *= 2
-	edges, err := w.st.Edges(ctx, ranges)
+	w.rounds++
+	var ranges, probes []SeqRange
+	var of []int // ranges[i] is of w.convs[of[i]]
+	for i := range w.convs {
+		c := &w.convs[i]
+		if c.done() {
+			continue
+		}
+		var step int64
+		switch {
+		case w.rounds == 1:
+			step = max(1, (w.window*(c.Last-c.Floor)+w.total-1)/w.total)
+		case c.rest.Add(WalkSlack).Before(target):
+			continue // nothing below it is as new as the target
+		case c.LastAt.After(c.rest) && c.Last > c.lo:
+			rate := float64(c.Last-c.lo) / float64(c.LastAt.Sub(c.rest))
+			step = 1 + int64(1.5*rate*float64(c.rest.Sub(target)))
+		default:
+			step = max(1, c.Last-c.lo)
+		}
+		from := max(c.Floor, c.lo-step)
+		ranges = append(ranges, SeqRange{c.ID, from, c.lo})
+		probes = append(probes, SeqRange{c.ID, c.Floor, from})
+		of = append(of, i)
+	}
+	rest, err := w.st.Newest(ctx, probes)
 	if err != nil {
 		return err
 	}
 	var fetch []SeqRange
-	w.edge = time.Time{}
 	for i, r := range ranges {
-		e, ok := edges[r.ConversationID]
-		// A range whose oldest message is newer than the cursor holds
-		// nothing to fetch.
-		if !ok || before == nil || e.Before(before.At.Add(WalkSlack)) {
-			fetch = append(fetch, r)
-			w.walked += r.To - r.From
-		}
 		c := &w.convs[of[i]]
 		c.lo = r.From
-		if c.lo > c.Floor {
-			if !ok {
-				e = time.Unix(1<<40, 0) // nothing known of what is below: no message is ready
-			}
-			if e.After(w.edge) {
-				w.edge = e
-			}
+		e, ok := rest[r.ConversationID]
+		if !ok {
+			c.lo = c.Floor // nothing left below
+		}
+		c.rest = e
+		// A range whose messages are all newer than the cursor (its
+		// oldest at least as new as what is below it) holds nothing to
+		// fetch.
+		if !ok || before == nil || e.Before(before.At.Add(2*WalkSlack)) {
+			fetch = append(fetch, r)
+			w.walked += r.To - r.From
 		}
 	}
 	if len(fetch) == 0 {

@@ -16,11 +16,11 @@ type fakeWalk struct {
 	match func(Message) bool
 }
 
-func (f fakeWalk) Edges(_ context.Context, ranges []SeqRange) (map[string]time.Time, error) {
+func (f fakeWalk) Newest(_ context.Context, ranges []SeqRange) (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	for _, r := range ranges {
-		if msgs := f.convs[r.ConversationID]; int(r.From) < len(msgs) {
-			out[r.ConversationID] = msgs[r.From].CreatedAt
+		if r.To > r.From {
+			out[r.ConversationID] = f.convs[r.ConversationID][r.To-1].CreatedAt
 		}
 	}
 	return out, nil
@@ -58,7 +58,7 @@ func TestWalk(t *testing.T) {
 			f.convs[id] = append(f.convs[id], m)
 		}
 		floor := int64(rng.IntN(n/2 + 1)) // joined later
-		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n)})
+		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n), LastAt: at.Add(time.Duration(rng.IntN(3)-1) * time.Hour)})
 		for _, m := range f.convs[id][floor:] {
 			if f.match(m) {
 				want = append(want, m)

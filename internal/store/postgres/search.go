@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,7 +38,10 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	if err := s.pool.QueryRow(ctx, sizeQuery, sizeArgs...).Scan(&size); err != nil {
 		return store.SearchPage{}, wrap("search: history size", err, nil)
 	}
-	generic := size <= scanLimit
+	generic := size <= scanLimit.Load()
+	if !generic {
+		return s.walkSearch(ctx, q)
+	}
 	// The walk of the user's docs must not turn into trigram index scans,
 	// one per conversation (a generic plan did that with two terms): the
 	// index does not serve an expression.
@@ -99,5 +103,10 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 }
 
 // scanLimit is the history size (messages a user may see) up to which a
-// search walks the user's docs with a generic plan.
-const scanLimit = 100_000
+// search walks the user's docs with a generic plan; beyond it, the search
+// walks the user's newest messages first (walkSearch).
+var scanLimit = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(100_000)
+	return &n
+}() // changed by the tests of the walk

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
 	"github.com/chatd/chatd/internal/testenv"
 )
 
@@ -205,4 +206,12 @@ func TestSearchWaitsForOtherIndexer(t *testing.T) {
 	if got := <-found; len(got) != 3 || got[0] != 6 {
 		t.Fatalf("after the other node committed: %v, want 6 first of 3", got)
 	}
+}
+
+// TestSearchWalkPath: the search suite through the newest-first walk of a
+// heavy user's history (store.Walk).
+func TestSearchWalkPath(t *testing.T) {
+	old := scanLimit.Swap(-1)
+	defer scanLimit.Store(old)
+	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
 }

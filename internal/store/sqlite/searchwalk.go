@@ -66,7 +66,7 @@ func filterSQL(q store.SearchQuery, args *[]any) string {
 // windows of the newest messages of each conversation, their docs matched
 // with GLOB, so that a common term stops after a few thousand docs.
 func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
-	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq
+	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at
 		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = ? AND v.user_id = ?`
 	args := []any{q.AppID, q.UserID}
 	if q.ConversationID != "" {
@@ -80,10 +80,12 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 	var convs []store.WalkConv
 	for rows.Next() {
 		var c store.WalkConv
-		if err := rows.Scan(&c.ID, &c.Floor, &c.Last); err != nil {
+		var at int64
+		if err := rows.Scan(&c.ID, &c.Floor, &c.Last, &at); err != nil {
 			rows.Close()
 			return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
 		}
+		c.LastAt = store.FromUnixMS(at)
 		convs = append(convs, c)
 	}
 	rows.Close()
@@ -130,11 +132,13 @@ func rangesJSON(ranges []store.SeqRange) string {
 	return string(b)
 }
 
-func (w walkStore) Edges(ctx context.Context, ranges []store.SeqRange) (map[string]time.Time, error) {
-	rows, err := w.s.query(ctx, `SELECT r.c, (SELECT m.created_at FROM messages m WHERE m.conversation_id = r.c AND m.seq > r.f ORDER BY m.seq LIMIT 1)
-		FROM (SELECT json_extract(value, '$[0]') AS c, json_extract(value, '$[1]') AS f FROM json_each(?)) r`, rangesJSON(ranges))
+func (w walkStore) Newest(ctx context.Context, ranges []store.SeqRange) (map[string]time.Time, error) {
+	rows, err := w.s.query(ctx, `SELECT r.c, (SELECT m.created_at FROM messages m WHERE m.conversation_id = r.c AND m.seq > r.f AND m.seq <= r.t
+			ORDER BY m.seq DESC LIMIT 1)
+		FROM (SELECT json_extract(value, '$[0]') AS c, json_extract(value, '$[1]') AS f, json_extract(value, '$[2]') AS t FROM json_each(?)) r`,
+		rangesJSON(ranges))
 	if err != nil {
-		return nil, fmt.Errorf("sqlite: search edges: %w", err)
+		return nil, fmt.Errorf("sqlite: search walk: %w", err)
 	}
 	defer rows.Close()
 	out := make(map[string]time.Time, len(ranges))
@@ -142,7 +146,7 @@ func (w walkStore) Edges(ctx context.Context, ranges []store.SeqRange) (map[stri
 		var c string
 		var at *int64
 		if err := rows.Scan(&c, &at); err != nil {
-			return nil, fmt.Errorf("sqlite: search edges: %w", err)
+			return nil, fmt.Errorf("sqlite: search walk: %w", err)
 		}
 		if at != nil {
 			out[c] = store.FromUnixMS(*at)

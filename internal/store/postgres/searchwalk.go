@@ -1,0 +1,103 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/chatd/chatd/internal/store"
+)
+
+// walkSearch searches a heavy user's history newest first (store.Walk):
+// windows of the newest messages of each conversation, their docs matched
+// with ILIKE, so that a common term stops after a few thousand docs instead
+// of sorting the whole history (docs/benchmarks.md, "Search").
+func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
+	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at
+		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = $1 AND v.user_id = $2`
+	args := []any{q.AppID, q.UserID}
+	if q.ConversationID != "" {
+		query += ` AND v.conversation_id = $3`
+		args = append(args, q.ConversationID)
+	}
+	rows, err := s.pool.Query(ctx, query, args...)
+	if err != nil {
+		return store.SearchPage{}, wrap("search", err, nil)
+	}
+	var c store.WalkConv
+	var at int64
+	var convs []store.WalkConv
+	if _, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Floor, &c.Last, &at}, func() error {
+		c.LastAt = store.FromUnixMS(at)
+		convs = append(convs, c)
+		return nil
+	}); err != nil {
+		return store.SearchPage{}, wrap("search", err, nil)
+	}
+	var b strings.Builder
+	cargs := []any{nil, nil, nil, q.UserID}
+	arg := func(v any) string {
+		cargs = append(cargs, v)
+		return fmt.Sprintf("$%d", len(cargs))
+	}
+	b.WriteString(msgSelect + `
+	JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS r (c, f, t) ON m.conversation_id = r.c AND m.seq > r.f AND m.seq <= r.t
+	JOIN search_docs d ON d.conversation_id = m.conversation_id AND d.seq = m.seq
+	WHERE NOT EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = m.conversation_id AND h.user_id = $4
+		AND m.seq BETWEEN h.from_seq AND h.to_seq)`)
+	// (d.text || ''): the trigram index serves no expression, so the
+	// planner neither estimates the term with it nor turns to it.
+	for _, t := range q.Terms {
+		b.WriteString(` AND (d.text || '') ILIKE search_fold(` + arg("%"+store.LikeEscape(t)+"%") + `)`)
+	}
+	if q.SenderID != "" {
+		b.WriteString(` AND m.sender_id = ` + arg(q.SenderID))
+	}
+	if q.Type != 0 {
+		b.WriteString(` AND m.type = ` + arg(q.Type))
+	}
+	w := store.NewWalk(walkStore{s, b.String(), cargs}, convs)
+	return store.FilterSearch(ctx, q, w.Fetch)
+}
+
+// walkStore is store.WalkStore over the candidate query of a walkSearch,
+// whose first three arguments are the ranges.
+type walkStore struct {
+	s     *Store
+	query string
+	args  []any
+}
+
+func rangeArgs(ranges []store.SeqRange) []any {
+	c, f, t := make([]string, len(ranges)), make([]int64, len(ranges)), make([]int64, len(ranges))
+	for i, r := range ranges {
+		c[i], f[i], t[i] = r.ConversationID, r.From, r.To
+	}
+	return []any{c, f, t}
+}
+
+func (w walkStore) Newest(ctx context.Context, ranges []store.SeqRange) (map[string]time.Time, error) {
+	rows, err := w.s.pool.Query(ctx, `SELECT r.c, (SELECT m.created_at FROM messages m WHERE m.conversation_id = r.c AND m.seq > r.f AND m.seq <= r.t
+		ORDER BY m.seq DESC LIMIT 1) FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS r (c, f, t)`, rangeArgs(ranges)...)
+	if err != nil {
+		return nil, wrap("search walk", err, nil)
+	}
+	out := make(map[string]time.Time, len(ranges))
+	var c string
+	var at *int64
+	_, err = pgx.ForEachRow(rows, []any{&c, &at}, func() error {
+		if at != nil {
+			out[c] = store.FromUnixMS(*at)
+		}
+		return nil
+	})
+	return out, wrap("search walk", err, nil)
+}
+
+func (w walkStore) Candidates(ctx context.Context, ranges []store.SeqRange) ([]store.Message, error) {
+	args := append(rangeArgs(ranges), w.args[3:]...)
+	return w.s.queryMessages(ctx, "search", w.query, args...)
+}
