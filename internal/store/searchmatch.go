@@ -60,7 +60,8 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 		n := min(max(2*q.Limit, 50), maxScan-scanned)
 		msgs, err := fetch(qctx, before, n)
 		var bound *ScanBound
-		if errors.As(err, &bound) {
+		more := errors.Is(err, ErrMoreCandidates)
+		if errors.As(err, &bound) || more {
 			err = nil
 		}
 		if err != nil {
@@ -89,7 +90,7 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 			page.Next, page.Partial = &bound.Next, true
 			return page, nil
 		}
-		if len(msgs) < n {
+		if len(msgs) < n && !more {
 			return page, nil
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"time"
@@ -31,6 +32,13 @@ const (
 	WalkSlack = 5 * time.Second
 )
 
+// WalkWant is the default of Walk.Want.
+const WalkWant = 20
+
+// ErrMoreCandidates is returned by a SearchCandidates that returns fewer
+// than asked, not at the end: FilterSearch asks again.
+var ErrMoreCandidates = errors.New("more search candidates")
+
 // ScanBound is the error of a SearchCandidates that stopped at its bound
 // (MaxWalk), returned with the candidates it has: FilterSearch then
 // answers a partial page that goes on from Next.
@@ -40,11 +48,18 @@ func (e *ScanBound) Error() string { return "search scan bound" }
 
 // WalkConv is one conversation of a walk: the messages the searcher may see
 // there are seqs (Floor, Last]; LastAt is about when the last one was sent
-// (an estimate: the walk reads the real times).
+// and FirstAt (the conversation's creation) are about when its last and
+// first messages were sent: estimates of its rate, the walk reads the real
+// times.
 type WalkConv struct {
-	ID          string
-	Floor, Last int64
-	LastAt      time.Time
+	ID              string
+	Floor, Last     int64
+	FirstAt, LastAt time.Time
+}
+
+// rate is about how many messages per nanosecond the conversation had.
+func (c WalkConv) rate() float64 {
+	return float64(c.Last) / float64(max(c.LastAt.Sub(c.FirstAt), time.Minute))
 }
 
 // SeqRange is the seqs (From, To] of a conversation.
@@ -66,6 +81,10 @@ type WalkStore interface {
 // Walk is the state of one search's newest-first walk; its Fetch is the
 // SearchCandidates of FilterSearch.
 type Walk struct {
+	// Want is how many candidates a Fetch walks for, at most n: the
+	// page's limit, as most candidates are hits (default WalkWant).
+	Want int
+
 	st      WalkStore
 	convs   []walkConv
 	total   int64 // messages the user may see in all
@@ -75,6 +94,7 @@ type Walk struct {
 	rounds  int
 	pending []Message // newest first
 	top     time.Time // the newest LastAt
+	target  time.Time // of the last round
 }
 
 type walkConv struct {
@@ -87,7 +107,7 @@ func (c *walkConv) done() bool { return c.lo <= c.Floor }
 
 // NewWalk starts a walk over convs.
 func NewWalk(st WalkStore, convs []WalkConv) *Walk {
-	w := &Walk{st: st, window: WalkFirst, bound: MaxWalk}
+	w := &Walk{Want: WalkWant, st: st, window: WalkFirst, bound: MaxWalk}
 	for _, c := range convs {
 		if c.Last > c.Floor {
 			w.convs = append(w.convs, walkConv{WalkConv: c, lo: c.Last})
@@ -127,10 +147,13 @@ func (w *Walk) Fetch(ctx context.Context, before *SearchCursor, n int) ([]Messag
 				return 1
 			})
 		}
-		if w.rounds > 0 && (ready >= n || edge.IsZero()) {
+		if w.rounds > 0 && (ready >= min(n, w.Want) || edge.IsZero()) {
 			k := min(n, ready)
 			out := slices.Clone(w.pending[:k])
 			w.pending = w.pending[k:]
+			if k < n && !edge.IsZero() {
+				return out, ErrMoreCandidates
+			}
 			return out, nil
 		}
 		// Everything newer than the edge (and the slack) was walked: a
@@ -142,38 +165,71 @@ func (w *Walk) Fetch(ctx context.Context, before *SearchCursor, n int) ([]Messag
 			w.pending = w.pending[ready:]
 			return out, &ScanBound{next}
 		}
-		if err := w.round(ctx, before, n); err != nil {
+		if err := w.round(ctx, before, min(n, w.Want)); err != nil {
 			return nil, err
 		}
 	}
 }
 
-// round walks further back. The first round takes each conversation's
-// share of w.window newest messages (its size over the total). The next
+// targetFor is the time from which the conversations should hold about n
+// messages, by their rates.
+func (w *Walk) targetFor(n int64) time.Time {
+	lo, hi := w.top.Add(-10*365*24*time.Hour), w.top
+	for range 40 {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		var m float64
+		for _, c := range w.convs {
+			if d := c.LastAt.Sub(mid); d > 0 {
+				m += min(float64(c.Last-c.Floor), c.rate()*float64(d))
+			}
+		}
+		if m > float64(n) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	return hi
+}
+
+// round walks further back. The first round aims at w.window messages, the next
 // ones aim at a time: the n-th newest candidate when there are n (every
 // conversation whose unwalked messages may be newer must go below it),
-// else twice as far back as the oldest edge so far (and at most the
-// cursor); a conversation's step there follows its rate of messages seen
-// so far, doubling its window when that is unknown.
+// else as far back as the candidates found so far say the rest should be
+// (at least twice the depth walked); a conversation's step there follows
+// its rate of messages seen so far, doubling its window when that is
+// unknown.
 func (w *Walk) round(ctx context.Context, before *SearchCursor, n int) error {
 	var target time.Time
-	if w.rounds > 0 {
-		if len(w.pending) >= n {
+	if w.rounds == 0 {
+		target = w.targetFor(w.window)
+	} else {
+		// The k candidates newer than the last target came from about
+		// the messages walked so far: aim at as many more messages as
+		// should find n (at least twice, at most 8 times as many); and
+		// no further than the n-th newest candidate, if there is one
+		// (those are hits already).
+		k, _ := slices.BinarySearchFunc(w.pending, w.target, func(m Message, t time.Time) int {
+			if m.CreatedAt.After(t) {
+				return -1
+			}
+			return 1
+		})
+		var walked int64
+		for _, c := range w.convs {
+			walked += c.Last - c.lo
+		}
+		factor := min(8, max(2, 1.5*float64(n)/float64(max(1, k))))
+		target = w.targetFor(int64(factor * float64(max(walked, w.window))))
+		if before != nil && before.At.Before(target) {
+			target = before.At
+		}
+		if len(w.pending) >= n && w.pending[n-1].CreatedAt.After(target) {
 			target = w.pending[n-1].CreatedAt
-		} else {
-			oldest := w.top
-			for _, c := range w.convs {
-				if !c.done() && c.rest.Before(oldest) {
-					oldest = c.rest
-				}
-			}
-			target = oldest.Add(-max(w.top.Sub(oldest), time.Minute))
-			if before != nil && before.At.Before(target) {
-				target = before.At
-			}
 		}
 	}
 	w.rounds++
+	w.target = target
 	var ranges, probes []SeqRange
 	var of []int // ranges[i] is of w.convs[of[i]]
 	for i := range w.convs {
@@ -184,16 +240,16 @@ func (w *Walk) round(ctx context.Context, before *SearchCursor, n int) error {
 		var step int64
 		switch {
 		case w.rounds == 1:
-			step = max(1, (w.window*(c.Last-c.Floor)+w.total-1)/w.total)
+			if d := c.LastAt.Sub(target); d > 0 {
+				step = 1 + int64(1.2*c.rate()*float64(d))
+			}
 		case c.rest.Add(WalkSlack).Before(target):
 			continue // nothing below it is as new as the target
-		case c.LastAt.After(c.rest) && c.Last > c.lo:
-			rate := float64(c.Last-c.lo) / float64(c.LastAt.Sub(c.rest))
-			step = 1 + int64(1.5*rate*float64(c.rest.Sub(target)))
 		default:
-			step = max(1, c.Last-c.lo)
+			// At least double what was walked if the rate was wrong.
+			step = max(1+int64(1.5*c.rate()*float64(c.rest.Sub(target))), c.Last-c.lo)
 		}
-		from := max(c.Floor, c.lo-step)
+		from := max(c.Floor, c.lo-step) // step 0: only read where it stands
 		ranges = append(ranges, SeqRange{c.ID, from, c.lo})
 		probes = append(probes, SeqRange{c.ID, c.Floor, from})
 		of = append(of, i)
@@ -214,6 +270,9 @@ func (w *Walk) round(ctx context.Context, before *SearchCursor, n int) error {
 		// A range whose messages are all newer than the cursor (its
 		// oldest at least as new as what is below it) holds nothing to
 		// fetch.
+		if r.To == r.From {
+			continue
+		}
 		if !ok || before == nil || e.Before(before.At.Add(2*WalkSlack)) {
 			fetch = append(fetch, r)
 			w.walked += r.To - r.From

@@ -52,13 +52,14 @@ func TestWalk(t *testing.T) {
 		id := fmt.Sprintf("c%02d", i)
 		n := 1 + rng.IntN(200)
 		at := base.Add(time.Duration(rng.IntN(100_000)) * time.Second)
+		first := at.Add(-time.Duration(rng.IntN(3600)) * time.Second) // created before its first message
 		for seq := 1; seq <= n; seq++ {
 			at = at.Add(time.Duration(rng.IntN(3000)) * time.Second) // ties too
 			m := Message{ConversationID: id, Seq: int64(seq), CreatedAt: at}
 			f.convs[id] = append(f.convs[id], m)
 		}
 		floor := int64(rng.IntN(n/2 + 1)) // joined later
-		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n), LastAt: at.Add(time.Duration(rng.IntN(3)-1) * time.Hour)})
+		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n), FirstAt: first, LastAt: at.Add(time.Duration(rng.IntN(3)-1) * time.Hour)})
 		for _, m := range f.convs[id][floor:] {
 			if f.match(m) {
 				want = append(want, m)

@@ -16,7 +16,7 @@ import (
 // with ILIKE, so that a common term stops after a few thousand docs instead
 // of sorting the whole history (docs/benchmarks.md, "Search").
 func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
-	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at
+	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at, c.created_at
 		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = $1 AND v.user_id = $2`
 	args := []any{q.AppID, q.UserID}
 	if q.ConversationID != "" {
@@ -28,10 +28,10 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 		return store.SearchPage{}, wrap("search", err, nil)
 	}
 	var c store.WalkConv
-	var at int64
+	var at, first int64
 	var convs []store.WalkConv
-	if _, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Floor, &c.Last, &at}, func() error {
-		c.LastAt = store.FromUnixMS(at)
+	if _, err := pgx.ForEachRow(rows, []any{&c.ID, &c.Floor, &c.Last, &at, &first}, func() error {
+		c.LastAt, c.FirstAt = store.FromUnixMS(at), store.FromUnixMS(first)
 		convs = append(convs, c)
 		return nil
 	}); err != nil {
@@ -60,6 +60,7 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 		b.WriteString(` AND m.type = ` + arg(q.Type))
 	}
 	w := store.NewWalk(walkStore{s, b.String(), cargs}, convs)
+	w.Want = q.Limit
 	return store.FilterSearch(ctx, q, w.Fetch)
 }
 

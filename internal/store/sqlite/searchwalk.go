@@ -66,7 +66,7 @@ func filterSQL(q store.SearchQuery, args *[]any) string {
 // windows of the newest messages of each conversation, their docs matched
 // with GLOB, so that a common term stops after a few thousand docs.
 func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
-	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at
+	query := `SELECT v.conversation_id, CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END, c.last_seq, c.last_msg_at, c.created_at
 		FROM members v JOIN conversations c ON c.id = v.conversation_id WHERE v.app_id = ? AND v.user_id = ?`
 	args := []any{q.AppID, q.UserID}
 	if q.ConversationID != "" {
@@ -80,12 +80,12 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 	var convs []store.WalkConv
 	for rows.Next() {
 		var c store.WalkConv
-		var at int64
-		if err := rows.Scan(&c.ID, &c.Floor, &c.Last, &at); err != nil {
+		var at, first int64
+		if err := rows.Scan(&c.ID, &c.Floor, &c.Last, &at, &first); err != nil {
 			rows.Close()
 			return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
 		}
-		c.LastAt = store.FromUnixMS(at)
+		c.LastAt, c.FirstAt = store.FromUnixMS(at), store.FromUnixMS(first)
 		convs = append(convs, c)
 	}
 	rows.Close()
@@ -108,6 +108,7 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 	}
 	b.WriteString(filterSQL(q, &cargs))
 	w := store.NewWalk(walkStore{s, b.String(), cargs}, convs)
+	w.Want = q.Limit
 	page, err := store.FilterSearch(ctx, q, w.Fetch)
 	if err != nil {
 		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
