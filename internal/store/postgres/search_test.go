@@ -208,10 +208,18 @@ func TestSearchWaitsForOtherIndexer(t *testing.T) {
 	}
 }
 
-// TestSearchWalkPath: the search suite through the newest-first walk of a
-// heavy user's history (store.Walk).
+// TestSearchWalkPath: the search suite as for a heavy user: terms of 3+
+// characters through the trigram index first (they are rare in the suite),
+// then every term through the newest-first walk (store.Walk).
 func TestSearchWalkPath(t *testing.T) {
 	old := scanLimit.Swap(-1)
 	defer scanLimit.Store(old)
-	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
+	t.Run("rare", func(t *testing.T) {
+		storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
+	})
+	t.Run("walk", func(t *testing.T) {
+		oldRare := rareLimit.Swap(-1)
+		defer rareLimit.Store(oldRare)
+		storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
+	})
 }

@@ -3,7 +3,9 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +61,11 @@ func (s *Store) walkSearch(ctx context.Context, q store.SearchQuery) (store.Sear
 	if q.Type != 0 {
 		b.WriteString(` AND m.type = ` + arg(q.Type))
 	}
+	if rare, err := s.rareTerms(ctx, q.Terms); err != nil {
+		return store.SearchPage{}, err
+	} else if rare {
+		return s.rareSearch(ctx, q, b.String(), cargs)
+	}
 	w := store.NewWalk(walkStore{s, b.String(), cargs}, convs)
 	w.Want = q.Limit
 	return store.FilterSearch(ctx, q, w.Fetch)
@@ -101,4 +108,74 @@ func (w walkStore) Newest(ctx context.Context, ranges []store.SeqRange) (map[str
 func (w walkStore) Candidates(ctx context.Context, ranges []store.SeqRange) ([]store.Message, error) {
 	args := append(rangeArgs(ranges), w.args[3:]...)
 	return w.s.queryMessages(ctx, "search", w.query, args...)
+}
+
+// rareLimit is how many docs of the whole index may hold a heavy user's
+// terms for the search to read them from the trigram index (then keep the
+// user's, newest first) rather than walk the user's history.
+var rareLimit = func() *atomic.Int64 {
+	var n atomic.Int64
+	n.Store(5000)
+	return &n
+}() // changed by the tests of the walk
+
+// rareTerms reports whether the terms of 3 characters or more match at most
+// rareLimit docs in all, counted through the trigram index up to the limit.
+func (s *Store) rareTerms(ctx context.Context, terms []string) (bool, error) {
+	var b strings.Builder
+	var args []any
+	for _, t := range terms {
+		if store.RuneLen(t) >= 3 {
+			args = append(args, "%"+store.LikeEscape(t)+"%")
+			if b.Len() > 0 {
+				b.WriteString(" AND ")
+			}
+			fmt.Fprintf(&b, "text ILIKE search_fold($%d)", len(args))
+		}
+	}
+	if len(args) == 0 {
+		return false, nil
+	}
+	limit := rareLimit.Load()
+	var n int64
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM search_docs WHERE `+b.String()+
+		fmt.Sprintf(` LIMIT %d) x`, limit+1), args...).Scan(&n)
+	return n <= limit, wrap("search: rare terms", err, nil)
+}
+
+// rareSearch reads the candidates of the walk's query (query, args, with
+// all of the user's conversations as its ranges) driven by the trigram
+// index: the few docs that hold the terms, then the user's, sorted.
+func (s *Store) rareSearch(ctx context.Context, q store.SearchQuery, query string, args []any) (store.SearchPage, error) {
+	var terms []string
+	var targs []any
+	for _, t := range q.Terms {
+		if store.RuneLen(t) >= 3 {
+			targs = append(targs, "%"+store.LikeEscape(t)+"%")
+			terms = append(terms, fmt.Sprintf("text ILIKE search_fold($%d)", len(args)+len(targs)))
+		}
+	}
+	// The index's docs first (a CTE the planner cannot fold into the
+	// join), then the walk's query over them.
+	query = `WITH hit AS MATERIALIZED (SELECT conversation_id, seq FROM search_docs WHERE ` + strings.Join(terms, " AND ") + `)
+	` + strings.Replace(query, `JOIN unnest($1::text[], $2::bigint[], $3::bigint[]) AS r (c, f, t) ON m.conversation_id = r.c AND m.seq > r.f AND m.seq <= r.t`,
+		`JOIN hit ON hit.conversation_id = m.conversation_id AND hit.seq = m.seq
+	JOIN members v ON v.conversation_id = m.conversation_id AND v.user_id = $4 AND v.app_id = $1
+		AND m.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END
+		AND $2::bigint[] IS NULL AND $3::bigint[] IS NULL -- the walk's ranges, not used here`, 1)
+	base := append(append([]any{q.AppID, nil, nil}, args[3:]...), targs...)
+	if q.ConversationID != "" {
+		base = append(base, q.ConversationID)
+		query += fmt.Sprintf(` AND m.conversation_id = $%d`, len(base))
+	}
+	return store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
+		sql, a := query, slices.Clone(base)
+		if c := before; c != nil {
+			a = append(a, c.At.UnixMilli(), c.ConversationID, c.Seq)
+			sql += fmt.Sprintf(` AND (m.created_at, m.conversation_id, m.seq) < ($%d, $%d, $%d)`, len(a)-2, len(a)-1, len(a))
+		}
+		a = append(a, n)
+		sql += fmt.Sprintf(` ORDER BY m.created_at DESC, m.conversation_id DESC, m.seq DESC LIMIT $%d`, len(a))
+		return s.queryMessages(ctx, "search", sql, a...)
+	})
 }
