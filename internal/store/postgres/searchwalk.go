@@ -137,6 +137,19 @@ func (s *Store) rareTerms(ctx context.Context, terms []string) (bool, error) {
 		return false, nil
 	}
 	limit := rareLimit.Load()
+	// The planner's estimate first: a term it expects in many times the
+	// limit is common, and counting it would build its whole bitmap.
+	var plan []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		}
+	}
+	if err := s.pool.QueryRow(ctx, `EXPLAIN (FORMAT JSON) SELECT 1 FROM search_docs WHERE `+b.String(), args...).Scan(&plan); err != nil {
+		return false, wrap("search: rare terms", err, nil)
+	}
+	if len(plan) > 0 && plan[0].Plan.Rows > 4*float64(limit) {
+		return false, nil
+	}
 	var n int64
 	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM search_docs WHERE `+b.String()+
 		fmt.Sprintf(` LIMIT %d) x`, limit+1), args...).Scan(&n)
