@@ -47,10 +47,10 @@ type ScanBound struct{ Next SearchCursor }
 func (e *ScanBound) Error() string { return "search scan bound" }
 
 // WalkConv is one conversation of a walk: the messages the searcher may see
-// there are seqs (Floor, Last]; LastAt is about when the last one was sent
-// and FirstAt (the conversation's creation) are about when its last and
-// first messages were sent: estimates of its rate, the walk reads the real
-// times.
+// there are seqs (Floor, Last]. LastAt is at least the time of its newest
+// message (conversations.last_msg_at, which every message written raises:
+// the walk relies on it as a bound), FirstAt about when its first was sent
+// (the conversation's creation); with Last they estimate its rate.
 type WalkConv struct {
 	ID              string
 	Floor, Last     int64
@@ -240,9 +240,14 @@ func (w *Walk) round(ctx context.Context, before *SearchCursor, n int) error {
 		var step int64
 		switch {
 		case w.rounds == 1:
-			if d := c.LastAt.Sub(target); d > 0 {
-				step = 1 + int64(1.2*c.rate()*float64(d))
+			d := c.LastAt.Sub(target)
+			if d+WalkSlack < 0 {
+				// Nothing it holds is as new as the target: LastAt,
+				// which every message raises, bounds it unread.
+				c.rest = c.LastAt
+				continue
 			}
+			step = 1 + int64(1.2*c.rate()*float64(max(0, d)))
 		case c.rest.Add(WalkSlack).Before(target):
 			continue // nothing below it is as new as the target
 		default:

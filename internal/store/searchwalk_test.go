@@ -59,7 +59,7 @@ func TestWalk(t *testing.T) {
 			f.convs[id] = append(f.convs[id], m)
 		}
 		floor := int64(rng.IntN(n/2 + 1)) // joined later
-		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n), FirstAt: first, LastAt: at.Add(time.Duration(rng.IntN(3)-1) * time.Hour)})
+		convs = append(convs, WalkConv{ID: id, Floor: floor, Last: int64(n), FirstAt: first, LastAt: at.Add(time.Duration(rng.IntN(2)) * time.Hour)})
 		for _, m := range f.convs[id][floor:] {
 			if f.match(m) {
 				want = append(want, m)
