@@ -11,15 +11,16 @@ import (
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search finds candidates in one of two ways (docs/architecture.md,
+// Search finds candidates in one of three ways (docs/architecture.md,
 // "Search"). A user whose conversations hold at most scanLimit messages they
 // may see is searched by scanning their docs with GLOB (case and the
 // diacritics store.FoldRune folds spelled out as character classes): the
-// cost follows their history. A user with more goes through the FTS5 trigram
-// index for terms of 3 characters or more (one MATCH of every such term as
-// a quoted string; case and diacritics folded), whose cost follows the
-// term's matches in the whole database; shorter terms still GLOB.
-// store.FilterSearch keeps the hits and bounds the work.
+// cost follows their history. For a user with more, terms of 3 characters
+// or more that match few docs in all (rareTerms) are read from the FTS5
+// trigram index (every trigram of them; case and diacritics folded), whose
+// cost follows the terms' matches in the whole database; anything else walks
+// the user's newest messages first (walkSearch), whose cost follows how far
+// back the hits are. store.FilterSearch keeps the hits and bounds the work.
 func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return store.SearchPage{Messages: []store.Message{}}, nil
