@@ -217,7 +217,8 @@ type row struct {
 }
 
 // rows calls fn for every message, conversation by conversation, with
-// times spread over the last year.
+// times spread over the last year (the conversations' creation and last
+// message times are then set to match, as sends would have).
 func rows(list []convInfo, rng *rand.Rand, fn func(row)) {
 	start := time.Now().Add(-365 * 24 * time.Hour).UnixMilli()
 	for _, c := range list {
@@ -462,7 +463,9 @@ func (b *sqliteBackend) insert(ctx context.Context, list []convInfo, rng *rand.R
 		}
 	})
 	for _, c := range list {
-		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ? WHERE id = ?`, c.n, c.id); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE conversations SET last_seq = ?1,
+			last_msg_at = (SELECT max(created_at) FROM messages WHERE conversation_id = ?2),
+			created_at = (SELECT min(created_at) FROM messages WHERE conversation_id = ?2) WHERE id = ?2`, c.n, c.id); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -585,7 +588,9 @@ func (b *pgBackend) insert(ctx context.Context, list []convInfo, rng *rand.Rand)
 	})
 	flush()
 	for _, c := range list {
-		if _, err := b.pool.Exec(ctx, `UPDATE conversations SET last_seq = $1 WHERE id = $2`, c.n, c.id); err != nil {
+		if _, err := b.pool.Exec(ctx, `UPDATE conversations SET last_seq = $1,
+			last_msg_at = (SELECT max(created_at) FROM messages WHERE conversation_id = $2),
+			created_at = (SELECT min(created_at) FROM messages WHERE conversation_id = $2) WHERE id = $2`, c.n, c.id); err != nil {
 			log.Fatal(err)
 		}
 	}

@@ -59,6 +59,11 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 	for scanned < maxScan {
 		n := min(max(2*q.Limit, 50), maxScan-scanned)
 		msgs, err := fetch(qctx, before, n)
+		var bound *ScanBound
+		more := errors.Is(err, ErrMoreCandidates)
+		if errors.As(err, &bound) || more {
+			err = nil
+		}
 		if err != nil {
 			if ctx.Err() != nil || qctx.Err() == nil {
 				return SearchPage{}, err
@@ -81,7 +86,11 @@ func FilterSearch(ctx context.Context, q SearchQuery, fetch SearchCandidates) (S
 				}
 			}
 		}
-		if len(msgs) < n {
+		if bound != nil {
+			page.Next, page.Partial = &bound.Next, true
+			return page, nil
+		}
+		if len(msgs) < n && !more {
 			return page, nil
 		}
 	}

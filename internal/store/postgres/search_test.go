@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/chatd/chatd/internal/store"
+	"github.com/chatd/chatd/internal/store/storetest"
 	"github.com/chatd/chatd/internal/testenv"
 )
 
@@ -205,4 +206,20 @@ func TestSearchWaitsForOtherIndexer(t *testing.T) {
 	if got := <-found; len(got) != 3 || got[0] != 6 {
 		t.Fatalf("after the other node committed: %v, want 6 first of 3", got)
 	}
+}
+
+// TestSearchWalkPath: the search suite as for a heavy user: terms of 3+
+// characters through the trigram index first (they are rare in the suite),
+// then every term through the newest-first walk (store.Walk).
+func TestSearchWalkPath(t *testing.T) {
+	old := scanLimit.Swap(-1)
+	defer scanLimit.Store(old)
+	t.Run("rare", func(t *testing.T) {
+		storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
+	})
+	t.Run("walk", func(t *testing.T) {
+		oldRare := rareLimit.Swap(-1)
+		defer rareLimit.Store(oldRare)
+		storetest.RunSearch(t, func(t *testing.T) store.Store { return openTest(t) })
+	})
 }

@@ -11,15 +11,16 @@ import (
 	"github.com/chatd/chatd/internal/store"
 )
 
-// Search finds candidates in one of two ways (docs/architecture.md,
+// Search finds candidates in one of three ways (docs/architecture.md,
 // "Search"). A user whose conversations hold at most scanLimit messages they
 // may see is searched by scanning their docs with GLOB (case and the
 // diacritics store.FoldRune folds spelled out as character classes): the
-// cost follows their history. A user with more goes through the FTS5 trigram
-// index for terms of 3 characters or more (one MATCH of every such term as
-// a quoted string; case and diacritics folded), whose cost follows the
-// term's matches in the whole database; shorter terms still GLOB.
-// store.FilterSearch keeps the hits and bounds the work.
+// cost follows their history. For a user with more, terms of 3 characters
+// or more that match few docs in all (rareTerms) are read from the FTS5
+// trigram index (every trigram of them; case and diacritics folded), whose
+// cost follows the terms' matches in the whole database; anything else walks
+// the user's newest messages first (walkSearch), whose cost follows how far
+// back the hits are. store.FilterSearch keeps the hits and bounds the work.
 func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPage, error) {
 	if q.Limit <= 0 || len(q.Terms) == 0 {
 		return store.SearchPage{Messages: []store.Message{}}, nil
@@ -27,10 +28,33 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	if err := s.indexQueue(ctx); err != nil { // what was sent before the search (migration 10)
 		return store.SearchPage{}, fmt.Errorf("%w (search of %s)", err, q.UserID)
 	}
+	n, err := s.historySize(ctx, q)
+	if err != nil {
+		return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
+	}
+	heavy := n > scanLimit.Load()
+	if heavy {
+		rare, err := s.rareTerms(ctx, q.Terms)
+		if err != nil {
+			return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
+		}
+		if !rare {
+			return s.walkSearch(ctx, q)
+		}
+	}
 	var b strings.Builder
 	args := []any{q.UserID, q.AppID}
-	b.WriteString(`SELECT ` + msgCols + `, u.name, u.avatar_uri FROM members v
-	JOIN search_docs d ON d.conversation_id = v.conversation_id
+	if heavy {
+		// Few candidates in the whole index: read them from it, then
+		// keep the user's.
+		b.WriteString(`SELECT ` + msgCols + `, u.name, u.avatar_uri FROM search_fts
+	CROSS JOIN search_docs d ON d.id = search_fts.rowid
+	JOIN members v ON v.conversation_id = d.conversation_id`)
+	} else {
+		b.WriteString(`SELECT ` + msgCols + `, u.name, u.avatar_uri FROM members v
+	JOIN search_docs d ON d.conversation_id = v.conversation_id`)
+	}
+	b.WriteString(`
 	JOIN messages m ON m.conversation_id = d.conversation_id AND m.seq = d.seq
 	JOIN conversations c ON c.id = m.conversation_id
 	LEFT JOIN users u ON u.app_id = c.app_id AND u.user_id = m.sender_id
@@ -38,38 +62,19 @@ func (s *Store) Search(ctx context.Context, q store.SearchQuery) (store.SearchPa
 	AND d.seq > CASE WHEN c.full_history OR v.full_history THEN 0 ELSE v.joined_seq END
 	AND NOT EXISTS (SELECT 1 FROM hidden h WHERE h.conversation_id = d.conversation_id AND h.user_id = v.user_id
 		AND d.seq BETWEEN h.from_seq AND h.to_seq)`)
-	useFTS := false
-	if slices.ContainsFunc(q.Terms, func(t string) bool { return store.RuneLen(t) >= 3 }) {
-		n, err := s.historySize(ctx, q)
-		if err != nil {
-			return store.SearchPage{}, fmt.Errorf("sqlite: search of %s: %w", q.UserID, err)
-		}
-		useFTS = n > scanLimit.Load()
-	}
-	var match []string
 	for _, t := range q.Terms {
-		if useFTS && store.RuneLen(t) >= 3 {
-			match = append(match, trigrams(t)...)
-		}
 		b.WriteString(` AND d.text GLOB ?`)
 		args = append(args, globPattern(t))
 	}
-	if len(match) > 0 {
-		b.WriteString(` AND d.id IN (SELECT rowid FROM search_fts WHERE search_fts MATCH ?)`)
-		args = append(args, strings.Join(match, " AND "))
+	if heavy {
+		b.WriteString(` AND search_fts MATCH ?`)
+		args = append(args, ftsQuery(q.Terms))
 	}
 	if q.ConversationID != "" {
 		b.WriteString(` AND v.conversation_id = ?`)
 		args = append(args, q.ConversationID)
 	}
-	if q.SenderID != "" {
-		b.WriteString(` AND m.sender_id = ?`)
-		args = append(args, q.SenderID)
-	}
-	if q.Type != 0 {
-		b.WriteString(` AND m.type = ?`)
-		args = append(args, q.Type)
-	}
+	b.WriteString(filterSQL(q, &args))
 	base, baseArgs := b.String(), args
 	page, err := store.FilterSearch(ctx, q, func(ctx context.Context, before *store.SearchCursor, n int) ([]store.Message, error) {
 		sql, args := base, slices.Clone(baseArgs)

@@ -83,6 +83,14 @@ func TestSearchIndexPath(t *testing.T) {
 	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
+// TestSearchWalkPath: the search suite through the newest-first walk of a
+// heavy user's history (store.Walk), every term taken as common.
+func TestSearchWalkPath(t *testing.T) {
+	old, oldRare := scanLimit.Swap(-1), rareLimit.Swap(-1)
+	defer func() { scanLimit.Store(old); rareLimit.Store(oldRare) }()
+	storetest.RunSearch(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
 // TestSearchIndexRebuilt: the FTS5 table without positions (migration 13)
 // is written again by the backfill from the messages of an older database,
 // and searches through it find them.
